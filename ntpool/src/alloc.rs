@@ -1,0 +1,228 @@
+//! Raw tagged allocation by `Layout`, shared by [`PoolBox`](crate::PoolBox) and
+//! [`PoolAllocator`], and the `allocator_api2` allocator.
+//!
+//! Alignment: the kernel aligns blocks on 16 bytes (a cache line with `POOL_FLAG_CACHE_ALIGNED`),
+//! and blocks of a page or more on a page. A stricter alignment is arranged here: the block is
+//! over-allocated by `align` bytes, the aligned address is handed out, and the address the kernel
+//! returned is kept in the eight bytes just below it, so that the free gets the original pointer
+//! back. Whether a layout needs this depends only on the layout and the pool, so the free decides
+//! the same way the allocation did.
+
+use core::alloc::Layout;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+use crate::irql::Allows;
+use crate::pool::{NonPagedPoolType, PoolType};
+use crate::safe::DispatchSafe;
+use crate::sys::{self, POOL_FLAG_UNINITIALIZED};
+use crate::tag::Tag;
+
+/// An allocation failed: the pool had no block of that size (or the size was too large to express).
+/// Nothing was allocated, and nothing panicked or bug-checked.
+///
+/// ```
+/// let error = ntpool::AllocError;
+/// assert_eq!(error.to_string(), "pool allocation failed");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AllocError;
+
+impl core::fmt::Display for AllocError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("pool allocation failed")
+    }
+}
+
+impl core::error::Error for AllocError {}
+
+const PAGE_SIZE: usize = 4096;
+
+/// Whether `layout` needs the over-allocation described in the module documentation.
+const fn needs_header<P: PoolType>(layout: Layout) -> bool {
+    let align = layout.align();
+    align > P::ALIGN && !(layout.size() >= PAGE_SIZE && align <= PAGE_SIZE)
+}
+
+/// Allocates a block for `layout` from pool `P` with tag `G`, zeroed unless `zeroed` is false.
+/// A zero-sized layout allocates nothing and gets a dangling, aligned pointer.
+///
+/// The caller must hold a token that allows pool `P` (every public caller takes one).
+#[cfg_attr(ntpool_emulated, track_caller)]
+#[inline]
+pub(crate) fn allocate<P: PoolType, G: Tag>(layout: Layout, zeroed: bool) -> Result<NonNull<u8>, AllocError> {
+    if layout.size() == 0 {
+        // A non-null pointer aligned for `layout`, with no provenance: nothing is read or written
+        // through it.
+        return NonNull::new(core::ptr::without_provenance_mut(layout.align())).ok_or(AllocError);
+    }
+    let flags = P::FLAGS | if zeroed { 0 } else { POOL_FLAG_UNINITIALIZED };
+    let header = needs_header::<P>(layout);
+    let size = if header { layout.size().checked_add(layout.align()).ok_or(AllocError)? } else { layout.size() };
+    // SAFETY: the caller holds a token proving the IRQL allows pool `P`; the size is not zero and the
+    // tag is valid (a `PoolTag`).
+    let block = unsafe { sys::ExAllocatePool2(flags, size as u64, G::TAG.to_ulong()) }.cast::<u8>();
+    let block = NonNull::new(block).ok_or(AllocError)?;
+    if !header {
+        return Ok(block);
+    }
+    let address = block.as_ptr() as usize;
+    let offset = (address + layout.align()) & !(layout.align() - 1);
+    let offset = offset - address;
+    // SAFETY: `offset` is at most `align`, and `size + align` bytes were allocated: the aligned block
+    // of `layout.size()` bytes fits. `offset >= 16` because the kernel's block is 16-byte aligned and
+    // `align > 16`, so the eight bytes below the aligned block are inside the allocation and aligned
+    // for a pointer.
+    let aligned = unsafe { block.add(offset) };
+    // SAFETY: as above, the header slot is inside the block and aligned.
+    let header = unsafe { aligned.cast::<*mut u8>().sub(1) };
+    // SAFETY: as above.
+    unsafe { header.write(block.as_ptr()) };
+    Ok(aligned)
+}
+
+/// Frees a block that [`allocate`] returned for the same `layout`, pool and tag.
+///
+/// # Safety
+/// `block` came from `allocate::<P, G>(layout, _)` and is not used afterwards; the IRQL allows
+/// freeing pool `P`.
+#[inline]
+pub(crate) unsafe fn free<P: PoolType, G: Tag>(block: NonNull<u8>, layout: Layout) {
+    if layout.size() == 0 {
+        return;
+    }
+    let original = if needs_header::<P>(layout) {
+        // SAFETY: `allocate` wrote the original pointer just below the aligned block, inside it.
+        let header = unsafe { block.cast::<*mut u8>().sub(1) };
+        // SAFETY: as above.
+        unsafe { header.read() }
+    } else {
+        block.as_ptr()
+    };
+    // SAFETY: `original` is what ExAllocatePool2 returned, with this tag; the caller does not use
+    // the block again.
+    unsafe { sys::ExFreePoolWithTag(original.cast(), G::TAG.to_ulong()) };
+}
+
+/// The run-time backstop for paged memory (the `irql-backstop` feature, on by default): before a
+/// paged block is dropped and freed, read the IRQL (one read of CR8 on x64) and, above
+/// `APC_LEVEL`, stop with bug check 0xC4 / 0x11 exactly as Driver Verifier would, instead of letting
+/// the kernel take a page fault at raised IRQL and crash somewhere less clear.
+///
+/// The type system already rules this out in safe code; the backstop catches what it cannot see:
+/// `unsafe` code, tokens assumed at the wrong IRQL, and `static`s with interior mutability.
+#[inline(always)]
+pub(crate) fn check_free_irql<P: PoolType>(address: *const u8) {
+    #[cfg(feature = "irql-backstop")]
+    if P::PAGED {
+        let irql = sys::KeGetCurrentIrql();
+        if irql > sys::APC_LEVEL {
+            let pool_type = sys::pool_type_for_flags(P::FLAGS).unwrap_or(sys::PagedPool);
+            // SAFETY: a deliberate stop, with Driver Verifier's parameters for this violation.
+            unsafe {
+                sys::KeBugCheckEx(
+                    sys::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                    0x11,
+                    irql.into(),
+                    pool_type as usize,
+                    address as usize,
+                )
+            }
+        }
+    }
+    #[cfg(not(feature = "irql-backstop"))]
+    let _ = address;
+}
+
+/// An [`allocator_api2`] allocator over a non-paged pool with a tag: `allocator_api2`'s `Vec`, `Box`
+/// and friends on stable Rust, each freed with `ExFreePoolWithTag` and its tag.
+///
+/// It is made from a token that allows the pool (`IRQL <= DISPATCH_LEVEL`), and it is
+/// [`DispatchSafe`] but not [`HighSafe`](crate::HighSafe): collections using it cannot reach code
+/// above `DISPATCH_LEVEL`, where they could neither grow nor be dropped.
+///
+/// Paged pool has no allocator: a collection hands out plain references to its memory, which could
+/// then be read at `DISPATCH_LEVEL`. Paged data lives in a [`PagedBox`](crate::PagedBox), whose
+/// contents are only reachable with a token.
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+/// use ntpool::{NonPagedPool, Passive, PoolAllocator};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let passive = unsafe { Passive::assume() };
+/// let mut v = Vec::new_in(PoolAllocator::<Doc, NonPagedPool>::new(&passive));
+/// v.try_reserve(3).unwrap();
+/// v.extend([1, 2, 3]);
+/// assert_eq!(v.iter().sum::<u32>(), 6);
+/// # });
+/// ```
+pub struct PoolAllocator<G: Tag, P: NonPagedPoolType = crate::NonPagedPool> {
+    _marker: PhantomData<(G, P)>,
+}
+
+impl<G: Tag, P: NonPagedPoolType> PoolAllocator<G, P> {
+    /// The allocator, for code whose token allows pool `P`.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let _alloc = ntpool::PoolAllocator::<Doc>::new(&passive);
+    /// # });
+    /// ```
+    pub fn new(_token: &impl Allows<P>) -> Self {
+        PoolAllocator { _marker: PhantomData }
+    }
+}
+
+impl<G: Tag, P: NonPagedPoolType> Clone for PoolAllocator<G, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<G: Tag, P: NonPagedPoolType> Copy for PoolAllocator<G, P> {}
+
+impl<G: Tag, P: NonPagedPoolType> core::fmt::Debug for PoolAllocator<G, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "PoolAllocator({}, {})", G::TAG, P::NAME)
+    }
+}
+
+// SAFETY: the allocator is non-paged; it owns nothing.
+unsafe impl<G: Tag, P: NonPagedPoolType> DispatchSafe for PoolAllocator<G, P> {}
+
+// SAFETY: blocks come from `allocate` and go back to `free` with the same layout, pool and tag, as the
+// trait requires of callers; a block stays valid until freed; the allocator is a zero-sized value, so
+// every copy frees what any other allocated.
+unsafe impl<G: Tag, P: NonPagedPoolType> allocator_api2::alloc::Allocator for PoolAllocator<G, P> {
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+        let block = allocate::<P, G>(layout, false).map_err(|AllocError| allocator_api2::alloc::AllocError)?;
+        Ok(NonNull::slice_from_raw_parts(block, layout.size()))
+    }
+
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+        let block = allocate::<P, G>(layout, true).map_err(|AllocError| allocator_api2::alloc::AllocError)?;
+        Ok(NonNull::slice_from_raw_parts(block, layout.size()))
+    }
+
+    unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
+        // SAFETY: the trait's contract: `block` was allocated by this allocator with `layout`.
+        unsafe { free::<P, G>(block, layout) }
+    }
+}
+
+// SAFETY: a vector owns its elements and its allocator, and reaches nothing else.
+unsafe impl<T: DispatchSafe, A: allocator_api2::alloc::Allocator + DispatchSafe> DispatchSafe
+    for allocator_api2::vec::Vec<T, A>
+{
+}
+// SAFETY: a box owns its content and its allocator.
+unsafe impl<T: DispatchSafe + ?Sized, A: allocator_api2::alloc::Allocator + DispatchSafe> DispatchSafe
+    for allocator_api2::boxed::Box<T, A>
+{
+}

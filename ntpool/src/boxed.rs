@@ -1,0 +1,465 @@
+//! [`PoolBox`]: an owning pointer to a tagged pool block, freed with `ExFreePoolWithTag` and its own
+//! tag.
+
+use core::alloc::Layout;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+
+use crate::alloc::{self, AllocError};
+use crate::irql::Allows;
+use crate::pool::{NonPagedPool, NonPagedPoolType, PagedPool, PoolType};
+use crate::safe::DispatchSafe;
+use crate::tag::Tag;
+
+/// An owning pointer to a `T` in pool `P`, allocated with tag `G`, freed on drop with
+/// `ExFreePoolWithTag(block, G::TAG)`.
+///
+/// * Fallible: every constructor returns `Result<_, AllocError>`; nothing panics or bug-checks when
+///   the pool is exhausted.
+/// * Zeroed: the block is zeroed before the value is written, unless you ask for
+///   [`MaybeUninit`] memory with [`PoolBox::try_new_uninit`].
+/// * Aligned for `T`, whatever its alignment (see the crate's `alloc` notes); zero-sized values
+///   allocate nothing.
+/// * One pointer wide for a sized `T`, and so is `Option<PoolBox<T, ..>>`.
+/// * IRQL-checked at compile time: making one needs a token that [`Allows`] pool `P`. A box of a
+///   non-paged pool dereferences like `Box`; a box of paged pool does not: its contents are reached
+///   with [`PoolBox::get`] / [`PoolBox::get_mut`] and a `Passive` or `Apc` token, and it is not
+///   [`DispatchSafe`], so it can be neither touched nor dropped at `DISPATCH_LEVEL`.
+///
+/// ```
+/// use ntpool::{NonPagedBox, PagedBox, Passive};
+/// ntpool::pool_tag!(struct Requests = b"NpRq");
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let passive = unsafe { Passive::assume() };
+///
+/// let mut request = NonPagedBox::<[u8; 16], Requests>::try_new(&passive, [0; 16])?;
+/// request[0] = 1; // non-paged: plain dereference
+///
+/// let mut log = PagedBox::<u64, Requests>::try_new(&passive, 0)?;
+/// *log.get_mut(&passive) += 1; // paged: through a token
+/// assert_eq!(*log.get(&passive), 1);
+/// # Ok::<(), ntpool::AllocError>(())
+/// # }).unwrap();
+/// ```
+///
+/// # Invariants
+/// `ptr` points to a valid `T` that this box owns, in a block that `alloc::allocate::<P, G>` returned
+/// for `Layout::for_value(&*ptr)` (dangling and aligned when that layout's size is zero).
+pub struct PoolBox<T: ?Sized, G: Tag, P: PoolType = NonPagedPool> {
+    ptr: NonNull<T>,
+    _owns: PhantomData<T>,
+    _pool: PhantomData<(G, P)>,
+}
+
+/// A box in non-paged, no-execute pool, usable up to `DISPATCH_LEVEL`.
+pub type NonPagedBox<T, G> = PoolBox<T, G, NonPagedPool>;
+/// A box in paged pool, usable up to `APC_LEVEL`.
+pub type PagedBox<T, G> = PoolBox<T, G, PagedPool>;
+
+// SAFETY: the box owns its `T` like `Box<T>` does; the pool block has no thread affinity.
+unsafe impl<T: ?Sized + Send, G: Tag, P: PoolType> Send for PoolBox<T, G, P> {}
+// SAFETY: as above; `&PoolBox` only gives `&T`.
+unsafe impl<T: ?Sized + Sync, G: Tag, P: PoolType> Sync for PoolBox<T, G, P> {}
+
+// SAFETY: a non-paged box owns only non-paged memory, and its content is `DispatchSafe`.
+unsafe impl<T: ?Sized + DispatchSafe, G: Tag, P: NonPagedPoolType> DispatchSafe for PoolBox<T, G, P> {}
+
+impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
+    /// Allocates a zeroed block, moves `value` into it.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<u32, Doc>::try_new(&passive, 5).unwrap();
+    /// assert_eq!(*b, 5);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new(token: &impl Allows<P>, value: T) -> Result<Self, AllocError> {
+        Ok(PoolBox::try_new_zeroed(token)?.write(value))
+    }
+
+    /// Allocates a block for a `T` and leaves it uninitialized (`POOL_FLAG_UNINITIALIZED`).
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<u32, Doc>::try_new_uninit(&passive).unwrap();
+    /// assert_eq!(*b.write(9), 9);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_uninit(_token: &impl Allows<P>) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
+        let block = alloc::allocate::<P, G>(Layout::new::<T>(), false)?;
+        // INVARIANT: a block for `Layout::new::<T>()`, which is `MaybeUninit<T>`'s layout.
+        Ok(PoolBox { ptr: block.cast(), _owns: PhantomData, _pool: PhantomData })
+    }
+
+    /// Allocates a zeroed block for a `T`.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<u64, Doc>::try_new_zeroed(&passive).unwrap();
+    /// // SAFETY: all-zero bytes are a valid u64.
+    /// assert_eq!(*unsafe { b.assume_init() }, 0);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_zeroed(_token: &impl Allows<P>) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
+        let block = alloc::allocate::<P, G>(Layout::new::<T>(), true)?;
+        // INVARIANT: as in `try_new_uninit`.
+        Ok(PoolBox { ptr: block.cast(), _owns: PhantomData, _pool: PhantomData })
+    }
+
+    /// Moves the value out and frees the block; needs a token, since it frees.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::PagedBox::<u32, Doc>::try_new(&passive, 3).unwrap();
+    /// assert_eq!(b.into_inner(&passive), 3);
+    /// # });
+    /// ```
+    pub fn into_inner(self, _token: &impl Allows<P>) -> T {
+        let this = core::mem::ManuallyDrop::new(self);
+        alloc::check_free_irql::<P>(this.ptr.as_ptr().cast());
+        // SAFETY: the box owns a valid `T` (invariant); it is read once, and the block is freed
+        // without dropping it again.
+        let value = unsafe { this.ptr.read() };
+        // SAFETY: the block came from `allocate::<P, G>` for this layout (invariant).
+        unsafe { alloc::free::<P, G>(this.ptr.cast(), Layout::new::<T>()) };
+        value
+    }
+}
+
+impl<T, G: Tag, P: PoolType> PoolBox<MaybeUninit<T>, G, P> {
+    /// Writes `value` and returns the initialized box.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<u32, Doc>::try_new_uninit(&passive).unwrap().write(1);
+    /// assert_eq!(*b, 1);
+    /// # });
+    /// ```
+    pub fn write(self, value: T) -> PoolBox<T, G, P> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: the block is valid and aligned for a `T` (invariant).
+        unsafe { this.ptr.cast::<T>().write(value) };
+        // INVARIANT: the block now holds a valid `T`, and its layout is `T`'s.
+        PoolBox { ptr: this.ptr.cast(), _owns: PhantomData, _pool: PhantomData }
+    }
+
+    /// The initialized box.
+    ///
+    /// # Safety
+    /// The content is a valid `T`.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<u8, Doc>::try_new_zeroed(&passive).unwrap();
+    /// // SAFETY: zero is a valid u8.
+    /// assert_eq!(*unsafe { b.assume_init() }, 0);
+    /// # });
+    /// ```
+    pub unsafe fn assume_init(self) -> PoolBox<T, G, P> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // INVARIANT: the caller guarantees the content is a valid `T`; the layout is `T`'s.
+        PoolBox { ptr: this.ptr.cast(), _owns: PhantomData, _pool: PhantomData }
+    }
+}
+
+impl<T, G: Tag, P: PoolType> PoolBox<[T], G, P> {
+    /// Allocates a zeroed slice of `len` elements, each left as `MaybeUninit`.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<[u16], Doc>::try_new_zeroed_slice(&passive, 4).unwrap();
+    /// // SAFETY: all-zero bytes are valid u16 values.
+    /// assert_eq!(&*unsafe { b.assume_init() }, &[0, 0, 0, 0]);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_zeroed_slice(
+        _token: &impl Allows<P>,
+        len: usize,
+    ) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
+        PoolBox::allocate_slice(len, true)
+    }
+
+    /// Allocates an uninitialized slice of `len` elements (`POOL_FLAG_UNINITIALIZED`).
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let mut b = ntpool::NonPagedBox::<[u8], Doc>::try_new_uninit_slice(&passive, 2).unwrap();
+    /// b[0].write(1);
+    /// b[1].write(2);
+    /// // SAFETY: every element was written.
+    /// assert_eq!(&*unsafe { b.assume_init() }, &[1, 2]);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_uninit_slice(
+        _token: &impl Allows<P>,
+        len: usize,
+    ) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
+        PoolBox::allocate_slice(len, false)
+    }
+
+    /// Allocates a slice of `len` elements, element `i` being `f(i)`.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let squares = ntpool::NonPagedBox::<[u32], Doc>::try_from_fn(&passive, 4, |i| (i * i) as u32).unwrap();
+    /// assert_eq!(&*squares, &[0, 1, 4, 9]);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_from_fn(token: &impl Allows<P>, len: usize, mut f: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        let mut slice = PoolBox::<[T], G, P>::try_new_zeroed_slice(token, len)?;
+        /// Drops the elements written so far if `f` unwinds (the box then frees the block).
+        struct Written<'a, T> {
+            slice: &'a mut [MaybeUninit<T>],
+            count: usize,
+        }
+        impl<T> Drop for Written<'_, T> {
+            fn drop(&mut self) {
+                for element in &mut self.slice[..self.count] {
+                    // SAFETY: the first `count` elements were initialized.
+                    unsafe { element.assume_init_drop() };
+                }
+            }
+        }
+        // SAFETY: `slice` owns `len` elements (invariant); the mutable borrow ends before the box is
+        // used again.
+        let elements = unsafe { slice.ptr.as_mut() };
+        let mut written = Written { slice: elements, count: 0 };
+        while written.count < len {
+            written.slice[written.count].write(f(written.count));
+            written.count += 1;
+        }
+        core::mem::forget(written);
+        // SAFETY: all `len` elements were written above.
+        Ok(unsafe { slice.assume_init() })
+    }
+
+    /// Allocates a slice holding a copy of `source`.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<[u8], Doc>::try_from_slice(&passive, b"abc").unwrap();
+    /// assert_eq!(&*b, b"abc");
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_from_slice(token: &impl Allows<P>, source: &[T]) -> Result<Self, AllocError>
+    where
+        T: Clone,
+    {
+        PoolBox::try_from_fn(token, source.len(), |i| source[i].clone())
+    }
+
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn allocate_slice(len: usize, zeroed: bool) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
+        let layout = Layout::array::<T>(len).map_err(|_| AllocError)?;
+        let block = alloc::allocate::<P, G>(layout, zeroed)?;
+        let ptr = NonNull::slice_from_raw_parts(block.cast::<MaybeUninit<T>>(), len);
+        // INVARIANT: a block for `Layout::array::<T>(len)`, which is the slice's layout.
+        Ok(PoolBox { ptr, _owns: PhantomData, _pool: PhantomData })
+    }
+}
+
+impl<T, G: Tag, P: PoolType> PoolBox<[MaybeUninit<T>], G, P> {
+    /// The initialized slice.
+    ///
+    /// # Safety
+    /// Every element is a valid `T`.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<[u8], Doc>::try_new_zeroed_slice(&passive, 3).unwrap();
+    /// // SAFETY: zero is a valid u8.
+    /// assert_eq!(unsafe { b.assume_init() }.len(), 3);
+    /// # });
+    /// ```
+    pub unsafe fn assume_init(self) -> PoolBox<[T], G, P> {
+        let this = core::mem::ManuallyDrop::new(self);
+        let ptr = NonNull::slice_from_raw_parts(this.ptr.cast::<T>(), this.ptr.len());
+        // INVARIANT: the caller guarantees every element is valid; the layout is unchanged.
+        PoolBox { ptr, _owns: PhantomData, _pool: PhantomData }
+    }
+}
+
+impl<T: ?Sized, G: Tag, P: PoolType> PoolBox<T, G, P> {
+    /// The content, reached with a token that allows the pool. For a paged box this is the only
+    /// way in; the reference borrows the token, so the IRQL cannot be raised while it lives.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::PagedBox::<u32, Doc>::try_new(&passive, 4).unwrap();
+    /// assert_eq!(*b.get(&passive), 4);
+    /// # });
+    /// ```
+    pub fn get<'a, I: Allows<P>>(&'a self, _token: &'a I) -> &'a T {
+        // SAFETY: the box owns a valid `T` (invariant), and the token proves the IRQL allows
+        // touching pool `P`.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The content, mutably; see [`PoolBox::get`].
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let mut b = ntpool::PagedBox::<u32, Doc>::try_new(&passive, 4).unwrap();
+    /// *b.get_mut(&passive) = 5;
+    /// assert_eq!(*b.get(&passive), 5);
+    /// # });
+    /// ```
+    pub fn get_mut<'a, I: Allows<P>>(&'a mut self, _token: &'a I) -> &'a mut T {
+        // SAFETY: as in `get`, and `&mut self` makes the access exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+
+    /// Gives up ownership: the block is no longer freed on drop. Rebuild the box with
+    /// [`PoolBox::from_raw`] to free it.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let raw = ntpool::NonPagedBox::<u32, Doc>::into_raw(ntpool::NonPagedBox::try_new(&passive, 1).unwrap());
+    /// // SAFETY: `raw` came from `into_raw` with the same type, tag and pool.
+    /// let b = unsafe { ntpool::NonPagedBox::<u32, Doc>::from_raw(raw) };
+    /// assert_eq!(*b, 1);
+    /// # });
+    /// ```
+    pub fn into_raw(b: Self) -> *mut T {
+        core::mem::ManuallyDrop::new(b).ptr.as_ptr()
+    }
+
+    /// Takes ownership of a block that [`PoolBox::into_raw`] gave up.
+    ///
+    /// # Safety
+    /// `raw` came from `PoolBox::<T, G, P>::into_raw` (the same `T`, tag and pool), and nothing else
+    /// owns it.
+    pub unsafe fn from_raw(raw: *mut T) -> Self {
+        // SAFETY: `into_raw` never returns null.
+        let ptr = unsafe { NonNull::new_unchecked(raw) };
+        // INVARIANT: the caller guarantees `raw` came from a box of this type.
+        PoolBox { ptr, _owns: PhantomData, _pool: PhantomData }
+    }
+
+    /// The address of the content, for FFI; reading through it is `unsafe` and subject to the
+    /// pool's IRQL rules.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<u64, Doc>::try_new(&passive, 1).unwrap();
+    /// assert_eq!(b.as_ptr() as usize % 8, 0);
+    /// # });
+    /// ```
+    pub fn as_ptr(&self) -> *const T {
+        self.ptr.as_ptr()
+    }
+}
+
+impl<T: ?Sized, G: Tag, P: NonPagedPoolType> PoolBox<T, G, P> {
+    /// Gives up ownership for good and returns the content with any lifetime; the block is never
+    /// freed. Only for non-paged boxes: a paged block must stay behind a token.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let forever: &'static mut u32 = ntpool::NonPagedBox::<u32, Doc>::leak(ntpool::NonPagedBox::try_new(&passive, 1).unwrap());
+    /// *forever += 1;
+    /// # // SAFETY: the leaked block goes back to a box so the test kernel ends clean.
+    /// # drop(unsafe { ntpool::NonPagedBox::<u32, Doc>::from_raw(forever) });
+    /// # });
+    /// ```
+    pub fn leak<'a>(b: Self) -> &'a mut T {
+        // SAFETY: the box owned a valid `T` (invariant) that is never freed from now on.
+        unsafe { &mut *PoolBox::into_raw(b) }
+    }
+}
+
+impl<T: ?Sized, G: Tag, P: NonPagedPoolType> Deref for PoolBox<T, G, P> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the box owns a valid `T` (invariant) in non-paged memory, which may be touched at
+        // any IRQL.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: ?Sized, G: Tag, P: NonPagedPoolType> DerefMut for PoolBox<T, G, P> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T: ?Sized, G: Tag, P: PoolType> Drop for PoolBox<T, G, P> {
+    fn drop(&mut self) {
+        // SAFETY: the box owns a valid `T` (invariant); the reference only serves to compute the
+        // layout.
+        let layout = Layout::for_value(unsafe { self.ptr.as_ref() });
+        alloc::check_free_irql::<P>(self.ptr.as_ptr().cast());
+        // SAFETY: the value is valid and owned, and dropped exactly once, here.
+        unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
+        // SAFETY: the block came from `allocate::<P, G>` for this layout (invariant), and is not used
+        // again.
+        unsafe { alloc::free::<P, G>(self.ptr.cast(), layout) };
+    }
+}
+
+impl<T: ?Sized + fmt::Debug, G: Tag, P: NonPagedPoolType> fmt::Debug for PoolBox<T, G, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}

@@ -1,0 +1,481 @@
+//! The emulated kernel's machinery: per-thread IRQL, the pool with its bookkeeping, spin locks and
+//! bug checks. The public face is in the parent module; the routines here are what
+//! [`crate::sys`] calls on a host build.
+
+use std::alloc::Layout;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::panic::Location;
+use std::string::String;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::vec::Vec;
+
+use super::{Allocation, BugCheck, PoolKind, PoolUsage, PoolUsageRow, RawTag};
+use crate::sys::{
+    self, APC_LEVEL, BAD_POOL_CALLER, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION, KIRQL,
+    KSPIN_LOCK, PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG,
+};
+
+/// x64 pool blocks below a page are aligned on 16 bytes, and never more than that is promised.
+const POOL_ALIGNMENT: usize = 16;
+const PAGE_SIZE: usize = 4096;
+const CACHE_LINE: usize = 64;
+/// Bytes a fresh block is filled with when the caller did not ask for zeroed memory, so that
+/// reading uninitialized pool shows.
+pub(crate) const UNINITIALIZED_FILL: u8 = 0xCD;
+/// Bytes a freed block is filled with while it sits in quarantine.
+pub(crate) const FREED_FILL: u8 = 0xFE;
+/// How many freed blocks are kept (unusable) so that a double free is recognised as such.
+const QUARANTINE: usize = 4096;
+
+/// How an emulated kernel behaves; set through [`KernelBuilder`](super::KernelBuilder).
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) verifier: bool,
+    pub(crate) ex_allocate_pool2: bool,
+    pub(crate) fail_allocation: Option<u64>,
+    pub(crate) driver_name: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { verifier: true, ex_allocate_pool2: true, fail_allocation: None, driver_name: "driver.sys".into() }
+    }
+}
+
+/// One live (or quarantined) pool block.
+#[derive(Clone, Debug)]
+struct Block {
+    tag: ULONG,
+    kind: PoolKind,
+    pool_type: POOL_TYPE,
+    size: usize,
+    /// Where the system allocation behind the block starts, and its layout.
+    base: usize,
+    layout: Layout,
+    site: &'static Location<'static>,
+    routine: &'static str,
+}
+
+#[derive(Default)]
+struct Pool {
+    live: HashMap<usize, Block>,
+    quarantine: VecDeque<(usize, Block)>,
+    freed: HashMap<usize, ULONG>,
+    usage: BTreeMap<(ULONG, PoolKind), PoolUsageRow>,
+}
+
+/// The state of one emulated kernel, shared by every thread that entered it.
+pub(crate) struct State {
+    pub(crate) config: Config,
+    pool: Mutex<Pool>,
+    allocation_calls: AtomicU64,
+    deferred: Mutex<Vec<BugCheck>>,
+}
+
+impl State {
+    pub(crate) fn new(config: Config) -> Self {
+        State { config, pool: Mutex::default(), allocation_calls: AtomicU64::new(0), deferred: Mutex::default() }
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        // A bug check raised while the lock is held never leaves the pool half-updated: every
+        // check happens before the first change. So a poisoned lock is still consistent.
+        self.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn allocation_calls(&self) -> u64 {
+        self.allocation_calls.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn usage(&self) -> PoolUsage {
+        PoolUsage { rows: self.pool().usage.values().cloned().collect() }
+    }
+
+    pub(crate) fn outstanding(&self) -> Vec<Allocation> {
+        let pool = self.pool();
+        let mut list: Vec<Allocation> = pool
+            .live
+            .iter()
+            .map(|(&address, block)| Allocation {
+                address,
+                tag: RawTag(block.tag),
+                pool: block.kind,
+                size: block.size,
+                routine: block.routine,
+                file: block.site.file(),
+                line: block.site.line(),
+                column: block.site.column(),
+            })
+            .collect();
+        list.sort_by_key(|a| a.address);
+        list
+    }
+
+    pub(crate) fn take_deferred(&self) -> Vec<BugCheck> {
+        core::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        let pool = self.pool.get_mut().unwrap_or_else(|p| p.into_inner());
+        for (_, block) in pool.live.drain().chain(pool.quarantine.drain(..)) {
+            // SAFETY: every block was allocated with exactly this layout and is released once:
+            // it is removed from the table here.
+            unsafe { std::alloc::dealloc(block.base as *mut u8, block.layout) };
+        }
+    }
+}
+
+std::thread_local! {
+    static IRQL: Cell<KIRQL> = const { Cell::new(PASSIVE_LEVEL) };
+    static ENTERED: RefCell<Vec<Arc<State>>> = const { RefCell::new(Vec::new()) };
+    static THREAD_ID: u64 = {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
+    static QUIET: Cell<u32> = const { Cell::new(0) };
+}
+
+static DEFAULT: OnceLock<Arc<State>> = OnceLock::new();
+
+/// The kernel the calling thread has entered, or the process-wide default one.
+pub(crate) fn current() -> Arc<State> {
+    ENTERED
+        .with(|entered| entered.borrow().last().cloned())
+        .unwrap_or_else(|| DEFAULT.get_or_init(|| Arc::new(State::new(Config::default()))).clone())
+}
+
+/// Makes `state` the calling thread's kernel until the returned guard is dropped.
+pub(crate) fn enter(state: Arc<State>) -> EnterGuard {
+    ENTERED.with(|entered| entered.borrow_mut().push(state));
+    EnterGuard(())
+}
+
+pub(crate) struct EnterGuard(());
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        ENTERED.with(|entered| entered.borrow_mut().pop());
+    }
+}
+
+/// Runs `f` with bug-check reports silenced on this thread (they are being caught).
+pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    struct Loud;
+    impl Drop for Loud {
+        fn drop(&mut self) {
+            QUIET.with(|q| q.set(q.get() - 1));
+        }
+    }
+    QUIET.with(|q| q.set(q.get() + 1));
+    let _loud = Loud;
+    f()
+}
+
+pub(crate) fn is_quiet() -> bool {
+    QUIET.with(Cell::get) > 0
+}
+
+/// Stops the emulated machine: panics with a [`BugCheck`] payload.
+pub(crate) fn bug_check_now(code: ULONG, parameters: [u64; 4]) -> ! {
+    std::panic::panic_any(BugCheck::new(code, parameters))
+}
+
+/// Reports a violation. While the thread is already unwinding from an earlier bug check, a second
+/// panic would abort the process, so the report is kept on the kernel (see
+/// [`Kernel::deferred_bug_checks`](super::Kernel::deferred_bug_checks)) and the offending
+/// operation is skipped.
+fn bug_check(state: &State, code: ULONG, parameters: [u64; 4]) {
+    if std::thread::panicking() {
+        state.deferred.lock().unwrap_or_else(|p| p.into_inner()).push(BugCheck::new(code, parameters));
+        return;
+    }
+    bug_check_now(code, parameters)
+}
+
+pub(crate) fn current_irql() -> KIRQL {
+    IRQL.with(Cell::get)
+}
+
+/// Sets the thread's IRQL without any check: for a test that goes on after a bug check.
+pub(crate) fn force_irql(irql: KIRQL) {
+    set_irql(irql);
+}
+
+fn set_irql(irql: KIRQL) {
+    IRQL.with(|cell| cell.set(irql));
+}
+
+/// Driver Verifier: 0xC4 / 0x30, raising to a lower IRQL.
+const VERIFIER_RAISE_TO_LOWER: u64 = 0x30;
+/// Driver Verifier: 0xC4 / 0x31, lowering to a higher IRQL.
+const VERIFIER_LOWER_TO_HIGHER: u64 = 0x31;
+
+pub(crate) fn raise_irql(new: KIRQL) -> KIRQL {
+    let old = current_irql();
+    if new < old {
+        let state = current();
+        let code = if state.config.verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { sys::IRQL_NOT_GREATER_OR_EQUAL };
+        let parameters = if state.config.verifier {
+            [VERIFIER_RAISE_TO_LOWER, old.into(), new.into(), 0]
+        } else {
+            [old.into(), new.into(), 0, 0]
+        };
+        bug_check(&state, code, parameters);
+        return old;
+    }
+    set_irql(new);
+    old
+}
+
+pub(crate) fn lower_irql(new: KIRQL) {
+    let old = current_irql();
+    if new > old {
+        let state = current();
+        let code = if state.config.verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { sys::IRQL_NOT_LESS_OR_EQUAL };
+        let parameters =
+            if state.config.verifier { [VERIFIER_LOWER_TO_HIGHER, old.into(), new.into(), 0] } else { [0, new.into(), 0, 0] };
+        bug_check(&state, code, parameters);
+        return;
+    }
+    set_irql(new);
+}
+
+pub(crate) fn exports_ex_allocate_pool2() -> bool {
+    current().config.ex_allocate_pool2
+}
+
+/// What an allocation request asks for, in the terms both allocation routines share.
+struct Request {
+    kind: PoolKind,
+    pool_type: POOL_TYPE,
+    size: usize,
+    tag: ULONG,
+    cache_aligned: bool,
+    zeroed: bool,
+    routine: &'static str,
+}
+
+pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: &'static Location<'static>) -> PVOID {
+    let state = current();
+    let pool_type = sys::pool_type_for_flags(flags & !sys::POOL_FLAG_USE_QUOTA);
+    let unknown = flags & sys::POOL_FLAG_REQUIRED_MASK & !sys::POOL_FLAG_REQUIRED_KNOWN;
+    let (Some(pool_type), 0) = (pool_type, unknown) else {
+        // No pool, two pools, or a required flag this kernel does not know: the call fails.
+        return core::ptr::null_mut();
+    };
+    let request = Request {
+        kind: PoolKind::of_pool_type(pool_type, flags & sys::POOL_FLAG_NON_PAGED_EXECUTE != 0),
+        pool_type,
+        size: size as usize,
+        tag,
+        cache_aligned: flags & sys::POOL_FLAG_CACHE_ALIGNED != 0,
+        zeroed: flags & sys::POOL_FLAG_UNINITIALIZED == 0,
+        routine: "ExAllocatePool2",
+    };
+    if tag == 0 && !state.config.verifier {
+        return core::ptr::null_mut();
+    }
+    allocate(&state, request, site)
+}
+
+pub(crate) fn allocate_pool_with_tag(
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> PVOID {
+    let state = current();
+    if pool_type == sys::NonPagedPoolMustSucceed {
+        bug_check(&state, BAD_POOL_CALLER, [0x9A, pool_type as u64, size, 0]);
+        return core::ptr::null_mut();
+    }
+    let base_type = pool_type & !(0x200 | 4);
+    if !(0..=1).contains(&base_type) || pool_type & !(0x200 | 4 | 1) != 0 {
+        return core::ptr::null_mut();
+    }
+    let request = Request {
+        kind: PoolKind::of_pool_type(pool_type, pool_type & 0x201 == 0),
+        pool_type,
+        size: size as usize,
+        tag,
+        cache_aligned: pool_type & 4 != 0,
+        zeroed: false,
+        routine: "ExAllocatePoolWithTag",
+    };
+    allocate(&state, request, site)
+}
+
+fn allocate(state: &State, request: Request, site: &'static Location<'static>) -> PVOID {
+    let irql = current_irql();
+    let verifier = state.config.verifier;
+    let Request { kind, pool_type, size, tag, .. } = request;
+    let pool_type_param = pool_type as u64;
+    let max_irql = if kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
+    if irql > max_irql {
+        let parameters = if verifier {
+            [if kind == PoolKind::Paged { 0x01 } else { 0x02 }, irql.into(), pool_type_param, size as u64]
+        } else {
+            [0x08, irql.into(), pool_type_param, size as u64]
+        };
+        bug_check(state, if verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { BAD_POOL_CALLER }, parameters);
+        return core::ptr::null_mut();
+    }
+    if size == 0 {
+        let (code, parameters) = if verifier {
+            (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x00, irql.into(), pool_type_param, 0])
+        } else {
+            (BAD_POOL_CALLER, [0x00, 0, pool_type_param, tag.into()])
+        };
+        bug_check(state, code, parameters);
+        return core::ptr::null_mut();
+    }
+    if verifier && tag == 0 {
+        bug_check(state, BAD_POOL_CALLER, [0x9B, pool_type_param, size as u64, 0]);
+        return core::ptr::null_mut();
+    }
+    if verifier && !tag.to_le_bytes().iter().any(u8::is_ascii_alphanumeric) {
+        bug_check(state, BAD_POOL_CALLER, [0x9D, tag.into(), pool_type_param, 0]);
+        return core::ptr::null_mut();
+    }
+    let call = state.allocation_calls.fetch_add(1, Ordering::SeqCst) + 1;
+    if state.config.fail_allocation == Some(call) {
+        return core::ptr::null_mut();
+    }
+    // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
+    // a page for a page or more, a cache line when asked, else 16 bytes (and never 32).
+    let (align, offset) = if size >= PAGE_SIZE {
+        (PAGE_SIZE, 0)
+    } else if request.cache_aligned {
+        (2 * CACHE_LINE, CACHE_LINE)
+    } else {
+        (2 * POOL_ALIGNMENT, POOL_ALIGNMENT)
+    };
+    let Some(layout) = size.checked_add(offset).and_then(|total| Layout::from_size_align(total, align).ok()) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: `layout` has a non-zero size (size > 0).
+    let base = unsafe { std::alloc::alloc(layout) };
+    if base.is_null() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: `offset + size` bytes were allocated at `base`.
+    let block = unsafe { base.add(offset) };
+    let fill = if request.zeroed { 0 } else { UNINITIALIZED_FILL };
+    // SAFETY: `block` is valid for `size` bytes.
+    unsafe { block.write_bytes(fill, size) };
+    let address = block as usize;
+    let mut pool = state.pool();
+    pool.freed.remove(&address);
+    let row = pool.usage.entry((tag, kind)).or_insert_with(|| PoolUsageRow::new(tag, kind));
+    row.allocs += 1;
+    row.bytes += size as u64;
+    pool.live.insert(
+        address,
+        Block { tag, kind, pool_type, size, base: base as usize, layout, site, routine: request.routine },
+    );
+    block.cast()
+}
+
+pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
+    let state = current();
+    let verifier = state.config.verifier;
+    let address = pointer as usize;
+    let irql = current_irql();
+    let mut pool = state.pool();
+    let Some(block) = pool.live.get(&address) else {
+        let freed_tag = pool.freed.get(&address).copied();
+        drop(pool);
+        let (code, parameters) = match (freed_tag, verifier) {
+            (Some(old_tag), true) => {
+                (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x13, 0, address.wrapping_sub(16) as u64, old_tag.into()])
+            }
+            (Some(old_tag), false) => (BAD_POOL_CALLER, [0x07, 0, old_tag.into(), address as u64]),
+            (None, true) => (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x10, address as u64, 0, 0]),
+            (None, false) => (BAD_POOL_CALLER, [0x99, address as u64, 0, 0]),
+        };
+        bug_check(&state, code, parameters);
+        return;
+    };
+    let max_irql = if block.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
+    if irql > max_irql {
+        let pool_type = block.pool_type as u64;
+        let paged = block.kind == PoolKind::Paged;
+        drop(pool);
+        let (code, parameters) = if verifier {
+            (DRIVER_VERIFIER_DETECTED_VIOLATION, [if paged { 0x11 } else { 0x12 }, irql.into(), pool_type, address as u64])
+        } else {
+            (BAD_POOL_CALLER, [0x09, irql.into(), pool_type, address as u64])
+        };
+        bug_check(&state, code, parameters);
+        return;
+    }
+    if let Some(tag) = tag {
+        if tag != block.tag {
+            let allocated_with = block.tag;
+            drop(pool);
+            bug_check(&state, BAD_POOL_CALLER, [0x0A, address as u64, allocated_with.into(), tag.into()]);
+            return;
+        }
+    }
+    let Some(block) = pool.live.remove(&address) else { return };
+    if let Some(row) = pool.usage.get_mut(&(block.tag, block.kind)) {
+        row.frees += 1;
+        row.bytes -= block.size as u64;
+    }
+    // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
+    unsafe { (address as *mut u8).write_bytes(FREED_FILL, block.size) };
+    pool.freed.insert(address, block.tag);
+    pool.quarantine.push_back((address, block));
+    if pool.quarantine.len() > QUARANTINE {
+        if let Some((old_address, old)) = pool.quarantine.pop_front() {
+            pool.freed.remove(&old_address);
+            // SAFETY: the block left the table above; its memory was allocated with this layout.
+            unsafe { std::alloc::dealloc(old.base as *mut u8, old.layout) };
+        }
+    }
+}
+
+/// # Safety
+/// `lock` points to an initialized `KSPIN_LOCK` that stays valid while held.
+pub(crate) unsafe fn acquire_spin_lock(lock: *mut KSPIN_LOCK, raise: bool) -> KIRQL {
+    let old = if raise { raise_irql(DISPATCH_LEVEL) } else { current_irql() };
+    if !raise && old != DISPATCH_LEVEL {
+        let state = current();
+        if state.config.verifier {
+            // Driver Verifier: 0xC4 / 0x40, KeAcquireSpinLockAtDpcLevel below DISPATCH_LEVEL.
+            bug_check(&state, DRIVER_VERIFIER_DETECTED_VIOLATION, [0x40, old.into(), 0, 0]);
+        }
+    }
+    let owner = THREAD_ID.with(|id| *id);
+    // SAFETY: a KSPIN_LOCK is an aligned 64-bit word that only the spin-lock routines touch, and
+    // the caller guarantees it is valid.
+    let word = unsafe { AtomicU64::from_ptr(lock) };
+    loop {
+        match word.compare_exchange_weak(0, owner, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return old,
+            Err(current_owner) if current_owner == owner => {
+                panic!("deadlock: this thread acquired a spin lock it already holds");
+            }
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+}
+
+/// # Safety
+/// `lock` is held by this thread.
+pub(crate) unsafe fn release_spin_lock(lock: *mut KSPIN_LOCK, new_irql: Option<KIRQL>) {
+    // SAFETY: as in `acquire_spin_lock`.
+    let word = unsafe { AtomicU64::from_ptr(lock) };
+    let owner = THREAD_ID.with(|id| *id);
+    if word.load(Ordering::Relaxed) != owner {
+        panic!("a spin lock was released by a thread that does not hold it");
+    }
+    word.store(0, Ordering::Release);
+    if let Some(irql) = new_irql {
+        lower_irql(irql);
+    }
+}

@@ -1,0 +1,464 @@
+//! The emulated kernel: run driver code on Linux or macOS with the checks Driver Verifier makes.
+//!
+//! On a host build, every routine in [`crate::sys`] lands here instead of in `ntoskrnl.exe`. The
+//! emulation keeps an IRQL per thread, a pool that records the tag, pool, size and source location of
+//! every block, real spin locks, and it reports every violation as a bug check with Microsoft's code
+//! and four parameters, raised as a panic whose payload is a [`BugCheck`] so that a test can catch
+//! it ([`catch_bug_check`]) and assert on it.
+//!
+//! Each test makes its own [`Kernel`] (so parallel tests do not see each other's allocations) and
+//! runs its code inside [`Kernel::run`]. Code that runs outside any `run` uses one process-wide
+//! default kernel.
+//!
+//! ```
+//! use ntpool::emulated::{catch_bug_check, Kernel};
+//! use ntpool::sys;
+//!
+//! let kernel = Kernel::new();
+//! let bug_check = kernel.run(|| {
+//!     catch_bug_check(|| {
+//!         let (tag, other) = (u32::from_le_bytes(*b"Tag1"), u32::from_le_bytes(*b"Tag2"));
+//!         // SAFETY: the emulated kernel checks this call; it is expected to bug-check.
+//!         unsafe {
+//!             let p = sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 32, tag);
+//!             sys::ExFreePoolWithTag(p, other);
+//!         }
+//!     })
+//!     .unwrap_err()
+//! });
+//! assert_eq!(bug_check.code, sys::BAD_POOL_CALLER);
+//! assert_eq!(bug_check.parameters[0], 0x0A); // wrong tag on free
+//! ```
+
+pub(crate) mod kernel;
+
+use kernel::{Config, State, current_irql};
+
+use core::fmt;
+use std::boxed::Box;
+use std::string::String;
+use std::sync::{Arc, Once};
+use std::vec::Vec;
+
+use crate::sys::{self, POOL_TYPE, ULONG};
+use crate::tag::PoolTag;
+
+/// One emulated kernel: its pool, its configuration, and the bug checks it deferred.
+///
+/// Cloning a `Kernel` gives another handle to the same kernel (for other threads).
+#[derive(Clone)]
+pub struct Kernel {
+    state: Arc<State>,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel").field("config", &self.state.config).finish_non_exhaustive()
+    }
+}
+
+impl Default for Kernel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Kernel {
+    /// A kernel that exports `ExAllocatePool2` (Windows 10 2004 and later), with Driver Verifier's
+    /// checks on.
+    ///
+    /// ```
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// assert!(kernel.outstanding().is_empty());
+    /// ```
+    pub fn new() -> Self {
+        KernelBuilder::default().build()
+    }
+
+    /// A builder to configure the kernel.
+    ///
+    /// ```
+    /// let kernel = ntpool::emulated::Kernel::builder().ex_allocate_pool2(false).build();
+    /// kernel.run(|| assert!(!ntpool::sys::uses_ex_allocate_pool2()));
+    /// ```
+    pub fn builder() -> KernelBuilder {
+        KernelBuilder::default()
+    }
+
+    /// Runs `f` on the calling thread with this kernel as the thread's kernel. Threads that `f`
+    /// spawns must enter it themselves (with `run` on a clone of this handle).
+    ///
+    /// ```
+    /// use ntpool::emulated::Kernel;
+    /// let kernel = Kernel::new();
+    /// let irql = kernel.run(|| ntpool::sys::KeGetCurrentIrql());
+    /// assert_eq!(irql, ntpool::sys::PASSIVE_LEVEL);
+    /// ```
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        install_panic_hook();
+        let _entered = kernel::enter(self.state.clone());
+        f()
+    }
+
+    /// The poolmon-style table of this kernel: per tag and pool, allocations, frees and bytes in use.
+    ///
+    /// ```
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let _b = NonPagedBox::<u64, Doc>::try_new(&passive, 7).unwrap();
+    /// });
+    /// let row = &kernel.pool_usage().rows[0];
+    /// assert_eq!((row.tag.to_string().as_str(), row.allocs, row.frees, row.bytes), ("Doc1", 1, 1, 0));
+    /// ```
+    pub fn pool_usage(&self) -> PoolUsage {
+        self.state.usage()
+    }
+
+    /// Every block allocated and not yet freed, in address order.
+    ///
+    /// ```
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// assert!(kernel.outstanding().is_empty());
+    /// ```
+    pub fn outstanding(&self) -> Vec<Allocation> {
+        self.state.outstanding()
+    }
+
+    /// How many allocation requests reached the pool so far (failed ones included, invalid ones not).
+    ///
+    /// ```
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// assert_eq!(kernel.allocation_calls(), 0);
+    /// ```
+    pub fn allocation_calls(&self) -> u64 {
+        self.state.allocation_calls()
+    }
+
+    /// What Driver Verifier checks when the driver unloads: `Ok` if every block was freed, else the
+    /// bug check 0xC4 / 0x62 (`DRIVER_VERIFIER_DETECTED_VIOLATION`, driver unloading with outstanding
+    /// allocations) with a report naming every leaked block, its tag, pool, size and the source
+    /// location that allocated it, followed by the pool usage table.
+    ///
+    /// ```
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// assert!(kernel.verify_unload().is_ok());
+    /// ```
+    pub fn verify_unload(&self) -> Result<(), BugCheck> {
+        let leaks = self.outstanding();
+        if leaks.is_empty() {
+            return Ok(());
+        }
+        let mut report = std::format!(
+            "{} is unloading with {} outstanding pool allocation(s):\n",
+            self.state.config.driver_name,
+            leaks.len()
+        );
+        for leak in &leaks {
+            report.push_str(&std::format!("  {leak}\n"));
+        }
+        report.push_str(&std::format!("{}", self.pool_usage()));
+        let mut bug_check =
+            BugCheck::new(sys::DRIVER_VERIFIER_DETECTED_VIOLATION, [0x62, 0, 0, leaks.len() as u64]);
+        bug_check.report = report;
+        Err(bug_check)
+    }
+
+    /// Bug checks that were raised while the thread was already unwinding from another one. They do
+    /// not panic (a second panic would abort the test process); they are collected here.
+    ///
+    /// ```
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// assert!(kernel.deferred_bug_checks().is_empty());
+    /// ```
+    pub fn deferred_bug_checks(&self) -> Vec<BugCheck> {
+        self.state.take_deferred()
+    }
+}
+
+/// Configures a [`Kernel`].
+#[derive(Clone, Debug, Default)]
+pub struct KernelBuilder {
+    config: Config,
+}
+
+impl KernelBuilder {
+    /// With Driver Verifier's checks (the default): violations are reported with the codes of bug
+    /// check 0xC4. Without them, the kernel's own `BAD_POOL_CALLER` (0xC2) codes are used, and a zero
+    /// tag makes `ExAllocatePool2` return NULL.
+    pub fn driver_verifier(mut self, on: bool) -> Self {
+        self.config.verifier = on;
+        self
+    }
+
+    /// Whether the kernel exports `ExAllocatePool2` (the default). Without it, the kernel behaves
+    /// like Windows before 10 version 2004 or Wine, and ntpool falls back to
+    /// `ExAllocatePoolWithTag`.
+    pub fn ex_allocate_pool2(mut self, exported: bool) -> Self {
+        self.config.ex_allocate_pool2 = exported;
+        self
+    }
+
+    /// Makes the `n`th allocation request (counting from 1) fail, as Driver Verifier's systematic
+    /// low resources simulation does.
+    pub fn fail_allocation(mut self, n: u64) -> Self {
+        self.config.fail_allocation = Some(n);
+        self
+    }
+
+    /// The driver's file name, as reports show it (`driver.sys` by default).
+    pub fn driver_name(mut self, name: &str) -> Self {
+        self.config.driver_name = name.into();
+        self
+    }
+
+    /// The configured kernel.
+    pub fn build(self) -> Kernel {
+        Kernel { state: Arc::new(State::new(self.config)) }
+    }
+}
+
+/// A bug check: Microsoft's stop code and its four parameters, as `KeBugCheckEx` takes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BugCheck {
+    /// The stop code, for example `0xC2` (`BAD_POOL_CALLER`).
+    pub code: u32,
+    /// The four parameters; the first is the subcode for 0xC2 and 0xC4.
+    pub parameters: [u64; 4],
+    /// Extra detail where the emulated kernel has it (for example the list of leaked blocks).
+    pub report: String,
+}
+
+impl BugCheck {
+    pub(crate) fn new(code: u32, parameters: [u64; 4]) -> Self {
+        BugCheck { code, parameters, report: String::new() }
+    }
+
+    /// The stop code's name as Microsoft spells it.
+    ///
+    /// ```
+    /// let bug_check = ntpool::emulated::BugCheck { code: 0xC2, parameters: [0x0A, 0, 0, 0], report: String::new() };
+    /// assert_eq!(bug_check.name(), "BAD_POOL_CALLER");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self.code {
+            0x09 => "IRQL_NOT_GREATER_OR_EQUAL",
+            0x0A => "IRQL_NOT_LESS_OR_EQUAL",
+            0xC1 => "SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION",
+            0xC2 => "BAD_POOL_CALLER",
+            0xC4 => "DRIVER_VERIFIER_DETECTED_VIOLATION",
+            0xCC => "DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL",
+            0xCD => "DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION",
+            0xD1 => "DRIVER_IRQL_NOT_LESS_OR_EQUAL",
+            _ => "UNKNOWN_BUG_CHECK",
+        }
+    }
+}
+
+impl fmt::Display for BugCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [p1, p2, p3, p4] = self.parameters;
+        write!(f, "*** STOP: 0x{:08X} (0x{p1:016X}, 0x{p2:016X}, 0x{p3:016X}, 0x{p4:016X}) {}", self.code, self.name())?;
+        if !self.report.is_empty() {
+            write!(f, "\n{}", self.report)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` and returns the bug check it raised, if any; any other panic goes on unwinding.
+///
+/// ```
+/// use ntpool::emulated::{catch_bug_check, Kernel};
+/// let kernel = Kernel::new();
+/// let result = kernel.run(|| catch_bug_check(|| {
+///     // SAFETY: a deliberate bug check on the emulated kernel.
+///     unsafe { ntpool::sys::KeBugCheckEx(0xC2, 0x0A, 1, 2, 3) }
+/// }));
+/// assert_eq!(result.unwrap_err().parameters, [0x0A, 1, 2, 3]);
+/// ```
+pub fn catch_bug_check<R>(f: impl FnOnce() -> R) -> Result<R, BugCheck> {
+    install_panic_hook();
+    let irql = current_irql();
+    let result = kernel::quietly(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    match result {
+        Ok(value) => Ok(value),
+        Err(payload) => match payload.downcast::<BugCheck>() {
+            Ok(bug_check) => {
+                // A bug check ends the machine; this test goes on, at the IRQL it started with.
+                if current_irql() != irql {
+                    kernel::force_irql(irql);
+                }
+                Err(*bug_check)
+            }
+            Err(other) => std::panic::resume_unwind(other),
+        },
+    }
+}
+
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| match info.payload().downcast_ref::<BugCheck>() {
+            Some(_) if kernel::is_quiet() => {}
+            Some(bug_check) => std::eprintln!("{bug_check}\n  raised at {}", DisplayLocation(info.location())),
+            None => previous(info),
+        }));
+    });
+}
+
+struct DisplayLocation<'a>(Option<&'a std::panic::Location<'a>>);
+
+impl fmt::Display for DisplayLocation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(location) => write!(f, "{location}"),
+            None => f.write_str("an unknown location"),
+        }
+    }
+}
+
+/// Which pool a block lives in, as poolmon groups them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PoolKind {
+    /// Paged pool.
+    Paged,
+    /// Non-paged, non-executable pool.
+    NonPaged,
+    /// Non-paged, executable pool.
+    NonPagedExecute,
+}
+
+impl PoolKind {
+    pub(crate) fn of_pool_type(pool_type: POOL_TYPE, executable: bool) -> Self {
+        if sys::pool_type_is_paged(pool_type) {
+            PoolKind::Paged
+        } else if executable {
+            PoolKind::NonPagedExecute
+        } else {
+            PoolKind::NonPaged
+        }
+    }
+
+    /// The short name poolmon uses (`Paged`, `Nonp`, `NonpX`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            PoolKind::Paged => "Paged",
+            PoolKind::NonPaged => "Nonp",
+            PoolKind::NonPagedExecute => "NonpX",
+        }
+    }
+}
+
+/// One block that is still allocated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    /// The block's address.
+    pub address: usize,
+    /// Its tag, as the allocation routine received it.
+    pub tag: RawTag,
+    /// Its pool.
+    pub pool: PoolKind,
+    /// The size the caller asked for.
+    pub size: usize,
+    /// The routine that allocated it (`ExAllocatePool2` or `ExAllocatePoolWithTag`).
+    pub routine: &'static str,
+    /// The source file of the allocation site (the first caller outside ntpool).
+    pub file: &'static str,
+    /// Its line.
+    pub line: u32,
+    /// Its column.
+    pub column: u32,
+}
+
+impl fmt::Display for Allocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:5} {:>8} bytes at {:#x}, allocated by {} at {}:{}:{}",
+            self.tag,
+            self.pool.short_name(),
+            self.size,
+            self.address,
+            self.routine,
+            self.file,
+            self.line,
+            self.column
+        )
+    }
+}
+
+/// The pool usage table of an emulated kernel, as poolmon shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// One row per tag and pool, in tag order.
+    pub rows: Vec<PoolUsageRow>,
+}
+
+/// One row of the pool usage table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolUsageRow {
+    /// The tag (shown `.` for unprintable bytes when it is not a valid tag).
+    pub tag: RawTag,
+    /// The pool.
+    pub pool: PoolKind,
+    /// Successful allocations.
+    pub allocs: u64,
+    /// Frees.
+    pub frees: u64,
+    /// Bytes in use (allocated and not yet freed).
+    pub bytes: u64,
+}
+
+impl PoolUsageRow {
+    pub(crate) fn new(tag: ULONG, pool: PoolKind) -> Self {
+        PoolUsageRow { tag: RawTag(tag), pool, allocs: 0, frees: 0, bytes: 0 }
+    }
+
+    /// Allocations not yet freed.
+    pub fn diff(&self) -> u64 {
+        self.allocs - self.frees
+    }
+}
+
+/// A tag value as the kernel received it, valid or not; displays as poolmon does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RawTag(pub ULONG);
+
+impl fmt::Display for RawTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match PoolTag::from_raw(self.0) {
+            Ok(tag) => fmt::Display::fmt(&tag, f),
+            Err(_) => {
+                for byte in self.0.to_le_bytes() {
+                    let printable = (0x20..0x7F).contains(&byte);
+                    fmt::Write::write_char(f, if printable { byte as char } else { '.' })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for PoolUsage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, " Tag  Type       Allocs      Frees       Diff      Bytes")?;
+        for row in &self.rows {
+            writeln!(
+                f,
+                " {} {:5} {:>10} {:>10} {:>10} {:>10}",
+                row.tag,
+                row.pool.short_name(),
+                row.allocs,
+                row.frees,
+                row.diff(),
+                row.bytes
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,483 @@
+//! IRQL tokens: zero-sized proofs of the interrupt request level the current thread runs at.
+//!
+//! | token | IRQL | may use |
+//! |---|---|---|
+//! | [`Passive`] | `PASSIVE_LEVEL` | every pool |
+//! | [`Apc`] | `APC_LEVEL` | every pool |
+//! | [`Dispatch`] | `DISPATCH_LEVEL` | non-paged pools only |
+//! | [`High`] | above `DISPATCH_LEVEL` | no allocation or free at all |
+//!
+//! A token is obtained once per entry point (`unsafe`: the caller vouches for the IRQL), or from a
+//! region that this crate runs at a known IRQL: [`Passive::raise_to_apc`],
+//! [`Passive::raise_to_dispatch`], [`SpinLock::with`](crate::SpinLock::with),
+//! [`Dispatch::raise_above_dispatch`]. A region takes the token it raises from by `&mut`, so that
+//! token, and everything borrowed from it, cannot be used until the region has ended and the IRQL
+//! is back where it was. A region that runs at `DISPATCH_LEVEL` or above takes a plain function
+//! (a closure that captures nothing) and one explicit context value, which must be
+//! [`DispatchSafe`](crate::DispatchSafe) (or [`HighSafe`](crate::HighSafe) above `DISPATCH_LEVEL`):
+//! that is how nothing that owns or reaches paged memory gets in. The crate documentation explains
+//! the whole argument.
+//!
+//! Tokens are `!Send` and `!Sync`: the IRQL belongs to one processor and one thread.
+
+use core::marker::PhantomData;
+
+use crate::pool::{NonPagedPoolType, PoolType};
+use crate::safe::{DispatchSafe, HighSafe};
+use crate::sys::{self, APC_LEVEL, DISPATCH_LEVEL, KIRQL, PASSIVE_LEVEL};
+
+/// Makes a type `!Send` and `!Sync`.
+type NotSend = PhantomData<*mut ()>;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// An IRQL token. Sealed: only this crate's four tokens are proofs.
+///
+/// ```
+/// use ntpool::{Dispatch, Irql, Passive};
+/// assert_eq!(Passive::MAX, ntpool::sys::PASSIVE_LEVEL);
+/// assert_eq!(Dispatch::MAX, ntpool::sys::DISPATCH_LEVEL);
+/// ```
+pub trait Irql: sealed::Sealed {
+    /// The highest IRQL the token stands for.
+    const MAX: KIRQL;
+}
+
+/// The token's IRQL allows allocating, touching and freeing memory of pool `P`: any pool at or below
+/// `APC_LEVEL`, non-paged pools at `DISPATCH_LEVEL`, nothing above.
+///
+/// ```
+/// fn allocates<P: ntpool::PoolType, I: ntpool::Allows<P>>(_: &I) {}
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let passive = unsafe { ntpool::Passive::assume() };
+/// allocates::<ntpool::PagedPool, _>(&passive);
+/// # });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{P}` cannot be allocated, touched or freed with a `{Self}` token",
+    label = "the IRQL this token proves is too high for `{P}`",
+    note = "paged pool needs IRQL <= APC_LEVEL (a `Passive` or `Apc` token); non-paged pool needs IRQL <= DISPATCH_LEVEL; nothing may be allocated or freed above DISPATCH_LEVEL"
+)]
+pub trait Allows<P: PoolType>: Irql {}
+
+/// The token's IRQL is below `DISPATCH_LEVEL` (`Passive` or `Apc`).
+///
+/// ```
+/// fn may_wait<I: ntpool::BelowDispatch>(_: &I) {}
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// may_wait(&unsafe { ntpool::Passive::assume() });
+/// # });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not prove an IRQL below DISPATCH_LEVEL",
+    label = "this needs a `Passive` or `Apc` token"
+)]
+pub trait BelowDispatch: Irql {}
+
+/// The token's IRQL is at most `DISPATCH_LEVEL` (`Passive`, `Apc` or `Dispatch`): spin locks can be
+/// acquired.
+///
+/// ```
+/// fn may_lock<I: ntpool::AtMostDispatch>(_: &I) {}
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// may_lock(&unsafe { ntpool::Passive::assume() });
+/// # });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not prove an IRQL at or below DISPATCH_LEVEL",
+    label = "this needs a `Passive`, `Apc` or `Dispatch` token"
+)]
+pub trait AtMostDispatch: Irql {
+    /// Acquires `lock`: raising to `DISPATCH_LEVEL` from below it, or as is at `DISPATCH_LEVEL`.
+    /// Returns the IRQL to restore.
+    ///
+    /// # Safety
+    /// `lock` is an initialized spin lock that stays valid until released with
+    /// [`AtMostDispatch::release`] and the returned value.
+    #[doc(hidden)]
+    unsafe fn acquire(lock: *mut sys::KSPIN_LOCK) -> KIRQL;
+
+    /// Releases what [`AtMostDispatch::acquire`] acquired.
+    ///
+    /// # Safety
+    /// `lock` is held by this thread through `acquire`, and `old` is what it returned.
+    #[doc(hidden)]
+    unsafe fn release(lock: *mut sys::KSPIN_LOCK, old: KIRQL);
+}
+
+macro_rules! token {
+    ($(#[$doc:meta])* $name:ident, $level:expr, $what:literal, $check:expr) => {
+        $(#[$doc])*
+        pub struct $name {
+            _not_send: NotSend,
+        }
+
+        impl sealed::Sealed for $name {}
+
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(stringify!($name))
+            }
+        }
+
+        impl $name {
+            /// Vouches that the current IRQL is
+            #[doc = $what]
+            /// and makes the token for an entry point.
+            ///
+            /// # Safety
+            /// * The current IRQL is
+            #[doc = $what]
+            /// and stays there while the token lives, except inside this crate's regions.
+            /// * No other token of this crate is in use on this thread while it lives: a token
+            ///   passed down from a caller must be passed on, not assumed anew. (Two tokens would
+            ///   let a reference to paged memory borrowed from one outlive a raise made with the
+            ///   other.)
+            ///
+            /// The emulated kernel checks the IRQL and panics if it is wrong; debug builds of a
+            /// driver check it too.
+            ///
+            /// ```
+            /// # ntpool::emulated::Kernel::new().run(|| {
+            /// # ntpool::__doc_set_irql(
+            #[doc = stringify!($level)]
+            /// # );
+            /// // SAFETY: the IRQL is as documented for this entry point, and no other token exists.
+            #[doc = concat!("let token = unsafe { ntpool::", stringify!($name), "::assume() };")]
+            /// # drop(token);
+            /// # ntpool::__doc_set_irql(0);
+            /// # });
+            /// ```
+            #[track_caller]
+            pub unsafe fn assume() -> Self {
+                let irql = sys::KeGetCurrentIrql();
+                let check: fn(KIRQL) -> bool = $check;
+                #[cfg(ntpool_emulated)]
+                assert!(
+                    check(irql),
+                    concat!("ntpool: ", stringify!($name), "::assume() at IRQL {}"),
+                    irql
+                );
+                #[cfg(not(ntpool_emulated))]
+                debug_assert!(check(irql));
+                Self::new()
+            }
+
+            /// The token, without a check; for the crate's regions.
+            pub(crate) const fn new() -> Self {
+                $name { _not_send: PhantomData }
+            }
+        }
+    };
+}
+
+token!(
+    /// Proof that the current thread runs at `PASSIVE_LEVEL`: every pool can be allocated, touched
+    /// and freed. Driver entry points such as `DriverEntry`, `DriverUnload` and most dispatch
+    /// routines for `IRP_MJ_CREATE` and `IRP_MJ_DEVICE_CONTROL` run at this level.
+    Passive, 0, "`PASSIVE_LEVEL`", |irql| irql == PASSIVE_LEVEL
+);
+token!(
+    /// Proof that the current thread runs at `APC_LEVEL` (for example while it holds a fast mutex):
+    /// every pool can still be allocated, touched and freed.
+    Apc, 1, "`APC_LEVEL`", |irql| irql == APC_LEVEL
+);
+token!(
+    /// Proof that the current thread runs at `DISPATCH_LEVEL` (holding a spin lock, in a DPC):
+    /// only non-paged pools can be allocated, touched and freed.
+    Dispatch, 2, "`DISPATCH_LEVEL`", |irql| irql == DISPATCH_LEVEL
+);
+token!(
+    /// Proof that the current thread runs above `DISPATCH_LEVEL` (a device IRQL, or up to
+    /// `HIGH_LEVEL`): no pool can be allocated or freed.
+    High, 31, "above `DISPATCH_LEVEL`", |irql| irql > DISPATCH_LEVEL
+);
+
+impl Irql for Passive {
+    const MAX: KIRQL = PASSIVE_LEVEL;
+}
+impl Irql for Apc {
+    const MAX: KIRQL = APC_LEVEL;
+}
+impl Irql for Dispatch {
+    const MAX: KIRQL = DISPATCH_LEVEL;
+}
+impl Irql for High {
+    const MAX: KIRQL = sys::HIGH_LEVEL;
+}
+
+impl<P: PoolType> Allows<P> for Passive {}
+impl<P: PoolType> Allows<P> for Apc {}
+impl<P: NonPagedPoolType> Allows<P> for Dispatch {}
+
+impl BelowDispatch for Passive {}
+impl BelowDispatch for Apc {}
+
+macro_rules! acquire_by_raising {
+    ($($name:ident),*) => {$(
+        impl AtMostDispatch for $name {
+            unsafe fn acquire(lock: *mut sys::KSPIN_LOCK) -> KIRQL {
+                // SAFETY: the IRQL is below DISPATCH_LEVEL (token); the caller guarantees the lock.
+                unsafe { sys::KeAcquireSpinLockRaiseToDpc(lock) }
+            }
+            unsafe fn release(lock: *mut sys::KSPIN_LOCK, old: KIRQL) {
+                // SAFETY: the caller acquired the lock with `acquire`, which returned `old`.
+                unsafe { sys::KeReleaseSpinLock(lock, old) }
+            }
+        }
+    )*};
+}
+acquire_by_raising!(Passive, Apc);
+
+impl AtMostDispatch for Dispatch {
+    unsafe fn acquire(lock: *mut sys::KSPIN_LOCK) -> KIRQL {
+        // SAFETY: the IRQL is DISPATCH_LEVEL (token); the caller guarantees the lock.
+        unsafe { sys::KeAcquireSpinLockAtDpcLevel(lock) };
+        DISPATCH_LEVEL
+    }
+    unsafe fn release(lock: *mut sys::KSPIN_LOCK, _old: KIRQL) {
+        // SAFETY: the caller acquired the lock at DISPATCH_LEVEL with `acquire`.
+        unsafe { sys::KeReleaseSpinLockFromDpcLevel(lock) }
+    }
+}
+
+/// Lowers the IRQL back when a region ends, also when it unwinds (on the emulated kernel, after a
+/// bug check that a test caught).
+struct LowerOnExit(KIRQL);
+
+impl Drop for LowerOnExit {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is what the matching raise returned, and the region that raised is over.
+        unsafe { sys::KeLowerIrql(self.0) }
+    }
+}
+
+/// Runs `f` with the IRQL raised to `level`.
+///
+/// # Safety
+/// `level` is not below the current IRQL.
+#[inline(always)]
+unsafe fn raised<R>(level: KIRQL, f: impl FnOnce() -> R) -> R {
+    // SAFETY: the caller guarantees `level` is a raise; `LowerOnExit` restores the old IRQL.
+    let _lower = LowerOnExit(unsafe { sys::KfRaiseIrql(level) });
+    f()
+}
+
+/// An IRQL above `DISPATCH_LEVEL`, for [`Dispatch::raise_above_dispatch`] and its siblings.
+///
+/// ```
+/// use ntpool::HighIrql;
+/// assert_eq!(HighIrql::new(5).map(HighIrql::get), Some(5));
+/// assert!(HighIrql::new(2).is_none());
+/// assert_eq!(HighIrql::HIGH.get(), ntpool::sys::HIGH_LEVEL);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HighIrql(KIRQL);
+
+impl HighIrql {
+    /// `PROFILE_LEVEL`.
+    pub const PROFILE: HighIrql = HighIrql(sys::PROFILE_LEVEL);
+    /// `CLOCK_LEVEL`.
+    pub const CLOCK: HighIrql = HighIrql(sys::CLOCK_LEVEL);
+    /// `HIGH_LEVEL`.
+    pub const HIGH: HighIrql = HighIrql(sys::HIGH_LEVEL);
+
+    /// `level`, if it is above `DISPATCH_LEVEL` and at most `HIGH_LEVEL`.
+    pub const fn new(level: KIRQL) -> Option<HighIrql> {
+        if level > DISPATCH_LEVEL && level <= sys::HIGH_LEVEL { Some(HighIrql(level)) } else { None }
+    }
+
+    /// The level.
+    pub const fn get(self) -> KIRQL {
+        self.0
+    }
+}
+
+/// Raising from `Passive` or `Apc` to `DISPATCH_LEVEL`.
+macro_rules! raise_to_dispatch {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// Raises the IRQL to `DISPATCH_LEVEL` (`KeRaiseIrql`), runs `f` with a [`Dispatch`] token and
+            /// the context `context`, and lowers it again (`KeLowerIrql`).
+            ///
+            /// `f` is a plain function: a closure that captures nothing coerces to it. Everything it
+            /// works on comes in through `context`, which must be [`DispatchSafe`]: it cannot own or
+            /// reach paged memory. While the region runs, `self` is borrowed, so this token cannot
+            /// be used at the raised IRQL.
+            ///
+            /// ```
+            /// use ntpool::{NonPagedBox, Passive};
+            /// ntpool::pool_tag!(struct Doc = b"Doc1");
+            /// # ntpool::emulated::Kernel::new().run(|| {
+            /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+            /// let mut token = unsafe { Passive::assume() };
+            /// let mut counter = NonPagedBox::<u32, Doc>::try_new(&token, 0).unwrap();
+            /// let irql = token.raise_to_dispatch(&mut counter, |_dispatch, counter| {
+            ///     **counter += 1;
+            ///     ntpool::sys::KeGetCurrentIrql()
+            /// });
+            /// assert_eq!((irql, *counter), (ntpool::sys::DISPATCH_LEVEL, 1));
+            /// # });
+            /// ```
+            #[inline(always)]
+            pub fn raise_to_dispatch<C: DispatchSafe, R>(&mut self, context: C, f: fn(&mut Dispatch, C) -> R) -> R {
+                // SAFETY: the token proves the IRQL is below DISPATCH_LEVEL, so this is a raise.
+                unsafe { raised(DISPATCH_LEVEL, || f(&mut Dispatch::new(), context)) }
+            }
+
+            /// Raises the IRQL above `DISPATCH_LEVEL` to `level`, runs `f` with a [`High`] token and the
+            /// context, and lowers it again. Nothing can be allocated or freed in there; `context`
+            /// must be [`HighSafe`].
+            ///
+            /// ```
+            /// # ntpool::emulated::Kernel::new().run(|| {
+            /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+            /// let mut passive = unsafe { ntpool::Passive::assume() };
+            /// let irql = passive.raise_above_dispatch(ntpool::HighIrql::CLOCK, (), |_high, ()| ntpool::sys::KeGetCurrentIrql());
+            /// assert_eq!(irql, ntpool::sys::CLOCK_LEVEL);
+            /// # });
+            /// ```
+            #[inline(always)]
+            pub fn raise_above_dispatch<C: HighSafe, R>(&mut self, level: HighIrql, context: C, f: fn(&mut High, C) -> R) -> R {
+                // SAFETY: the token proves the IRQL is below `level`, so this is a raise.
+                unsafe { raised(level.get(), || f(&mut High::new(), context)) }
+            }
+        }
+    )*};
+}
+raise_to_dispatch!(Passive, Apc);
+
+impl Passive {
+    /// Raises the IRQL to `APC_LEVEL`, runs `f` with an [`Apc`] token, and lowers it again.
+    ///
+    /// Paged memory stays usable at `APC_LEVEL`, so `f` may be any closure; `self` is borrowed for the
+    /// region, so everything it touches in paged memory goes through the `Apc` token.
+    ///
+    /// ```
+    /// use ntpool::{PagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let mut passive = unsafe { Passive::assume() };
+    /// let mut settings = PagedBox::<u32, Doc>::try_new(&passive, 1).unwrap();
+    /// passive.raise_to_apc(|apc| *settings.get_mut(apc) += 1);
+    /// assert_eq!(*settings.get(&passive), 2);
+    /// # });
+    /// ```
+    #[inline(always)]
+    pub fn raise_to_apc<R>(&mut self, f: impl FnOnce(&mut Apc) -> R) -> R {
+        // SAFETY: the token proves the IRQL is PASSIVE_LEVEL, so this is a raise.
+        unsafe { raised(APC_LEVEL, || f(&mut Apc::new())) }
+    }
+}
+
+impl Dispatch {
+    /// Raises the IRQL above `DISPATCH_LEVEL` to `level`, runs `f` with a [`High`] token and the
+    /// context, and lowers it again. `context` must be [`HighSafe`].
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// let irql = passive.raise_to_dispatch((), |dispatch, ()| {
+    ///     dispatch.raise_above_dispatch(ntpool::HighIrql::HIGH, (), |_high, ()| ntpool::sys::KeGetCurrentIrql())
+    /// });
+    /// assert_eq!(irql, ntpool::sys::HIGH_LEVEL);
+    /// # });
+    /// ```
+    #[inline(always)]
+    pub fn raise_above_dispatch<C: HighSafe, R>(&mut self, level: HighIrql, context: C, f: fn(&mut High, C) -> R) -> R {
+        // SAFETY: the token proves the IRQL is DISPATCH_LEVEL, below `level`.
+        unsafe { raised(level.get(), || f(&mut High::new(), context)) }
+    }
+}
+
+/// A token for code whose IRQL is only known at run time: an entry point documented as "IRQL <=
+/// DISPATCH_LEVEL", or a helper called from several places. [`AnyIrql::current`] reads the IRQL and
+/// hands out the matching token.
+///
+/// ```
+/// use ntpool::{AnyIrql, CurrentIrql, NonPagedBox};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: an entry point that holds no other token; the IRQL is checked below.
+/// let mut any = unsafe { AnyIrql::assume() };
+/// match any.current() {
+///     CurrentIrql::Passive(passive) => drop(NonPagedBox::<u8, Doc>::try_new(&*passive, 1)),
+///     CurrentIrql::Apc(apc) => drop(NonPagedBox::<u8, Doc>::try_new(&*apc, 1)),
+///     CurrentIrql::Dispatch(dispatch) => drop(NonPagedBox::<u8, Doc>::try_new(&*dispatch, 1)),
+///     CurrentIrql::High(_) => {}
+/// }
+/// # });
+/// ```
+pub struct AnyIrql {
+    passive: Passive,
+    apc: Apc,
+    dispatch: Dispatch,
+    high: High,
+}
+
+/// The token [`AnyIrql::current`] found, borrowed from the `AnyIrql`.
+#[derive(Debug)]
+pub enum CurrentIrql<'a> {
+    /// The IRQL is `PASSIVE_LEVEL`.
+    Passive(&'a mut Passive),
+    /// The IRQL is `APC_LEVEL`.
+    Apc(&'a mut Apc),
+    /// The IRQL is `DISPATCH_LEVEL`.
+    Dispatch(&'a mut Dispatch),
+    /// The IRQL is above `DISPATCH_LEVEL`.
+    High(&'a mut High),
+}
+
+impl core::fmt::Debug for AnyIrql {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("AnyIrql")
+    }
+}
+
+impl AnyIrql {
+    /// Makes the token for an entry point whose IRQL is only known at run time.
+    ///
+    /// # Safety
+    /// No other token of this crate is in use on this thread while it lives, and the IRQL changes
+    /// only through this crate's regions while it lives (see [`Passive::assume`]).
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: an entry point that holds no other token.
+    /// let mut any = unsafe { ntpool::AnyIrql::assume() };
+    /// assert!(matches!(any.current(), ntpool::CurrentIrql::Passive(_)));
+    /// # });
+    /// ```
+    pub unsafe fn assume() -> Self {
+        AnyIrql { passive: Passive::new(), apc: Apc::new(), dispatch: Dispatch::new(), high: High::new() }
+    }
+
+    /// Reads the current IRQL (`KeGetCurrentIrql`) and returns the matching token, borrowed from
+    /// `self` so that only one token is in use at a time.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: an entry point that holds no other token.
+    /// let mut any = unsafe { ntpool::AnyIrql::assume() };
+    /// if let ntpool::CurrentIrql::Passive(passive) = any.current() {
+    ///     let at_dispatch = passive.raise_to_dispatch((), |_, ()| ntpool::sys::KeGetCurrentIrql());
+    ///     assert_eq!(at_dispatch, ntpool::sys::DISPATCH_LEVEL);
+    /// }
+    /// # });
+    /// ```
+    pub fn current(&mut self) -> CurrentIrql<'_> {
+        match sys::KeGetCurrentIrql() {
+            PASSIVE_LEVEL => CurrentIrql::Passive(&mut self.passive),
+            APC_LEVEL => CurrentIrql::Apc(&mut self.apc),
+            DISPATCH_LEVEL => CurrentIrql::Dispatch(&mut self.dispatch),
+            _ => CurrentIrql::High(&mut self.high),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Tagged, IRQL-typed Windows kernel pool memory for Rust drivers, on stable Rust.
+//!
+//! * **Tags**: every allocation carries a [`PoolTag`] chosen per site or type ([`pool_tag!`]), checked
+//!   at compile time, and is freed with `ExFreePoolWithTag` and that same tag.
+//! * **Pools as types**: [`NonPagedPool`] (no-execute, the default), [`PagedPool`],
+//!   [`NonPagedPoolExecute`], each optionally [`CacheAligned`].
+//! * **Fallible**: every constructor returns `Result<_, AllocError>`; nothing panics or bug-checks
+//!   on out-of-memory. Memory is zeroed unless you ask for `MaybeUninit`.
+//! * **Aligned**: any `Layout` alignment, over-aligned types included; zero-sized types allocate
+//!   nothing.
+//! * **Collections on stable**: [`PoolAllocator`] implements `allocator_api2`'s `Allocator`.
+//! * **IRQL tokens**: [`Passive`], [`Apc`], [`Dispatch`], [`High`]: allocating, touching or freeing
+//!   paged memory at `DISPATCH_LEVEL` does not compile.
+//! * **Any Windows 10+ or older**: `ExAllocatePool2` is resolved at run time and replaced by
+//!   `ExAllocatePoolWithTag` where the kernel lacks it, so the driver loads before Windows 10 2004.
+//! * **Tested on Linux**: on a non-Windows target the crate runs on an [emulated kernel](emulated)
+//!   that checks every call as Driver Verifier does.
+//!
+//! ```
+//! use ntpool::{NonPagedBox, PagedBox, Passive, SpinLock};
+//! ntpool::pool_tag!(struct Requests = b"NpRq");
+//! ntpool::pool_tag!(struct Config = b"NpCf");
+//!
+//! # ntpool::emulated::Kernel::new().run(|| {
+//! // DriverEntry runs at PASSIVE_LEVEL.
+//! // SAFETY: this entry point runs at PASSIVE_LEVEL and holds no other token.
+//! let mut passive = unsafe { Passive::assume() };
+//!
+//! let config = PagedBox::<[u8], Config>::try_from_slice(&passive, b"verbose")?;
+//! let queue = SpinLock::new(Option::<NonPagedBox<u32, Requests>>::None);
+//!
+//! let request = NonPagedBox::<u32, Requests>::try_new(&passive, 42)?;
+//! queue.with(&mut passive, request, |_dispatch, slot, request| {
+//!     // DISPATCH_LEVEL: non-paged memory only. `config` cannot get in here.
+//!     *slot = Some(request);
+//! });
+//! assert_eq!(config.get(&passive).len(), 7);
+//! # Ok::<(), ntpool::AllocError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # How the IRQL rules are enforced
+//!
+//! `Drop::drop` takes no argument, so no token can be demanded at the moment memory is freed. The
+//! guarantee comes instead from controlling what is *reachable* while the IRQL is raised:
+//!
+//! 1. **Tokens prove the IRQL.** A token is a zero-sized, `!Send`, `!Sync` value that cannot be
+//!    built in safe code: an entry point vouches for its IRQL with an `unsafe` `assume`
+//!    ([`Passive::assume`], [`AnyIrql::assume`] whose [`AnyIrql::current`] checks at run time), and
+//!    the contract of `assume` includes that no other token is in use on the thread. Every
+//!    allocation needs a token that [`Allows`] the pool: `Passive` or `Apc` for paged pool,
+//!    additionally `Dispatch` for non-paged pools, none above.
+//! 2. **Code above `APC_LEVEL` runs only inside regions of this crate**: [`Passive::raise_to_dispatch`],
+//!    [`SpinLock::with`], [`Dispatch::raise_above_dispatch`]. A region takes the token it raises from
+//!    by `&mut`, so that token (and any reference borrowed from it) is unusable until the IRQL is
+//!    back. The region's body is a plain `fn` pointer, which a closure only coerces to when it
+//!    captures nothing; the only values it can reach are the explicit context argument and
+//!    `static`s.
+//! 3. **What may enter.** The context (and a spin lock's data) must be [`DispatchSafe`]: implemented
+//!    for primitives, references to and containers of `DispatchSafe` values, non-paged boxes and
+//!    allocators, and user structs through a derive that checks every field; never for a paged box.
+//!    So no paged box can be dropped, `take()`n out of an `Option` through `&mut`, swapped out, or
+//!    replaced inside a region: it never gets in. Above `DISPATCH_LEVEL` the context must be
+//!    [`HighSafe`], which no owner of pool memory is.
+//! 4. **Paged memory is only reachable through a token.** A [`PagedBox`] does not dereference;
+//!    [`PoolBox::get`] and [`PoolBox::get_mut`] take a `Passive` or `Apc` token and return a
+//!    reference that borrows it. While such a reference lives, the token cannot be borrowed mutably,
+//!    so no region can start: a `&u32` into paged memory can never be read at `DISPATCH_LEVEL`,
+//!    even though `&u32` itself is `DispatchSafe`.
+//! 5. **Frees are the box's.** The tag and pool are type parameters and the box is the only owner,
+//!    so the safe API cannot free with another tag, free twice, or free into another pool.
+//!
+//! The compile-fail suite in `tests/ui` shows each rule failing to compile with the error it
+//! names, and `tests/ui/pass` shows the legitimate patterns compiling.
+//!
+//! ## What is out of reach, and the backstop
+//!
+//! * **`unsafe` code**: a token assumed at the wrong IRQL, two tokens assumed on one thread, raw
+//!   pointers into paged memory, IRQL changed behind the crate's back.
+//! * **`static`s with interior mutability** that are `Sync` through other crates (for example a
+//!   third-party mutex holding a paged box): a region's body can reach a `static` without it being
+//!   passed in.
+//! * **Callbacks the kernel calls directly** (a DPC routine, an ISR written as `extern "system"`):
+//!   they start from an `unsafe` `assume`.
+//!
+//! For these, the `irql-backstop` feature (on by default) checks the IRQL at run time before a
+//! paged block is dropped and freed (one read of CR8) and stops with bug check 0xC4 / 0x11 as Driver
+//! Verifier would. The static guarantees are rules 1-5; the backstop only ever fires in code that
+//! used `unsafe` or a `static`.
+//!
+//! # Kernels
+//!
+//! All calls into the kernel go through [`sys`]. On a Windows target they are imports from
+//! `ntoskrnl.exe` (and CR8 accesses for the IRQL); everywhere else, and on Windows with the
+//! `emulated` feature, they go to the [emulated kernel](emulated).
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(ntpool_emulated)]
+extern crate std;
+
+// Lets the derive macros name `::ntpool` inside this crate's own tests.
+extern crate self as ntpool;
+
+mod alloc;
+mod boxed;
+mod irql;
+mod pool;
+mod safe;
+mod spin_lock;
+mod tag;
+
+pub mod sys;
+
+#[cfg(ntpool_emulated)]
+pub mod emulated;
+
+pub use alloc::{AllocError, PoolAllocator};
+pub use boxed::{NonPagedBox, PagedBox, PoolBox};
+pub use irql::{
+    Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch,
+    High, HighIrql, Irql, Passive,
+};
+pub use pool::{CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType};
+pub use safe::{DispatchSafe, HighSafe};
+pub use spin_lock::SpinLock;
+pub use tag::{InvalidTag, PoolTag, Tag};
+
+/// Derives [`DispatchSafe`](trait@DispatchSafe) for a struct or enum whose every field is
+/// `DispatchSafe`; a field that is not (a paged box, say) is a compile error.
+pub use ntpool_macros::DispatchSafe;
+/// Derives [`HighSafe`](trait@HighSafe) for a struct or enum whose every field is `HighSafe`.
+pub use ntpool_macros::HighSafe;
+
+/// Sets the emulated thread's IRQL; for the documentation's examples only.
+#[cfg(ntpool_emulated)]
+#[doc(hidden)]
+pub fn __doc_set_irql(irql: sys::KIRQL) {
+    emulated::kernel::force_irql(irql);
+}

@@ -1,0 +1,176 @@
+//! What may enter code that runs at `DISPATCH_LEVEL` or above.
+//!
+//! A region that raises the IRQL ([`Passive::raise_to_dispatch`](crate::Passive::raise_to_dispatch),
+//! [`SpinLock::with`](crate::SpinLock::with), ...) takes a plain function and one explicit context
+//! value. The function captures nothing, so the context is all it can reach (besides `static`s), and
+//! the context must implement [`DispatchSafe`]: it can neither own nor reach paged memory. Above
+//! `DISPATCH_LEVEL` the context must be [`HighSafe`]: it cannot own pool memory at all, since nothing
+//! may be freed there.
+//!
+//! Both traits are implemented for primitives, references to and containers of implementing types,
+//! and the non-paged types of this crate; never for a paged box. A struct gets them through
+//! `#[derive(DispatchSafe)]` / `#[derive(HighSafe)]`, which require every field to implement them:
+//!
+//! ```
+//! use ntpool::{DispatchSafe, NonPagedBox};
+//! ntpool::pool_tag!(struct Doc = b"Doc1");
+//!
+//! #[derive(DispatchSafe)]
+//! struct Queue<'a> {
+//!     pending: &'a mut NonPagedBox<[u32], Doc>,
+//!     count: usize,
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! use ntpool::{DispatchSafe, PagedBox};
+//! ntpool::pool_tag!(struct Doc = b"Doc1");
+//!
+//! #[derive(DispatchSafe)]
+//! struct Settings {
+//!     values: PagedBox<[u32], Doc>, // paged: cannot be DispatchSafe
+//! }
+//! ```
+
+use core::cell::{Cell, UnsafeCell};
+use core::cmp::Reverse;
+use core::marker::PhantomData;
+use core::mem::{ManuallyDrop, MaybeUninit};
+use core::num::{NonZero, Wrapping};
+use core::ptr::NonNull;
+use core::sync::atomic::{
+    AtomicBool, AtomicI8, AtomicI16, AtomicI32, AtomicI64, AtomicIsize, AtomicPtr, AtomicU8, AtomicU16,
+    AtomicU32, AtomicU64, AtomicUsize,
+};
+
+/// The type neither owns nor reaches paged memory, so it may be used, moved and dropped at
+/// `DISPATCH_LEVEL`.
+///
+/// # Safety
+/// Implement it only for types none of whose values owns paged memory or lets safe code reach it
+/// (through a reference, a field, interior mutability, or a method). The derive checks this field
+/// by field.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` may own or reach paged memory, so it cannot enter code that runs at DISPATCH_LEVEL",
+    label = "not `DispatchSafe`",
+    note = "paged memory must not be touched or freed at DISPATCH_LEVEL; keep it outside the region, or move the data to a non-paged pool"
+)]
+pub unsafe trait DispatchSafe {}
+
+/// The type neither owns pool memory nor reaches paged memory, so it may be used, moved and dropped
+/// above `DISPATCH_LEVEL`, where nothing may be allocated or freed. References to non-paged memory
+/// are fine; owning boxes are not.
+///
+/// # Safety
+/// As for [`DispatchSafe`], and no value may own pool memory or let safe code free or allocate any.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` may own pool memory or reach paged memory, so it cannot enter code that runs above DISPATCH_LEVEL",
+    label = "not `HighSafe`",
+    note = "nothing may be allocated or freed above DISPATCH_LEVEL; pass references to non-paged data instead of owners"
+)]
+pub unsafe trait HighSafe: DispatchSafe {}
+
+macro_rules! plain {
+    ($($t:ty),* $(,)?) => {$(
+        // SAFETY: a plain value owns and reaches no memory.
+        unsafe impl DispatchSafe for $t {}
+        // SAFETY: as above.
+        unsafe impl HighSafe for $t {}
+    )*};
+}
+
+plain!(
+    (), bool, char, str, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64,
+    NonZero<u8>, NonZero<u16>, NonZero<u32>, NonZero<u64>, NonZero<u128>, NonZero<usize>,
+    NonZero<i8>, NonZero<i16>, NonZero<i32>, NonZero<i64>, NonZero<i128>, NonZero<isize>,
+    AtomicBool, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize,
+    AtomicI8, AtomicI16, AtomicI32, AtomicI64, AtomicIsize,
+    core::time::Duration, core::cmp::Ordering,
+);
+
+macro_rules! wrapper {
+    ($($t:ident),* $(,)?) => {$(
+        // SAFETY: the wrapper owns and reaches exactly what its content does.
+        unsafe impl<T: DispatchSafe> DispatchSafe for $t<T> {}
+        // SAFETY: as above.
+        unsafe impl<T: HighSafe> HighSafe for $t<T> {}
+    )*};
+}
+
+wrapper!(Option, Cell, MaybeUninit, ManuallyDrop, Wrapping, Reverse);
+
+// SAFETY: the content is what is owned and reached.
+unsafe impl<T: DispatchSafe + ?Sized> DispatchSafe for UnsafeCell<T> {}
+// SAFETY: as above.
+unsafe impl<T: HighSafe + ?Sized> HighSafe for UnsafeCell<T> {}
+
+// SAFETY: a reference reaches what its target reaches.
+unsafe impl<T: DispatchSafe + ?Sized> DispatchSafe for &T {}
+// SAFETY: as above.
+unsafe impl<T: HighSafe + ?Sized> HighSafe for &T {}
+// SAFETY: as above; through `&mut` the target can also be replaced or taken, which drops only
+// `DispatchSafe` (resp. `HighSafe`) values.
+unsafe impl<T: DispatchSafe + ?Sized> DispatchSafe for &mut T {}
+// SAFETY: as above.
+unsafe impl<T: HighSafe + ?Sized> HighSafe for &mut T {}
+
+// SAFETY: elements are what is owned and reached.
+unsafe impl<T: DispatchSafe> DispatchSafe for [T] {}
+// SAFETY: as above.
+unsafe impl<T: HighSafe> HighSafe for [T] {}
+// SAFETY: as above.
+unsafe impl<T: DispatchSafe, const N: usize> DispatchSafe for [T; N] {}
+// SAFETY: as above.
+unsafe impl<T: HighSafe, const N: usize> HighSafe for [T; N] {}
+
+// SAFETY: owns and reaches what either variant holds.
+unsafe impl<T: DispatchSafe, E: DispatchSafe> DispatchSafe for Result<T, E> {}
+// SAFETY: as above.
+unsafe impl<T: HighSafe, E: HighSafe> HighSafe for Result<T, E> {}
+
+// SAFETY: owns and reaches nothing; only a type-level marker.
+unsafe impl<T: ?Sized> DispatchSafe for PhantomData<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized> HighSafe for PhantomData<T> {}
+
+// SAFETY: a raw pointer cannot be dereferenced in safe code; whoever does so in `unsafe` code is
+// responsible for the IRQL.
+unsafe impl<T: ?Sized> DispatchSafe for *const T {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized> HighSafe for *const T {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized> DispatchSafe for *mut T {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized> HighSafe for *mut T {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized> DispatchSafe for NonNull<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized> HighSafe for NonNull<T> {}
+// SAFETY: as above.
+unsafe impl<T> DispatchSafe for AtomicPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> HighSafe for AtomicPtr<T> {}
+
+macro_rules! tuples {
+    ($(($($name:ident),+)),* $(,)?) => {$(
+        // SAFETY: a tuple owns and reaches what its elements do.
+        unsafe impl<$($name: DispatchSafe),+> DispatchSafe for ($($name,)+) {}
+        // SAFETY: as above.
+        unsafe impl<$($name: HighSafe),+> HighSafe for ($($name,)+) {}
+    )*};
+}
+
+tuples!(
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F),
+    (A, B, C, D, E, F, G),
+    (A, B, C, D, E, F, G, H),
+    (A, B, C, D, E, F, G, H, I),
+    (A, B, C, D, E, F, G, H, I, J),
+    (A, B, C, D, E, F, G, H, I, J, K),
+    (A, B, C, D, E, F, G, H, I, J, K, L),
+);

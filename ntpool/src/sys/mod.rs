@@ -1,0 +1,236 @@
+//! The kernel interface: every routine ntpool calls, with the names and types of the WDK (as bound
+//! by `wdk-sys`), and nothing else.
+//!
+//! There are two implementations behind the same signatures:
+//!
+//! * on a Windows target, the real kernel: imports from `ntoskrnl.exe`, and the IRQL routines that
+//!   the WDK headers inline on x64 (reads and writes of CR8);
+//! * everywhere else (and on Windows with the `emulated` feature), the [emulated kernel]
+//!   (crate::emulated), which checks every call the way Driver Verifier does and reports a
+//!   violation as a bug check with Microsoft's code and parameters.
+//!
+//! Nothing above this module knows which one it runs on. Driver code may call these routines
+//! directly, for example to test how the emulated verifier reacts to a misuse that the safe API
+//! makes impossible:
+//!
+//! ```
+//! use ntpool::sys;
+//! # ntpool::emulated::Kernel::new().run(|| {
+//! let tag = u32::from_le_bytes(*b"Doc1");
+//! // SAFETY: a plain allocation, freed below with the tag it was allocated with.
+//! let p = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 64, tag) };
+//! assert!(!p.is_null());
+//! // SAFETY: `p` came from ExAllocatePool2 with this tag and is not used afterwards.
+//! unsafe { sys::ExFreePoolWithTag(p, tag) };
+//! # });
+//! ```
+#![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
+
+use core::ffi::c_void;
+
+/// An interrupt request level (`KIRQL`).
+pub type KIRQL = u8;
+/// `ULONG`.
+pub type ULONG = u32;
+/// `SIZE_T` (64 bits, as on x64).
+pub type SIZE_T = u64;
+/// `PVOID`.
+pub type PVOID = *mut c_void;
+/// `POOL_FLAGS`, the first parameter of `ExAllocatePool2`.
+pub type POOL_FLAGS = u64;
+/// `POOL_TYPE`, the first parameter of the legacy `ExAllocatePool*` routines. A different type from
+/// [`POOL_FLAGS`] on purpose: passing one where the other is expected does not compile.
+pub type POOL_TYPE = i32;
+/// `KSPIN_LOCK` (a `ULONG_PTR`).
+pub type KSPIN_LOCK = u64;
+/// `NTSTATUS`.
+pub type NTSTATUS = i32;
+
+/// `PASSIVE_LEVEL`: threads run here; everything is allowed.
+pub const PASSIVE_LEVEL: KIRQL = 0;
+/// `APC_LEVEL`: asynchronous procedure calls are masked; paged memory is still usable.
+pub const APC_LEVEL: KIRQL = 1;
+/// `DISPATCH_LEVEL`: the scheduler is masked; page faults cannot be served, so paged memory must not
+/// be touched, allocated or freed.
+pub const DISPATCH_LEVEL: KIRQL = 2;
+/// `PROFILE_LEVEL` on x64.
+pub const PROFILE_LEVEL: KIRQL = 27;
+/// `CLOCK_LEVEL` on x64.
+pub const CLOCK_LEVEL: KIRQL = 28;
+/// `IPI_LEVEL` on x64.
+pub const IPI_LEVEL: KIRQL = 29;
+/// `POWER_LEVEL` on x64.
+pub const POWER_LEVEL: KIRQL = 30;
+/// `HIGH_LEVEL`: every interrupt is masked.
+pub const HIGH_LEVEL: KIRQL = 31;
+
+/// Charge the allocation to the current process's quota.
+pub const POOL_FLAG_USE_QUOTA: POOL_FLAGS = 0x1;
+/// Do not zero the allocation.
+pub const POOL_FLAG_UNINITIALIZED: POOL_FLAGS = 0x2;
+/// Session pool.
+pub const POOL_FLAG_SESSION: POOL_FLAGS = 0x4;
+/// Align the allocation on a processor cache line.
+pub const POOL_FLAG_CACHE_ALIGNED: POOL_FLAGS = 0x8;
+/// Raise an exception instead of returning NULL on failure (ntpool never sets it).
+pub const POOL_FLAG_RAISE_ON_FAILURE: POOL_FLAGS = 0x20;
+/// Non-paged, non-executable pool.
+pub const POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x40;
+/// Non-paged, executable pool.
+pub const POOL_FLAG_NON_PAGED_EXECUTE: POOL_FLAGS = 0x80;
+/// Paged pool.
+pub const POOL_FLAG_PAGED: POOL_FLAGS = 0x100;
+/// Optional flag: allocate from special pool where Driver Verifier offers it.
+pub const POOL_FLAG_SPECIAL_POOL: POOL_FLAGS = 0x1_0000_0000;
+/// The required flags `ExAllocatePool2` understands; any other bit in the low 32 bits fails the call.
+pub const POOL_FLAG_REQUIRED_MASK: POOL_FLAGS = 0xFFFF_FFFF;
+/// Every required flag this kernel version knows.
+pub const POOL_FLAG_REQUIRED_KNOWN: POOL_FLAGS = POOL_FLAG_USE_QUOTA
+    | POOL_FLAG_UNINITIALIZED
+    | POOL_FLAG_SESSION
+    | POOL_FLAG_CACHE_ALIGNED
+    | POOL_FLAG_RAISE_ON_FAILURE
+    | POOL_FLAG_NON_PAGED
+    | POOL_FLAG_NON_PAGED_EXECUTE
+    | POOL_FLAG_PAGED;
+
+/// `NonPagedPool` (executable).
+pub const NonPagedPool: POOL_TYPE = 0;
+/// `NonPagedPoolExecute`, the same value as `NonPagedPool`.
+pub const NonPagedPoolExecute: POOL_TYPE = 0;
+/// `PagedPool`.
+pub const PagedPool: POOL_TYPE = 1;
+/// `NonPagedPoolMustSucceed`: bug check 0xC2 / 0x9A on any use.
+pub const NonPagedPoolMustSucceed: POOL_TYPE = 2;
+/// `NonPagedPoolCacheAligned`.
+pub const NonPagedPoolCacheAligned: POOL_TYPE = 4;
+/// `PagedPoolCacheAligned`.
+pub const PagedPoolCacheAligned: POOL_TYPE = 5;
+/// `NonPagedPoolNx`, non-executable non-paged pool.
+pub const NonPagedPoolNx: POOL_TYPE = 0x200;
+/// `NonPagedPoolNxCacheAligned`.
+pub const NonPagedPoolNxCacheAligned: POOL_TYPE = 0x204;
+
+/// The pool tag bit that marks a block as protected: it must be freed with `ExFreePoolWithTag` and
+/// the same tag (including this bit).
+pub const PROTECTED_POOL: ULONG = 0x8000_0000;
+
+/// `DRIVER_VERIFIER_DETECTED_VIOLATION`.
+pub const DRIVER_VERIFIER_DETECTED_VIOLATION: ULONG = 0xC4;
+/// `BAD_POOL_CALLER`.
+pub const BAD_POOL_CALLER: ULONG = 0xC2;
+/// `DRIVER_IRQL_NOT_LESS_OR_EQUAL`.
+pub const DRIVER_IRQL_NOT_LESS_OR_EQUAL: ULONG = 0xD1;
+/// `IRQL_NOT_GREATER_OR_EQUAL`: `KeRaiseIrql` to a lower level.
+pub const IRQL_NOT_GREATER_OR_EQUAL: ULONG = 0x09;
+/// `IRQL_NOT_LESS_OR_EQUAL`: `KeLowerIrql` to a higher level, or a page fault at `DISPATCH_LEVEL`.
+pub const IRQL_NOT_LESS_OR_EQUAL: ULONG = 0x0A;
+/// `SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION`.
+pub const SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION: ULONG = 0xC1;
+/// `DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION`.
+pub const DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION: ULONG = 0xCD;
+/// `DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL`.
+pub const DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL: ULONG = 0xCC;
+
+/// The legacy `POOL_TYPE` that `ExAllocatePool2` flags stand for, for the `ExAllocatePoolWithTag`
+/// fallback; `None` for flags the legacy routine cannot express (for example quota, which has its own
+/// routine, or no pool at all).
+pub const fn pool_type_for_flags(flags: POOL_FLAGS) -> Option<POOL_TYPE> {
+    let cache = flags & POOL_FLAG_CACHE_ALIGNED != 0;
+    let kind = flags & (POOL_FLAG_PAGED | POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE);
+    if flags & !(POOL_FLAG_UNINITIALIZED | POOL_FLAG_CACHE_ALIGNED | POOL_FLAG_SPECIAL_POOL | kind) != 0 {
+        return None;
+    }
+    match (kind, cache) {
+        (POOL_FLAG_PAGED, false) => Some(PagedPool),
+        (POOL_FLAG_PAGED, true) => Some(PagedPoolCacheAligned),
+        (POOL_FLAG_NON_PAGED, false) => Some(NonPagedPoolNx),
+        (POOL_FLAG_NON_PAGED, true) => Some(NonPagedPoolNxCacheAligned),
+        (POOL_FLAG_NON_PAGED_EXECUTE, false) => Some(NonPagedPoolExecute),
+        (POOL_FLAG_NON_PAGED_EXECUTE, true) => Some(NonPagedPoolCacheAligned),
+        _ => None,
+    }
+}
+
+/// Whether a legacy `POOL_TYPE` is paged (the low bit of the base type, as in the kernel).
+pub const fn pool_type_is_paged(pool_type: POOL_TYPE) -> bool {
+    pool_type & 1 == 1
+}
+
+/// `ExAllocatePool2`'s contract implemented with the legacy `ExAllocatePoolWithTag`, for kernels that
+/// do not export `ExAllocatePool2` (Windows before 10 version 2004, Wine): the matching `POOL_TYPE`,
+/// NULL for a zero tag or for flags the legacy routine cannot express, and zeroing unless
+/// `POOL_FLAG_UNINITIALIZED` is set. Both kernel backends use this one function.
+///
+/// # Safety
+/// As for `ExAllocatePool2`; `allocate_with_tag` must call `ExAllocatePoolWithTag`.
+#[inline(always)]
+pub(crate) unsafe fn allocate_pool2_with_legacy_routine(
+    flags: POOL_FLAGS,
+    size: SIZE_T,
+    tag: ULONG,
+    allocate_with_tag: impl FnOnce(POOL_TYPE, SIZE_T, ULONG) -> PVOID,
+) -> PVOID {
+    let unknown = flags & POOL_FLAG_REQUIRED_MASK & !POOL_FLAG_REQUIRED_KNOWN;
+    let Some(pool_type) = pool_type_for_flags(flags) else {
+        return core::ptr::null_mut();
+    };
+    if unknown != 0 || tag == 0 {
+        return core::ptr::null_mut();
+    }
+    let block = allocate_with_tag(pool_type, size, tag);
+    if !block.is_null() && flags & POOL_FLAG_UNINITIALIZED == 0 {
+        // SAFETY: `block` is a fresh allocation of `size` bytes.
+        unsafe { core::ptr::write_bytes(block.cast::<u8>(), 0, size as usize) };
+    }
+    block
+}
+
+/// `KeInitializeSpinLock`: on x64, a store of zero (the WDK inlines it).
+///
+/// # Safety
+/// `SpinLock` must be valid for writes and not held.
+#[inline(always)]
+pub unsafe fn KeInitializeSpinLock(SpinLock: *mut KSPIN_LOCK) {
+    // SAFETY: the caller guarantees the pointer is valid for writes.
+    unsafe { SpinLock.write(0) };
+}
+
+#[cfg(ntpool_emulated)]
+mod emulated;
+#[cfg(ntpool_emulated)]
+pub use emulated::*;
+
+#[cfg(not(ntpool_emulated))]
+mod ntoskrnl;
+#[cfg(not(ntpool_emulated))]
+pub use ntoskrnl::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_flags_map_to_the_legacy_pool_types() {
+        assert_eq!(pool_type_for_flags(POOL_FLAG_PAGED), Some(PagedPool));
+        assert_eq!(pool_type_for_flags(POOL_FLAG_NON_PAGED), Some(NonPagedPoolNx));
+        assert_eq!(pool_type_for_flags(POOL_FLAG_NON_PAGED_EXECUTE), Some(NonPagedPool));
+        assert_eq!(
+            pool_type_for_flags(POOL_FLAG_NON_PAGED | POOL_FLAG_CACHE_ALIGNED | POOL_FLAG_UNINITIALIZED),
+            Some(NonPagedPoolNxCacheAligned)
+        );
+        assert_eq!(pool_type_for_flags(POOL_FLAG_PAGED | POOL_FLAG_CACHE_ALIGNED), Some(PagedPoolCacheAligned));
+        assert_eq!(pool_type_for_flags(POOL_FLAG_PAGED | POOL_FLAG_NON_PAGED), None);
+        assert_eq!(pool_type_for_flags(POOL_FLAG_PAGED | POOL_FLAG_USE_QUOTA), None);
+        assert_eq!(pool_type_for_flags(0), None);
+    }
+
+    #[test]
+    fn legacy_pool_types_know_whether_they_are_paged() {
+        assert!(pool_type_is_paged(PagedPool));
+        assert!(pool_type_is_paged(PagedPoolCacheAligned));
+        assert!(!pool_type_is_paged(NonPagedPoolNx));
+        assert!(!pool_type_is_paged(NonPagedPoolNxCacheAligned));
+        assert!(!pool_type_is_paged(NonPagedPoolCacheAligned));
+    }
+}

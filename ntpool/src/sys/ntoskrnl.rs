@@ -1,0 +1,163 @@
+//! The real kernel: imports from `ntoskrnl.exe`, plus the IRQL routines that the WDK headers inline
+//! on x64 as reads and writes of CR8.
+//!
+//! Imports are declared `raw-dylib`, so no import library is needed to link the driver, and
+//! `+verbatim` so that the import names `ntoskrnl.exe` itself. `ExAllocatePool2` is deliberately
+//! *not* imported: Windows before 10 version 2004 does not export it, and a driver that imports it
+//! fails to load there. It is resolved with `MmGetSystemRoutineAddress` instead, and
+//! `ExAllocatePoolWithTag` stands in for it where it is missing.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{KIRQL, KSPIN_LOCK, PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG};
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("ntpool's real-kernel backend supports x86_64 Windows drivers only");
+
+/// `UNICODE_STRING`, only as far as `MmGetSystemRoutineAddress` needs it.
+#[repr(C)]
+struct UNICODE_STRING {
+    Length: u16,
+    MaximumLength: u16,
+    Buffer: *const u16,
+}
+
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "system" {
+    /// `ExAllocatePoolWithTag`: the allocator of every Windows version, used where
+    /// `ExAllocatePool2` is not exported. It does not zero the block.
+    pub fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+    /// `ExFreePoolWithTag`.
+    pub fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
+    /// `ExFreePool`.
+    pub fn ExFreePool(P: PVOID);
+    /// `KeAcquireSpinLockRaiseToDpc`.
+    pub fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL;
+    /// `KeReleaseSpinLock`.
+    pub fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL);
+    /// `KeAcquireSpinLockAtDpcLevel`.
+    pub fn KeAcquireSpinLockAtDpcLevel(SpinLock: *mut KSPIN_LOCK);
+    /// `KeReleaseSpinLockFromDpcLevel`.
+    pub fn KeReleaseSpinLockFromDpcLevel(SpinLock: *mut KSPIN_LOCK);
+    /// `KeBugCheckEx`.
+    pub fn KeBugCheckEx(
+        BugCheckCode: ULONG,
+        BugCheckParameter1: usize,
+        BugCheckParameter2: usize,
+        BugCheckParameter3: usize,
+        BugCheckParameter4: usize,
+    ) -> !;
+    fn MmGetSystemRoutineAddress(SystemRoutineName: *const UNICODE_STRING) -> PVOID;
+}
+
+type ExAllocatePool2Fn = unsafe extern "system" fn(POOL_FLAGS, SIZE_T, ULONG) -> PVOID;
+
+/// The state of the `ExAllocatePool2` lookup: [`UNRESOLVED`], [`ABSENT`], or the routine's address.
+static EX_ALLOCATE_POOL2: AtomicUsize = AtomicUsize::new(UNRESOLVED);
+const UNRESOLVED: usize = 0;
+const ABSENT: usize = 1;
+
+/// `L"ExAllocatePool2"`.
+static EX_ALLOCATE_POOL2_NAME: [u16; 15] = {
+    let ascii = *b"ExAllocatePool2";
+    let mut wide = [0u16; 15];
+    let mut i = 0;
+    while i < ascii.len() {
+        wide[i] = ascii[i] as u16;
+        i += 1;
+    }
+    wide
+};
+
+/// Looks `ExAllocatePool2` up once, at `PASSIVE_LEVEL` as `MmGetSystemRoutineAddress` requires.
+/// Until a lookup at `PASSIVE_LEVEL` has happened, callers get `None` and use the fallback.
+fn ex_allocate_pool2() -> Option<ExAllocatePool2Fn> {
+    let mut address = EX_ALLOCATE_POOL2.load(Ordering::Acquire);
+    if address == UNRESOLVED {
+        if KeGetCurrentIrql() != PASSIVE_LEVEL {
+            return None;
+        }
+        let name = UNICODE_STRING {
+            Length: (EX_ALLOCATE_POOL2_NAME.len() * 2) as u16,
+            MaximumLength: (EX_ALLOCATE_POOL2_NAME.len() * 2) as u16,
+            Buffer: EX_ALLOCATE_POOL2_NAME.as_ptr(),
+        };
+        // SAFETY: `name` is a valid UNICODE_STRING for the duration of the call, and the current
+        // IRQL is PASSIVE_LEVEL (checked above).
+        let routine = unsafe { MmGetSystemRoutineAddress(&name) };
+        address = if routine.is_null() { ABSENT } else { routine as usize };
+        EX_ALLOCATE_POOL2.store(address, Ordering::Release);
+    }
+    if address == ABSENT {
+        return None;
+    }
+    // SAFETY: `address` is what MmGetSystemRoutineAddress returned for "ExAllocatePool2", whose
+    // signature is `PVOID ExAllocatePool2(POOL_FLAGS, SIZE_T, ULONG)` with the system ABI.
+    Some(unsafe { core::mem::transmute::<usize, ExAllocatePool2Fn>(address) })
+}
+
+/// Whether allocations go to `ExAllocatePool2` (true) or to the `ExAllocatePoolWithTag` fallback
+/// (false). Resolves the routine if that has not happened yet and the IRQL allows it.
+pub fn uses_ex_allocate_pool2() -> bool {
+    ex_allocate_pool2().is_some()
+}
+
+/// `ExAllocatePool2` where the running kernel exports it; elsewhere the same contract implemented
+/// with `ExAllocatePoolWithTag` and the matching `POOL_TYPE`: the block is zeroed unless
+/// `POOL_FLAG_UNINITIALIZED` is set, and flags the legacy routine cannot express fail with NULL.
+///
+/// # Safety
+/// As for `ExAllocatePool2`: the IRQL must allow the requested pool.
+pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+    if let Some(routine) = ex_allocate_pool2() {
+        // SAFETY: the caller upholds ExAllocatePool2's contract.
+        return unsafe { routine(Flags, NumberOfBytes, Tag) };
+    }
+    // SAFETY: the caller upholds ExAllocatePool2's contract; the IRQL rules of the legacy routine
+    // are the same.
+    unsafe {
+        super::allocate_pool2_with_legacy_routine(Flags, NumberOfBytes, Tag, |pool_type, size, tag| {
+            // SAFETY: as above.
+            unsafe { ExAllocatePoolWithTag(pool_type, size, tag) }
+        })
+    }
+}
+
+/// `KeGetCurrentIrql`: on x64, a read of CR8.
+#[inline(always)]
+pub fn KeGetCurrentIrql() -> KIRQL {
+    let irql: u64;
+    // SAFETY: reading CR8 is allowed in kernel mode and has no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, cr8", out(reg) irql, options(nomem, nostack, preserves_flags));
+    }
+    irql as KIRQL
+}
+
+/// `KfRaiseIrql`: on x64, a write of CR8. Returns the previous IRQL.
+///
+/// # Safety
+/// `NewIrql` must not be below the current IRQL, and the caller must lower it again.
+#[inline(always)]
+pub unsafe fn KfRaiseIrql(NewIrql: KIRQL) -> KIRQL {
+    let old = KeGetCurrentIrql();
+    // SAFETY: the caller raises (never lowers) and restores the IRQL later. No `nomem`: memory
+    // accesses must not be moved across an IRQL change.
+    unsafe {
+        core::arch::asm!("mov cr8, {}", in(reg) NewIrql as u64, options(nostack, preserves_flags));
+    }
+    old
+}
+
+/// `KeLowerIrql`: on x64, a write of CR8.
+///
+/// # Safety
+/// `NewIrql` must be the value a matching raise returned.
+#[inline(always)]
+pub unsafe fn KeLowerIrql(NewIrql: KIRQL) {
+    // SAFETY: the caller restores an IRQL saved by a matching raise. No `nomem`, as above.
+    unsafe {
+        core::arch::asm!("mov cr8, {}", in(reg) NewIrql as u64, options(nostack, preserves_flags));
+    }
+}
+
