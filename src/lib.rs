@@ -1,1 +1,136 @@
+//! `ntpool-driver`: a sample WDM driver that uses the ntpool crate for every allocation.
+//!
+//! `DriverEntry` (at `PASSIVE_LEVEL`) runs a self-test of ntpool's API and reports it with
+//! `DbgPrint`, keeps a copy of its registry path in paged pool and a statistics block behind a spin
+//! lock, and `DriverUnload` frees all of it.
+//!
+//! The same code runs in three places: in Windows (built with the WDK or cross-built on Linux), under
+//! Wine, and on ntpool's emulated kernel in the host tests (`tests/`).
 #![no_std]
+
+#[cfg(not(windows))]
+extern crate std;
+
+#[cfg(all(windows, not(ntpool_linux_cross)))]
+use wdk_panic as _;
+
+#[cfg(not(windows))]
+pub mod host;
+pub mod kernel;
+pub mod selftest;
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use kernel::{DRIVER_OBJECT, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS, UNICODE_STRING};
+use ntpool::{NonPagedBox, PagedBox, Passive, SpinLock};
+
+ntpool::pool_tag! {
+    /// The driver's long-lived state.
+    pub struct StateTag = b"NpSt";
+}
+ntpool::pool_tag! {
+    /// The copy of the registry path (paged).
+    pub struct RegistryTag = b"NpRg";
+}
+
+/// Counters updated at `DISPATCH_LEVEL` under a spin lock.
+#[derive(Clone, Copy, Debug, Default, ntpool::DispatchSafe)]
+pub struct Stats {
+    /// Self-test checks that passed.
+    pub checks: u32,
+}
+
+/// What the driver keeps between `DriverEntry` and `DriverUnload`.
+pub struct DriverState {
+    /// The registry path `DriverEntry` received, copied into paged pool.
+    pub registry_path: PagedBox<[u16], RegistryTag>,
+    /// Counters, behind a spin lock.
+    pub stats: SpinLock<Stats>,
+}
+
+/// The driver's state, owned through a non-paged box whose raw pointer is kept here from
+/// `DriverEntry` until `DriverUnload`.
+static STATE: AtomicPtr<DriverState> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The driver's entry point.
+///
+/// # Safety
+/// Called by the I/O manager at `PASSIVE_LEVEL` with a valid driver object and registry path.
+#[unsafe(no_mangle)]
+#[allow(non_snake_case)]
+pub unsafe extern "system" fn DriverEntry(
+    driver: *mut DRIVER_OBJECT,
+    registry_path: *const UNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: DriverEntry runs at PASSIVE_LEVEL, and this is the thread's only token.
+    let mut passive = unsafe { Passive::assume() };
+    debug_print!("DriverEntry: allocating with {}", if ntpool::sys::uses_ex_allocate_pool2() {
+        "ExAllocatePool2"
+    } else {
+        "ExAllocatePoolWithTag (ExAllocatePool2 is not exported)"
+    });
+
+    let report = match selftest::run(&mut passive) {
+        Ok(report) => report,
+        Err(status) => {
+            debug_print!("self-test FAILED: status {:#010x}", status as u32);
+            return status;
+        }
+    };
+    debug_print!("self-test passed: {} checks", report.checks);
+
+    // SAFETY: the I/O manager passes a valid registry path; its buffer holds `Length` bytes.
+    let path = unsafe {
+        let path = &*registry_path;
+        core::slice::from_raw_parts(path.Buffer, usize::from(path.Length) / 2)
+    };
+    let Ok(registry_path) = PagedBox::<[u16], RegistryTag>::try_from_slice(&passive, path) else {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    };
+    let state = DriverState { registry_path, stats: SpinLock::new(Stats::default()) };
+    let Ok(state) = NonPagedBox::<DriverState, StateTag>::try_new(&passive, state) else {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    };
+    state.stats.with(&mut passive, report.checks, |_dispatch, stats, checks| stats.checks = checks);
+    STATE.store(NonPagedBox::into_raw(state), Ordering::Release);
+
+    // SAFETY: the I/O manager passes a valid driver object, which the driver may fill in.
+    unsafe { (*driver).DriverUnload = Some(DriverUnload) };
+    debug_print!("DriverEntry: registry path of {} characters kept in paged pool", path.len());
+    STATUS_SUCCESS
+}
+
+/// Frees everything the driver owns.
+///
+/// # Safety
+/// Called by the I/O manager at `PASSIVE_LEVEL`, once, after a successful `DriverEntry`.
+#[allow(non_snake_case)]
+pub unsafe extern "system" fn DriverUnload(_driver: *mut DRIVER_OBJECT) {
+    // SAFETY: DriverUnload runs at PASSIVE_LEVEL, and this is the thread's only token.
+    let mut passive = unsafe { Passive::assume() };
+    let state = STATE.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if state.is_null() {
+        return;
+    }
+    // SAFETY: `state` came from `NonPagedBox::into_raw` in DriverEntry, and was taken out of `STATE`
+    // above, so it is owned here alone.
+    let state = unsafe { NonPagedBox::<DriverState, StateTag>::from_raw(state) };
+    let checks = state.stats.with(&mut passive, (), |_dispatch, stats, ()| stats.checks);
+    let path_len = state.registry_path.get(&passive).len();
+    drop(state);
+    debug_print!("DriverUnload: freed the state ({} checks, {} path characters)", checks, path_len);
+}
+
+/// A panic in the kernel stops the machine with a bug check naming the driver (the code wdk-panic
+/// uses, `RPNC`).
+#[cfg(all(ntpool_linux_cross, not(test)))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    // SAFETY: a deliberate stop.
+    unsafe { ntpool::sys::KeBugCheckEx(0x5250_4E43, 0, 0, 0, 0) }
+}
+
+/// Debug builds of the driver reference the floating-point marker the MSVC runtime would define.
+#[cfg(ntpool_linux_cross)]
+#[unsafe(no_mangle)]
+pub static _fltused: i32 = 0;

@@ -43,8 +43,9 @@ pub trait PoolType: sealed::Sealed + 'static {
 /// needs_non_paged::<ntpool::NonPagedPool>();
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a non-paged pool",
-    label = "this needs memory that can be used at DISPATCH_LEVEL"
+    message = "`{Self}` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL",
+    label = "this needs memory that can be used at DISPATCH_LEVEL",
+    note = "keep paged memory out of spin-locked regions, DISPATCH_LEVEL callbacks and their contexts, or allocate it from `NonPagedPool`"
 )]
 pub trait NonPagedPoolType: PoolType {}
 

@@ -1,0 +1,11 @@
+use ntpool::*;
+pool_tag!(struct Tg = b"Test");
+
+fn main() {
+    ntpool::emulated::Kernel::new().run(|| {
+        // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+        let mut passive = unsafe { Passive::assume() };
+        let lock = SpinLock::new(Some(PagedBox::<u32, Tg>::try_new(&passive, 1).unwrap()));
+        lock.with(&mut passive, (), |_dispatch, slot, ()| drop(slot.take()));
+    });
+}

@@ -1,0 +1,14 @@
+use ntpool::*;
+pool_tag!(struct Tg = b"Test");
+
+fn main() {
+    ntpool::emulated::Kernel::new().run(|| {
+        // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+        let passive = unsafe { Passive::assume() };
+        let b = PagedBox::<u32, Tg>::try_new(&passive, 1).unwrap();
+        drop(passive);
+        // SAFETY: never runs: the compiler rejects this token for paged memory below.
+        let dispatch = unsafe { Dispatch::assume() };
+        let _value = *b.get(&dispatch);
+    });
+}

@@ -1,0 +1,10 @@
+use ntpool::*;
+pool_tag!(struct Tg = b"Test");
+
+fn main() {
+    ntpool::emulated::Kernel::new().run(|| {
+        // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+        let mut passive = unsafe { Passive::assume() };
+        let _b = passive.raise_to_apc(|_apc| PagedBox::<u32, Tg>::try_new(&passive, 1));
+    });
+}

@@ -1,0 +1,11 @@
+use ntpool::*;
+pool_tag!(struct Tg = b"Test");
+
+fn main() {
+    ntpool::emulated::Kernel::new().run(|| {
+        // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+        let passive = unsafe { Passive::assume() };
+        pool_tag!(struct Other = b"Othr");
+        let b: NonPagedBox<u32, Other> = NonPagedBox::<u32, Tg>::try_new(&passive, 1).unwrap();
+    });
+}

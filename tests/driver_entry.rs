@@ -1,0 +1,96 @@
+//! The sample driver's DriverEntry and DriverUnload on the emulated kernel, with Driver Verifier's
+//! checks on.
+
+use std::sync::Mutex;
+
+use ntpool::emulated::{Kernel, PoolKind, catch_bug_check};
+use ntpool::sys::{APC_LEVEL, DISPATCH_LEVEL};
+use ntpool_driver::host;
+use ntpool_driver::kernel::{STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS};
+
+/// The driver keeps its state in a `static`, as a driver does: one load at a time.
+static ONE_DRIVER: Mutex<()> = Mutex::new(());
+
+#[test]
+fn driver_entry_self_test_passes_and_unload_frees_everything() {
+    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let kernel = Kernel::builder().driver_name("ntpool_driver.sys").build();
+    kernel.run(|| {
+        let loaded = host::load();
+        assert_eq!(loaded.status, STATUS_SUCCESS, "{:#?}", loaded.output);
+        assert!(loaded.output.iter().any(|l| l.contains("self-test passed")), "{:#?}", loaded.output);
+        // The registry path copy and the state are still allocated while the driver is loaded.
+        let live = kernel.outstanding();
+        assert_eq!(live.len(), 2, "{live:#?}");
+        let path = live.iter().find(|a| a.tag.to_string() == "NpRg").expect("registry path block");
+        assert_eq!((path.pool, path.size), (PoolKind::Paged, host::REGISTRY_PATH.len() * 2));
+        let output = loaded.driver.expect("loaded").unload();
+        assert!(output.iter().any(|l| l.contains("DriverUnload: freed")), "{output:#?}");
+    });
+    kernel.verify_unload().expect("no leak after unload");
+    let usage = kernel.pool_usage();
+    for row in &usage.rows {
+        assert_eq!((row.diff(), row.bytes), (0, 0), "{usage}");
+    }
+    let tags: Vec<String> = usage.rows.iter().map(|r| r.tag.to_string()).collect();
+    for tag in ["NpRg", "NpSt", "NpT1", "NpT2"] {
+        assert!(tags.iter().any(|t| t == tag), "{tag} missing from\n{usage}");
+    }
+}
+
+#[test]
+fn self_test_sees_the_irql_of_each_region() {
+    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    Kernel::new().run(|| {
+        // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+        let mut passive = unsafe { ntpool::Passive::assume() };
+        let report = ntpool_driver::selftest::run(&mut passive).expect("self-test");
+        assert_eq!(report.irql_in_apc_region, APC_LEVEL);
+        assert_eq!(report.irql_in_nested_dispatch_region, DISPATCH_LEVEL);
+        assert_eq!(report.irql_in_spin_lock, DISPATCH_LEVEL);
+        assert!(report.checks >= 15, "{report:?}");
+    });
+}
+
+#[test]
+fn driver_entry_falls_back_to_ex_allocate_pool_with_tag_where_ex_allocate_pool2_is_missing() {
+    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let kernel = Kernel::builder().ex_allocate_pool2(false).build();
+    kernel.run(|| {
+        let loaded = host::load();
+        assert_eq!(loaded.status, STATUS_SUCCESS, "{:#?}", loaded.output);
+        assert!(loaded.output.iter().any(|l| l.contains("ExAllocatePoolWithTag")), "{:#?}", loaded.output);
+        assert!(kernel.outstanding().iter().all(|a| a.routine == "ExAllocatePoolWithTag"));
+        loaded.driver.expect("loaded").unload();
+    });
+    kernel.verify_unload().expect("no leak after unload");
+}
+
+/// Driver Verifier's systematic low resources simulation over DriverEntry and DriverUnload: count
+/// the allocations of a clean run, then fail allocation k for every k. Each run must fail cleanly
+/// (STATUS_INSUFFICIENT_RESOURCES, nothing left allocated) or, past the last allocation, succeed.
+#[test]
+fn driver_entry_survives_every_allocation_failing_in_turn() {
+    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let clean = Kernel::new();
+    clean.run(|| host::load().driver.expect("loaded").unload());
+    let total = clean.allocation_calls();
+    assert!(total >= 15, "only {total} allocations");
+    for k in 1..=total {
+        let kernel = Kernel::builder().fail_allocation(k).build();
+        let result = kernel.run(|| {
+            catch_bug_check(|| {
+                let loaded = host::load();
+                if let Some(driver) = loaded.driver {
+                    driver.unload();
+                }
+                loaded.status
+            })
+        });
+        let status = result.unwrap_or_else(|bug_check| panic!("allocation {k} failing bug-checked: {bug_check}"));
+        assert_eq!(status, STATUS_INSUFFICIENT_RESOURCES, "allocation {k} of {total} failing");
+        if let Err(leak) = kernel.verify_unload() {
+            panic!("allocation {k} failing leaked: {leak}");
+        }
+    }
+}
