@@ -40,7 +40,7 @@ const REASONS: &[(&str, &str)] = &[
     ("r4_token_forged_with_struct_literal", "field `_not_send` of struct `ntpool::Dispatch` is private"),
     ("r4_token_reached_inside_dispatch_region", "closures can only be coerced to `fn` types if they do not capture any variables"),
     ("r4_token_sent_to_another_thread", "cannot be sent between threads safely"),
-    ("r4_token_used_while_raised_to_apc", "cannot borrow `passive` as immutable because it is also borrowed as mutable"),
+    ("r4_token_used_while_raised_to_apc", "cannot borrow `passive` as mutable because it is also borrowed as immutable"),
     ("r5_box_cannot_be_freed_twice", "use of moved value: `b`"),
     ("r5_box_cannot_change_its_pool", "expected `PoolBox<u32, Tg, PagedPool>`, found `PoolBox<u32, Tg>`"),
     ("r5_box_cannot_change_its_tag", "expected `PoolBox<u32, Other>`, found `PoolBox<u32, Tg>`"),
