@@ -37,8 +37,7 @@ pub struct UNICODE_STRING {
 /// `PDRIVER_UNLOAD`.
 pub type PDRIVER_UNLOAD = Option<unsafe extern "system" fn(DriverObject: *mut DRIVER_OBJECT)>;
 /// `PDRIVER_DISPATCH`.
-pub type PDRIVER_DISPATCH =
-    Option<unsafe extern "system" fn(DeviceObject: *mut c_void, Irp: *mut c_void) -> NTSTATUS>;
+pub type PDRIVER_DISPATCH = Option<unsafe extern "system" fn(DeviceObject: *mut c_void, Irp: *mut c_void) -> NTSTATUS>;
 
 /// `DRIVER_OBJECT` (x64 layout).
 #[repr(C)]

@@ -64,11 +64,14 @@ pub unsafe extern "system" fn DriverEntry(
 ) -> NTSTATUS {
     // SAFETY: DriverEntry runs at PASSIVE_LEVEL, and this is the thread's only token.
     let mut passive = unsafe { Passive::assume() };
-    debug_print!("DriverEntry: allocating with {}", if ntpool::sys::uses_ex_allocate_pool2() {
-        "ExAllocatePool2"
-    } else {
-        "ExAllocatePoolWithTag (ExAllocatePool2 is not exported)"
-    });
+    debug_print!(
+        "DriverEntry: allocating with {}",
+        if ntpool::sys::uses_ex_allocate_pool2() {
+            "ExAllocatePool2"
+        } else {
+            "ExAllocatePoolWithTag (ExAllocatePool2 is not exported)"
+        }
+    );
 
     let report = match selftest::run(&mut passive) {
         Ok(report) => report,

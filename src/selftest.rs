@@ -96,9 +96,11 @@ pub fn run(passive: &mut Passive) -> Result<Report, NTSTATUS> {
     let page = NonPagedBox::<PageAligned, TestTag>::try_new(passive, PageAligned(9)).map_err(out_of_memory)?;
     check(r, page.as_ptr() as usize % 4096 == 0 && page.0 == 9, "page alignment")?;
 
-    let cache = PoolBox::<[u8; 24], TestTag, CacheAligned<NonPagedPool>>::try_new(passive, [3; 24]).map_err(out_of_memory)?;
+    let cache =
+        PoolBox::<[u8; 24], TestTag, CacheAligned<NonPagedPool>>::try_new(passive, [3; 24]).map_err(out_of_memory)?;
     check(r, cache.as_ptr() as usize % 64 == 0, "cache-aligned pool")?;
-    let exec = PoolBox::<[u8; 16], TestTag, NonPagedPoolExecute>::try_new(passive, [0xC3; 16]).map_err(out_of_memory)?;
+    let exec =
+        PoolBox::<[u8; 16], TestTag, NonPagedPoolExecute>::try_new(passive, [0xC3; 16]).map_err(out_of_memory)?;
     check(r, exec[0] == 0xC3, "executable non-paged pool")?;
 
     let unit = NonPagedBox::<(), TestTag>::try_new(passive, ()).map_err(out_of_memory)?;
@@ -114,7 +116,11 @@ pub fn run(passive: &mut Passive) -> Result<Report, NTSTATUS> {
         vector.try_reserve(1).map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
         vector.push(i);
     }
-    check(r, vector.len() == 1000 && vector.iter().map(|&v| u64::from(v)).sum::<u64>() == 499_500, "allocator-api2 Vec growth")?;
+    check(
+        r,
+        vector.len() == 1000 && vector.iter().map(|&v| u64::from(v)).sum::<u64>() == 499_500,
+        "allocator-api2 Vec growth",
+    )?;
 
     // A non-paged block handed into a spin-locked region and freed there, at DISPATCH_LEVEL.
     let lock = SpinLock::new(0u32);

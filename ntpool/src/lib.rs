@@ -118,8 +118,7 @@ pub mod emulated;
 pub use alloc::{AllocError, PoolAllocator};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox};
 pub use irql::{
-    Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch,
-    High, HighIrql, Irql, Passive,
+    Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,
 };
 pub use pool::{CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType};
 pub use safe::{DispatchSafe, HighSafe};

@@ -13,34 +13,88 @@ fn irql_tag_and_pool_rules_are_enforced_at_compile_time() {
 /// that a case cannot pass by failing for some other reason (a typo, a missing import).
 const REASONS: &[(&str, &str)] = &[
     ("r1_allocator_above_dispatch", "`NonPagedPool` cannot be allocated, touched or freed with a `ntpool::High` token"),
-    ("r1_non_paged_alloc_above_dispatch", "`NonPagedPool` cannot be allocated, touched or freed with a `ntpool::High` token"),
-    ("r1_paged_alloc_with_dispatch_token", "`PagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL"),
+    (
+        "r1_non_paged_alloc_above_dispatch",
+        "`NonPagedPool` cannot be allocated, touched or freed with a `ntpool::High` token",
+    ),
+    (
+        "r1_paged_alloc_with_dispatch_token",
+        "`PagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL",
+    ),
     ("r2_callback_at_dispatch_level", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
-    ("r2_capturing_closure_in_region", "closures can only be coerced to `fn` types if they do not capture any variables"),
+    (
+        "r2_capturing_closure_in_region",
+        "closures can only be coerced to `fn` types if they do not capture any variables",
+    ),
     ("r2_explicit_drop_in_dispatch_region", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
     ("r2_implicit_drop_at_end_of_region", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
-    ("r2_mem_replace_through_mut_ref", "required for `(&mut PoolBox<u32, Tg, PagedPool>, PoolBox<u32, Tg, PagedPool>)` to implement `DispatchSafe`"),
-    ("r2_mem_swap_through_mut_ref", "required for `(&mut Option<PoolBox<u32, Tg, PagedPool>>, &mut Option<PoolBox<u32, Tg, PagedPool>>)` to implement `DispatchSafe`"),
-    ("r2_option_of_paged_box_in_region", "required for `Option<PoolBox<u32, Tg, PagedPool>>` to implement `DispatchSafe`"),
-    ("r2_option_take_through_mut_ref", "required for `&mut Option<PoolBox<u32, Tg, PagedPool>>` to implement `DispatchSafe`"),
-    ("r2_paged_box_passed_into_spin_lock_region", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
-    ("r2_ref_cell_reached_through_shared_ref", "may own or reach paged memory, so it cannot enter code that runs at DISPATCH_LEVEL"),
-    ("r2_spin_lock_protecting_paged_box", "required for `Option<PoolBox<u32, Tg, PagedPool>>` to implement `DispatchSafe`"),
+    (
+        "r2_mem_replace_through_mut_ref",
+        "required for `(&mut PoolBox<u32, Tg, PagedPool>, PoolBox<u32, Tg, PagedPool>)` to implement `DispatchSafe`",
+    ),
+    (
+        "r2_mem_swap_through_mut_ref",
+        "required for `(&mut Option<PoolBox<u32, Tg, PagedPool>>, &mut Option<PoolBox<u32, Tg, PagedPool>>)` to implement `DispatchSafe`",
+    ),
+    (
+        "r2_option_of_paged_box_in_region",
+        "required for `Option<PoolBox<u32, Tg, PagedPool>>` to implement `DispatchSafe`",
+    ),
+    (
+        "r2_option_take_through_mut_ref",
+        "required for `&mut Option<PoolBox<u32, Tg, PagedPool>>` to implement `DispatchSafe`",
+    ),
+    (
+        "r2_paged_box_passed_into_spin_lock_region",
+        "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`",
+    ),
+    (
+        "r2_ref_cell_reached_through_shared_ref",
+        "may own or reach paged memory, so it cannot enter code that runs at DISPATCH_LEVEL",
+    ),
+    (
+        "r2_spin_lock_protecting_paged_box",
+        "required for `Option<PoolBox<u32, Tg, PagedPool>>` to implement `DispatchSafe`",
+    ),
     ("r2_struct_field_paged_box", "required for `PoolBox<[u8], Tg, PagedPool>` to implement `ntpool::DispatchSafe`"),
-    ("r2_tuple_with_paged_box_in_region", "required for `(u32, PoolBox<u32, Tg, PagedPool>)` to implement `DispatchSafe`"),
-    ("r2_vec_of_paged_boxes_in_region", "required for `allocator_api2::vec::Vec<PoolBox<u32, Tg, PagedPool>, ntpool::PoolAllocator<Tg>>` to implement `DispatchSafe`"),
+    (
+        "r2_tuple_with_paged_box_in_region",
+        "required for `(u32, PoolBox<u32, Tg, PagedPool>)` to implement `DispatchSafe`",
+    ),
+    (
+        "r2_vec_of_paged_boxes_in_region",
+        "required for `allocator_api2::vec::Vec<PoolBox<u32, Tg, PagedPool>, ntpool::PoolAllocator<Tg>>` to implement `DispatchSafe`",
+    ),
     ("r3_paged_box_does_not_deref", "type `PoolBox<u32, Tg, PagedPool>` cannot be dereferenced"),
-    ("r3_paged_read_with_dispatch_token", "`PagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL"),
-    ("r3_paged_reference_held_across_raise", "cannot borrow `passive` as mutable because it is also borrowed as immutable"),
-    ("r3_paged_slice_reference_into_region", "cannot borrow `passive` as mutable because it is also borrowed as immutable"),
-    ("r3_paged_write_held_across_spin_lock", "cannot borrow `passive` as mutable because it is also borrowed as immutable"),
+    (
+        "r3_paged_read_with_dispatch_token",
+        "`PagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL",
+    ),
+    (
+        "r3_paged_reference_held_across_raise",
+        "cannot borrow `passive` as mutable because it is also borrowed as immutable",
+    ),
+    (
+        "r3_paged_slice_reference_into_region",
+        "cannot borrow `passive` as mutable because it is also borrowed as immutable",
+    ),
+    (
+        "r3_paged_write_held_across_spin_lock",
+        "cannot borrow `passive` as mutable because it is also borrowed as immutable",
+    ),
     ("r4_dispatch_token_escapes_its_region", "lifetime may not live long enough"),
     ("r4_token_assumed_without_unsafe", "call to unsafe function `ntpool::Dispatch::assume` is unsafe"),
     ("r4_token_cloned", "no method named `clone` found for struct `ntpool::Passive`"),
     ("r4_token_forged_with_struct_literal", "field `_not_send` of struct `ntpool::Dispatch` is private"),
-    ("r4_token_reached_inside_dispatch_region", "closures can only be coerced to `fn` types if they do not capture any variables"),
+    (
+        "r4_token_reached_inside_dispatch_region",
+        "closures can only be coerced to `fn` types if they do not capture any variables",
+    ),
     ("r4_token_sent_to_another_thread", "cannot be sent between threads safely"),
-    ("r4_token_used_while_raised_to_apc", "cannot borrow `passive` as mutable because it is also borrowed as immutable"),
+    (
+        "r4_token_used_while_raised_to_apc",
+        "cannot borrow `passive` as mutable because it is also borrowed as immutable",
+    ),
     ("r5_box_cannot_be_freed_twice", "use of moved value: `b`"),
     ("r5_box_cannot_change_its_pool", "expected `PoolBox<u32, Tg, PagedPool>`, found `PoolBox<u32, Tg>`"),
     ("r5_box_cannot_change_its_tag", "expected `PoolBox<u32, Other>`, found `PoolBox<u32, Tg>`"),

@@ -149,7 +149,8 @@ fn the_emulated_kernel_gives_16_byte_alignment_and_no_more() {
     with_kernel(&kernel, |_| {
         let tag = T1::TAG.to_ulong();
         // SAFETY: plain allocations, freed below with their tag.
-        let blocks: Vec<_> = (0..8).map(|_| unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 48, tag) }).collect();
+        let blocks: Vec<_> =
+            (0..8).map(|_| unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 48, tag) }).collect();
         assert!(blocks.iter().all(|&b| b as usize % 16 == 0 && b as usize % 32 == 16));
         for block in blocks {
             // SAFETY: allocated above with this tag.
@@ -236,7 +237,9 @@ fn a_panicking_element_constructor_drops_what_it_built_and_frees_the_block() {
     let kernel = Kernel::new();
     with_kernel(&kernel, |passive| {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            NonPagedBox::<[String], T1>::try_from_fn(passive, 5, |i| if i == 3 { panic!("element 3") } else { i.to_string() })
+            NonPagedBox::<[String], T1>::try_from_fn(passive, 5, |i| {
+                if i == 3 { panic!("element 3") } else { i.to_string() }
+            })
         }));
         assert!(result.is_err());
     });
@@ -303,9 +306,11 @@ fn an_allocation_failure_is_an_error_and_loses_nothing() {
 fn huge_sizes_fail_with_alloc_error_and_no_bug_check() {
     let kernel = Kernel::new();
     with_kernel(&kernel, |passive| {
-        let result = catch_bug_check(|| PoolBox::<[u64], T1, NonPagedPool>::try_new_zeroed_slice(passive, usize::MAX / 4));
+        let result =
+            catch_bug_check(|| PoolBox::<[u64], T1, NonPagedPool>::try_new_zeroed_slice(passive, usize::MAX / 4));
         assert_eq!(result.expect("no bug check").err(), Some(AllocError));
-        let result = catch_bug_check(|| PoolBox::<[u8], T1, PagedPool>::try_new_uninit_slice(passive, isize::MAX as usize - 8));
+        let result =
+            catch_bug_check(|| PoolBox::<[u8], T1, PagedPool>::try_new_uninit_slice(passive, isize::MAX as usize - 8));
         assert_eq!(result.expect("no bug check").err(), Some(AllocError));
         let mut v = PoolVec::<u8, _>::new_in(PoolAllocator::<T1>::new(passive));
         assert!(v.try_reserve(usize::MAX / 2).is_err());
@@ -347,7 +352,10 @@ fn a_raw_free_with_the_wrong_tag_bug_checks_0xc2_0x0a() {
     });
     assert_eq!(bug_check.code, sys::BAD_POOL_CALLER);
     assert_eq!(bug_check.name(), "BAD_POOL_CALLER");
-    assert_eq!(bug_check.parameters, [0x0A, block as u64, u64::from(T1::TAG.to_ulong()), u64::from(T2::TAG.to_ulong())]);
+    assert_eq!(
+        bug_check.parameters,
+        [0x0A, block as u64, u64::from(T1::TAG.to_ulong()), u64::from(T2::TAG.to_ulong())]
+    );
     // The block was not freed by the bad call.
     assert_eq!(kernel.outstanding().len(), 1);
     kernel.run(|| {

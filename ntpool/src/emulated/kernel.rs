@@ -13,8 +13,8 @@ use std::vec::Vec;
 
 use super::{Allocation, BugCheck, PoolKind, PoolUsage, PoolUsageRow, RawTag};
 use crate::sys::{
-    self, APC_LEVEL, BAD_POOL_CALLER, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION, KIRQL,
-    KSPIN_LOCK, PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG,
+    self, APC_LEVEL, BAD_POOL_CALLER, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION, KIRQL, KSPIN_LOCK,
+    PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG,
 };
 
 /// x64 pool blocks below a page are aligned on 16 bytes, and never more than that is promised.
@@ -90,7 +90,10 @@ impl State {
     }
 
     pub(crate) fn usage(&self) -> PoolUsage {
-        PoolUsage { rows: self.pool().usage.values().cloned().collect() }
+        let mut rows: Vec<PoolUsageRow> = self.pool().usage.values().cloned().collect();
+        // poolmon order: by tag as it reads, then by pool.
+        rows.sort_by_key(|row| (row.tag.0.to_le_bytes(), row.pool));
+        PoolUsage { rows }
     }
 
     pub(crate) fn outstanding(&self) -> Vec<Allocation> {
@@ -218,7 +221,8 @@ pub(crate) fn raise_irql(new: KIRQL) -> KIRQL {
     let old = current_irql();
     if new < old {
         let state = current();
-        let code = if state.config.verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { sys::IRQL_NOT_GREATER_OR_EQUAL };
+        let code =
+            if state.config.verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { sys::IRQL_NOT_GREATER_OR_EQUAL };
         let parameters = if state.config.verifier {
             [VERIFIER_RAISE_TO_LOWER, old.into(), new.into(), 0]
         } else {
@@ -236,8 +240,11 @@ pub(crate) fn lower_irql(new: KIRQL) {
     if new > old {
         let state = current();
         let code = if state.config.verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { sys::IRQL_NOT_LESS_OR_EQUAL };
-        let parameters =
-            if state.config.verifier { [VERIFIER_LOWER_TO_HIGHER, old.into(), new.into(), 0] } else { [0, new.into(), 0, 0] };
+        let parameters = if state.config.verifier {
+            [VERIFIER_LOWER_TO_HIGHER, old.into(), new.into(), 0]
+        } else {
+            [0, new.into(), 0, 0]
+        };
         bug_check(&state, code, parameters);
         return;
     }
@@ -406,7 +413,10 @@ pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
         let paged = block.kind == PoolKind::Paged;
         drop(pool);
         let (code, parameters) = if verifier {
-            (DRIVER_VERIFIER_DETECTED_VIOLATION, [if paged { 0x11 } else { 0x12 }, irql.into(), pool_type, address as u64])
+            (
+                DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [if paged { 0x11 } else { 0x12 }, irql.into(), pool_type, address as u64],
+            )
         } else {
             (BAD_POOL_CALLER, [0x09, irql.into(), pool_type, address as u64])
         };

@@ -161,8 +161,7 @@ impl Kernel {
             report.push_str(&std::format!("  {leak}\n"));
         }
         report.push_str(&std::format!("{}", self.pool_usage()));
-        let mut bug_check =
-            BugCheck::new(sys::DRIVER_VERIFIER_DETECTED_VIOLATION, [0x62, 0, 0, leaks.len() as u64]);
+        let mut bug_check = BugCheck::new(sys::DRIVER_VERIFIER_DETECTED_VIOLATION, [0x62, 0, 0, leaks.len() as u64]);
         bug_check.report = report;
         Err(bug_check)
     }
@@ -261,7 +260,12 @@ impl BugCheck {
 impl fmt::Display for BugCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [p1, p2, p3, p4] = self.parameters;
-        write!(f, "*** STOP: 0x{:08X} (0x{p1:016X}, 0x{p2:016X}, 0x{p3:016X}, 0x{p4:016X}) {}", self.code, self.name())?;
+        write!(
+            f,
+            "*** STOP: 0x{:08X} (0x{p1:016X}, 0x{p2:016X}, 0x{p3:016X}, 0x{p4:016X}) {}",
+            self.code,
+            self.name()
+        )?;
         if !self.report.is_empty() {
             write!(f, "\n{}", self.report)?;
         }

@@ -78,7 +78,6 @@ pub unsafe fn KeLowerIrql(NewIrql: KIRQL) {
     kernel::lower_irql(NewIrql);
 }
 
-
 /// `KeAcquireSpinLockRaiseToDpc`.
 ///
 /// # Safety

@@ -160,4 +160,3 @@ pub unsafe fn KeLowerIrql(NewIrql: KIRQL) {
         core::arch::asm!("mov cr8, {}", in(reg) NewIrql as u64, options(nostack, preserves_flags));
     }
 }
-
