@@ -131,6 +131,11 @@ pub use ntpool_macros::DispatchSafe;
 /// Derives [`HighSafe`](trait@HighSafe) for a struct or enum whose every field is `HighSafe`.
 pub use ntpool_macros::HighSafe;
 
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
+
 /// Sets the emulated thread's IRQL; for the documentation's examples only.
 #[cfg(ntpool_emulated)]
 #[doc(hidden)]
