@@ -29,6 +29,64 @@
 //! assert_eq!(bug_check.code, sys::BAD_POOL_CALLER);
 //! assert_eq!(bug_check.parameters[0], 0x0A); // wrong tag on free
 //! ```
+//!
+//! # Testing your driver on Linux
+//!
+//! Your driver depends on `ntpool`; on a Linux (or macOS) target every ntpool call lands on this
+//! emulated kernel, so `cargo test` runs your driver's allocation code with Driver Verifier's checks.
+//! A complete test of a driver-like component, with a leak check at "unload" and the systematic low
+//! resources simulation (every allocation failing in turn):
+//!
+//! ```
+//! use ntpool::emulated::{catch_bug_check, Kernel};
+//! use ntpool::{AllocError, NonPagedBox, PagedBox, Passive, SpinLock};
+//!
+//! ntpool::pool_tag!(struct Names = b"MyNm");
+//! ntpool::pool_tag!(struct Items = b"MyIt");
+//!
+//! /// The code under test: what a driver would run in DriverEntry.
+//! struct Device {
+//!     name: PagedBox<[u8], Names>,
+//!     pending: SpinLock<Option<NonPagedBox<[u32; 4], Items>>>,
+//! }
+//!
+//! fn start(passive: &mut Passive) -> Result<Device, AllocError> {
+//!     let name = PagedBox::try_from_slice(passive, b"device0")?;
+//!     let device = Device { name, pending: SpinLock::new(None) };
+//!     let item = NonPagedBox::try_new(passive, [1, 2, 3, 4])?;
+//!     device.pending.with(passive, item, |_dispatch, slot, item| *slot = Some(item));
+//!     Ok(device)
+//! }
+//!
+//! // 1. A normal run: works, and frees everything once the device is dropped ("unload").
+//! let kernel = Kernel::builder().driver_name("mydriver.sys").build();
+//! kernel.run(|| {
+//!     // SAFETY: the test thread runs at PASSIVE_LEVEL (emulated) and holds no other token.
+//!     let mut passive = unsafe { Passive::assume() };
+//!     let device = start(&mut passive).expect("enough memory");
+//!     assert_eq!(device.name.get(&passive), b"device0");
+//! });
+//! kernel.verify_unload().expect("no leak");
+//! println!("{}", kernel.pool_usage()); // poolmon-style: tag, pool, allocs, frees, bytes
+//!
+//! // 2. Systematic low resources simulation: fail allocation k, for every k of the clean run.
+//! for k in 1..=kernel.allocation_calls() {
+//!     let faulty = Kernel::builder().fail_allocation(k).build();
+//!     let outcome = faulty.run(|| {
+//!         catch_bug_check(|| {
+//!             // SAFETY: as above.
+//!             let mut passive = unsafe { Passive::assume() };
+//!             start(&mut passive).map(drop)
+//!         })
+//!     });
+//!     assert_eq!(outcome, Ok(Err(AllocError)), "allocation {k} failing must be an error, not a bug check");
+//!     faulty.verify_unload().expect("a failed start leaks nothing");
+//! }
+//! ```
+//!
+//! Code the safe API forbids can still be tested through [`crate::sys`] and `unsafe`: the emulated
+//! kernel then reports what Driver Verifier would, and [`catch_bug_check`] hands the test the code and
+//! parameters.
 
 pub(crate) mod kernel;
 
