@@ -77,16 +77,28 @@
 //!
 //! * **`unsafe` code**: a token assumed at the wrong IRQL, two tokens assumed on one thread, raw
 //!   pointers into paged memory, IRQL changed behind the crate's back.
-//! * **`static`s with interior mutability** that are `Sync` through other crates (for example a
-//!   third-party mutex holding a paged box): a region's body can reach a `static` without it being
-//!   passed in.
+//! * **Global state outside this crate**: a region's body can name what is global without it
+//!   being passed in. In a `no_std` kernel that means `static`s made `Sync` by another crate (a
+//!   third-party mutex holding a paged box, say); `core` and `alloc` have no safe `Sync` container
+//!   that can hold a box, and [`SpinLock`] requires `DispatchSafe` data. On a host build, std adds
+//!   `thread_local!`, `static Mutex` and panic hooks.
+//! * **The global allocator**: the rules cover ntpool's pools and [`PoolAllocator`]. `alloc`'s
+//!   `Box`, `Vec`, `String` and `format!` use the driver's `#[global_allocator]`, which no token
+//!   guards; a driver that has one must not use them above `DISPATCH_LEVEL` (or from paged pool at
+//!   `DISPATCH_LEVEL`). The sample driver has none.
+//! * **Compiler bugs**: rust-lang/rust#25860 (implied bounds on nested references) lets safe code
+//!   stretch a reference to `'static`, including one returned by [`PoolBox::get`], which then
+//!   outlives the token it borrowed and could be read inside a region. It takes a deliberately
+//!   contrived function signature; the issue is open upstream and the crate cannot defend against
+//!   it.
 //! * **Callbacks the kernel calls directly** (a DPC routine, an ISR written as `extern "system"`):
 //!   they start from an `unsafe` `assume`.
 //!
 //! For these, the `irql-backstop` feature (on by default) checks the IRQL at run time before a
 //! paged block is dropped and freed (one read of CR8) and stops with bug check 0xC4 / 0x11 as Driver
-//! Verifier would. The static guarantees are rules 1-5; the backstop only ever fires in code that
-//! used `unsafe` or a `static`.
+//! Verifier would. It catches frees, not reads or writes through a stretched reference. The static
+//! guarantees are rules 1-5; the backstop only ever fires in code that used `unsafe`, global state
+//! or a compiler bug.
 //!
 //! # Kernels
 //!
@@ -137,8 +149,12 @@ pub use ntpool_macros::HighSafe;
 struct ReadmeExamples;
 
 /// Sets the emulated thread's IRQL; for the documentation's examples only.
+///
+/// # Safety
+/// Changes the IRQL behind every token's back: only for examples that then assume a token for the
+/// level set.
 #[cfg(ntpool_emulated)]
 #[doc(hidden)]
-pub fn __doc_set_irql(irql: sys::KIRQL) {
+pub unsafe fn __doc_set_irql(irql: sys::KIRQL) {
     emulated::kernel::force_irql(irql);
 }
