@@ -83,6 +83,10 @@ const REASONS: &[(&str, &str)] = &[
         "cannot borrow `passive` as mutable because it is also borrowed as immutable",
     ),
     ("r4_any_irql_hands_out_one_token_at_a_time", "cannot borrow `any` as mutable more than once at a time"),
+    (
+        "r3_spin_lock_inside_paged_memory_cannot_be_acquired",
+        "cannot borrow `passive` as mutable because it is also borrowed as immutable",
+    ),
     ("r4_dispatch_token_escapes_its_region", "lifetime may not live long enough"),
     ("r4_token_assumed_without_unsafe", "call to unsafe function `ntpool::Dispatch::assume` is unsafe"),
     ("r4_token_cloned", "no method named `clone` found for struct `ntpool::Passive`"),
