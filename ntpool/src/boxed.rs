@@ -56,8 +56,33 @@ pub struct PoolBox<T: ?Sized, G: Tag, P: PoolType = NonPagedPool> {
 }
 
 /// A box in non-paged, no-execute pool, usable up to `DISPATCH_LEVEL`.
+///
+/// ```
+/// use ntpool::{NonPagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let mut passive = unsafe { Passive::assume() };
+/// let mut counter = NonPagedBox::<u32, Doc>::try_new(&passive, 0).unwrap();
+/// *counter += 1; // dereferences like `Box`
+/// passive.raise_to_dispatch(&mut counter, |_dispatch, counter| **counter += 1);
+/// assert_eq!(*counter, 2);
+/// # });
+/// ```
 pub type NonPagedBox<T, G> = PoolBox<T, G, NonPagedPool>;
 /// A box in paged pool, usable up to `APC_LEVEL`.
+///
+/// ```
+/// use ntpool::{PagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let passive = unsafe { Passive::assume() };
+/// let mut name = PagedBox::<[u8], Doc>::try_from_slice(&passive, b"device0").unwrap();
+/// name.get_mut(&passive)[6] = b'1'; // only through a `Passive` or `Apc` token
+/// assert_eq!(name.get(&passive), b"device1");
+/// # });
+/// ```
 pub type PagedBox<T, G> = PoolBox<T, G, PagedPool>;
 
 // SAFETY: the box owns its `T` like `Box<T>` does; the pool block has no thread affinity.
@@ -382,6 +407,23 @@ impl<T: ?Sized, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// # Safety
     /// `raw` came from `PoolBox::<T, G, P>::into_raw` (the same `T`, tag and pool), and nothing else
     /// owns it.
+    ///
+    /// ```
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let raw: *mut u32 = NonPagedBox::into_raw(NonPagedBox::<u32, Doc>::try_new(&passive, 1).unwrap());
+    ///     // SAFETY: `raw` points to the live, non-paged `u32` that `into_raw` gave up.
+    ///     unsafe { raw.write(2) };
+    ///     // SAFETY: `raw` came from `into_raw` with the same type, tag and pool, and nothing else owns it.
+    ///     let block = unsafe { NonPagedBox::<u32, Doc>::from_raw(raw) };
+    ///     assert_eq!(*block, 2);
+    /// }); // `block` was dropped, and freed with its tag
+    /// assert!(kernel.verify_unload().is_ok());
+    /// ```
     pub unsafe fn from_raw(raw: *mut T) -> Self {
         // SAFETY: `into_raw` never returns null.
         let ptr = unsafe { NonNull::new_unchecked(raw) };

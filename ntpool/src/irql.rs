@@ -182,21 +182,72 @@ token!(
     /// Proof that the current thread runs at `PASSIVE_LEVEL`: every pool can be allocated, touched
     /// and freed. Driver entry points such as `DriverEntry`, `DriverUnload` and most dispatch
     /// routines for `IRP_MJ_CREATE` and `IRP_MJ_DEVICE_CONTROL` run at this level.
+    ///
+    /// ```
+    /// use ntpool::{PagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { Passive::assume() };
+    /// let settings = PagedBox::<u32, Doc>::try_new(&passive, 1).unwrap();
+    /// assert_eq!(*settings.get(&passive), 1);
+    /// # });
+    /// ```
     Passive, 0, "`PASSIVE_LEVEL`", |irql| irql == PASSIVE_LEVEL
 );
 token!(
     /// Proof that the current thread runs at `APC_LEVEL` (for example while it holds a fast mutex):
     /// every pool can still be allocated, touched and freed.
+    ///
+    /// ```
+    /// use ntpool::{PagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let mut passive = unsafe { Passive::assume() };
+    /// let value = passive.raise_to_apc(|apc| {
+    ///     assert_eq!(ntpool::sys::KeGetCurrentIrql(), ntpool::sys::APC_LEVEL);
+    ///     PagedBox::<u32, Doc>::try_new(apc, 2).unwrap().into_inner(apc)
+    /// });
+    /// assert_eq!(value, 2);
+    /// # });
+    /// ```
     Apc, 1, "`APC_LEVEL`", |irql| irql == APC_LEVEL
 );
 token!(
     /// Proof that the current thread runs at `DISPATCH_LEVEL` (holding a spin lock, in a DPC):
     /// only non-paged pools can be allocated, touched and freed.
+    ///
+    /// ```
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let mut passive = unsafe { Passive::assume() };
+    /// let value = passive.raise_to_dispatch((), |dispatch, ()| {
+    ///     NonPagedBox::<u32, Doc>::try_new(dispatch, 3).map(|block| *block)
+    /// });
+    /// assert_eq!(value, Ok(3));
+    /// # });
+    /// ```
     Dispatch, 2, "`DISPATCH_LEVEL`", |irql| irql == DISPATCH_LEVEL
 );
 token!(
     /// Proof that the current thread runs above `DISPATCH_LEVEL` (a device IRQL, or up to
     /// `HIGH_LEVEL`): no pool can be allocated or freed.
+    ///
+    /// ```
+    /// use ntpool::{HighIrql, NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let mut passive = unsafe { Passive::assume() };
+    /// let counter = NonPagedBox::<u32, Doc>::try_new(&passive, 5).unwrap();
+    /// // Non-paged memory may still be read through a reference; nothing is allocated or freed.
+    /// let read = passive.raise_above_dispatch(HighIrql::HIGH, &*counter, |_high, counter| *counter + 1);
+    /// assert_eq!(read, 6);
+    /// # });
+    /// ```
     High, 31, "above `DISPATCH_LEVEL`", |irql| irql > DISPATCH_LEVEL
 );
 
@@ -283,18 +334,41 @@ pub struct HighIrql(KIRQL);
 
 impl HighIrql {
     /// `PROFILE_LEVEL`.
+    ///
+    /// ```
+    /// assert_eq!(ntpool::HighIrql::PROFILE.get(), ntpool::sys::PROFILE_LEVEL);
+    /// ```
     pub const PROFILE: HighIrql = HighIrql(sys::PROFILE_LEVEL);
     /// `CLOCK_LEVEL`.
+    ///
+    /// ```
+    /// assert_eq!(ntpool::HighIrql::CLOCK.get(), ntpool::sys::CLOCK_LEVEL);
+    /// ```
     pub const CLOCK: HighIrql = HighIrql(sys::CLOCK_LEVEL);
     /// `HIGH_LEVEL`.
+    ///
+    /// ```
+    /// assert_eq!(ntpool::HighIrql::HIGH.get(), ntpool::sys::HIGH_LEVEL);
+    /// ```
     pub const HIGH: HighIrql = HighIrql(sys::HIGH_LEVEL);
 
     /// `level`, if it is above `DISPATCH_LEVEL` and at most `HIGH_LEVEL`.
+    ///
+    /// ```
+    /// use ntpool::HighIrql;
+    /// assert_eq!(HighIrql::new(ntpool::sys::CLOCK_LEVEL), Some(HighIrql::CLOCK));
+    /// assert_eq!(HighIrql::new(ntpool::sys::DISPATCH_LEVEL), None);
+    /// assert_eq!(HighIrql::new(32), None);
+    /// ```
     pub const fn new(level: KIRQL) -> Option<HighIrql> {
         if level > DISPATCH_LEVEL && level <= sys::HIGH_LEVEL { Some(HighIrql(level)) } else { None }
     }
 
     /// The level.
+    ///
+    /// ```
+    /// assert_eq!(ntpool::HighIrql::new(12).unwrap().get(), 12);
+    /// ```
     pub const fn get(self) -> KIRQL {
         self.0
     }
@@ -425,6 +499,21 @@ pub struct AnyIrql {
 }
 
 /// The token [`AnyIrql::current`] found, borrowed from the `AnyIrql`.
+///
+/// ```
+/// use ntpool::{AnyIrql, CurrentIrql};
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: an entry point that holds no other token.
+/// let mut any = unsafe { AnyIrql::assume() };
+/// let level = match any.current() {
+///     CurrentIrql::Passive(_) => "PASSIVE_LEVEL",
+///     CurrentIrql::Apc(_) => "APC_LEVEL",
+///     CurrentIrql::Dispatch(_) => "DISPATCH_LEVEL",
+///     CurrentIrql::High(_) => "above DISPATCH_LEVEL",
+/// };
+/// assert_eq!(level, "PASSIVE_LEVEL");
+/// # });
+/// ```
 #[derive(Debug)]
 pub enum CurrentIrql<'a> {
     /// The IRQL is `PASSIVE_LEVEL`.

@@ -50,6 +50,22 @@ use core::sync::atomic::{
 /// Implement it only for types none of whose values owns paged memory or lets safe code reach it
 /// (through a reference, a field, interior mutability, or a method). The derive checks this field
 /// by field.
+///
+/// ```
+/// use ntpool::{DispatchSafe, NonPagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// fn may_enter_dispatch<C: DispatchSafe>(_: &C) {}
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let mut passive = unsafe { Passive::assume() };
+/// let mut queue = NonPagedBox::<[u32; 4], Doc>::try_new(&passive, [0; 4]).unwrap();
+/// may_enter_dispatch(&(&mut queue, 1_u32, Some('x')));
+/// // A non-paged box is `DispatchSafe`, so it may be the context of a DISPATCH_LEVEL region.
+/// passive.raise_to_dispatch(&mut queue, |_dispatch, queue| queue[0] = 7);
+/// assert_eq!(queue[0], 7);
+/// # });
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` may own or reach paged memory, so it cannot enter code that runs at DISPATCH_LEVEL",
     label = "not `DispatchSafe`",
@@ -63,6 +79,22 @@ pub unsafe trait DispatchSafe {}
 ///
 /// # Safety
 /// As for [`DispatchSafe`], and no value may own pool memory or let safe code free or allocate any.
+///
+/// ```
+/// use ntpool::{HighIrql, HighSafe, NonPagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// fn may_enter_high<C: HighSafe>(_: &C) {}
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let mut passive = unsafe { Passive::assume() };
+/// let mut samples = NonPagedBox::<[u32; 2], Doc>::try_new(&passive, [0; 2]).unwrap();
+/// // A reference to non-paged memory is `HighSafe`; the owning box itself is not.
+/// may_enter_high(&&mut *samples);
+/// passive.raise_above_dispatch(HighIrql::CLOCK, &mut *samples, |_high, samples| samples[1] = 9);
+/// assert_eq!(*samples, [0, 9]);
+/// # });
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` may own pool memory or reach paged memory, so it cannot enter code that runs above DISPATCH_LEVEL",
     label = "not `HighSafe`",

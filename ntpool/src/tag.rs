@@ -22,11 +22,26 @@ use core::fmt;
 /// Every byte is printable ASCII (0x20..=0x7E), at least one is an ASCII letter or digit, and the
 /// tag is not `Wdm ` or `Ddk `. In particular it is never zero and never has the
 /// [`PROTECTED_POOL`](crate::sys::PROTECTED_POOL) bit set.
+///
+/// ```
+/// use ntpool::PoolTag;
+/// const REQUESTS: PoolTag = PoolTag::new(*b"NpRq");
+/// assert_eq!(REQUESTS.to_string(), "NpRq");
+/// assert_eq!(format!("{REQUESTS:?}"), r#"PoolTag("NpRq")"#);
+/// assert_eq!(REQUESTS.to_ulong() & ntpool::sys::PROTECTED_POOL, 0);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(transparent)]
 pub struct PoolTag(u32);
 
 /// Why a tag was rejected.
+///
+/// ```
+/// use ntpool::{InvalidTag, PoolTag};
+/// let error = PoolTag::try_new(*b"Wdm ").unwrap_err();
+/// assert_eq!(error, InvalidTag::DefaultTag);
+/// assert_eq!(error.to_string(), "`Wdm ` and `Ddk ` are default tags that identify nobody");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvalidTag {
     /// A byte is outside printable ASCII (0x20..=0x7E); this includes a zero byte and a zero tag.

@@ -104,6 +104,28 @@ use crate::tag::PoolTag;
 /// One emulated kernel: its pool, its configuration, and the bug checks it deferred.
 ///
 /// Cloning a `Kernel` gives another handle to the same kernel (for other threads).
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// use ntpool::{NonPagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// let kernel = Kernel::new();
+/// let handle = kernel.clone();
+/// let block = std::thread::spawn(move || {
+///     handle.run(|| {
+///         // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+///         let passive = unsafe { Passive::assume() };
+///         NonPagedBox::<u32, Doc>::try_new(&passive, 7).unwrap()
+///     })
+/// })
+/// .join()
+/// .unwrap();
+/// // The other thread allocated from the same kernel.
+/// assert_eq!(kernel.outstanding().len(), 1);
+/// kernel.run(|| drop(block));
+/// assert!(kernel.verify_unload().is_ok());
+/// ```
 #[derive(Clone)]
 pub struct Kernel {
     state: Arc<State>,
@@ -237,6 +259,12 @@ impl Kernel {
 }
 
 /// Configures a [`Kernel`].
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// let kernel = Kernel::builder().driver_name("mydriver.sys").ex_allocate_pool2(false).build();
+/// assert!(!kernel.run(ntpool::sys::uses_ex_allocate_pool2));
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct KernelBuilder {
     config: Config,
@@ -246,6 +274,29 @@ impl KernelBuilder {
     /// With Driver Verifier's checks (the default): violations are reported with the codes of bug
     /// check 0xC4. Without them, the kernel's own `BAD_POOL_CALLER` (0xC2) codes are used, and a zero
     /// tag makes `ExAllocatePool2` return NULL.
+    ///
+    /// ```
+    /// use ntpool::emulated::{catch_bug_check, Kernel};
+    /// use ntpool::sys;
+    ///
+    /// // A zero-byte request is a violation; who reports it depends on Driver Verifier.
+    /// let violation = || {
+    ///     catch_bug_check(|| {
+    ///         // SAFETY: a deliberate violation that the emulated kernel reports.
+    ///         let _ = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 0, u32::from_le_bytes(*b"Doc1")) };
+    ///     })
+    ///     .unwrap_err()
+    /// };
+    /// let verified = Kernel::new().run(violation);
+    /// assert_eq!((verified.code, verified.parameters[0]), (sys::DRIVER_VERIFIER_DETECTED_VIOLATION, 0x00));
+    /// let plain = Kernel::builder().driver_verifier(false).build();
+    /// let unverified = plain.run(violation);
+    /// assert_eq!((unverified.code, unverified.parameters[0]), (sys::BAD_POOL_CALLER, 0x00));
+    ///
+    /// // SAFETY: a zero tag, which this kernel answers with NULL instead of a bug check.
+    /// let block = plain.run(|| unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 8, 0) });
+    /// assert!(block.is_null());
+    /// ```
     pub fn driver_verifier(mut self, on: bool) -> Self {
         self.config.verifier = on;
         self
@@ -254,6 +305,23 @@ impl KernelBuilder {
     /// Whether the kernel exports `ExAllocatePool2` (the default). Without it, the kernel behaves
     /// like Windows before 10 version 2004 or Wine, and ntpool falls back to
     /// `ExAllocatePoolWithTag`.
+    ///
+    /// ```
+    /// use ntpool::emulated::Kernel;
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    ///
+    /// let kernel = Kernel::builder().ex_allocate_pool2(false).build();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let block = NonPagedBox::<[u8; 8], Doc>::try_new_zeroed(&passive).unwrap();
+    ///     // The fallback routine served the request, and the block is still zeroed.
+    ///     assert_eq!(kernel.outstanding()[0].routine, "ExAllocatePoolWithTag");
+    ///     // SAFETY: all-zero bytes are a valid `[u8; 8]`.
+    ///     assert_eq!(*unsafe { block.assume_init() }, [0; 8]);
+    /// });
+    /// ```
     pub fn ex_allocate_pool2(mut self, exported: bool) -> Self {
         self.config.ex_allocate_pool2 = exported;
         self
@@ -261,24 +329,79 @@ impl KernelBuilder {
 
     /// Makes the `n`th allocation request (counting from 1) fail, as Driver Verifier's systematic
     /// low resources simulation does.
+    ///
+    /// ```
+    /// use ntpool::emulated::Kernel;
+    /// use ntpool::{AllocError, NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    ///
+    /// Kernel::builder().fail_allocation(2).build().run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let first = NonPagedBox::<u32, Doc>::try_new(&passive, 1);
+    ///     let second = NonPagedBox::<u32, Doc>::try_new(&passive, 2);
+    ///     let third = NonPagedBox::<u32, Doc>::try_new(&passive, 3);
+    ///     assert!(first.is_ok() && third.is_ok());
+    ///     assert_eq!(second.unwrap_err(), AllocError);
+    /// });
+    /// ```
     pub fn fail_allocation(mut self, n: u64) -> Self {
         self.config.fail_allocation = Some(n);
         self
     }
 
     /// The driver's file name, as reports show it (`driver.sys` by default).
+    ///
+    /// ```
+    /// use ntpool::emulated::Kernel;
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    ///
+    /// let kernel = Kernel::builder().driver_name("mydriver.sys").build();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     NonPagedBox::leak(NonPagedBox::<u32, Doc>::try_new(&passive, 1).unwrap());
+    /// });
+    /// let leak = kernel.verify_unload().unwrap_err();
+    /// assert!(leak.report.starts_with("mydriver.sys is unloading"));
+    /// ```
     pub fn driver_name(mut self, name: &str) -> Self {
         self.config.driver_name = name.into();
         self
     }
 
     /// The configured kernel.
+    ///
+    /// ```
+    /// use ntpool::emulated::Kernel;
+    /// let kernel = Kernel::builder().build(); // the same as `Kernel::new()`
+    /// assert!(kernel.run(ntpool::sys::uses_ex_allocate_pool2));
+    /// assert!(kernel.outstanding().is_empty());
+    /// ```
     pub fn build(self) -> Kernel {
         Kernel { state: Arc::new(State::new(self.config)) }
     }
 }
 
 /// A bug check: Microsoft's stop code and its four parameters, as `KeBugCheckEx` takes them.
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// use ntpool::{NonPagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+///     let passive = unsafe { Passive::assume() };
+///     NonPagedBox::leak(NonPagedBox::<u32, Doc>::try_new(&passive, 1).unwrap());
+/// });
+/// let bug_check = kernel.verify_unload().unwrap_err();
+/// assert_eq!(bug_check.code, ntpool::sys::DRIVER_VERIFIER_DETECTED_VIOLATION);
+/// assert_eq!(bug_check.parameters, [0x62, 0, 0, 1]); // one block left at unload
+/// assert!(bug_check.to_string().starts_with("*** STOP: 0x000000C4"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BugCheck {
     /// The stop code, for example `0xC2` (`BAD_POOL_CALLER`).
@@ -385,6 +508,23 @@ impl fmt::Display for DisplayLocation<'_> {
 }
 
 /// Which pool a block lives in, as poolmon groups them.
+///
+/// ```
+/// use ntpool::emulated::{Kernel, PoolKind};
+/// use ntpool::{NonPagedBox, PagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+///     let passive = unsafe { Passive::assume() };
+///     let _paged = PagedBox::<u32, Doc>::try_new(&passive, 1).unwrap();
+///     let _non_paged = NonPagedBox::<u32, Doc>::try_new(&passive, 2).unwrap();
+///     let mut pools: Vec<PoolKind> = kernel.outstanding().iter().map(|block| block.pool).collect();
+///     pools.sort();
+///     assert_eq!(pools, [PoolKind::Paged, PoolKind::NonPaged]);
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PoolKind {
     /// Paged pool.
@@ -407,6 +547,13 @@ impl PoolKind {
     }
 
     /// The short name poolmon uses (`Paged`, `Nonp`, `NonpX`).
+    ///
+    /// ```
+    /// use ntpool::emulated::PoolKind;
+    /// assert_eq!(PoolKind::Paged.short_name(), "Paged");
+    /// assert_eq!(PoolKind::NonPaged.short_name(), "Nonp");
+    /// assert_eq!(PoolKind::NonPagedExecute.short_name(), "NonpX");
+    /// ```
     pub fn short_name(self) -> &'static str {
         match self {
             PoolKind::Paged => "Paged",
@@ -417,6 +564,25 @@ impl PoolKind {
 }
 
 /// One block that is still allocated.
+///
+/// ```
+/// use ntpool::emulated::{Kernel, PoolKind};
+/// use ntpool::{NonPagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+///     let passive = unsafe { Passive::assume() };
+///     let _block = NonPagedBox::<[u8; 24], Doc>::try_new(&passive, [0; 24]).unwrap();
+///     let line = line!() - 1;
+///     let allocation = &kernel.outstanding()[0];
+///     assert_eq!(allocation.tag.to_string(), "Doc1");
+///     assert_eq!((allocation.pool, allocation.size), (PoolKind::NonPaged, 24));
+///     assert_eq!(allocation.routine, "ExAllocatePool2");
+///     assert_eq!(allocation.line, line); // the allocation site is this example, not ntpool
+/// });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Allocation {
     /// The block's address.
@@ -455,6 +621,25 @@ impl fmt::Display for Allocation {
 }
 
 /// The pool usage table of an emulated kernel, as poolmon shows it.
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// use ntpool::{NonPagedBox, PagedBox, Passive};
+/// ntpool::pool_tag!(struct Names = b"MyNm");
+/// ntpool::pool_tag!(struct Items = b"MyIt");
+///
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+///     let passive = unsafe { Passive::assume() };
+///     let _name = PagedBox::<[u8], Names>::try_from_slice(&passive, b"device0").unwrap();
+///     let _item = NonPagedBox::<u64, Items>::try_new(&passive, 1).unwrap();
+///     let usage = kernel.pool_usage();
+///     let tags: Vec<String> = usage.rows.iter().map(|row| row.tag.to_string()).collect();
+///     assert_eq!(tags, ["MyIt", "MyNm"]); // in tag order
+///     assert!(usage.to_string().starts_with(" Tag  Type")); // poolmon's header
+/// });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolUsage {
     /// One row per tag and pool, in tag order.
@@ -462,6 +647,22 @@ pub struct PoolUsage {
 }
 
 /// One row of the pool usage table.
+///
+/// ```
+/// use ntpool::emulated::{Kernel, PoolKind};
+/// use ntpool::{PagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+///     let passive = unsafe { Passive::assume() };
+///     let _kept = PagedBox::<[u8], Doc>::try_from_slice(&passive, b"abc").unwrap();
+///     drop(PagedBox::<u32, Doc>::try_new(&passive, 1).unwrap());
+///     let row = &kernel.pool_usage().rows[0];
+///     assert_eq!((row.pool, row.allocs, row.frees, row.bytes), (PoolKind::Paged, 2, 1, 3));
+/// });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolUsageRow {
     /// The tag (shown `.` for unprintable bytes when it is not a valid tag).
@@ -482,12 +683,34 @@ impl PoolUsageRow {
     }
 
     /// Allocations not yet freed.
+    ///
+    /// ```
+    /// use ntpool::emulated::Kernel;
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    ///
+    /// let kernel = Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let _kept = NonPagedBox::<u32, Doc>::try_new(&passive, 1).unwrap();
+    ///     drop(NonPagedBox::<u32, Doc>::try_new(&passive, 2).unwrap());
+    ///     assert_eq!(kernel.pool_usage().rows[0].diff(), 1);
+    /// });
+    /// assert_eq!(kernel.pool_usage().rows[0].diff(), 0);
+    /// ```
     pub fn diff(&self) -> u64 {
         self.allocs - self.frees
     }
 }
 
 /// A tag value as the kernel received it, valid or not; displays as poolmon does.
+///
+/// ```
+/// use ntpool::emulated::RawTag;
+/// assert_eq!(RawTag(u32::from_le_bytes(*b"Doc1")).to_string(), "Doc1");
+/// assert_eq!(RawTag(u32::from_le_bytes(*b"ab\0\n")).to_string(), "ab.."); // invalid: shown as poolmon does
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RawTag(pub ULONG);
 

@@ -7,6 +7,13 @@ use crate::emulated::kernel;
 /// Whether allocations go to `ExAllocatePool2` (true) or to the `ExAllocatePoolWithTag` fallback
 /// (false); on the emulated kernel, as configured with
 /// [`KernelBuilder::ex_allocate_pool2`](crate::emulated::KernelBuilder::ex_allocate_pool2).
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// assert!(Kernel::new().run(ntpool::sys::uses_ex_allocate_pool2));
+/// let old_windows = Kernel::builder().ex_allocate_pool2(false).build();
+/// assert!(!old_windows.run(ntpool::sys::uses_ex_allocate_pool2));
+/// ```
 pub fn uses_ex_allocate_pool2() -> bool {
     kernel::exports_ex_allocate_pool2()
 }
@@ -17,6 +24,20 @@ pub fn uses_ex_allocate_pool2() -> bool {
 /// # Safety
 /// As for `ExAllocatePool2`. The emulated kernel checks the IRQL and the arguments and bug-checks
 /// as Driver Verifier does.
+///
+/// ```
+/// use ntpool::sys;
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let tag = u32::from_le_bytes(*b"Doc1");
+/// // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+/// let p = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_PAGED, 16, tag) };
+/// assert!(!p.is_null());
+/// // SAFETY: `p` points to 16 bytes that ExAllocatePool2 zeroed (no POOL_FLAG_UNINITIALIZED).
+/// assert_eq!(unsafe { p.cast::<[u8; 16]>().read() }, [0; 16]);
+/// // SAFETY: `p` came from ExAllocatePool2 with this tag and is not used afterwards.
+/// unsafe { sys::ExFreePoolWithTag(p, tag) };
+/// # });
+/// ```
 #[track_caller]
 pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
     let site = core::panic::Location::caller();
@@ -35,6 +56,22 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
 ///
 /// # Safety
 /// As for `ExAllocatePoolWithTag`.
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// use ntpool::sys;
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     let tag = u32::from_le_bytes(*b"Doc1");
+///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+///     let p = unsafe { sys::ExAllocatePoolWithTag(sys::NonPagedPoolNx, 32, tag) };
+///     assert!(!p.is_null());
+///     assert_eq!(kernel.outstanding()[0].routine, "ExAllocatePoolWithTag");
+///     // SAFETY: `p` came from ExAllocatePoolWithTag with this tag and is not used afterwards.
+///     unsafe { sys::ExFreePoolWithTag(p, tag) };
+/// });
+/// assert!(kernel.verify_unload().is_ok());
+/// ```
 #[track_caller]
 pub unsafe fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
     kernel::allocate_pool_with_tag(PoolType, NumberOfBytes, Tag, core::panic::Location::caller())
@@ -45,6 +82,22 @@ pub unsafe fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, 
 /// # Safety
 /// As for `ExFreePoolWithTag`. The emulated kernel bug-checks on a wrong tag, an unknown address,
 /// a double free or a bad IRQL, and never touches memory it did not hand out.
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// use ntpool::sys;
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     let tag = u32::from_le_bytes(*b"Doc1");
+///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+///     let p = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 8, tag) };
+///     assert_eq!(kernel.outstanding().len(), 1);
+///     // SAFETY: `p` came from ExAllocatePool2 with this tag and is not used afterwards.
+///     unsafe { sys::ExFreePoolWithTag(p, tag) };
+/// });
+/// assert!(kernel.outstanding().is_empty());
+/// assert_eq!(kernel.pool_usage().rows[0].frees, 1);
+/// ```
 pub unsafe fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
     kernel::free_pool(P, Some(Tag));
 }
@@ -53,11 +106,30 @@ pub unsafe fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
 ///
 /// # Safety
 /// As for `ExFreePool`.
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// use ntpool::sys;
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below.
+///     let p = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 8, u32::from_le_bytes(*b"Doc1")) };
+///     // SAFETY: `p` came from ExAllocatePool2, is not protected, and is not used afterwards.
+///     unsafe { sys::ExFreePool(p) };
+/// });
+/// assert!(kernel.verify_unload().is_ok());
+/// ```
 pub unsafe fn ExFreePool(P: PVOID) {
     kernel::free_pool(P, None);
 }
 
 /// `KeGetCurrentIrql`: the calling thread's emulated IRQL.
+///
+/// ```
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// assert_eq!(ntpool::sys::KeGetCurrentIrql(), ntpool::sys::PASSIVE_LEVEL);
+/// # });
+/// ```
 pub fn KeGetCurrentIrql() -> KIRQL {
     kernel::current_irql()
 }
@@ -66,6 +138,18 @@ pub fn KeGetCurrentIrql() -> KIRQL {
 ///
 /// # Safety
 /// As for `KeRaiseIrql`.
+///
+/// ```
+/// use ntpool::sys;
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: DISPATCH_LEVEL is above the current PASSIVE_LEVEL; lowered again below.
+/// let old = unsafe { sys::KfRaiseIrql(sys::DISPATCH_LEVEL) };
+/// assert_eq!((old, sys::KeGetCurrentIrql()), (sys::PASSIVE_LEVEL, sys::DISPATCH_LEVEL));
+/// // SAFETY: back to what KfRaiseIrql returned.
+/// unsafe { sys::KeLowerIrql(old) };
+/// assert_eq!(sys::KeGetCurrentIrql(), sys::PASSIVE_LEVEL);
+/// # });
+/// ```
 pub unsafe fn KfRaiseIrql(NewIrql: KIRQL) -> KIRQL {
     kernel::raise_irql(NewIrql)
 }
@@ -74,6 +158,26 @@ pub unsafe fn KfRaiseIrql(NewIrql: KIRQL) -> KIRQL {
 ///
 /// # Safety
 /// As for `KeLowerIrql`.
+///
+/// ```
+/// use ntpool::emulated::catch_bug_check;
+/// use ntpool::sys;
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: APC_LEVEL is above the current PASSIVE_LEVEL; lowered again below.
+/// let old = unsafe { sys::KfRaiseIrql(sys::APC_LEVEL) };
+/// // SAFETY: back to what KfRaiseIrql returned.
+/// unsafe { sys::KeLowerIrql(old) };
+/// assert_eq!(sys::KeGetCurrentIrql(), sys::PASSIVE_LEVEL);
+///
+/// // "Lowering" to a higher IRQL is a bug check: 0xC4 / 0x31 under Driver Verifier.
+/// let bug_check = catch_bug_check(|| {
+///     // SAFETY: a deliberate violation that the emulated kernel reports.
+///     unsafe { sys::KeLowerIrql(sys::DISPATCH_LEVEL) }
+/// })
+/// .unwrap_err();
+/// assert_eq!((bug_check.code, bug_check.parameters[0]), (sys::DRIVER_VERIFIER_DETECTED_VIOLATION, 0x31));
+/// # });
+/// ```
 pub unsafe fn KeLowerIrql(NewIrql: KIRQL) {
     kernel::lower_irql(NewIrql);
 }
@@ -82,6 +186,18 @@ pub unsafe fn KeLowerIrql(NewIrql: KIRQL) {
 ///
 /// # Safety
 /// `SpinLock` must point to an initialized spin lock that stays valid until released.
+///
+/// ```
+/// use ntpool::sys::{self, KSPIN_LOCK};
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let mut lock: KSPIN_LOCK = 0;
+/// // SAFETY: `lock` is initialized (zero) and outlives the acquisition.
+/// let old = unsafe { sys::KeAcquireSpinLockRaiseToDpc(&mut lock) };
+/// assert_eq!((old, sys::KeGetCurrentIrql()), (sys::PASSIVE_LEVEL, sys::DISPATCH_LEVEL));
+/// // SAFETY: this thread holds `lock`; `old` is what the acquire returned.
+/// unsafe { sys::KeReleaseSpinLock(&mut lock, old) };
+/// # });
+/// ```
 pub unsafe fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL {
     // SAFETY: forwarded contract.
     unsafe { kernel::acquire_spin_lock(SpinLock, true) }
@@ -91,6 +207,19 @@ pub unsafe fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL {
 ///
 /// # Safety
 /// The lock must be held by this thread; `NewIrql` is what the acquire returned.
+///
+/// ```
+/// use ntpool::sys::{self, KSPIN_LOCK};
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let mut lock: KSPIN_LOCK = 0;
+/// // SAFETY: `lock` is initialized (zero) and outlives the acquisition.
+/// let old = unsafe { sys::KeAcquireSpinLockRaiseToDpc(&mut lock) };
+/// assert_ne!(lock, 0); // held
+/// // SAFETY: this thread holds `lock`; `old` is what the acquire returned.
+/// unsafe { sys::KeReleaseSpinLock(&mut lock, old) };
+/// assert_eq!((lock, sys::KeGetCurrentIrql()), (0, sys::PASSIVE_LEVEL));
+/// # });
+/// ```
 pub unsafe fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL) {
     // SAFETY: forwarded contract.
     unsafe { kernel::release_spin_lock(SpinLock, Some(NewIrql)) };
@@ -100,6 +229,23 @@ pub unsafe fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL) {
 ///
 /// # Safety
 /// As for [`KeAcquireSpinLockRaiseToDpc`], and the IRQL must be `DISPATCH_LEVEL`.
+///
+/// ```
+/// use ntpool::sys::{self, KSPIN_LOCK};
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let mut lock: KSPIN_LOCK = 0;
+/// // SAFETY: DISPATCH_LEVEL is above the current PASSIVE_LEVEL; lowered again below.
+/// let old = unsafe { sys::KfRaiseIrql(sys::DISPATCH_LEVEL) };
+/// // SAFETY: the IRQL is DISPATCH_LEVEL; `lock` is initialized and outlives the acquisition.
+/// unsafe { sys::KeAcquireSpinLockAtDpcLevel(&mut lock) };
+/// assert_ne!(lock, 0); // held, and the IRQL did not change
+/// assert_eq!(sys::KeGetCurrentIrql(), sys::DISPATCH_LEVEL);
+/// // SAFETY: this thread holds `lock`, acquired at DISPATCH_LEVEL.
+/// unsafe { sys::KeReleaseSpinLockFromDpcLevel(&mut lock) };
+/// // SAFETY: back to what KfRaiseIrql returned.
+/// unsafe { sys::KeLowerIrql(old) };
+/// # });
+/// ```
 pub unsafe fn KeAcquireSpinLockAtDpcLevel(SpinLock: *mut KSPIN_LOCK) {
     // SAFETY: forwarded contract.
     unsafe { kernel::acquire_spin_lock(SpinLock, false) };
@@ -109,6 +255,23 @@ pub unsafe fn KeAcquireSpinLockAtDpcLevel(SpinLock: *mut KSPIN_LOCK) {
 ///
 /// # Safety
 /// The lock must be held by this thread, acquired at `DISPATCH_LEVEL`.
+///
+/// ```
+/// use ntpool::sys::{self, KSPIN_LOCK};
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let mut lock: KSPIN_LOCK = 0;
+/// // SAFETY: DISPATCH_LEVEL is above the current PASSIVE_LEVEL; lowered again below.
+/// let old = unsafe { sys::KfRaiseIrql(sys::DISPATCH_LEVEL) };
+/// // SAFETY: the IRQL is DISPATCH_LEVEL; `lock` is initialized and outlives the acquisition.
+/// unsafe { sys::KeAcquireSpinLockAtDpcLevel(&mut lock) };
+/// // SAFETY: this thread holds `lock`, acquired at DISPATCH_LEVEL.
+/// unsafe { sys::KeReleaseSpinLockFromDpcLevel(&mut lock) };
+/// // Released, and still at DISPATCH_LEVEL.
+/// assert_eq!((lock, sys::KeGetCurrentIrql()), (0, sys::DISPATCH_LEVEL));
+/// // SAFETY: back to what KfRaiseIrql returned.
+/// unsafe { sys::KeLowerIrql(old) };
+/// # });
+/// ```
 pub unsafe fn KeReleaseSpinLockFromDpcLevel(SpinLock: *mut KSPIN_LOCK) {
     // SAFETY: forwarded contract.
     unsafe { kernel::release_spin_lock(SpinLock, None) };
@@ -119,6 +282,22 @@ pub unsafe fn KeReleaseSpinLockFromDpcLevel(SpinLock: *mut KSPIN_LOCK) {
 ///
 /// # Safety
 /// Always safe on the emulated kernel; `unsafe` to match the real routine.
+///
+/// ```
+/// use ntpool::emulated::{catch_bug_check, Kernel};
+/// use ntpool::sys;
+/// let bug_check = Kernel::new()
+///     .run(|| {
+///         catch_bug_check(|| {
+///             // SAFETY: always safe on the emulated kernel; the panic is caught.
+///             unsafe { sys::KeBugCheckEx(sys::BAD_POOL_CALLER, 0x0A, 1, 2, 3) }
+///         })
+///     })
+///     .unwrap_err();
+/// assert_eq!(bug_check.code, sys::BAD_POOL_CALLER);
+/// assert_eq!(bug_check.parameters, [0x0A, 1, 2, 3]);
+/// assert_eq!(bug_check.name(), "BAD_POOL_CALLER");
+/// ```
 pub unsafe fn KeBugCheckEx(
     BugCheckCode: ULONG,
     BugCheckParameter1: usize,

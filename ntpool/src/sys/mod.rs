@@ -29,62 +29,177 @@
 use core::ffi::c_void;
 
 /// An interrupt request level (`KIRQL`).
+///
+/// ```
+/// let level: ntpool::sys::KIRQL = ntpool::sys::DISPATCH_LEVEL;
+/// assert_eq!(level, 2);
+/// ```
 pub type KIRQL = u8;
 /// `ULONG`.
+///
+/// ```
+/// let tag: ntpool::sys::ULONG = u32::from_le_bytes(*b"Doc1");
+/// assert_eq!(tag, 0x3163_6F44);
+/// ```
 pub type ULONG = u32;
 /// `SIZE_T` (64 bits, as on x64).
+///
+/// ```
+/// assert_eq!(core::mem::size_of::<ntpool::sys::SIZE_T>(), 8);
+/// ```
 pub type SIZE_T = u64;
 /// `PVOID`.
+///
+/// ```
+/// let block: ntpool::sys::PVOID = core::ptr::null_mut();
+/// assert!(block.is_null()); // what a failed allocation returns
+/// ```
 pub type PVOID = *mut c_void;
 /// `POOL_FLAGS`, the first parameter of `ExAllocatePool2`.
+///
+/// ```
+/// let flags: ntpool::sys::POOL_FLAGS = ntpool::sys::POOL_FLAG_NON_PAGED | ntpool::sys::POOL_FLAG_CACHE_ALIGNED;
+/// assert_eq!(flags, 0x48);
+/// ```
 pub type POOL_FLAGS = u64;
 /// `POOL_TYPE`, the first parameter of the legacy `ExAllocatePool*` routines. A different type from
 /// [`POOL_FLAGS`] on purpose: passing one where the other is expected does not compile.
+///
+/// ```
+/// let pool_type: ntpool::sys::POOL_TYPE = ntpool::sys::NonPagedPoolNx;
+/// assert_eq!(pool_type, 0x200);
+/// ```
 pub type POOL_TYPE = i32;
 /// `KSPIN_LOCK` (a `ULONG_PTR`).
+///
+/// ```
+/// let lock: ntpool::sys::KSPIN_LOCK = 0; // a released spin lock
+/// assert_eq!(core::mem::size_of_val(&lock), 8);
+/// ```
 pub type KSPIN_LOCK = u64;
 /// `NTSTATUS`.
+///
+/// ```
+/// const STATUS_SUCCESS: ntpool::sys::NTSTATUS = 0;
+/// assert!(STATUS_SUCCESS >= 0); // NT_SUCCESS
+/// ```
 pub type NTSTATUS = i32;
 
 /// `PASSIVE_LEVEL`: threads run here; everything is allowed.
+///
+/// ```
+/// assert_eq!(ntpool::sys::PASSIVE_LEVEL, 0);
+/// ```
 pub const PASSIVE_LEVEL: KIRQL = 0;
 /// `APC_LEVEL`: asynchronous procedure calls are masked; paged memory is still usable.
+///
+/// ```
+/// assert_eq!(ntpool::sys::APC_LEVEL, 1);
+/// ```
 pub const APC_LEVEL: KIRQL = 1;
 /// `DISPATCH_LEVEL`: the scheduler is masked; page faults cannot be served, so paged memory must not
 /// be touched, allocated or freed.
+///
+/// ```
+/// assert_eq!(ntpool::sys::DISPATCH_LEVEL, 2);
+/// ```
 pub const DISPATCH_LEVEL: KIRQL = 2;
 /// `PROFILE_LEVEL` on x64.
+///
+/// ```
+/// assert_eq!(ntpool::sys::PROFILE_LEVEL, 27);
+/// ```
 pub const PROFILE_LEVEL: KIRQL = 27;
 /// `CLOCK_LEVEL` on x64.
+///
+/// ```
+/// assert_eq!(ntpool::sys::CLOCK_LEVEL, 28);
+/// ```
 pub const CLOCK_LEVEL: KIRQL = 28;
 /// `IPI_LEVEL` on x64.
+///
+/// ```
+/// assert_eq!(ntpool::sys::IPI_LEVEL, 29);
+/// ```
 pub const IPI_LEVEL: KIRQL = 29;
 /// `POWER_LEVEL` on x64.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POWER_LEVEL, 30);
+/// ```
 pub const POWER_LEVEL: KIRQL = 30;
 /// `HIGH_LEVEL`: every interrupt is masked.
+///
+/// ```
+/// assert_eq!(ntpool::sys::HIGH_LEVEL, 31);
+/// ```
 pub const HIGH_LEVEL: KIRQL = 31;
 
 /// Charge the allocation to the current process's quota.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_USE_QUOTA, 0x1);
+/// ```
 pub const POOL_FLAG_USE_QUOTA: POOL_FLAGS = 0x1;
 /// Do not zero the allocation.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_UNINITIALIZED, 0x2);
+/// ```
 pub const POOL_FLAG_UNINITIALIZED: POOL_FLAGS = 0x2;
 /// Session pool.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_SESSION, 0x4);
+/// ```
 pub const POOL_FLAG_SESSION: POOL_FLAGS = 0x4;
 /// Align the allocation on a processor cache line.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_CACHE_ALIGNED, 0x8);
+/// ```
 pub const POOL_FLAG_CACHE_ALIGNED: POOL_FLAGS = 0x8;
 /// Raise an exception instead of returning NULL on failure (ntpool never sets it).
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_RAISE_ON_FAILURE, 0x20);
+/// ```
 pub const POOL_FLAG_RAISE_ON_FAILURE: POOL_FLAGS = 0x20;
 /// Non-paged, non-executable pool.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_NON_PAGED, 0x40);
+/// ```
 pub const POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x40;
 /// Non-paged, executable pool.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_NON_PAGED_EXECUTE, 0x80);
+/// ```
 pub const POOL_FLAG_NON_PAGED_EXECUTE: POOL_FLAGS = 0x80;
 /// Paged pool.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_PAGED, 0x100);
+/// ```
 pub const POOL_FLAG_PAGED: POOL_FLAGS = 0x100;
 /// Optional flag: allocate from special pool where Driver Verifier offers it.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_SPECIAL_POOL & ntpool::sys::POOL_FLAG_REQUIRED_MASK, 0); // optional
+/// ```
 pub const POOL_FLAG_SPECIAL_POOL: POOL_FLAGS = 0x1_0000_0000;
 /// The required flags `ExAllocatePool2` understands; any other bit in the low 32 bits fails the call.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_REQUIRED_MASK, 0xFFFF_FFFF);
+/// ```
 pub const POOL_FLAG_REQUIRED_MASK: POOL_FLAGS = 0xFFFF_FFFF;
 /// Every required flag this kernel version knows.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_FLAG_REQUIRED_KNOWN, 0x1EF);
+/// ```
 pub const POOL_FLAG_REQUIRED_KNOWN: POOL_FLAGS = POOL_FLAG_USE_QUOTA
     | POOL_FLAG_UNINITIALIZED
     | POOL_FLAG_SESSION
@@ -95,46 +210,121 @@ pub const POOL_FLAG_REQUIRED_KNOWN: POOL_FLAGS = POOL_FLAG_USE_QUOTA
     | POOL_FLAG_PAGED;
 
 /// `NonPagedPool` (executable).
+///
+/// ```
+/// assert_eq!(ntpool::sys::NonPagedPool, 0);
+/// ```
 pub const NonPagedPool: POOL_TYPE = 0;
 /// `NonPagedPoolExecute`, the same value as `NonPagedPool`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::NonPagedPoolExecute, ntpool::sys::NonPagedPool);
+/// ```
 pub const NonPagedPoolExecute: POOL_TYPE = 0;
 /// `PagedPool`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::PagedPool, 1);
+/// ```
 pub const PagedPool: POOL_TYPE = 1;
 /// `NonPagedPoolMustSucceed`: bug check 0xC2 / 0x9A on any use.
+///
+/// ```
+/// assert_eq!(ntpool::sys::NonPagedPoolMustSucceed, 2);
+/// ```
 pub const NonPagedPoolMustSucceed: POOL_TYPE = 2;
 /// `NonPagedPoolCacheAligned`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::NonPagedPoolCacheAligned, 4);
+/// ```
 pub const NonPagedPoolCacheAligned: POOL_TYPE = 4;
 /// `PagedPoolCacheAligned`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::PagedPoolCacheAligned, 5);
+/// ```
 pub const PagedPoolCacheAligned: POOL_TYPE = 5;
 /// `NonPagedPoolNx`, non-executable non-paged pool.
+///
+/// ```
+/// assert_eq!(ntpool::sys::NonPagedPoolNx, 0x200);
+/// ```
 pub const NonPagedPoolNx: POOL_TYPE = 0x200;
 /// `NonPagedPoolNxCacheAligned`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::NonPagedPoolNxCacheAligned, 0x204);
+/// ```
 pub const NonPagedPoolNxCacheAligned: POOL_TYPE = 0x204;
 
 /// The pool tag bit that marks a block as protected: it must be freed with `ExFreePoolWithTag` and
 /// the same tag (including this bit).
+///
+/// ```
+/// assert_eq!(ntpool::sys::PROTECTED_POOL, 0x8000_0000);
+/// ```
 pub const PROTECTED_POOL: ULONG = 0x8000_0000;
 
 /// `DRIVER_VERIFIER_DETECTED_VIOLATION`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::DRIVER_VERIFIER_DETECTED_VIOLATION, 0xC4);
+/// ```
 pub const DRIVER_VERIFIER_DETECTED_VIOLATION: ULONG = 0xC4;
 /// `BAD_POOL_CALLER`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::BAD_POOL_CALLER, 0xC2);
+/// ```
 pub const BAD_POOL_CALLER: ULONG = 0xC2;
 /// `DRIVER_IRQL_NOT_LESS_OR_EQUAL`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::DRIVER_IRQL_NOT_LESS_OR_EQUAL, 0xD1);
+/// ```
 pub const DRIVER_IRQL_NOT_LESS_OR_EQUAL: ULONG = 0xD1;
 /// `IRQL_NOT_GREATER_OR_EQUAL`: `KeRaiseIrql` to a lower level.
+///
+/// ```
+/// assert_eq!(ntpool::sys::IRQL_NOT_GREATER_OR_EQUAL, 0x09);
+/// ```
 pub const IRQL_NOT_GREATER_OR_EQUAL: ULONG = 0x09;
 /// `IRQL_NOT_LESS_OR_EQUAL`: `KeLowerIrql` to a higher level, or a page fault at `DISPATCH_LEVEL`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::IRQL_NOT_LESS_OR_EQUAL, 0x0A);
+/// ```
 pub const IRQL_NOT_LESS_OR_EQUAL: ULONG = 0x0A;
 /// `SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION, 0xC1);
+/// ```
 pub const SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION: ULONG = 0xC1;
 /// `DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION, 0xCD);
+/// ```
 pub const DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION: ULONG = 0xCD;
 /// `DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL`.
+///
+/// ```
+/// assert_eq!(ntpool::sys::DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL, 0xCC);
+/// ```
 pub const DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL: ULONG = 0xCC;
 
 /// The legacy `POOL_TYPE` that `ExAllocatePool2` flags stand for, for the `ExAllocatePoolWithTag`
 /// fallback; `None` for flags the legacy routine cannot express (for example quota, which has its own
 /// routine, or no pool at all).
+///
+/// ```
+/// use ntpool::sys::{self, pool_type_for_flags};
+/// assert_eq!(pool_type_for_flags(sys::POOL_FLAG_NON_PAGED), Some(sys::NonPagedPoolNx));
+/// assert_eq!(pool_type_for_flags(sys::POOL_FLAG_PAGED | sys::POOL_FLAG_CACHE_ALIGNED), Some(sys::PagedPoolCacheAligned));
+/// assert_eq!(pool_type_for_flags(sys::POOL_FLAG_PAGED | sys::POOL_FLAG_USE_QUOTA), None);
+/// ```
 pub const fn pool_type_for_flags(flags: POOL_FLAGS) -> Option<POOL_TYPE> {
     let cache = flags & POOL_FLAG_CACHE_ALIGNED != 0;
     let kind = flags & (POOL_FLAG_PAGED | POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE);
@@ -153,6 +343,12 @@ pub const fn pool_type_for_flags(flags: POOL_FLAGS) -> Option<POOL_TYPE> {
 }
 
 /// Whether a legacy `POOL_TYPE` is paged (the low bit of the base type, as in the kernel).
+///
+/// ```
+/// use ntpool::sys::{self, pool_type_is_paged};
+/// assert!(pool_type_is_paged(sys::PagedPoolCacheAligned));
+/// assert!(!pool_type_is_paged(sys::NonPagedPoolNx));
+/// ```
 pub const fn pool_type_is_paged(pool_type: POOL_TYPE) -> bool {
     pool_type & 1 == 1
 }
@@ -190,6 +386,21 @@ pub(crate) unsafe fn allocate_pool2_with_legacy_routine(
 ///
 /// # Safety
 /// `SpinLock` must be valid for writes and not held.
+///
+/// ```
+/// use ntpool::sys::{self, KSPIN_LOCK};
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let mut lock: KSPIN_LOCK = u64::MAX;
+/// // SAFETY: `lock` is a local, valid for writes, and nobody holds it.
+/// unsafe { sys::KeInitializeSpinLock(&mut lock) };
+/// assert_eq!(lock, 0);
+/// // SAFETY: `lock` is initialized and outlives the acquisition.
+/// let old = unsafe { sys::KeAcquireSpinLockRaiseToDpc(&mut lock) };
+/// // SAFETY: this thread holds `lock`; `old` is what the acquire returned.
+/// unsafe { sys::KeReleaseSpinLock(&mut lock, old) };
+/// assert_eq!(lock, 0);
+/// # });
+/// ```
 #[inline(always)]
 pub unsafe fn KeInitializeSpinLock(SpinLock: *mut KSPIN_LOCK) {
     // SAFETY: the caller guarantees the pointer is valid for writes.
