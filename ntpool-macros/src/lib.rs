@@ -28,9 +28,12 @@ fn derive(input: TokenStream, trait_path: proc_macro2::TokenStream) -> TokenStre
             data.variants.iter().flat_map(|variant| variant.fields.iter().map(|field| field.ty.clone())).collect()
         }
         Data::Union(_) => {
-            return syn::Error::new_spanned(&input.ident, "unions cannot derive this trait: the active field is unknown")
-                .to_compile_error()
-                .into();
+            return syn::Error::new_spanned(
+                &input.ident,
+                "unions cannot derive this trait: the active field is unknown",
+            )
+            .to_compile_error()
+            .into();
         }
     };
     let name = &input.ident;
