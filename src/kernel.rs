@@ -67,7 +67,10 @@ unsafe extern "C" {
 }
 
 /// Host stand-in for `DbgPrint`, called with `"%s"` and one NUL-terminated string: the line is kept
-/// for [`take_debug_output`] and echoed to standard error.
+/// for [`take_debug_output`].
+///
+/// # Safety
+/// `text` is a NUL-terminated string.
 #[cfg(not(windows))]
 pub unsafe fn DbgPrint(_format: *const u8, text: *const u8) -> ULONG {
     // SAFETY: the driver always passes a NUL-terminated string (see `debug_print`).
@@ -91,6 +94,12 @@ pub fn take_debug_output() -> std::vec::Vec<std::string::String> {
 pub struct DebugLine {
     buffer: [u8; 256],
     len: usize,
+}
+
+impl Default for DebugLine {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl DebugLine {

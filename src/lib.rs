@@ -82,11 +82,10 @@ pub unsafe extern "system" fn DriverEntry(
     };
     debug_print!("self-test passed: {} checks", report.checks);
 
-    // SAFETY: the I/O manager passes a valid registry path; its buffer holds `Length` bytes.
-    let path = unsafe {
-        let path = &*registry_path;
-        core::slice::from_raw_parts(path.Buffer, usize::from(path.Length) / 2)
-    };
+    // SAFETY: the I/O manager passes a valid registry path.
+    let path = unsafe { &*registry_path };
+    // SAFETY: its buffer holds `Length` bytes of UTF-16.
+    let path = unsafe { core::slice::from_raw_parts(path.Buffer, usize::from(path.Length) / 2) };
     let Ok(registry_path) = PagedBox::<[u16], RegistryTag>::try_from_slice(&passive, path) else {
         return STATUS_INSUFFICIENT_RESOURCES;
     };
@@ -123,6 +122,17 @@ pub unsafe extern "system" fn DriverUnload(_driver: *mut DRIVER_OBJECT) {
     drop(state);
     debug_print!("DriverUnload: freed the state ({} checks, {} path characters)", checks, path_len);
 }
+
+ntpool::pool_tag! {
+    /// Blocks of `alloc`'s global allocator (the driver itself allocates through ntpool).
+    pub struct GlobalTag = b"NpGa";
+}
+
+/// In the kernel, `alloc` (which allocator-api2's collections link) needs a global allocator; this one
+/// is non-paged and tagged. On the host, std's allocator serves the tests.
+#[cfg(windows)]
+#[global_allocator]
+static GLOBAL: ntpool::GlobalPoolAllocator<GlobalTag> = ntpool::GlobalPoolAllocator::new();
 
 /// A panic in the kernel stops the machine with a bug check naming the driver (the code wdk-panic
 /// uses, `RPNC`).

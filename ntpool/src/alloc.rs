@@ -226,3 +226,65 @@ unsafe impl<T: DispatchSafe + ?Sized, A: allocator_api2::alloc::Allocator + Disp
     for allocator_api2::boxed::Box<T, A>
 {
 }
+
+/// A `#[global_allocator]` over a non-paged pool with a tag, for drivers that use `alloc`'s `Box`,
+/// `Vec` or `String` (or crates that do). Any alignment is honoured, and `alloc_zeroed` is
+/// `ExAllocatePool2`'s own zeroing.
+///
+/// ntpool never registers it: a library must not choose the driver's global allocator. The global
+/// allocator takes no token, so the IRQL rules do not reach `alloc`'s collections: use them at or
+/// below `DISPATCH_LEVEL` only (see "What is out of reach" in the crate docs).
+///
+/// ```
+/// use core::alloc::{GlobalAlloc, Layout};
+/// ntpool::pool_tag!(struct Global = b"Glob");
+/// static ALLOCATOR: ntpool::GlobalPoolAllocator<Global> = ntpool::GlobalPoolAllocator::new();
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let layout = Layout::from_size_align(100, 64).unwrap();
+/// // SAFETY: a non-zero layout, freed below with the same layout.
+/// let block = unsafe { ALLOCATOR.alloc_zeroed(layout) };
+/// assert!(!block.is_null() && block as usize % 64 == 0);
+/// // SAFETY: allocated above with this layout.
+/// unsafe { ALLOCATOR.dealloc(block, layout) };
+/// # });
+/// ```
+pub struct GlobalPoolAllocator<G: Tag, P: NonPagedPoolType = crate::NonPagedPool> {
+    _marker: PhantomData<(G, P)>,
+}
+
+impl<G: Tag, P: NonPagedPoolType> GlobalPoolAllocator<G, P> {
+    /// The allocator, to put in a `#[global_allocator]` static.
+    ///
+    /// ```
+    /// ntpool::pool_tag!(struct Global = b"Glob");
+    /// static ALLOCATOR: ntpool::GlobalPoolAllocator<Global> = ntpool::GlobalPoolAllocator::new();
+    /// ```
+    pub const fn new() -> Self {
+        GlobalPoolAllocator { _marker: PhantomData }
+    }
+}
+
+impl<G: Tag, P: NonPagedPoolType> Default for GlobalPoolAllocator<G, P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: blocks come from `allocate` and go back to `free` with the layout the caller passes back,
+// as `GlobalAlloc` requires; failures are null, never a panic.
+unsafe impl<G: Tag, P: NonPagedPoolType> core::alloc::GlobalAlloc for GlobalPoolAllocator<G, P> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        allocate::<P, G>(layout, false).map_or(core::ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        allocate::<P, G>(layout, true).map_or(core::ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        if let Some(block) = NonNull::new(block) {
+            // SAFETY: the trait's contract: `block` came from this allocator with `layout`.
+            unsafe { free::<P, G>(block, layout) }
+        }
+    }
+}

@@ -127,7 +127,7 @@ pub mod sys;
 #[cfg(ntpool_emulated)]
 pub mod emulated;
 
-pub use alloc::{AllocError, PoolAllocator};
+pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox};
 pub use irql::{
     Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,

@@ -302,18 +302,18 @@ pub const IRQL_NOT_LESS_OR_EQUAL: ULONG = 0x0A;
 /// assert_eq!(ntpool::sys::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION, 0xC1);
 /// ```
 pub const SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION: ULONG = 0xC1;
-/// `DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION`.
+/// `PAGE_FAULT_BEYOND_END_OF_ALLOCATION`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION, 0xCD);
+/// assert_eq!(ntpool::sys::PAGE_FAULT_BEYOND_END_OF_ALLOCATION, 0xCD);
 /// ```
-pub const DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION: ULONG = 0xCD;
-/// `DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL`.
+pub const PAGE_FAULT_BEYOND_END_OF_ALLOCATION: ULONG = 0xCD;
+/// `PAGE_FAULT_IN_FREED_SPECIAL_POOL`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL, 0xCC);
+/// assert_eq!(ntpool::sys::PAGE_FAULT_IN_FREED_SPECIAL_POOL, 0xCC);
 /// ```
-pub const DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL: ULONG = 0xCC;
+pub const PAGE_FAULT_IN_FREED_SPECIAL_POOL: ULONG = 0xCC;
 
 /// The legacy `POOL_TYPE` that `ExAllocatePool2` flags stand for, for the `ExAllocatePoolWithTag`
 /// fallback; `None` for flags the legacy routine cannot express (for example quota, which has its own

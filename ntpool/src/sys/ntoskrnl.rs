@@ -113,14 +113,12 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
         // SAFETY: the caller upholds ExAllocatePool2's contract.
         return unsafe { routine(Flags, NumberOfBytes, Tag) };
     }
-    // SAFETY: the caller upholds ExAllocatePool2's contract; the IRQL rules of the legacy routine
-    // are the same.
-    unsafe {
-        super::allocate_pool2_with_legacy_routine(Flags, NumberOfBytes, Tag, |pool_type, size, tag| {
-            // SAFETY: as above.
-            unsafe { ExAllocatePoolWithTag(pool_type, size, tag) }
-        })
-    }
+    let allocate_with_tag = |pool_type, size, tag| {
+        // SAFETY: the caller upholds ExAllocatePool2's IRQL contract, which is the legacy routine's.
+        unsafe { ExAllocatePoolWithTag(pool_type, size, tag) }
+    };
+    // SAFETY: the caller upholds ExAllocatePool2's contract.
+    unsafe { super::allocate_pool2_with_legacy_routine(Flags, NumberOfBytes, Tag, allocate_with_tag) }
 }
 
 /// `KeGetCurrentIrql`: on x64, a read of CR8.
