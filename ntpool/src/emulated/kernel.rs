@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::vec::Vec;
 
-use super::{Allocation, BugCheck, PoolKind, PoolUsage, PoolUsageRow, RawTag};
+#[cfg(ntpool_pages)]
+use super::pages::{self, Pages};
+use super::{Allocation, BugCheck, PoolKind, PoolUsage, PoolUsageRow, RawTag, SpecialPoolAlignment};
 use crate::sys::{
     self, APC_LEVEL, BAD_POOL_CALLER, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION, KIRQL, KSPIN_LOCK,
     PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG,
@@ -35,12 +37,50 @@ pub(crate) struct Config {
     pub(crate) verifier: bool,
     pub(crate) ex_allocate_pool2: bool,
     pub(crate) fail_allocation: Option<u64>,
+    /// Low resources simulation: a seed, and the percentage of requests that fail.
+    pub(crate) low_resources: Option<(u64, u8)>,
+    pub(crate) special_pool: Option<SpecialPoolAlignment>,
+    /// Special pool for this tag only (all tags when `None`).
+    pub(crate) special_pool_tag: Option<ULONG>,
+    pub(crate) force_irql_checking: bool,
     pub(crate) driver_name: String,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { verifier: true, ex_allocate_pool2: true, fail_allocation: None, driver_name: "driver.sys".into() }
+        Config {
+            verifier: true,
+            ex_allocate_pool2: true,
+            fail_allocation: None,
+            low_resources: None,
+            special_pool: None,
+            special_pool_tag: None,
+            force_irql_checking: false,
+            driver_name: "driver.sys".into(),
+        }
+    }
+}
+
+/// The memory behind a block.
+#[derive(Clone, Copy, Debug)]
+enum Backing {
+    /// From the host's allocator: `base`, allocated with `layout`.
+    Heap { base: usize, layout: Layout },
+    /// Pages of its own: special pool, or pageable memory under Force IRQL Checking.
+    #[cfg(ntpool_pages)]
+    Pages { pages: Pages, special: bool },
+}
+
+impl Backing {
+    /// Gives the memory back to the host.
+    fn release(&self) {
+        match *self {
+            // SAFETY: every heap block was allocated with exactly this layout, and is released once:
+            // its record is dropped with it.
+            Backing::Heap { base, layout } => unsafe { std::alloc::dealloc(base as *mut u8, layout) },
+            #[cfg(ntpool_pages)]
+            Backing::Pages { pages, .. } => pages.unmap(),
+        }
     }
 }
 
@@ -51,9 +91,7 @@ struct Block {
     kind: PoolKind,
     pool_type: POOL_TYPE,
     size: usize,
-    /// Where the system allocation behind the block starts, and its layout.
-    base: usize,
-    layout: Layout,
+    backing: Backing,
     site: &'static Location<'static>,
     routine: &'static str,
 }
@@ -72,11 +110,34 @@ pub(crate) struct State {
     pool: Mutex<Pool>,
     allocation_calls: AtomicU64,
     deferred: Mutex<Vec<BugCheck>>,
+    /// The low resources simulation's generator (xorshift64*).
+    random: Mutex<u64>,
 }
 
 impl State {
     pub(crate) fn new(config: Config) -> Self {
-        State { config, pool: Mutex::default(), allocation_calls: AtomicU64::new(0), deferred: Mutex::default() }
+        // splitmix64 of the seed: every seed, zero included, gives a distinct non-zero state.
+        let seed = config.low_resources.map_or(0, |(seed, _)| seed);
+        let mut mixed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let seed = (mixed ^ (mixed >> 31)).max(1);
+        State {
+            config,
+            pool: Mutex::default(),
+            allocation_calls: AtomicU64::new(0),
+            deferred: Mutex::default(),
+            random: Mutex::new(seed),
+        }
+    }
+
+    /// The next number of the low resources simulation's sequence.
+    fn next_random(&self) -> u64 {
+        let mut x = self.random.lock().unwrap_or_else(|p| p.into_inner());
+        *x ^= *x >> 12;
+        *x ^= *x << 25;
+        *x ^= *x >> 27;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
     fn pool(&self) -> MutexGuard<'_, Pool> {
@@ -125,9 +186,7 @@ impl Drop for State {
     fn drop(&mut self) {
         let pool = self.pool.get_mut().unwrap_or_else(|p| p.into_inner());
         for (_, block) in pool.live.drain().chain(pool.quarantine.drain(..)) {
-            // SAFETY: every block was allocated with exactly this layout and is released once:
-            // it is removed from the table here.
-            unsafe { std::alloc::dealloc(block.base as *mut u8, block.layout) };
+            block.backing.release();
         }
     }
 }
@@ -219,6 +278,10 @@ const VERIFIER_LOWER_TO_HIGHER: u64 = 0x31;
 
 pub(crate) fn raise_irql(new: KIRQL) -> KIRQL {
     let old = current_irql();
+    #[cfg(ntpool_pages)]
+    if new >= DISPATCH_LEVEL && old < DISPATCH_LEVEL && current().config.force_irql_checking {
+        pages::trim_paged_blocks();
+    }
     if new < old {
         let state = current();
         let code =
@@ -352,25 +415,14 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     if state.config.fail_allocation == Some(call) {
         return core::ptr::null_mut();
     }
-    // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
-    // a page for a page or more, a cache line when asked, else 16 bytes (and never 32).
-    let (align, offset) = if size >= PAGE_SIZE {
-        (PAGE_SIZE, 0)
-    } else if request.cache_aligned {
-        (2 * CACHE_LINE, CACHE_LINE)
-    } else {
-        (2 * POOL_ALIGNMENT, POOL_ALIGNMENT)
-    };
-    let Some(layout) = size.checked_add(offset).and_then(|total| Layout::from_size_align(total, align).ok()) else {
-        return core::ptr::null_mut();
-    };
-    // SAFETY: `layout` has a non-zero size (size > 0).
-    let base = unsafe { std::alloc::alloc(layout) };
-    if base.is_null() {
-        return core::ptr::null_mut();
+    if let Some((_, percent)) = state.config.low_resources {
+        if state.next_random() % 100 < u64::from(percent) {
+            return core::ptr::null_mut();
+        }
     }
-    // SAFETY: `offset + size` bytes were allocated at `base`.
-    let block = unsafe { base.add(offset) };
+    let Some((block, backing)) = back(state, &request) else {
+        return core::ptr::null_mut();
+    };
     let fill = if request.zeroed { 0 } else { UNINITIALIZED_FILL };
     // SAFETY: `block` is valid for `size` bytes.
     unsafe { block.write_bytes(fill, size) };
@@ -380,11 +432,39 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     let row = pool.usage.entry((tag, kind)).or_insert_with(|| PoolUsageRow::new(tag, kind));
     row.allocs += 1;
     row.bytes += size as u64;
-    pool.live.insert(
-        address,
-        Block { tag, kind, pool_type, size, base: base as usize, layout, site, routine: request.routine },
-    );
+    pool.live.insert(address, Block { tag, kind, pool_type, size, backing, site, routine: request.routine });
     block.cast()
+}
+
+/// Finds memory for a request: pages of its own for special pool (blocks under a page) and for
+/// pageable memory under Force IRQL Checking, the host's heap otherwise.
+fn back(state: &State, request: &Request) -> Option<(*mut u8, Backing)> {
+    let align = if request.cache_aligned { CACHE_LINE } else { POOL_ALIGNMENT };
+    #[cfg(ntpool_pages)]
+    {
+        let config = &state.config;
+        let special = config
+            .special_pool
+            .filter(|_| request.size < PAGE_SIZE && config.special_pool_tag.is_none_or(|tag| tag == request.tag));
+        let paged = request.kind == PoolKind::Paged;
+        if special.is_some() || (paged && config.force_irql_checking) {
+            let pages = pages::allocate(request.size, align, paged, special)?;
+            return Some((pages.data as *mut u8, Backing::Pages { pages, special: special.is_some() }));
+        }
+    }
+    #[cfg(not(ntpool_pages))]
+    let _ = state;
+    // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
+    // a page for a page or more, a cache line when asked, else 16 bytes (and never 32).
+    let (align, offset) = if request.size >= PAGE_SIZE { (PAGE_SIZE, 0) } else { (2 * align, align) };
+    let layout = Layout::from_size_align(request.size.checked_add(offset)?, align).ok()?;
+    // SAFETY: `layout` has a non-zero size (the request's size is not zero).
+    let base = unsafe { std::alloc::alloc(layout) };
+    if base.is_null() {
+        return None;
+    }
+    // SAFETY: `offset + size` bytes were allocated at `base`.
+    Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }))
 }
 
 pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
@@ -431,21 +511,48 @@ pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
             return;
         }
     }
+    #[cfg(ntpool_pages)]
+    if let Backing::Pages { pages, special: true } = block.backing {
+        if let Some((corrupted, subcode)) = pages.corrupted_slack() {
+            drop(pool);
+            bug_check(
+                &state,
+                sys::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION,
+                [address as u64, corrupted as u64, 0, subcode],
+            );
+            return;
+        }
+    }
     let Some(block) = pool.live.remove(&address) else { return };
     if let Some(row) = pool.usage.get_mut(&(block.tag, block.kind)) {
         row.frees += 1;
         row.bytes -= block.size as u64;
     }
-    // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
-    unsafe { (address as *mut u8).write_bytes(FREED_FILL, block.size) };
+    retire(&block.backing, address, block.size);
     pool.freed.insert(address, block.tag);
     pool.quarantine.push_back((address, block));
     if pool.quarantine.len() > QUARANTINE {
         if let Some((old_address, old)) = pool.quarantine.pop_front() {
             pool.freed.remove(&old_address);
-            // SAFETY: the block left the table above; its memory was allocated with this layout.
-            unsafe { std::alloc::dealloc(old.base as *mut u8, old.layout) };
+            old.backing.release();
         }
+    }
+}
+
+/// Makes a freed block unusable while it sits in quarantine: special pool pages become inaccessible
+/// (a later touch is bug check 0xCC), other memory is filled with [`FREED_FILL`].
+fn retire(backing: &Backing, address: usize, size: usize) {
+    match *backing {
+        #[cfg(ntpool_pages)]
+        Backing::Pages { pages, special: true } => pages.retire(),
+        #[cfg(ntpool_pages)]
+        Backing::Pages { pages, special: false } => {
+            pages.touch();
+            // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
+            unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) };
+        }
+        // SAFETY: as above.
+        Backing::Heap { .. } => unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) },
     }
 }
 

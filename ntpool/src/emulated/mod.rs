@@ -89,6 +89,8 @@
 //! parameters.
 
 pub(crate) mod kernel;
+#[cfg(ntpool_pages)]
+mod pages;
 
 use kernel::{Config, State, current_irql};
 
@@ -241,9 +243,21 @@ impl Kernel {
             report.push_str(&std::format!("  {leak}\n"));
         }
         report.push_str(&std::format!("{}", self.pool_usage()));
-        let mut bug_check = BugCheck::new(sys::DRIVER_VERIFIER_DETECTED_VIOLATION, [0x62, 0, 0, leaks.len() as u64]);
+        // Parameter 2 is the driver's name: here, the address of the name this kernel was given.
+        let name = self.state.config.driver_name.as_ptr() as u64;
+        let mut bug_check = BugCheck::new(sys::DRIVER_VERIFIER_DETECTED_VIOLATION, [0x62, name, 0, leaks.len() as u64]);
         bug_check.report = report;
         Err(bug_check)
+    }
+
+    /// The driver's file name reports use; bug check 0xC4 / 0x62 points at it (parameter 2).
+    ///
+    /// ```
+    /// let kernel = ntpool::emulated::Kernel::builder().driver_name("mine.sys").build();
+    /// assert_eq!(kernel.driver_name(), "mine.sys");
+    /// ```
+    pub fn driver_name(&self) -> &str {
+        &self.state.config.driver_name
     }
 
     /// Bug checks that were raised while the thread was already unwinding from another one. They do
@@ -350,6 +364,95 @@ impl KernelBuilder {
         self
     }
 
+    /// Driver Verifier's low resources simulation: each allocation request fails with probability
+    /// `percent` / 100, drawn from a generator seeded with `seed` (the same seed fails the same
+    /// requests).
+    ///
+    /// ```
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// let kernel = ntpool::emulated::Kernel::builder().low_resources_simulation(7, 50).build();
+    /// let failed = kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     (0..200).filter(|_| NonPagedBox::<u8, Doc>::try_new(&passive, 0).is_err()).count()
+    /// });
+    /// assert!((60..140).contains(&failed), "{failed} of 200 failed");
+    /// ```
+    pub fn low_resources_simulation(mut self, seed: u64, percent: u8) -> Self {
+        self.config.low_resources = Some((seed, percent.min(100)));
+        self
+    }
+
+    /// Driver Verifier's special pool for every allocation below a page: each block gets pages of its
+    /// own next to an inaccessible guard page (after it for [`SpecialPoolAlignment::VerifyEnd`],
+    /// before it for [`SpecialPoolAlignment::VerifyStart`]); the rest of its page is filled with a
+    /// pattern checked at free (bug check 0xC1); a touch of the guard page stops with 0xCD; freed
+    /// blocks stay inaccessible while in quarantine, so a use after free stops with 0xCC.
+    ///
+    /// Faults end the process with the stop line (they cannot unwind): test them with
+    /// [`expect_stop_in_child`]. Linux on x86_64 only.
+    ///
+    /// ```
+    /// use ntpool::emulated::{Kernel, SpecialPoolAlignment};
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// let kernel = Kernel::builder().special_pool(SpecialPoolAlignment::VerifyEnd).build();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let b = NonPagedBox::<[u8; 24], Doc>::try_new(&passive, [1; 24]).unwrap();
+    ///     // The block ends 8 bytes short of a page boundary: 24 rounded up to 16-byte alignment.
+    ///     assert_eq!((b.as_ptr() as usize + 24 + 8) % 4096, 0);
+    /// });
+    /// ```
+    #[cfg(ntpool_pages)]
+    pub fn special_pool(mut self, alignment: SpecialPoolAlignment) -> Self {
+        self.config.special_pool = Some(alignment);
+        self
+    }
+
+    /// Special pool for blocks of this tag only (see [`KernelBuilder::special_pool`]).
+    ///
+    /// ```
+    /// use ntpool::emulated::{Kernel, SpecialPoolAlignment};
+    /// use ntpool::{PoolTag, Tag};
+    /// ntpool::pool_tag!(struct Suspect = b"Susp");
+    /// let kernel = Kernel::builder().special_pool_tag(Suspect::TAG, SpecialPoolAlignment::VerifyEnd).build();
+    /// # drop(kernel);
+    /// ```
+    #[cfg(ntpool_pages)]
+    pub fn special_pool_tag(mut self, tag: crate::PoolTag, alignment: SpecialPoolAlignment) -> Self {
+        self.config.special_pool = Some(alignment);
+        self.config.special_pool_tag = Some(tag.to_ulong());
+        self
+    }
+
+    /// Driver Verifier's Force IRQL Checking: every raise to `DISPATCH_LEVEL` makes all pageable
+    /// blocks inaccessible, so that touching paged memory at `DISPATCH_LEVEL` or above stops with
+    /// bug check 0xD1 (`DRIVER_IRQL_NOT_LESS_OR_EQUAL`: address, IRQL, 0 read / 1 write / 8
+    /// execute, instruction address) every time, instead of only when the page happens to be out.
+    /// Below `DISPATCH_LEVEL` a touch pages the block back in. Test the stop with
+    /// [`expect_stop_in_child`]. Linux on x86_64 only.
+    ///
+    /// ```
+    /// use ntpool::{PagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// let kernel = ntpool::emulated::Kernel::builder().force_irql_checking(true).build();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let mut passive = unsafe { Passive::assume() };
+    ///     let b = PagedBox::<u32, Doc>::try_new(&passive, 5).unwrap();
+    ///     passive.raise_to_dispatch((), |_, ()| ()); // trims all pageable memory
+    ///     assert_eq!(*b.get(&passive), 5); // paged back in at PASSIVE_LEVEL
+    /// });
+    /// ```
+    #[cfg(ntpool_pages)]
+    pub fn force_irql_checking(mut self, on: bool) -> Self {
+        self.config.force_irql_checking = on;
+        self
+    }
+
     /// The driver's file name, as reports show it (`driver.sys` by default).
     ///
     /// ```
@@ -384,6 +487,67 @@ impl KernelBuilder {
     }
 }
 
+/// Where Driver Verifier's special pool puts a block on its page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecialPoolAlignment {
+    /// "Verify End" (Driver Verifier's default): the block ends where a guard page begins, so
+    /// overruns fault.
+    VerifyEnd,
+    /// "Verify Start": the block starts right after a guard page, so underruns fault.
+    VerifyStart,
+}
+
+/// The environment variable that tells a test binary which scenario to run as a child.
+const CHILD_SCENARIO: &str = "NTPOOL_STOP_SCENARIO";
+
+/// Runs `scenario` in a child process (the current test binary, re-run for the test named
+/// `test_name` alone) and returns the bug check that stopped it.
+///
+/// For the stops that cannot unwind: those found by the page-fault handler of special pool and
+/// Force IRQL Checking, which end the process as a real bug check ends the machine. In the child
+/// this function runs `scenario` and exits; in the parent it spawns the child, reads the stop line
+/// from its error output and panics if there is none. `test_name` must be the test's full name as
+/// the test harness knows it (for an integration test, the function's name).
+///
+/// ```no_run
+/// use ntpool::emulated::{expect_stop_in_child, Kernel, SpecialPoolAlignment};
+/// use ntpool::{NonPagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// #[test]
+/// fn overrun_stops_with_0xcd() {
+///     let stop = expect_stop_in_child("overrun_stops_with_0xcd", || {
+///         let kernel = Kernel::builder().special_pool(SpecialPoolAlignment::VerifyEnd).build();
+///         kernel.run(|| {
+///             // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+///             let passive = unsafe { Passive::assume() };
+///             let b = NonPagedBox::<[u8; 16], Doc>::try_new(&passive, [0; 16]).unwrap();
+///             // SAFETY: deliberately wrong: one byte past the block.
+///             unsafe { b.as_ptr().cast::<u8>().add(16).read_volatile() };
+///         });
+///     });
+///     assert_eq!(stop.code, 0xCD);
+/// }
+/// ```
+pub fn expect_stop_in_child(test_name: &str, scenario: impl FnOnce()) -> BugCheck {
+    if std::env::var(CHILD_SCENARIO).as_deref() == Ok(test_name) {
+        scenario();
+        std::eprintln!("ntpool: the scenario ended without a bug check");
+        std::process::exit(0);
+    }
+    let executable = std::env::current_exe().expect("the test binary's path");
+    let output = std::process::Command::new(executable)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_SCENARIO, test_name)
+        .output()
+        .expect("the test binary runs");
+    let stderr = std::string::String::from_utf8_lossy(&output.stderr);
+    stderr
+        .lines()
+        .find_map(BugCheck::parse_stop_line)
+        .unwrap_or_else(|| panic!("{test_name}: the child stopped without a bug check ({})\n{stderr}", output.status))
+}
+
 /// A bug check: Microsoft's stop code and its four parameters, as `KeBugCheckEx` takes them.
 ///
 /// ```
@@ -399,7 +563,8 @@ impl KernelBuilder {
 /// });
 /// let bug_check = kernel.verify_unload().unwrap_err();
 /// assert_eq!(bug_check.code, ntpool::sys::DRIVER_VERIFIER_DETECTED_VIOLATION);
-/// assert_eq!(bug_check.parameters, [0x62, 0, 0, 1]); // one block left at unload
+/// let name = kernel.driver_name().as_ptr() as u64;
+/// assert_eq!(bug_check.parameters, [0x62, name, 0, 1]); // one block left at unload
 /// assert!(bug_check.to_string().starts_with("*** STOP: 0x000000C4"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -417,6 +582,19 @@ impl BugCheck {
         BugCheck { code, parameters, report: String::new() }
     }
 
+    /// Reads a stop line as [`BugCheck`]'s `Display` writes it (`*** STOP: 0x000000C2 (0x..., ...)`).
+    fn parse_stop_line(line: &str) -> Option<BugCheck> {
+        let rest = line.trim().strip_prefix("*** STOP: 0x")?;
+        let (code, rest) = rest.split_once(" (")?;
+        let (list, _) = rest.split_once(')')?;
+        let mut parameters = [0u64; 4];
+        let mut values = list.split(", ");
+        for parameter in &mut parameters {
+            *parameter = u64::from_str_radix(values.next()?.strip_prefix("0x")?, 16).ok()?;
+        }
+        Some(BugCheck::new(u32::from_str_radix(code, 16).ok()?, parameters))
+    }
+
     /// The stop code's name as Microsoft spells it.
     ///
     /// ```
@@ -424,17 +602,22 @@ impl BugCheck {
     /// assert_eq!(bug_check.name(), "BAD_POOL_CALLER");
     /// ```
     pub fn name(&self) -> &'static str {
-        match self.code {
-            0x09 => "IRQL_NOT_GREATER_OR_EQUAL",
-            0x0A => "IRQL_NOT_LESS_OR_EQUAL",
-            0xC1 => "SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION",
-            0xC2 => "BAD_POOL_CALLER",
-            0xC4 => "DRIVER_VERIFIER_DETECTED_VIOLATION",
-            0xCC => "PAGE_FAULT_IN_FREED_SPECIAL_POOL",
-            0xCD => "PAGE_FAULT_BEYOND_END_OF_ALLOCATION",
-            0xD1 => "DRIVER_IRQL_NOT_LESS_OR_EQUAL",
-            _ => "UNKNOWN_BUG_CHECK",
-        }
+        bug_check_name(self.code)
+    }
+}
+
+/// The name of a stop code as Microsoft spells it.
+pub(crate) fn bug_check_name(code: u32) -> &'static str {
+    match code {
+        0x09 => "IRQL_NOT_GREATER_OR_EQUAL",
+        0x0A => "IRQL_NOT_LESS_OR_EQUAL",
+        0xC1 => "SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION",
+        0xC2 => "BAD_POOL_CALLER",
+        0xC4 => "DRIVER_VERIFIER_DETECTED_VIOLATION",
+        0xCC => "PAGE_FAULT_IN_FREED_SPECIAL_POOL",
+        0xCD => "PAGE_FAULT_BEYOND_END_OF_ALLOCATION",
+        0xD1 => "DRIVER_IRQL_NOT_LESS_OR_EQUAL",
+        _ => "UNKNOWN_BUG_CHECK",
     }
 }
 

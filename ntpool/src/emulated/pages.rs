@@ -1,0 +1,316 @@
+//! Page-backed pool blocks, for the checks that need the memory management unit: Driver Verifier's
+//! special pool (guard pages, slack patterns, freed pages left inaccessible) and Force IRQL Checking
+//! (pageable memory made inaccessible whenever a thread raises to `DISPATCH_LEVEL`).
+//!
+//! A fault on such a page is analysed by a `SIGSEGV` handler. A touch of a guard page is bug check
+//! 0xCD, of a freed block 0xCC, of trimmed paged memory at `DISPATCH_LEVEL` or above 0xD1; a touch of
+//! trimmed paged memory below `DISPATCH_LEVEL` is an ordinary page fault: the page is made
+//! accessible again and the access retried, as the memory manager would page it in. A bug check
+//! found in the handler cannot unwind (it is not a Rust panic site), so the handler prints the stop
+//! line and ends the process; tests run such scenarios in a child process
+//! ([`expect_stop_in_child`](super::expect_stop_in_child)).
+//!
+//! Linux on x86_64 only: the handler reads the faulting access from the machine context.
+
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use crate::sys::{DISPATCH_LEVEL, KIRQL};
+
+pub(crate) const PAGE: usize = 4096;
+/// What the slack around a special-pool block is filled with, and checked for at free.
+pub(crate) const SLACK_FILL: u8 = 0x5A;
+/// The exit code of a process stopped by a bug check found in the fault handler.
+pub(crate) const STOP_EXIT_CODE: i32 = 0xC4;
+
+use super::SpecialPoolAlignment;
+
+const FREE: u8 = 0;
+const RESERVED: u8 = 1;
+const LIVE: u8 = 2;
+const LIVE_PAGED: u8 = 3;
+const TRIMMED: u8 = 4;
+const FREED: u8 = 5;
+
+/// One page-backed block, in a registry the fault handler can read without taking a lock.
+struct Slot {
+    state: AtomicU8,
+    /// The mapping.
+    start: AtomicUsize,
+    end: AtomicUsize,
+    /// The pages that hold data (the rest of the mapping is guard page).
+    open_start: AtomicUsize,
+    open_end: AtomicUsize,
+}
+
+const SLOTS: usize = 1 << 15;
+
+static REGISTRY: [Slot; SLOTS] = [const {
+    Slot {
+        state: AtomicU8::new(FREE),
+        start: AtomicUsize::new(0),
+        end: AtomicUsize::new(0),
+        open_start: AtomicUsize::new(0),
+        open_end: AtomicUsize::new(0),
+    }
+}; SLOTS];
+
+/// A mapping that backs one block.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pages {
+    slot: usize,
+    start: usize,
+    len: usize,
+    /// The block: where the caller's bytes start, and how many were asked for.
+    pub(crate) data: usize,
+    size: usize,
+    /// The bytes after the block up to the next 16-byte boundary, or to the end of the open pages
+    /// (Verify Start), that belong to no one and are checked at free.
+    slack_end: usize,
+    open_start: usize,
+}
+
+/// Maps pages for a block of `size` bytes (non-zero) aligned on `align` (16 or 64). `special` places
+/// it against a guard page; otherwise it starts on its own page. `paged` blocks are trimmed by Force
+/// IRQL Checking.
+pub(crate) fn allocate(size: usize, align: usize, paged: bool, special: Option<SpecialPoolAlignment>) -> Option<Pages> {
+    install_handler();
+    let rounded = size.checked_add(align - 1)? & !(align - 1);
+    let data_pages = rounded.div_ceil(PAGE);
+    let guard_pages = usize::from(special.is_some());
+    let len = (data_pages + guard_pages).checked_mul(PAGE)?;
+    let slot = reserve_slot()?;
+    // SAFETY: an anonymous private mapping; no existing memory is affected.
+    let start = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if start == libc::MAP_FAILED {
+        REGISTRY[slot].state.store(FREE, Ordering::Release);
+        return None;
+    }
+    let start = start as usize;
+    let (open_start, open_end, data) = match special {
+        Some(SpecialPoolAlignment::VerifyEnd) => {
+            (start, start + data_pages * PAGE, start + data_pages * PAGE - rounded)
+        }
+        Some(SpecialPoolAlignment::VerifyStart) => (start + PAGE, start + len, start + PAGE),
+        None => (start, start + len, start),
+    };
+    let guard = if special == Some(SpecialPoolAlignment::VerifyEnd) { open_end } else { start };
+    if special.is_some() {
+        // SAFETY: the guard page is inside the mapping just made.
+        unsafe { libc::mprotect(guard as *mut libc::c_void, PAGE, libc::PROT_NONE) };
+        // SAFETY: the open pages are mapped read-write; the block itself is filled by the caller.
+        unsafe { core::ptr::write_bytes(open_start as *mut u8, SLACK_FILL, open_end - open_start) };
+    }
+    let slack_end = if special == Some(SpecialPoolAlignment::VerifyStart) { open_end } else { data + rounded };
+    let entry = &REGISTRY[slot];
+    entry.start.store(start, Ordering::Relaxed);
+    entry.end.store(start + len, Ordering::Relaxed);
+    entry.open_start.store(open_start, Ordering::Relaxed);
+    entry.open_end.store(open_end, Ordering::Relaxed);
+    entry.state.store(if paged { LIVE_PAGED } else { LIVE }, Ordering::Release);
+    Some(Pages { slot, start, len, data, size, slack_end, open_start })
+}
+
+fn reserve_slot() -> Option<usize> {
+    REGISTRY
+        .iter()
+        .position(|slot| slot.state.compare_exchange(FREE, RESERVED, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+}
+
+impl Pages {
+    /// Checks the slack around a special-pool block: the first corrupted byte before the block
+    /// (subcode 0x23) or after it (0x24), as bug check 0xC1 reports them.
+    pub(crate) fn corrupted_slack(&self) -> Option<(usize, u64)> {
+        self.touch();
+        let before = (self.open_start..self.data).find(|&a| {
+            // SAFETY: inside the open pages of this live mapping.
+            unsafe { *(a as *const u8) != SLACK_FILL }
+        });
+        if let Some(address) = before {
+            return Some((address, 0x23));
+        }
+        let after = (self.data + self.size..self.slack_end).find(|&a| {
+            // SAFETY: as above.
+            unsafe { *(a as *const u8) != SLACK_FILL }
+        });
+        after.map(|address| (address, 0x24))
+    }
+
+    /// Makes the block inaccessible for good: any later touch is a use after free (0xCC).
+    pub(crate) fn retire(&self) {
+        REGISTRY[self.slot].state.store(FREED, Ordering::Release);
+        // SAFETY: the whole mapping is ours.
+        unsafe { libc::mprotect(self.start as *mut libc::c_void, self.len, libc::PROT_NONE) };
+    }
+
+    /// Unmaps the block (when it leaves quarantine, or the kernel is dropped).
+    pub(crate) fn unmap(&self) {
+        // SAFETY: the mapping is ours and nothing refers to it any more.
+        unsafe { libc::munmap(self.start as *mut libc::c_void, self.len) };
+        REGISTRY[self.slot].state.store(FREE, Ordering::Release);
+    }
+
+    /// Makes a trimmed paged block accessible again: the kernel itself is about to touch it (as the
+    /// memory manager pages memory in for its own use).
+    pub(crate) fn touch(&self) {
+        let entry = &REGISTRY[self.slot];
+        if entry.state.compare_exchange(TRIMMED, LIVE_PAGED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            open(entry);
+        }
+    }
+}
+
+fn open(entry: &Slot) {
+    let (start, end) = (entry.open_start.load(Ordering::Relaxed), entry.open_end.load(Ordering::Relaxed));
+    // SAFETY: the open pages of a live mapping of ours.
+    unsafe { libc::mprotect(start as *mut libc::c_void, end - start, libc::PROT_READ | libc::PROT_WRITE) };
+}
+
+/// Force IRQL Checking: on a raise to `DISPATCH_LEVEL`, every pageable block is "trimmed" (made
+/// inaccessible), so that a touch at raised IRQL faults every time instead of only when the page
+/// happens to be out.
+pub(crate) fn trim_paged_blocks() {
+    for entry in &REGISTRY {
+        if entry.state.compare_exchange(LIVE_PAGED, TRIMMED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            let (start, end) = (entry.open_start.load(Ordering::Relaxed), entry.open_end.load(Ordering::Relaxed));
+            // SAFETY: the open pages of a live mapping of ours.
+            unsafe { libc::mprotect(start as *mut libc::c_void, end - start, libc::PROT_NONE) };
+        }
+    }
+}
+
+static PREVIOUS: AtomicUsize = AtomicUsize::new(0);
+static INSTALLED: std::sync::Once = std::sync::Once::new();
+
+fn install_handler() {
+    INSTALLED.call_once(|| {
+        // SAFETY: `sigaction` is plain data, valid when zeroed.
+        let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
+        let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = on_fault;
+        action.sa_sigaction = handler as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+        // SAFETY: `sa_mask` is a valid signal set to initialize.
+        unsafe { libc::sigemptyset(&mut action.sa_mask) };
+        // SAFETY: as above; the previous action is kept for good (the handler forwards to it).
+        let previous =
+            std::boxed::Box::into_raw(std::boxed::Box::new(unsafe { core::mem::zeroed::<libc::sigaction>() }));
+        // SAFETY: installs `on_fault`, which only reads the registry and the thread's IRQL and calls
+        // mprotect, write and _exit (async-signal-safe); the old action goes to `previous`.
+        unsafe { libc::sigaction(libc::SIGSEGV, &action, previous) };
+        PREVIOUS.store(previous as usize, Ordering::Release);
+    });
+}
+
+extern "C" fn on_fault(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SIGSEGV.
+    let info_ref = unsafe { &*info };
+    // SAFETY: for SIGSEGV, `si_addr` is the field the kernel filled in.
+    let address = unsafe { info_ref.si_addr() } as usize;
+    // SAFETY: with SA_SIGINFO the third argument is the thread's ucontext.
+    let gregs = unsafe { &(*(context as *const libc::ucontext_t)).uc_mcontext.gregs };
+    let error = gregs[libc::REG_ERR as usize] as u64;
+    let rip = gregs[libc::REG_RIP as usize] as u64;
+    // x86 page-fault error code: bit 1 set for a write, bit 4 for an instruction fetch.
+    let access = if error & 0x10 != 0 {
+        8
+    } else if error & 0x2 != 0 {
+        1
+    } else {
+        0
+    };
+    let Some(entry) = REGISTRY.iter().find(|e| {
+        e.state.load(Ordering::Acquire) != FREE
+            && e.start.load(Ordering::Relaxed) <= address
+            && address < e.end.load(Ordering::Relaxed)
+    }) else {
+        return forward(signal, info, context);
+    };
+    let in_open_pages =
+        entry.open_start.load(Ordering::Relaxed) <= address && address < entry.open_end.load(Ordering::Relaxed);
+    match entry.state.load(Ordering::Acquire) {
+        FREED => stop(crate::sys::PAGE_FAULT_IN_FREED_SPECIAL_POOL, [address as u64, access.min(1), rip, 0]),
+        _ if !in_open_pages => {
+            stop(crate::sys::PAGE_FAULT_BEYOND_END_OF_ALLOCATION, [address as u64, access.min(1), rip, 0])
+        }
+        TRIMMED => {
+            let irql: KIRQL = super::kernel::current_irql();
+            if irql >= DISPATCH_LEVEL {
+                stop(crate::sys::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [address as u64, irql.into(), access, rip]);
+            }
+            // Below DISPATCH_LEVEL a trimmed page is simply paged back in.
+            if entry.state.compare_exchange(TRIMMED, LIVE_PAGED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                open(entry);
+            }
+        }
+        // Opened meanwhile by another thread: retry the access.
+        _ => {}
+    }
+}
+
+/// Hands a fault that is not ours to whoever handled SIGSEGV before (Rust's stack-overflow guard,
+/// or the default action).
+fn forward(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    let previous = PREVIOUS.load(Ordering::Acquire) as *const libc::sigaction;
+    // SAFETY: set once in `install_handler`, never freed.
+    let previous = unsafe { &*previous };
+    let handler = previous.sa_sigaction;
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // SAFETY: restoring the default action and returning re-runs the access, which then
+        // terminates the process as it would have without this handler.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+        return;
+    }
+    if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed with this signature.
+        let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { core::mem::transmute(handler) };
+        handler(signal, info, context);
+    } else {
+        // SAFETY: the previous handler was installed with this signature.
+        let handler: extern "C" fn(libc::c_int) = unsafe { core::mem::transmute(handler) };
+        handler(signal);
+    }
+}
+
+/// Prints the stop line as [`BugCheck`](super::BugCheck) displays it, and ends the process. Only
+/// async-signal-safe calls: formatting into a stack buffer, `write`, `_exit`.
+fn stop(code: u32, parameters: [u64; 4]) -> ! {
+    let mut line = [0u8; 160];
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        let n = bytes.len().min(line.len() - len);
+        line[len..len + n].copy_from_slice(&bytes[..n]);
+        len += n;
+    };
+    put(b"*** STOP: 0x");
+    put(&hex(u64::from(code), 8)[..8]);
+    for (i, parameter) in parameters.iter().enumerate() {
+        put(if i == 0 { b" (0x" } else { b", 0x" });
+        put(&hex(*parameter, 16));
+    }
+    put(b") ");
+    put(super::bug_check_name(code).as_bytes());
+    put(b"\n");
+    // SAFETY: writes `len` bytes of a stack buffer to stderr.
+    unsafe { libc::write(2, line.as_ptr().cast(), len) };
+    // SAFETY: ends the process at once, as a bug check ends the machine.
+    unsafe { libc::_exit(STOP_EXIT_CODE) }
+}
+
+/// The last `digits` hexadecimal digits of `value`, upper case, in the first `digits` bytes.
+fn hex(value: u64, digits: usize) -> [u8; 16] {
+    let mut out = [b'0'; 16];
+    for (i, digit) in out.iter_mut().take(digits).enumerate() {
+        let nibble = (value >> (4 * (digits - 1 - i))) & 0xF;
+        *digit = b"0123456789ABCDEF"[nibble as usize];
+    }
+    out
+}
