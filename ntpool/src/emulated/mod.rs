@@ -10,6 +10,30 @@
 //! runs its code inside [`Kernel::run`]. Code that runs outside any `run` uses one process-wide
 //! default kernel.
 //!
+//! # What it checks
+//!
+//! | Driver Verifier option | violation | bug check (code / parameter 1) |
+//! |---|---|---|
+//! | IRQL checking | paged allocation above `APC_LEVEL`, non-paged above `DISPATCH_LEVEL` | 0xC4 / 0x01, 0x02 (without verifier 0xC2 / 0x08) |
+//! | | paged free above `APC_LEVEL`, non-paged above `DISPATCH_LEVEL` | 0xC4 / 0x11, 0x12 (without verifier 0xC2 / 0x09) |
+//! | | a raise to a lower IRQL, a lower to a higher one | 0xC4 / 0x30, 0x31 |
+//! | pool checks | zero-byte request | 0xC4 / 0x00 (without verifier 0xC2 / 0x00) |
+//! | | tag 0; tag without a letter or digit | 0xC2 / 0x9B; 0xC2 / 0x9D |
+//! | | `ExFreePoolWithTag` with another tag | 0xC2 / 0x0A |
+//! | | free of an address never allocated; double free | 0xC4 / 0x10; 0xC4 / 0x13 (0xC2 / 0x99; 0xC2 / 0x07) |
+//! | | `NonPagedPoolMustSucceed` | 0xC2 / 0x9A |
+//! | pool tracking | blocks left at unload ([`Kernel::verify_unload`]), with tag, pool, size and source line of each | 0xC4 / 0x62 |
+//! | special pool ([`KernelBuilder::special_pool`]) | write into the page beside the block, found at free | 0xC1 / parameter 4 = 0x23 (before), 0x24 (after) |
+//! | | touch of the guard page | 0xCD |
+//! | | touch of a freed block | 0xCC |
+//! | Force IRQL Checking ([`KernelBuilder::force_irql_checking`]) | paged memory touched at `DISPATCH_LEVEL` or above | 0xD1 (address, IRQL, read/write, instruction) |
+//! | low resources simulation | random failures by seed and rate ([`KernelBuilder::low_resources_simulation`]); the `n`th request ([`KernelBuilder::fail_allocation`]) | `NULL` |
+//!
+//! The pool usage table ([`Kernel::pool_usage`], poolmon's columns) is available at any time and is
+//! part of every leak report. Each thread has its own IRQL; spin locks exclude for real; tracking is
+//! safe under concurrency. Stops found by the page-fault handler (0xCD, 0xCC, 0xD1) end the process
+//! as a bug check ends the machine: test them with [`expect_stop_in_child`].
+//!
 //! ```
 //! use ntpool::emulated::{catch_bug_check, Kernel};
 //! use ntpool::sys;
