@@ -16,7 +16,7 @@ use crate::irql::Allows;
 use crate::pool::{NonPagedPoolType, PoolType};
 use crate::safe::DispatchSafe;
 use crate::sys::{self, POOL_FLAG_UNINITIALIZED};
-use crate::tag::Tag;
+use crate::tag::{PoolTag, Tag};
 
 /// An allocation failed: the pool had no block of that size (or the size was too large to express).
 /// Nothing was allocated, and nothing panicked or bug-checked.
@@ -44,13 +44,13 @@ const fn needs_header<P: PoolType>(layout: Layout) -> bool {
     align > P::ALIGN && !(layout.size() >= PAGE_SIZE && align <= PAGE_SIZE)
 }
 
-/// Allocates a block for `layout` from pool `P` with tag `G`, zeroed unless `zeroed` is false.
+/// Allocates a block for `layout` from pool `P` with `tag`, zeroed unless `zeroed` is false.
 /// A zero-sized layout allocates nothing and gets a dangling, aligned pointer.
 ///
 /// The caller must hold a token that allows pool `P` (every public caller takes one).
 #[cfg_attr(ntpool_emulated, track_caller)]
 #[inline]
-pub(crate) fn allocate<P: PoolType, G: Tag>(layout: Layout, zeroed: bool) -> Result<NonNull<u8>, AllocError> {
+pub(crate) fn allocate<P: PoolType>(layout: Layout, zeroed: bool, tag: PoolTag) -> Result<NonNull<u8>, AllocError> {
     if layout.size() == 0 {
         // A non-null pointer aligned for `layout`, with no provenance: nothing is read or written
         // through it.
@@ -61,7 +61,7 @@ pub(crate) fn allocate<P: PoolType, G: Tag>(layout: Layout, zeroed: bool) -> Res
     let size = if header { layout.size().checked_add(layout.align()).ok_or(AllocError)? } else { layout.size() };
     // SAFETY: the caller holds a token proving the IRQL allows pool `P`; the size is not zero and the
     // tag is valid (a `PoolTag`).
-    let block = unsafe { sys::ExAllocatePool2(flags, size as u64, G::TAG.to_ulong()) }.cast::<u8>();
+    let block = unsafe { sys::ExAllocatePool2(flags, size as u64, tag.to_ulong()) }.cast::<u8>();
     let block = NonNull::new(block).ok_or(AllocError)?;
     if !header {
         return Ok(block);
@@ -84,10 +84,10 @@ pub(crate) fn allocate<P: PoolType, G: Tag>(layout: Layout, zeroed: bool) -> Res
 /// Frees a block that [`allocate`] returned for the same `layout`, pool and tag.
 ///
 /// # Safety
-/// `block` came from `allocate::<P, G>(layout, _)` and is not used afterwards; the IRQL allows
+/// `block` came from `allocate::<P>(layout, _, tag)` and is not used afterwards; the IRQL allows
 /// freeing pool `P`.
 #[inline]
-pub(crate) unsafe fn free<P: PoolType, G: Tag>(block: NonNull<u8>, layout: Layout) {
+pub(crate) unsafe fn free<P: PoolType>(block: NonNull<u8>, layout: Layout, tag: PoolTag) {
     if layout.size() == 0 {
         return;
     }
@@ -101,7 +101,7 @@ pub(crate) unsafe fn free<P: PoolType, G: Tag>(block: NonNull<u8>, layout: Layou
     };
     // SAFETY: `original` is what ExAllocatePool2 returned, with this tag; the caller does not use
     // the block again.
-    unsafe { sys::ExFreePoolWithTag(original.cast(), G::TAG.to_ulong()) };
+    unsafe { sys::ExFreePoolWithTag(original.cast(), tag.to_ulong()) };
 }
 
 /// The run-time backstop for paged memory (the `irql-backstop` feature, on by default): before a
@@ -200,19 +200,19 @@ unsafe impl<G: Tag, P: NonPagedPoolType> DispatchSafe for PoolAllocator<G, P> {}
 unsafe impl<G: Tag, P: NonPagedPoolType> allocator_api2::alloc::Allocator for PoolAllocator<G, P> {
     #[cfg_attr(ntpool_emulated, track_caller)]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
-        let block = allocate::<P, G>(layout, false).map_err(|AllocError| allocator_api2::alloc::AllocError)?;
+        let block = allocate::<P>(layout, false, G::TAG).map_err(|AllocError| allocator_api2::alloc::AllocError)?;
         Ok(NonNull::slice_from_raw_parts(block, layout.size()))
     }
 
     #[cfg_attr(ntpool_emulated, track_caller)]
     fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
-        let block = allocate::<P, G>(layout, true).map_err(|AllocError| allocator_api2::alloc::AllocError)?;
+        let block = allocate::<P>(layout, true, G::TAG).map_err(|AllocError| allocator_api2::alloc::AllocError)?;
         Ok(NonNull::slice_from_raw_parts(block, layout.size()))
     }
 
     unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
         // SAFETY: the trait's contract: `block` was allocated by this allocator with `layout`.
-        unsafe { free::<P, G>(block, layout) }
+        unsafe { free::<P>(block, layout, G::TAG) }
     }
 }
 
@@ -274,17 +274,17 @@ impl<G: Tag, P: NonPagedPoolType> Default for GlobalPoolAllocator<G, P> {
 // as `GlobalAlloc` requires; failures are null, never a panic.
 unsafe impl<G: Tag, P: NonPagedPoolType> core::alloc::GlobalAlloc for GlobalPoolAllocator<G, P> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        allocate::<P, G>(layout, false).map_or(core::ptr::null_mut(), NonNull::as_ptr)
+        allocate::<P>(layout, false, G::TAG).map_or(core::ptr::null_mut(), NonNull::as_ptr)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        allocate::<P, G>(layout, true).map_or(core::ptr::null_mut(), NonNull::as_ptr)
+        allocate::<P>(layout, true, G::TAG).map_or(core::ptr::null_mut(), NonNull::as_ptr)
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         if let Some(block) = NonNull::new(block) {
             // SAFETY: the trait's contract: `block` came from this allocator with `layout`.
-            unsafe { free::<P, G>(block, layout) }
+            unsafe { free::<P>(block, layout, G::TAG) }
         }
     }
 }

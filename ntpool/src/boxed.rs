@@ -12,7 +12,7 @@ use crate::alloc::{self, AllocError};
 use crate::irql::Allows;
 use crate::pool::{NonPagedPool, NonPagedPoolType, PagedPool, PoolType};
 use crate::safe::DispatchSafe;
-use crate::tag::Tag;
+use crate::tag::{PoolTag, Tag, TagSource};
 
 /// An owning pointer to a `T` in pool `P`, allocated with tag `G`, freed on drop with
 /// `ExFreePoolWithTag(block, G::TAG)`.
@@ -47,10 +47,13 @@ use crate::tag::Tag;
 /// ```
 ///
 /// # Invariants
-/// `ptr` points to a valid `T` that this box owns, in a block that `alloc::allocate::<P, G>` returned
-/// for `Layout::for_value(&*ptr)` (dangling and aligned when that layout's size is zero).
-pub struct PoolBox<T: ?Sized, G: Tag, P: PoolType = NonPagedPool> {
+/// `ptr` points to a valid `T` that this box owns, in a block that `alloc::allocate::<P>` returned
+/// for `Layout::for_value(&*ptr)` and the tag `tag.tag()` (dangling and aligned when that layout's
+/// size is zero).
+pub struct PoolBox<T: ?Sized, G: TagSource, P: PoolType = NonPagedPool> {
     ptr: NonNull<T>,
+    /// Zero-sized for a [`Tag`] type; the tag itself for a run-time [`PoolTag`].
+    tag: G,
     _owns: PhantomData<T>,
     _pool: PhantomData<(G, P)>,
 }
@@ -86,12 +89,12 @@ pub type NonPagedBox<T, G> = PoolBox<T, G, NonPagedPool>;
 pub type PagedBox<T, G> = PoolBox<T, G, PagedPool>;
 
 // SAFETY: the box owns its `T` like `Box<T>` does; the pool block has no thread affinity.
-unsafe impl<T: ?Sized + Send, G: Tag, P: PoolType> Send for PoolBox<T, G, P> {}
+unsafe impl<T: ?Sized + Send, G: TagSource, P: PoolType> Send for PoolBox<T, G, P> {}
 // SAFETY: as above; `&PoolBox` only gives `&T`.
-unsafe impl<T: ?Sized + Sync, G: Tag, P: PoolType> Sync for PoolBox<T, G, P> {}
+unsafe impl<T: ?Sized + Sync, G: TagSource, P: PoolType> Sync for PoolBox<T, G, P> {}
 
 // SAFETY: a non-paged box owns only non-paged memory, and its content is `DispatchSafe`.
-unsafe impl<T: ?Sized + DispatchSafe, G: Tag, P: NonPagedPoolType> DispatchSafe for PoolBox<T, G, P> {}
+unsafe impl<T: ?Sized + DispatchSafe, G: TagSource, P: NonPagedPoolType> DispatchSafe for PoolBox<T, G, P> {}
 
 impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// Allocates a zeroed block, moves `value` into it.
@@ -123,9 +126,7 @@ impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_uninit(_token: &impl Allows<P>) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
-        let block = alloc::allocate::<P, G>(Layout::new::<T>(), false)?;
-        // INVARIANT: a block for `Layout::new::<T>()`, which is `MaybeUninit<T>`'s layout.
-        Ok(PoolBox { ptr: block.cast(), _owns: PhantomData, _pool: PhantomData })
+        PoolBox::allocate(G::default(), false)
     }
 
     /// Allocates a zeroed block for a `T`.
@@ -142,11 +143,11 @@ impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_zeroed(_token: &impl Allows<P>) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
-        let block = alloc::allocate::<P, G>(Layout::new::<T>(), true)?;
-        // INVARIANT: as in `try_new_uninit`.
-        Ok(PoolBox { ptr: block.cast(), _owns: PhantomData, _pool: PhantomData })
+        PoolBox::allocate(G::default(), true)
     }
+}
 
+impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
     /// Moves the value out and frees the block; needs a token, since it frees.
     ///
     /// ```
@@ -164,13 +165,40 @@ impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
         // SAFETY: the box owns a valid `T` (invariant); it is read once, and the block is freed
         // without dropping it again.
         let value = unsafe { this.ptr.read() };
-        // SAFETY: the block came from `allocate::<P, G>` for this layout (invariant).
-        unsafe { alloc::free::<P, G>(this.ptr.cast(), Layout::new::<T>()) };
+        // SAFETY: the block came from `allocate::<P>` for this layout and tag (invariant).
+        unsafe { alloc::free::<P>(this.ptr.cast(), Layout::new::<T>(), this.tag.tag()) };
         value
+    }
+
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn allocate(tag: G, zeroed: bool) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
+        let block = alloc::allocate::<P>(Layout::new::<T>(), zeroed, tag.tag())?;
+        // INVARIANT: a block for `Layout::new::<T>()`, which is `MaybeUninit<T>`'s layout, with `tag`.
+        Ok(PoolBox { ptr: block.cast(), tag, _owns: PhantomData, _pool: PhantomData })
     }
 }
 
-impl<T, G: Tag, P: PoolType> PoolBox<MaybeUninit<T>, G, P> {
+impl<T, P: PoolType> PoolBox<T, PoolTag, P> {
+    /// Allocates a zeroed block tagged with `tag`, a tag known only at run time, and moves `value`
+    /// into it. The box stores the tag (it is two words wide) and frees with it.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// use ntpool::{NonPagedBox, PoolTag};
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
+    /// let b = NonPagedBox::<u32, PoolTag>::try_new_with_tag(&passive, tag, 5).unwrap();
+    /// assert_eq!((*b, b.tag().to_string().as_str()), (5, "Req7"));
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_with_tag(_token: &impl Allows<P>, tag: PoolTag, value: T) -> Result<Self, AllocError> {
+        Ok(PoolBox::allocate(tag, true)?.write(value))
+    }
+}
+
+impl<T, G: TagSource, P: PoolType> PoolBox<MaybeUninit<T>, G, P> {
     /// Writes `value` and returns the initialized box.
     ///
     /// ```
@@ -187,7 +215,7 @@ impl<T, G: Tag, P: PoolType> PoolBox<MaybeUninit<T>, G, P> {
         // SAFETY: the block is valid and aligned for a `T` (invariant).
         unsafe { this.ptr.cast::<T>().write(value) };
         // INVARIANT: the block now holds a valid `T`, and its layout is `T`'s.
-        PoolBox { ptr: this.ptr.cast(), _owns: PhantomData, _pool: PhantomData }
+        PoolBox { ptr: this.ptr.cast(), tag: this.tag, _owns: PhantomData, _pool: PhantomData }
     }
 
     /// The initialized box.
@@ -208,7 +236,7 @@ impl<T, G: Tag, P: PoolType> PoolBox<MaybeUninit<T>, G, P> {
     pub unsafe fn assume_init(self) -> PoolBox<T, G, P> {
         let this = core::mem::ManuallyDrop::new(self);
         // INVARIANT: the caller guarantees the content is a valid `T`; the layout is `T`'s.
-        PoolBox { ptr: this.ptr.cast(), _owns: PhantomData, _pool: PhantomData }
+        PoolBox { ptr: this.ptr.cast(), tag: this.tag, _owns: PhantomData, _pool: PhantomData }
     }
 }
 
@@ -230,7 +258,7 @@ impl<T, G: Tag, P: PoolType> PoolBox<[T], G, P> {
         _token: &impl Allows<P>,
         len: usize,
     ) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
-        PoolBox::allocate_slice(len, true)
+        PoolBox::allocate_slice(G::default(), len, true)
     }
 
     /// Allocates an uninitialized slice of `len` elements (`POOL_FLAG_UNINITIALIZED`).
@@ -252,7 +280,7 @@ impl<T, G: Tag, P: PoolType> PoolBox<[T], G, P> {
         _token: &impl Allows<P>,
         len: usize,
     ) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
-        PoolBox::allocate_slice(len, false)
+        PoolBox::allocate_slice(G::default(), len, false)
     }
 
     /// Allocates a slice of `len` elements, element `i` being `f(i)`.
@@ -267,8 +295,60 @@ impl<T, G: Tag, P: PoolType> PoolBox<[T], G, P> {
     /// # });
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    pub fn try_from_fn(token: &impl Allows<P>, len: usize, mut f: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
-        let mut slice = PoolBox::<[T], G, P>::try_new_zeroed_slice(token, len)?;
+    pub fn try_from_fn(_token: &impl Allows<P>, len: usize, f: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        PoolBox::from_fn(G::default(), len, f)
+    }
+
+    /// Allocates a slice holding a copy of `source`.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<[u8], Doc>::try_from_slice(&passive, b"abc").unwrap();
+    /// assert_eq!(&*b, b"abc");
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_from_slice(_token: &impl Allows<P>, source: &[T]) -> Result<Self, AllocError>
+    where
+        T: Clone,
+    {
+        PoolBox::from_fn(G::default(), source.len(), |i| source[i].clone())
+    }
+}
+
+impl<T, P: PoolType> PoolBox<[T], PoolTag, P> {
+    /// Allocates a zeroed slice of `len` elements, each left as `MaybeUninit`, tagged with a tag known
+    /// only at run time.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// use ntpool::{PagedBox, PoolTag};
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let tag = PoolTag::new(*b"Dyn1");
+    /// let b = PagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag(&passive, tag, 8).unwrap();
+    /// // SAFETY: zero bytes are valid `u8`s.
+    /// let b = unsafe { b.assume_init() };
+    /// assert_eq!(b.get(&passive), &[0; 8]);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_zeroed_slice_with_tag(
+        _token: &impl Allows<P>,
+        tag: PoolTag,
+        len: usize,
+    ) -> Result<PoolBox<[MaybeUninit<T>], PoolTag, P>, AllocError> {
+        PoolBox::allocate_slice(tag, len, true)
+    }
+}
+
+impl<T, G: TagSource, P: PoolType> PoolBox<[T], G, P> {
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn from_fn(tag: G, len: usize, mut f: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        let mut slice = PoolBox::<[T], G, P>::allocate_slice(tag, len, true)?;
         /// Drops the elements written so far if `f` unwinds (the box then frees the block).
         struct Written<'a, T> {
             slice: &'a mut [MaybeUninit<T>],
@@ -295,36 +375,17 @@ impl<T, G: Tag, P: PoolType> PoolBox<[T], G, P> {
         Ok(unsafe { slice.assume_init() })
     }
 
-    /// Allocates a slice holding a copy of `source`.
-    ///
-    /// ```
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = ntpool::NonPagedBox::<[u8], Doc>::try_from_slice(&passive, b"abc").unwrap();
-    /// assert_eq!(&*b, b"abc");
-    /// # });
-    /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    pub fn try_from_slice(token: &impl Allows<P>, source: &[T]) -> Result<Self, AllocError>
-    where
-        T: Clone,
-    {
-        PoolBox::try_from_fn(token, source.len(), |i| source[i].clone())
-    }
-
-    #[cfg_attr(ntpool_emulated, track_caller)]
-    fn allocate_slice(len: usize, zeroed: bool) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
+    fn allocate_slice(tag: G, len: usize, zeroed: bool) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
         let layout = Layout::array::<T>(len).map_err(|_| AllocError)?;
-        let block = alloc::allocate::<P, G>(layout, zeroed)?;
+        let block = alloc::allocate::<P>(layout, zeroed, tag.tag())?;
         let ptr = NonNull::slice_from_raw_parts(block.cast::<MaybeUninit<T>>(), len);
-        // INVARIANT: a block for `Layout::array::<T>(len)`, which is the slice's layout.
-        Ok(PoolBox { ptr, _owns: PhantomData, _pool: PhantomData })
+        // INVARIANT: a block for `Layout::array::<T>(len)`, which is the slice's layout, with `tag`.
+        Ok(PoolBox { ptr, tag, _owns: PhantomData, _pool: PhantomData })
     }
 }
 
-impl<T, G: Tag, P: PoolType> PoolBox<[MaybeUninit<T>], G, P> {
+impl<T, G: TagSource, P: PoolType> PoolBox<[MaybeUninit<T>], G, P> {
     /// The initialized slice.
     ///
     /// # Safety
@@ -344,11 +405,11 @@ impl<T, G: Tag, P: PoolType> PoolBox<[MaybeUninit<T>], G, P> {
         let this = core::mem::ManuallyDrop::new(self);
         let ptr = NonNull::slice_from_raw_parts(this.ptr.cast::<T>(), this.ptr.len());
         // INVARIANT: the caller guarantees every element is valid; the layout is unchanged.
-        PoolBox { ptr, _owns: PhantomData, _pool: PhantomData }
+        PoolBox { ptr, tag: this.tag, _owns: PhantomData, _pool: PhantomData }
     }
 }
 
-impl<T: ?Sized, G: Tag, P: PoolType> PoolBox<T, G, P> {
+impl<T: ?Sized, G: TagSource, P: PoolType> PoolBox<T, G, P> {
     /// The content, reached with a token that allows the pool. For a paged box this is the only
     /// way in; the reference borrows the token, so the IRQL cannot be raised while it lives.
     ///
@@ -402,6 +463,39 @@ impl<T: ?Sized, G: Tag, P: PoolType> PoolBox<T, G, P> {
         core::mem::ManuallyDrop::new(b).ptr.as_ptr()
     }
 
+    /// The tag the block was allocated with, and will be freed with.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::PagedBox::<u8, Doc>::try_new(&passive, 0).unwrap();
+    /// assert_eq!(b.tag().to_string(), "Doc1");
+    /// # });
+    /// ```
+    pub fn tag(&self) -> PoolTag {
+        self.tag.tag()
+    }
+
+    /// The address of the content, for FFI; reading through it is `unsafe` and subject to the
+    /// pool's IRQL rules.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<u64, Doc>::try_new(&passive, 1).unwrap();
+    /// assert_eq!(b.as_ptr() as usize % 8, 0);
+    /// # });
+    /// ```
+    pub fn as_ptr(&self) -> *const T {
+        self.ptr.as_ptr()
+    }
+}
+
+impl<T: ?Sized, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// Takes ownership of a block that [`PoolBox::into_raw`] gave up.
     ///
     /// # Safety
@@ -428,27 +522,39 @@ impl<T: ?Sized, G: Tag, P: PoolType> PoolBox<T, G, P> {
         // SAFETY: `into_raw` never returns null.
         let ptr = unsafe { NonNull::new_unchecked(raw) };
         // INVARIANT: the caller guarantees `raw` came from a box of this type.
-        PoolBox { ptr, _owns: PhantomData, _pool: PhantomData }
-    }
-
-    /// The address of the content, for FFI; reading through it is `unsafe` and subject to the
-    /// pool's IRQL rules.
-    ///
-    /// ```
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = ntpool::NonPagedBox::<u64, Doc>::try_new(&passive, 1).unwrap();
-    /// assert_eq!(b.as_ptr() as usize % 8, 0);
-    /// # });
-    /// ```
-    pub fn as_ptr(&self) -> *const T {
-        self.ptr.as_ptr()
+        PoolBox { ptr, tag: G::default(), _owns: PhantomData, _pool: PhantomData }
     }
 }
 
-impl<T: ?Sized, G: Tag, P: NonPagedPoolType> PoolBox<T, G, P> {
+impl<T: ?Sized, P: PoolType> PoolBox<T, PoolTag, P> {
+    /// Takes ownership of a block that [`PoolBox::into_raw`] gave up, with the run-time tag it was
+    /// allocated with.
+    ///
+    /// # Safety
+    /// `raw` came from `PoolBox::<T, PoolTag, P>::into_raw` of a box whose tag was `tag`, and nothing
+    /// else owns it.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// use ntpool::{NonPagedBox, PoolTag};
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = NonPagedBox::<u8, PoolTag>::try_new_with_tag(&passive, PoolTag::new(*b"Dyn2"), 3).unwrap();
+    /// let tag = b.tag();
+    /// let raw = NonPagedBox::into_raw(b);
+    /// // SAFETY: `raw` came from `into_raw` of a box tagged `tag`.
+    /// assert_eq!(*unsafe { NonPagedBox::<u8, PoolTag>::from_raw_with_tag(raw, tag) }, 3);
+    /// # });
+    /// ```
+    pub unsafe fn from_raw_with_tag(raw: *mut T, tag: PoolTag) -> Self {
+        // SAFETY: `into_raw` never returns null.
+        let ptr = unsafe { NonNull::new_unchecked(raw) };
+        // INVARIANT: the caller guarantees `raw` came from a box of this type with this tag.
+        PoolBox { ptr, tag, _owns: PhantomData, _pool: PhantomData }
+    }
+}
+
+impl<T: ?Sized, G: TagSource, P: NonPagedPoolType> PoolBox<T, G, P> {
     /// Gives up ownership for good and returns the content with any lifetime; the block is never
     /// freed. Only for non-paged boxes: a paged block must stay behind a token.
     ///
@@ -469,7 +575,7 @@ impl<T: ?Sized, G: Tag, P: NonPagedPoolType> PoolBox<T, G, P> {
     }
 }
 
-impl<T: ?Sized, G: Tag, P: NonPagedPoolType> Deref for PoolBox<T, G, P> {
+impl<T: ?Sized, G: TagSource, P: NonPagedPoolType> Deref for PoolBox<T, G, P> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -479,14 +585,14 @@ impl<T: ?Sized, G: Tag, P: NonPagedPoolType> Deref for PoolBox<T, G, P> {
     }
 }
 
-impl<T: ?Sized, G: Tag, P: NonPagedPoolType> DerefMut for PoolBox<T, G, P> {
+impl<T: ?Sized, G: TagSource, P: NonPagedPoolType> DerefMut for PoolBox<T, G, P> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
         unsafe { self.ptr.as_mut() }
     }
 }
 
-impl<T: ?Sized, G: Tag, P: PoolType> Drop for PoolBox<T, G, P> {
+impl<T: ?Sized, G: TagSource, P: PoolType> Drop for PoolBox<T, G, P> {
     fn drop(&mut self) {
         // SAFETY: the box owns a valid `T` (invariant); the reference only serves to compute the
         // layout.
@@ -494,13 +600,13 @@ impl<T: ?Sized, G: Tag, P: PoolType> Drop for PoolBox<T, G, P> {
         alloc::check_free_irql::<P>(self.ptr.as_ptr().cast());
         // SAFETY: the value is valid and owned, and dropped exactly once, here.
         unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
-        // SAFETY: the block came from `allocate::<P, G>` for this layout (invariant), and is not used
-        // again.
-        unsafe { alloc::free::<P, G>(self.ptr.cast(), layout) };
+        // SAFETY: the block came from `allocate::<P>` for this layout and tag (invariant), and is not
+        // used again.
+        unsafe { alloc::free::<P>(self.ptr.cast(), layout, self.tag.tag()) };
     }
 }
 
-impl<T: ?Sized + fmt::Debug, G: Tag, P: NonPagedPoolType> fmt::Debug for PoolBox<T, G, P> {
+impl<T: ?Sized + fmt::Debug, G: TagSource, P: NonPagedPoolType> fmt::Debug for PoolBox<T, G, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }

@@ -135,7 +135,7 @@ pub use irql::{
 pub use pool::{CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType};
 pub use safe::{DispatchSafe, HighSafe};
 pub use spin_lock::SpinLock;
-pub use tag::{InvalidTag, PoolTag, Tag};
+pub use tag::{InvalidTag, PoolTag, Tag, TagSource};
 
 /// Derives [`DispatchSafe`](trait@DispatchSafe) for a struct or enum whose every field is
 /// `DispatchSafe`; a field that is not (a paged box, say) is a compile error.

@@ -179,9 +179,38 @@ impl fmt::Debug for PoolTag {
 /// ntpool::pool_tag!(struct Requests = b"NpRq");
 /// assert_eq!(Requests::TAG.to_string(), "NpRq");
 /// ```
-pub trait Tag: 'static {
+pub trait Tag: Copy + Default + 'static {
     /// The tag.
     const TAG: PoolTag;
+}
+
+/// Where a box's tag comes from: a [`Tag`] type (zero-sized, carried in the box's type, so the box
+/// stays one pointer wide) or a [`PoolTag`] value (stored in the box, for tags only known at run
+/// time, for example from a request).
+///
+/// ```
+/// use ntpool::{PoolTag, TagSource};
+/// ntpool::pool_tag!(struct Typed = b"Typd");
+/// assert_eq!(Typed.tag(), PoolTag::new(*b"Typd"));
+/// assert_eq!(PoolTag::new(*b"Dyn1").tag().to_string(), "Dyn1");
+/// ```
+pub trait TagSource: Copy + 'static {
+    /// The tag.
+    fn tag(self) -> PoolTag;
+}
+
+impl<G: Tag> TagSource for G {
+    #[inline(always)]
+    fn tag(self) -> PoolTag {
+        G::TAG
+    }
+}
+
+impl TagSource for PoolTag {
+    #[inline(always)]
+    fn tag(self) -> PoolTag {
+        self
+    }
 }
 
 /// Defines a zero-sized type that implements [`Tag`], checking the tag at compile time.

@@ -364,3 +364,22 @@ fn a_raw_free_with_the_wrong_tag_bug_checks_0xc2_0x0a() {
     });
     kernel.verify_unload().unwrap();
 }
+
+#[test]
+fn a_box_with_a_run_time_tag_frees_with_that_tag() {
+    let kernel = Kernel::new();
+    with_kernel(&kernel, |passive| {
+        let tag = ntpool::PoolTag::from_raw(u32::from_le_bytes(*b"Rt01")).unwrap();
+        let value = PagedBox::<u64, ntpool::PoolTag>::try_new_with_tag(passive, tag, 9).unwrap();
+        // SAFETY: zero bytes are valid `u8`s.
+        let bytes = unsafe {
+            NonPagedBox::<[u8], ntpool::PoolTag>::try_new_zeroed_slice_with_tag(passive, tag, 10).unwrap().assume_init()
+        };
+        assert_eq!((*value.get(passive), bytes.len(), value.tag(), bytes.tag()), (9, 10, tag, tag));
+        assert!(kernel.outstanding().iter().all(|a| a.tag.to_string() == "Rt01"));
+        // Two words: the pointer and the tag.
+        assert_eq!(size_of::<PagedBox<u64, ntpool::PoolTag>>(), 2 * size_of::<usize>());
+    });
+    let usage = kernel.pool_usage();
+    assert!(usage.rows.iter().all(|row| row.tag.to_string() == "Rt01" && row.frees == row.allocs), "{usage}");
+}
