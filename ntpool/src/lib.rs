@@ -116,6 +116,7 @@ extern crate self as ntpool;
 
 mod alloc;
 mod boxed;
+mod fast_mutex;
 mod irql;
 mod pool;
 mod safe;
@@ -129,6 +130,7 @@ pub mod emulated;
 
 pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox};
+pub use fast_mutex::FastMutex;
 pub use irql::{
     Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,
 };

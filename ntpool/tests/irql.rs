@@ -159,3 +159,51 @@ fn each_thread_has_its_own_irql_and_spin_locks_exclude_each_other() {
     assert_eq!(total, 2 * THREADS as u64 * ROUNDS, "{usage}");
     assert!(usage.rows.iter().all(|row| row.allocs == row.frees && row.bytes == 0), "{usage}");
 }
+
+#[test]
+fn a_fast_mutex_raises_to_apc_level_and_excludes_threads_while_paged_data_stays_usable() {
+    const THREADS: usize = 4;
+    const ROUNDS: u64 = 500;
+    ntpool::pool_tag!(struct Fm = b"Fmx1");
+    let kernel = Kernel::new();
+    let shared = kernel.run(|| {
+        // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+        let passive = unsafe { Passive::assume() };
+        let counts = PagedBox::<[u64; 2], Fm>::try_new(&passive, [0, 0]).unwrap();
+        Arc::new(ntpool::FastMutex::<_, Fm>::try_new(&passive, counts).unwrap())
+    });
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (kernel, shared) = (kernel.clone(), shared.clone());
+            std::thread::spawn(move || {
+                kernel.run(|| {
+                    // SAFETY: a new emulated thread runs at PASSIVE_LEVEL; this is its only token.
+                    let mut passive = unsafe { Passive::assume() };
+                    for _ in 0..ROUNDS {
+                        shared.lock(&mut passive, |apc, counts| {
+                            assert_eq!(sys::KeGetCurrentIrql(), APC_LEVEL);
+                            let counts = counts.get_mut(apc);
+                            // Both halves move together only if nobody else is inside.
+                            assert_eq!(counts[0], counts[1]);
+                            counts[0] += 1;
+                            std::thread::yield_now();
+                            counts[1] += 1;
+                        });
+                        assert_eq!(sys::KeGetCurrentIrql(), PASSIVE_LEVEL);
+                    }
+                })
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let counts = kernel.run(|| {
+        // SAFETY: the test's main thread runs at PASSIVE_LEVEL and uses no other token.
+        let passive = unsafe { Passive::assume() };
+        let shared = Arc::try_unwrap(shared).expect("the only handle");
+        *shared.into_inner().get(&passive)
+    });
+    assert_eq!(counts, [THREADS as u64 * ROUNDS; 2]);
+    kernel.verify_unload().unwrap();
+}

@@ -596,3 +596,58 @@ pub(crate) unsafe fn release_spin_lock(lock: *mut KSPIN_LOCK, new_irql: Option<K
         lower_irql(irql);
     }
 }
+
+/// # Safety
+/// `mutex` was initialized with `ExInitializeFastMutex` and stays valid while held.
+pub(crate) unsafe fn acquire_fast_mutex(mutex: *mut sys::FAST_MUTEX) {
+    let old = current_irql();
+    if old > APC_LEVEL {
+        panic!("ExAcquireFastMutex at IRQL {old}: a fast mutex needs IRQL <= APC_LEVEL");
+    }
+    let owner = THREAD_ID.with(|id| *id);
+    // SAFETY: forwarded contract.
+    let (count, owner_word) = unsafe { fast_mutex_words(mutex) };
+    if owner_word.load(Ordering::Relaxed) == owner {
+        panic!("deadlock: this thread acquired a fast mutex it already holds");
+    }
+    set_irql(APC_LEVEL);
+    while count.compare_exchange_weak(1, 0, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        std::thread::yield_now();
+    }
+    owner_word.store(owner, Ordering::Relaxed);
+    // SAFETY: the mutex is held by this thread; `OldIrql` is its to write.
+    unsafe { (*mutex).OldIrql = u32::from(old) };
+}
+
+/// # Safety
+/// The calling thread holds `mutex`.
+pub(crate) unsafe fn release_fast_mutex(mutex: *mut sys::FAST_MUTEX) {
+    let owner = THREAD_ID.with(|id| *id);
+    // SAFETY: forwarded contract.
+    let (count, owner_word) = unsafe { fast_mutex_words(mutex) };
+    if owner_word.load(Ordering::Relaxed) != owner {
+        panic!("a fast mutex was released by a thread that does not hold it");
+    }
+    // SAFETY: held by this thread.
+    let old = unsafe { (*mutex).OldIrql } as KIRQL;
+    owner_word.store(0, Ordering::Relaxed);
+    count.store(1, Ordering::Release);
+    lower_irql(old);
+}
+
+/// The words of a `FAST_MUTEX` the emulation synchronizes on: `Count` (1 when free) and `Owner`.
+///
+/// # Safety
+/// `mutex` points to an initialized `FAST_MUTEX` that outlives the returned references and is only
+/// touched through the fast-mutex routines.
+unsafe fn fast_mutex_words<'a>(mutex: *mut sys::FAST_MUTEX) -> (&'a core::sync::atomic::AtomicI32, &'a AtomicU64) {
+    // SAFETY: the caller guarantees `mutex` is valid.
+    let count = unsafe { &raw mut (*mutex).Count };
+    // SAFETY: as above.
+    let owner = unsafe { &raw mut (*mutex).Owner }.cast::<u64>();
+    // SAFETY: an aligned 32-bit word, touched only atomically by the fast-mutex routines.
+    let count = unsafe { core::sync::atomic::AtomicI32::from_ptr(count) };
+    // SAFETY: an aligned pointer-sized word, as above.
+    let owner = unsafe { AtomicU64::from_ptr(owner) };
+    (count, owner)
+}

@@ -310,3 +310,65 @@ pub unsafe fn KeBugCheckEx(
         [BugCheckParameter1 as u64, BugCheckParameter2 as u64, BugCheckParameter3 as u64, BugCheckParameter4 as u64],
     )
 }
+
+/// `KeInitializeEvent`: on the emulated kernel, events only serve fast mutexes, which do not wait on
+/// them; the header is cleared.
+///
+/// # Safety
+/// `Event` is valid for writes.
+///
+/// ```
+/// let mut event = ntpool::sys::KEVENT { Header: [1; 3] };
+/// // SAFETY: a valid event structure.
+/// unsafe { ntpool::sys::KeInitializeEvent(&mut event, ntpool::sys::SynchronizationEvent, 0) };
+/// assert_eq!(event.Header, [0; 3]);
+/// ```
+pub unsafe fn KeInitializeEvent(Event: *mut super::KEVENT, _Type: i32, _State: u8) {
+    // SAFETY: the caller guarantees the event is valid for writes.
+    unsafe { (*Event).Header = [0; 3] };
+}
+
+/// `ExAcquireFastMutex`: raises to `APC_LEVEL` and acquires, waiting (yielding) while another thread
+/// holds it.
+///
+/// # Safety
+/// `FastMutex` was initialized with `ExInitializeFastMutex` and stays valid while held; the IRQL is at
+/// most `APC_LEVEL`.
+///
+/// ```
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let mut mutex = core::mem::MaybeUninit::<ntpool::sys::FAST_MUTEX>::uninit();
+/// // SAFETY: a fresh structure that stays put.
+/// unsafe { ntpool::sys::ExInitializeFastMutex(mutex.as_mut_ptr()) };
+/// // SAFETY: initialized, at PASSIVE_LEVEL.
+/// unsafe { ntpool::sys::ExAcquireFastMutex(mutex.as_mut_ptr()) };
+/// // SAFETY: held by this thread.
+/// unsafe { ntpool::sys::ExReleaseFastMutex(mutex.as_mut_ptr()) };
+/// assert_eq!(ntpool::sys::KeGetCurrentIrql(), 0);
+/// # });
+/// ```
+pub unsafe fn ExAcquireFastMutex(FastMutex: *mut super::FAST_MUTEX) {
+    // SAFETY: forwarded contract.
+    unsafe { kernel::acquire_fast_mutex(FastMutex) };
+}
+
+/// `ExReleaseFastMutex`: releases and returns to the IRQL the acquire raised from.
+///
+/// # Safety
+/// The calling thread holds `FastMutex`.
+///
+/// ```
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let mut mutex = core::mem::MaybeUninit::<ntpool::sys::FAST_MUTEX>::uninit();
+/// // SAFETY: a fresh structure that stays put.
+/// unsafe { ntpool::sys::ExInitializeFastMutex(mutex.as_mut_ptr()) };
+/// // SAFETY: initialized, at PASSIVE_LEVEL.
+/// unsafe { ntpool::sys::ExAcquireFastMutex(mutex.as_mut_ptr()) };
+/// // SAFETY: held by this thread.
+/// unsafe { ntpool::sys::ExReleaseFastMutex(mutex.as_mut_ptr()) };
+/// # });
+/// ```
+pub unsafe fn ExReleaseFastMutex(FastMutex: *mut super::FAST_MUTEX) {
+    // SAFETY: forwarded contract.
+    unsafe { kernel::release_fast_mutex(FastMutex) };
+}

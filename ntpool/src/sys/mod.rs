@@ -382,6 +382,69 @@ pub(crate) unsafe fn allocate_pool2_with_legacy_routine(
     block
 }
 
+/// `KEVENT`, opaque: a `DISPATCHER_HEADER` (x64: 24 bytes).
+#[repr(C)]
+#[derive(Debug)]
+pub struct KEVENT {
+    /// The dispatcher header (type, state, wait list).
+    pub Header: [u64; 3],
+}
+
+/// `EVENT_TYPE::SynchronizationEvent`.
+pub const SynchronizationEvent: i32 = 1;
+
+/// `FAST_MUTEX` (x64 layout, 56 bytes).
+#[repr(C)]
+#[derive(Debug)]
+pub struct FAST_MUTEX {
+    /// 1 when free (`FM_LOCK_BIT`).
+    pub Count: i32,
+    /// The owning thread.
+    pub Owner: PVOID,
+    /// How often an acquire had to wait.
+    pub Contention: u32,
+    /// The event waiters sleep on.
+    pub Event: KEVENT,
+    /// The IRQL to restore on release.
+    pub OldIrql: u32,
+}
+
+/// `ExInitializeFastMutex` (inline in the WDK headers): free, no owner, its event initialized.
+///
+/// # Safety
+/// `FastMutex` is valid for writes, not in use, and stays where it is while in use (its event's
+/// wait list points to itself).
+///
+/// ```
+/// use ntpool::sys;
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let mut mutex = core::mem::MaybeUninit::<sys::FAST_MUTEX>::uninit();
+/// // SAFETY: a fresh, unused structure that does not move while in use below.
+/// unsafe { sys::ExInitializeFastMutex(mutex.as_mut_ptr()) };
+/// // SAFETY: initialized above; acquired and released at PASSIVE_LEVEL.
+/// unsafe { sys::ExAcquireFastMutex(mutex.as_mut_ptr()) };
+/// assert_eq!(sys::KeGetCurrentIrql(), sys::APC_LEVEL);
+/// // SAFETY: held by this thread.
+/// unsafe { sys::ExReleaseFastMutex(mutex.as_mut_ptr()) };
+/// # });
+/// ```
+pub unsafe fn ExInitializeFastMutex(FastMutex: *mut FAST_MUTEX) {
+    // SAFETY: the caller guarantees the structure is valid for writes.
+    unsafe {
+        FastMutex.write(FAST_MUTEX {
+            Count: 1,
+            Owner: core::ptr::null_mut(),
+            Contention: 0,
+            Event: KEVENT { Header: [0; 3] },
+            OldIrql: 0,
+        })
+    };
+    // SAFETY: the structure was just written.
+    let event = unsafe { &raw mut (*FastMutex).Event };
+    // SAFETY: the event is part of the structure, which does not move while in use.
+    unsafe { KeInitializeEvent(event, SynchronizationEvent, 0) };
+}
+
 /// `KeInitializeSpinLock`: on x64, a store of zero (the WDK inlines it).
 ///
 /// # Safety

@@ -39,6 +39,12 @@ unsafe extern "system" {
     pub fn KeAcquireSpinLockAtDpcLevel(SpinLock: *mut KSPIN_LOCK);
     /// `KeReleaseSpinLockFromDpcLevel`.
     pub fn KeReleaseSpinLockFromDpcLevel(SpinLock: *mut KSPIN_LOCK);
+    /// `KeInitializeEvent`.
+    pub fn KeInitializeEvent(Event: *mut super::KEVENT, Type: i32, State: u8);
+    /// `ExAcquireFastMutex`: raises to `APC_LEVEL` and acquires.
+    pub fn ExAcquireFastMutex(FastMutex: *mut super::FAST_MUTEX);
+    /// `ExReleaseFastMutex`: releases and restores the IRQL.
+    pub fn ExReleaseFastMutex(FastMutex: *mut super::FAST_MUTEX);
     /// `KeBugCheckEx`.
     pub fn KeBugCheckEx(
         BugCheckCode: ULONG,
