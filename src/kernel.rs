@@ -1,50 +1,82 @@
 //! The kernel declarations the driver uses besides ntpool's: the WDM structures it reads and writes
-//! and the routines it calls, with the names and types of `wdk-sys`.
+//! and the routines it calls, with the names and types of `wdk-sys` (field paths included, down to
+//! bindgen's `__bindgen_anon_N` for the anonymous unions), so that the driver code reads the same as
+//! a windows-drivers-rs driver's.
 //!
-//! On a Windows host with the WDK, these would come from `wdk-sys`; the Linux cross build and the
-//! host tests declare them here. On the host, the routines are emulated (`DbgPrint` is captured so
-//! tests can read it).
-#![allow(non_camel_case_types, non_snake_case, missing_docs)]
+//! Layouts are x64's. Every size, offset and constant here is checked against mingw-w64's DDK headers
+//! by `tests/declarations.rs`.
+//!
+//! On Windows targets the routines are imports from `ntoskrnl.exe`; on the host they are emulated in
+//! [`host`](crate::host) so that the driver's own code runs in the host tests.
+#![allow(non_camel_case_types, non_snake_case, non_upper_case_globals, missing_docs)]
 
 use core::ffi::c_void;
 
-pub use ntpool::sys::{NTSTATUS, PVOID, ULONG};
+pub use ntpool::sys::{KIRQL, NTSTATUS, PVOID, ULONG};
 
-/// `CSHORT`.
-pub type CSHORT = i16;
-/// `USHORT`.
 pub type USHORT = u16;
+pub type UCHAR = u8;
+pub type CCHAR = i8;
+pub type CSHORT = i16;
+pub type LONG = i32;
+pub type BOOLEAN = u8;
+pub type ULONG_PTR = u64;
+pub type ACCESS_MASK = u32;
+pub type SECURITY_INFORMATION = u32;
+pub type DEVICE_TYPE = u32;
+pub type PDEVICE_OBJECT = *mut DEVICE_OBJECT;
+pub type PIRP = *mut IRP;
 
-/// `STATUS_SUCCESS`.
 pub const STATUS_SUCCESS: NTSTATUS = 0;
-/// `STATUS_UNSUCCESSFUL`.
 pub const STATUS_UNSUCCESSFUL: NTSTATUS = 0xC000_0001_u32 as i32;
-/// `STATUS_INSUFFICIENT_RESOURCES`.
 pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000_009A_u32 as i32;
 
-/// `IRP_MJ_MAXIMUM_FUNCTION`.
+pub const IRP_MJ_CREATE: usize = 0x00;
+pub const IRP_MJ_CLOSE: usize = 0x02;
+pub const IRP_MJ_DEVICE_CONTROL: usize = 0x0e;
 pub const IRP_MJ_MAXIMUM_FUNCTION: usize = 0x1b;
+pub const IO_NO_INCREMENT: CCHAR = 0;
+
+pub const DO_BUFFERED_IO: ULONG = 0x0000_0004;
+pub const DO_DEVICE_INITIALIZING: ULONG = 0x0000_0080;
+pub const FILE_DEVICE_SECURE_OPEN: ULONG = 0x0000_0100;
+
+pub const SECURITY_DESCRIPTOR_REVISION: ULONG = 1;
+pub const ACL_REVISION: ULONG = 2;
+pub const DACL_SECURITY_INFORMATION: SECURITY_INFORMATION = 0x0000_0004;
+/// `FILE_ALL_ACCESS`: `STANDARD_RIGHTS_REQUIRED | SYNCHRONIZE | 0x1FF`.
+pub const FILE_ALL_ACCESS: ACCESS_MASK = 0x001F_01FF;
+/// `SECURITY_DESCRIPTOR` (absolute form) on x64.
+pub const SECURITY_DESCRIPTOR_SIZE: usize = 40;
 
 /// `UNICODE_STRING`.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct UNICODE_STRING {
     pub Length: USHORT,
     pub MaximumLength: USHORT,
     pub Buffer: *mut u16,
 }
 
+/// `LIST_ENTRY`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LIST_ENTRY {
+    pub Flink: *mut LIST_ENTRY,
+    pub Blink: *mut LIST_ENTRY,
+}
+
 /// `PDRIVER_UNLOAD`.
 pub type PDRIVER_UNLOAD = Option<unsafe extern "system" fn(DriverObject: *mut DRIVER_OBJECT)>;
 /// `PDRIVER_DISPATCH`.
-pub type PDRIVER_DISPATCH = Option<unsafe extern "system" fn(DeviceObject: *mut c_void, Irp: *mut c_void) -> NTSTATUS>;
+pub type PDRIVER_DISPATCH = Option<unsafe extern "system" fn(DeviceObject: PDEVICE_OBJECT, Irp: PIRP) -> NTSTATUS>;
 
-/// `DRIVER_OBJECT` (x64 layout).
+/// `DRIVER_OBJECT`.
 #[repr(C)]
 pub struct DRIVER_OBJECT {
     pub Type: CSHORT,
     pub Size: CSHORT,
-    pub DeviceObject: *mut c_void,
+    pub DeviceObject: PDEVICE_OBJECT,
     pub Flags: ULONG,
     pub DriverStart: PVOID,
     pub DriverSize: ULONG,
@@ -59,6 +91,181 @@ pub struct DRIVER_OBJECT {
     pub MajorFunction: [PDRIVER_DISPATCH; IRP_MJ_MAXIMUM_FUNCTION + 1],
 }
 
+/// `KDEVICE_QUEUE`.
+#[repr(C)]
+pub struct KDEVICE_QUEUE {
+    pub Type: CSHORT,
+    pub Size: CSHORT,
+    pub DeviceListHead: LIST_ENTRY,
+    pub Lock: ntpool::sys::KSPIN_LOCK,
+    pub Busy: BOOLEAN,
+}
+
+/// `DEVICE_OBJECT`. Parts the driver never touches are kept as opaque bytes of their exact size.
+#[repr(C)]
+pub struct DEVICE_OBJECT {
+    pub Type: CSHORT,
+    pub Size: USHORT,
+    pub ReferenceCount: LONG,
+    pub DriverObject: *mut DRIVER_OBJECT,
+    pub NextDevice: PDEVICE_OBJECT,
+    pub AttachedDevice: PDEVICE_OBJECT,
+    pub CurrentIrp: PIRP,
+    pub Timer: PVOID,
+    pub Flags: ULONG,
+    pub Characteristics: ULONG,
+    pub Vpb: PVOID,
+    pub DeviceExtension: PVOID,
+    pub DeviceType: DEVICE_TYPE,
+    pub StackSize: CCHAR,
+    /// The `Queue` union (`LIST_ENTRY` or `WAIT_CONTEXT_BLOCK`), 72 bytes.
+    pub Queue: [u64; 9],
+    pub AlignmentRequirement: ULONG,
+    pub DeviceQueue: KDEVICE_QUEUE,
+    /// The `KDPC` (64 bytes).
+    pub Dpc: [u64; 8],
+    pub ActiveThreadCount: ULONG,
+    pub SecurityDescriptor: PVOID,
+    /// The `DeviceLock` `KEVENT` (24 bytes).
+    pub DeviceLock: [u64; 3],
+    pub SectorSize: USHORT,
+    pub Spare1: USHORT,
+    pub DeviceObjectExtension: PVOID,
+    pub Reserved: PVOID,
+}
+
+/// `IO_STATUS_BLOCK`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IO_STATUS_BLOCK {
+    pub __bindgen_anon_1: IO_STATUS_BLOCK__bindgen_ty_1,
+    pub Information: ULONG_PTR,
+}
+
+/// The `Status` / `Pointer` union of `IO_STATUS_BLOCK`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union IO_STATUS_BLOCK__bindgen_ty_1 {
+    pub Status: NTSTATUS,
+    pub Pointer: PVOID,
+}
+
+/// `IRP`'s `AssociatedIrp` union.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union IRP__bindgen_ty_1 {
+    pub MasterIrp: PIRP,
+    pub IrpCount: LONG,
+    pub SystemBuffer: PVOID,
+}
+
+/// `IRP` (x64, 208 bytes). The `Tail` union is declared as its `Overlay` member, the one drivers use.
+#[repr(C)]
+pub struct IRP {
+    pub Type: CSHORT,
+    pub Size: USHORT,
+    pub AllocationProcessorNumber: USHORT,
+    pub Reserved: USHORT,
+    pub MdlAddress: PVOID,
+    pub Flags: ULONG,
+    pub AssociatedIrp: IRP__bindgen_ty_1,
+    pub ThreadListEntry: LIST_ENTRY,
+    pub IoStatus: IO_STATUS_BLOCK,
+    pub RequestorMode: CCHAR,
+    pub PendingReturned: BOOLEAN,
+    pub StackCount: CCHAR,
+    pub CurrentLocation: CCHAR,
+    pub Cancel: BOOLEAN,
+    pub CancelIrql: KIRQL,
+    pub ApcEnvironment: CCHAR,
+    pub AllocationFlags: UCHAR,
+    pub UserIosb: *mut IO_STATUS_BLOCK,
+    pub UserEvent: PVOID,
+    /// The `Overlay` union (`AsynchronousParameters` or `AllocationSize`), 16 bytes.
+    pub Overlay: [u64; 2],
+    pub CancelRoutine: PVOID,
+    pub UserBuffer: PVOID,
+    pub Tail: IRP__bindgen_ty_3,
+}
+
+/// `IRP`'s `Tail` union, as its `Overlay` member (88 bytes, the size of the largest member, `KAPC`).
+#[repr(C)]
+pub struct IRP__bindgen_ty_3 {
+    pub Overlay: IRP__bindgen_ty_3__bindgen_ty_1,
+}
+
+/// `Tail.Overlay`.
+#[repr(C)]
+pub struct IRP__bindgen_ty_3__bindgen_ty_1 {
+    /// `DeviceQueueEntry` / `DriverContext[4]`.
+    pub DriverContext: [PVOID; 4],
+    pub Thread: PVOID,
+    pub AuxiliaryBuffer: *mut i8,
+    pub __bindgen_anon_2: IRP__bindgen_ty_3__bindgen_ty_1__bindgen_ty_2,
+    pub OriginalFileObject: PVOID,
+    /// The rest of the union (`KAPC` is 88 bytes).
+    pub _KapcTail: [u64; 2],
+}
+
+/// `Tail.Overlay`'s list entry and current stack location.
+#[repr(C)]
+pub struct IRP__bindgen_ty_3__bindgen_ty_1__bindgen_ty_2 {
+    pub ListEntry: LIST_ENTRY,
+    pub __bindgen_anon_1: IRP__bindgen_ty_3__bindgen_ty_1__bindgen_ty_2__bindgen_ty_1,
+}
+
+/// `CurrentStackLocation` / `PacketType`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union IRP__bindgen_ty_3__bindgen_ty_1__bindgen_ty_2__bindgen_ty_1 {
+    pub CurrentStackLocation: *mut IO_STACK_LOCATION,
+    pub PacketType: ULONG,
+}
+
+/// `IO_STACK_LOCATION` (x64, 72 bytes). `Parameters` is declared as its `DeviceIoControl` member, the
+/// one this driver reads, padded to the union's 32 bytes.
+#[repr(C)]
+pub struct IO_STACK_LOCATION {
+    pub MajorFunction: UCHAR,
+    pub MinorFunction: UCHAR,
+    pub Flags: UCHAR,
+    pub Control: UCHAR,
+    pub Parameters: IO_STACK_LOCATION__bindgen_ty_1,
+    pub DeviceObject: PDEVICE_OBJECT,
+    pub FileObject: PVOID,
+    pub CompletionRoutine: PVOID,
+    pub Context: PVOID,
+}
+
+/// `IO_STACK_LOCATION.Parameters`.
+#[repr(C)]
+pub struct IO_STACK_LOCATION__bindgen_ty_1 {
+    pub DeviceIoControl: IO_STACK_LOCATION__bindgen_ty_1__bindgen_ty_16,
+}
+
+/// `Parameters.DeviceIoControl` (each field pointer-aligned: `POINTER_ALIGNMENT`).
+#[repr(C)]
+pub struct IO_STACK_LOCATION__bindgen_ty_1__bindgen_ty_16 {
+    pub OutputBufferLength: ULONG,
+    pub _Pad0: u32,
+    pub InputBufferLength: ULONG,
+    pub _Pad1: u32,
+    pub IoControlCode: ULONG,
+    pub _Pad2: u32,
+    pub Type3InputBuffer: PVOID,
+}
+
+/// `IoGetCurrentIrpStackLocation` (inline in the WDK headers).
+///
+/// # Safety
+/// `irp` is a valid IRP being dispatched to this driver.
+pub unsafe fn IoGetCurrentIrpStackLocation(irp: PIRP) -> *mut IO_STACK_LOCATION {
+    // SAFETY: the caller guarantees the IRP is valid.
+    let irp = unsafe { &*irp };
+    // SAFETY: the I/O manager set the current location: the union holds the pointer.
+    unsafe { irp.Tail.Overlay.__bindgen_anon_2.__bindgen_anon_1.CurrentStackLocation }
+}
+
 #[cfg(windows)]
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "C" {
@@ -66,31 +273,43 @@ unsafe extern "C" {
     pub fn DbgPrint(Format: *const u8, ...) -> ULONG;
 }
 
-/// Host stand-in for `DbgPrint`, called with `"%s"` and one NUL-terminated string: the line is kept
-/// for [`take_debug_output`].
-///
-/// # Safety
-/// `text` is a NUL-terminated string.
-#[cfg(not(windows))]
-pub unsafe fn DbgPrint(_format: *const u8, text: *const u8) -> ULONG {
-    // SAFETY: the driver always passes a NUL-terminated string (see `debug_print`).
-    let text = unsafe { core::ffi::CStr::from_ptr(text.cast()) };
-    let line = std::string::String::from_utf8_lossy(text.to_bytes()).into_owned();
-    DEBUG_OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-    0
+#[cfg(windows)]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "system" {
+    pub fn IoCreateDevice(
+        DriverObject: *mut DRIVER_OBJECT,
+        DeviceExtensionSize: ULONG,
+        DeviceName: *mut UNICODE_STRING,
+        DeviceType: DEVICE_TYPE,
+        DeviceCharacteristics: ULONG,
+        Exclusive: BOOLEAN,
+        DeviceObject: *mut PDEVICE_OBJECT,
+    ) -> NTSTATUS;
+    pub fn IoDeleteDevice(DeviceObject: PDEVICE_OBJECT);
+    pub fn IoCreateSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING, DeviceName: *mut UNICODE_STRING) -> NTSTATUS;
+    pub fn IoDeleteSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING) -> NTSTATUS;
+    pub fn IofCompleteRequest(Irp: PIRP, PriorityBoost: CCHAR);
+    pub fn RtlCreateSecurityDescriptor(SecurityDescriptor: PVOID, Revision: ULONG) -> NTSTATUS;
+    pub fn RtlCreateAcl(Acl: PVOID, AclLength: ULONG, AclRevision: ULONG) -> NTSTATUS;
+    pub fn RtlAddAccessAllowedAce(Acl: PVOID, AceRevision: ULONG, AccessMask: ACCESS_MASK, Sid: PVOID) -> NTSTATUS;
+    pub fn RtlSetDaclSecurityDescriptor(
+        SecurityDescriptor: PVOID,
+        DaclPresent: BOOLEAN,
+        Dacl: PVOID,
+        DaclDefaulted: BOOLEAN,
+    ) -> NTSTATUS;
+    pub fn ObSetSecurityObjectByPointer(
+        Object: PVOID,
+        SecurityInformation: SECURITY_INFORMATION,
+        SecurityDescriptor: PVOID,
+    ) -> NTSTATUS;
 }
 
 #[cfg(not(windows))]
-static DEBUG_OUTPUT: std::sync::Mutex<std::vec::Vec<std::string::String>> = std::sync::Mutex::new(std::vec::Vec::new());
-
-/// Everything the driver printed with `DbgPrint` since the last call (host builds).
-#[cfg(not(windows))]
-pub fn take_debug_output() -> std::vec::Vec<std::string::String> {
-    core::mem::take(&mut *DEBUG_OUTPUT.lock().unwrap_or_else(|p| p.into_inner()))
-}
+pub use crate::host::routines::*;
 
 /// A line of debug output, formatted into a fixed stack buffer (no allocation) and printed with
-/// `DbgPrint("%s", line)`. Longer lines are cut at 255 bytes.
+/// `DbgPrint("%s", line)`. Longer lines are cut at 254 bytes.
 pub struct DebugLine {
     buffer: [u8; 256],
     len: usize,
@@ -112,10 +331,6 @@ impl DebugLine {
         let end = self.len.min(self.buffer.len() - 2);
         self.buffer[end] = b'\n';
         self.buffer[end + 1] = 0;
-        #[cfg(not(windows))]
-        {
-            self.buffer[end] = 0;
-        }
         // SAFETY: both strings are NUL-terminated and outlive the call; "%s" consumes one string.
         unsafe { DbgPrint(c"%s".as_ptr().cast(), self.buffer.as_ptr()) };
     }
@@ -139,4 +354,23 @@ macro_rules! debug_print {
         let _ = core::fmt::Write::write_fmt(&mut line, format_args!("ntpool-driver: {}", format_args!($($arg)*)));
         line.print();
     }};
+}
+
+/// A `UNICODE_STRING` over a static UTF-16 string (`Buffer` is only ever read).
+pub const fn unicode(text: &'static [u16]) -> UNICODE_STRING {
+    let bytes = (text.len() * 2) as u16;
+    UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: text.as_ptr() as *mut u16 }
+}
+
+/// ASCII to UTF-16 at compile time, for the driver's object names.
+pub const fn utf16<const N: usize>(ascii: &str) -> [u16; N] {
+    let bytes = ascii.as_bytes();
+    assert!(bytes.len() == N, "the length must match");
+    let mut out = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i] as u16;
+        i += 1;
+    }
+    out
 }

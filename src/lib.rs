@@ -14,6 +14,8 @@ extern crate std;
 #[cfg(all(windows, not(ntpool_linux_cross)))]
 use wdk_panic as _;
 
+pub mod device;
+pub mod dispatch;
 #[cfg(not(windows))]
 pub mod host;
 pub mod kernel;
@@ -21,7 +23,10 @@ pub mod selftest;
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use kernel::{DRIVER_OBJECT, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS, UNICODE_STRING};
+use kernel::{
+    DRIVER_OBJECT, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_SUCCESS, UNICODE_STRING,
+};
 use ntpool::{NonPagedBox, PagedBox, Passive, SpinLock};
 
 ntpool::pool_tag! {
@@ -94,10 +99,24 @@ pub unsafe extern "system" fn DriverEntry(
         return STATUS_INSUFFICIENT_RESOURCES;
     };
     state.stats.with(&mut passive, report.checks, |_dispatch, stats, checks| stats.checks = checks);
+
+    // SAFETY: the I/O manager passes a valid driver object, at PASSIVE_LEVEL.
+    let device = match unsafe { device::create(driver, &passive) } {
+        Ok(device) => device,
+        Err(status) => {
+            debug_print!("creating \\Device\\NtPool failed: status {:#010x}", status as u32);
+            return status;
+        }
+    };
     STATE.store(NonPagedBox::into_raw(state), Ordering::Release);
 
     // SAFETY: the I/O manager passes a valid driver object, which the driver may fill in.
-    unsafe { (*driver).DriverUnload = Some(DriverUnload) };
+    let driver = unsafe { &mut *driver };
+    driver.MajorFunction[IRP_MJ_CREATE] = Some(dispatch::create_close);
+    driver.MajorFunction[IRP_MJ_CLOSE] = Some(dispatch::create_close);
+    driver.MajorFunction[IRP_MJ_DEVICE_CONTROL] = Some(dispatch::device_control);
+    driver.DriverUnload = Some(DriverUnload);
+    debug_print!("DriverEntry: \\Device\\NtPool ready (device {:p} is never shown to user mode)", device);
     debug_print!("DriverEntry: registry path of {} characters kept in paged pool", path.len());
     STATUS_SUCCESS
 }
@@ -107,9 +126,19 @@ pub unsafe extern "system" fn DriverEntry(
 /// # Safety
 /// Called by the I/O manager at `PASSIVE_LEVEL`, once, after a successful `DriverEntry`.
 #[allow(non_snake_case)]
-pub unsafe extern "system" fn DriverUnload(_driver: *mut DRIVER_OBJECT) {
+pub unsafe extern "system" fn DriverUnload(driver: *mut DRIVER_OBJECT) {
     // SAFETY: DriverUnload runs at PASSIVE_LEVEL, and this is the thread's only token.
     let mut passive = unsafe { Passive::assume() };
+    // SAFETY: the I/O manager passes our driver object; its only device is the one DriverEntry made.
+    let device = unsafe { (*driver).DeviceObject };
+    if !device.is_null() {
+        // SAFETY: no request is in progress once DriverUnload is called.
+        let outstanding =
+            unsafe { device::state(device) }.stats.with(&mut passive, (), |_dispatch, stats, ()| stats.outstanding);
+        // SAFETY: made by `device::create`, with its link; deleted once, at PASSIVE_LEVEL.
+        unsafe { device::destroy(device, true) };
+        debug_print!("DriverUnload: deleted the device and freed {} client block(s)", outstanding);
+    }
     let state = STATE.swap(core::ptr::null_mut(), Ordering::AcqRel);
     if state.is_null() {
         return;

@@ -1,0 +1,339 @@
+//! The driver's dispatch routines: `IRP_MJ_CREATE` / `IRP_MJ_CLOSE`, and `IRP_MJ_DEVICE_CONTROL` with
+//! the IOCTLs of [`ntpool_protocol`], every input checked before it is used.
+
+use core::mem::size_of;
+
+use ntpool::{Apc, NonPagedBox, PagedBox, Passive, PoolTag};
+use ntpool_protocol::{
+    AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, FreeRequest, IOCTL_NTPOOL_ALLOCATE,
+    IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ,
+    MAX_ALLOCATIONS, MAX_NON_PAGED_BYTES, MAX_PAGED_BYTES, MAX_SIZE, POOL_NON_PAGED, POOL_PAGED, ReadRequest,
+    Statistics, Wire, status,
+};
+
+use crate::device::{self, Block, DeviceState, Entry, LogEntry, Table};
+use crate::kernel::{
+    IO_NO_INCREMENT, IoGetCurrentIrpStackLocation, IofCompleteRequest, NTSTATUS, PDEVICE_OBJECT, PIRP,
+};
+
+/// The longest input any IOCTL takes.
+const MAX_INPUT: usize = 16;
+
+/// Completes `irp` with `status` and `information` bytes of output.
+///
+/// # Safety
+/// `irp` is a valid IRP dispatched to this driver and not completed yet.
+unsafe fn complete(irp: PIRP, status: NTSTATUS, information: usize) -> NTSTATUS {
+    // SAFETY: the caller guarantees the IRP is valid and ours to complete.
+    let io_status = unsafe { &mut (*irp).IoStatus };
+    io_status.__bindgen_anon_1.Status = status;
+    io_status.Information = information as u64;
+    // SAFETY: as above; completed once, here.
+    unsafe { IofCompleteRequest(irp, IO_NO_INCREMENT) };
+    status
+}
+
+/// `IRP_MJ_CREATE` and `IRP_MJ_CLOSE`: nothing to do; access was checked by the I/O manager against
+/// the device's DACL.
+///
+/// # Safety
+/// Called by the I/O manager with a valid device object and IRP.
+pub unsafe extern "system" fn create_close(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTATUS {
+    // SAFETY: forwarded from the I/O manager.
+    unsafe { complete(irp, status::SUCCESS, 0) }
+}
+
+/// `IRP_MJ_DEVICE_CONTROL`, at `PASSIVE_LEVEL` (the driver is the top of its stack).
+///
+/// # Safety
+/// Called by the I/O manager with this driver's device and a valid `METHOD_BUFFERED` IRP.
+pub unsafe extern "system" fn device_control(device: PDEVICE_OBJECT, irp: PIRP) -> NTSTATUS {
+    // SAFETY: device-control requests reach a top-level driver at PASSIVE_LEVEL, and this is the
+    // thread's only token.
+    let mut passive = unsafe { Passive::assume() };
+    // SAFETY: a valid IRP being dispatched to us.
+    let stack = unsafe { IoGetCurrentIrpStackLocation(irp) };
+    // SAFETY: the I/O manager set up our stack location.
+    let stack = unsafe { &*stack };
+    let parameters = &stack.Parameters.DeviceIoControl;
+    let (code, input_length, output_length) =
+        (parameters.IoControlCode, parameters.InputBufferLength as usize, parameters.OutputBufferLength as usize);
+    // SAFETY: a valid IRP being dispatched to us.
+    let associated = unsafe { &(*irp).AssociatedIrp };
+    // SAFETY: for METHOD_BUFFERED the union holds the system buffer, of max(input, output) bytes
+    // (null when both are 0).
+    let buffer = unsafe { associated.SystemBuffer }.cast::<u8>();
+    // The input is copied out first: the reply overwrites the same buffer.
+    let mut input = [0u8; MAX_INPUT];
+    if !buffer.is_null() && input_length <= MAX_INPUT {
+        // SAFETY: the buffer holds at least `input_length` bytes.
+        unsafe { core::ptr::copy_nonoverlapping(buffer, input.as_mut_ptr(), input_length) };
+    }
+    let output: &mut [u8] = if buffer.is_null() || output_length == 0 {
+        &mut []
+    } else {
+        // SAFETY: the buffer holds at least `output_length` bytes, and nothing else uses it now.
+        unsafe { core::slice::from_raw_parts_mut(buffer, output_length) }
+    };
+    let request = Request { code, input: &input[..input_length.min(MAX_INPUT)], input_length };
+    // SAFETY: the I/O manager passes our device.
+    let state = unsafe { device::state(device) };
+    let outcome = handle(state, &mut passive, &request, output);
+    let (status, information) = match outcome.result {
+        Ok(information) => (status::SUCCESS, information),
+        Err(status) => (status, 0),
+    };
+    account(state, &mut passive, &outcome, code, status);
+    // SAFETY: forwarded from the I/O manager; completed once, here.
+    unsafe { complete(irp, status, information) }
+}
+
+/// One device-control request, its input already copied out of the system buffer.
+pub struct Request<'a> {
+    /// The IOCTL code.
+    pub code: u32,
+    /// The input (its first [`MAX_INPUT`] bytes).
+    pub input: &'a [u8],
+    /// The input's real length.
+    pub input_length: usize,
+}
+
+impl Request<'_> {
+    /// The input as a `T`, if it has exactly `T`'s size.
+    fn parse<T: Wire>(&self) -> Result<T, NTSTATUS> {
+        if self.input_length != size_of::<T>() {
+            return Err(status::INFO_LENGTH_MISMATCH);
+        }
+        T::from_bytes(self.input).ok_or(status::INFO_LENGTH_MISMATCH)
+    }
+}
+
+/// What a request did, for the statistics.
+pub struct Outcome {
+    /// The bytes of output, or the failure status.
+    pub result: Result<usize, NTSTATUS>,
+    /// A block was allocated (pool, size).
+    pub allocated: Option<(u32, u64)>,
+    /// A block was freed (pool, size).
+    pub freed: Option<(u32, u64)>,
+}
+
+impl Outcome {
+    fn new(result: Result<usize, NTSTATUS>) -> Self {
+        Outcome { result, allocated: None, freed: None }
+    }
+}
+
+/// Serves one request. Never panics; every input is checked.
+pub fn handle(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, output: &mut [u8]) -> Outcome {
+    match request.code {
+        IOCTL_NTPOOL_ALLOCATE => allocate(state, passive, request, output),
+        IOCTL_NTPOOL_FREE => free(state, passive, request),
+        IOCTL_NTPOOL_READ => Outcome::new(read(state, passive, request, output)),
+        IOCTL_NTPOOL_QUERY_ALLOCATIONS => Outcome::new(query_allocations(state, passive, output)),
+        IOCTL_NTPOOL_QUERY_STATISTICS => Outcome::new(query_statistics(state, passive, output)),
+        _ => Outcome::new(Err(status::INVALID_DEVICE_REQUEST)),
+    }
+}
+
+fn reply<T: Wire>(value: &T, output: &mut [u8]) -> Result<usize, NTSTATUS> {
+    let bytes = value.as_bytes();
+    let target = output.get_mut(..bytes.len()).ok_or(status::BUFFER_TOO_SMALL)?;
+    target.copy_from_slice(bytes);
+    Ok(bytes.len())
+}
+
+fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, output: &mut [u8]) -> Outcome {
+    let checked = (|| {
+        let input = request.parse::<AllocateRequest>()?;
+        if output.len() < size_of::<AllocateReply>() {
+            return Err(status::BUFFER_TOO_SMALL);
+        }
+        if input.reserved != 0 {
+            return Err(status::INVALID_PARAMETER_4);
+        }
+        if input.pool != POOL_NON_PAGED && input.pool != POOL_PAGED {
+            return Err(status::INVALID_PARAMETER_1);
+        }
+        let tag = PoolTag::from_raw(input.tag).map_err(|_| status::INVALID_PARAMETER_2)?;
+        if input.size == 0 || input.size > MAX_SIZE {
+            return Err(status::INVALID_PARAMETER_3);
+        }
+        Ok((input, tag))
+    })();
+    let (input, tag) = match checked {
+        Ok(checked) => checked,
+        Err(status) => return Outcome::new(Err(status)),
+    };
+    let size = u64::from(input.size);
+    let added = state.table.lock(passive, |apc, table| {
+        let (count, non_paged, paged) = usage(table, apc);
+        let limit = if input.pool == POOL_PAGED {
+            paged + size > MAX_PAGED_BYTES
+        } else {
+            non_paged + size > MAX_NON_PAGED_BYTES
+        };
+        if count >= MAX_ALLOCATIONS as usize || limit {
+            return Err(status::QUOTA_EXCEEDED);
+        }
+        let slot = table.entries.iter().position(Option::is_none).ok_or(status::QUOTA_EXCEEDED)?;
+        let block = new_block(apc, input.pool, tag, input.size as usize).ok_or(status::INSUFFICIENT_RESOURCES)?;
+        let id = table.next_id;
+        table.next_id += 1;
+        table.entries[slot] = Some(Entry { id, tag, block });
+        Ok(id)
+    });
+    match added {
+        Ok(id) => {
+            Outcome { result: reply(&AllocateReply { id }, output), allocated: Some((input.pool, size)), freed: None }
+        }
+        Err(status) => Outcome::new(Err(status)),
+    }
+}
+
+/// A zeroed block of `size` bytes: no uninitialized pool ever reaches user mode.
+fn new_block(apc: &Apc, pool: u32, tag: PoolTag, size: usize) -> Option<Block> {
+    if pool == POOL_PAGED {
+        let block = PagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag(apc, tag, size).ok()?;
+        // SAFETY: zeroed bytes are valid `u8`s.
+        Some(Block::Paged(unsafe { block.assume_init() }))
+    } else {
+        let block = NonPagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag(apc, tag, size).ok()?;
+        // SAFETY: as above.
+        Some(Block::NonPaged(unsafe { block.assume_init() }))
+    }
+}
+
+/// Blocks outstanding, and bytes of non-paged and of paged pool they hold.
+fn usage(table: &Table, apc: &Apc) -> (usize, u64, u64) {
+    let mut usage = (0, 0, 0);
+    for entry in table.entries.iter().flatten() {
+        usage.0 += 1;
+        match &entry.block {
+            Block::NonPaged(block) => usage.1 += block.len() as u64,
+            Block::Paged(block) => usage.2 += block.get(apc).len() as u64,
+        }
+    }
+    usage
+}
+
+fn free(state: &DeviceState, passive: &mut Passive, request: &Request<'_>) -> Outcome {
+    let input = match request.parse::<FreeRequest>() {
+        Ok(input) => input,
+        Err(status) => return Outcome::new(Err(status)),
+    };
+    let removed = state.table.lock(passive, |apc, table| {
+        let slot = table.entries.iter_mut().find(|slot| slot.as_ref().is_some_and(|entry| entry.id == input.id));
+        let entry = slot.and_then(Option::take).ok_or(status::NOT_FOUND)?;
+        let freed = match &entry.block {
+            Block::NonPaged(block) => (POOL_NON_PAGED, block.len() as u64),
+            Block::Paged(block) => (POOL_PAGED, block.get(apc).len() as u64),
+        };
+        // Dropped here, at APC_LEVEL: paged memory may be freed.
+        drop(entry);
+        Ok(freed)
+    });
+    match removed {
+        Ok(freed) => Outcome { result: Ok(0), allocated: None, freed: Some(freed) },
+        Err(status) => Outcome::new(Err(status)),
+    }
+}
+
+fn read(
+    state: &DeviceState,
+    passive: &mut Passive,
+    request: &Request<'_>,
+    output: &mut [u8],
+) -> Result<usize, NTSTATUS> {
+    let input = request.parse::<ReadRequest>()?;
+    state.table.lock(passive, |apc, table| {
+        let entry = table.entries.iter().flatten().find(|entry| entry.id == input.id).ok_or(status::NOT_FOUND)?;
+        let bytes: &[u8] = match &entry.block {
+            Block::NonPaged(block) => block,
+            Block::Paged(block) => block.get(apc),
+        };
+        let offset = input.offset as usize;
+        let rest = bytes.get(offset..).ok_or(status::INVALID_PARAMETER_2)?;
+        let wanted = rest.get(..input.length as usize).ok_or(status::INVALID_PARAMETER_3)?;
+        let target = output.get_mut(..wanted.len()).ok_or(status::BUFFER_TOO_SMALL)?;
+        target.copy_from_slice(wanted);
+        Ok(wanted.len())
+    })
+}
+
+fn query_allocations(state: &DeviceState, passive: &mut Passive, output: &mut [u8]) -> Result<usize, NTSTATUS> {
+    if output.len() < size_of::<AllocationsHeader>() {
+        return Err(status::BUFFER_TOO_SMALL);
+    }
+    state.table.lock(passive, |apc, table| {
+        let mut order = [(0u64, 0usize); MAX_ALLOCATIONS as usize];
+        let mut count = 0;
+        for (index, entry) in table.entries.iter().enumerate() {
+            if let Some(entry) = entry {
+                order[count] = (entry.id, index);
+                count += 1;
+            }
+        }
+        let order = &mut order[..count];
+        order.sort_unstable();
+        let room = (output.len() - size_of::<AllocationsHeader>()) / size_of::<AllocationInfo>();
+        let returned = count.min(room);
+        let mut written = reply(&AllocationsHeader { outstanding: count as u32, returned: returned as u32 }, output)?;
+        for &(id, index) in &order[..returned] {
+            let Some(entry) = &table.entries[index] else { continue };
+            let (pool, size) = match &entry.block {
+                Block::NonPaged(block) => (POOL_NON_PAGED, block.len()),
+                Block::Paged(block) => (POOL_PAGED, block.get(apc).len()),
+            };
+            let info = AllocationInfo { id, pool, tag: entry.tag.to_ulong(), size: size as u32, reserved: 0 };
+            written += reply(&info, &mut output[written..])?;
+        }
+        Ok(written)
+    })
+}
+
+fn query_statistics(state: &DeviceState, passive: &mut Passive, output: &mut [u8]) -> Result<usize, NTSTATUS> {
+    let statistics = state.stats.with(passive, (), |_dispatch, counters, ()| counters.0);
+    reply(&statistics, output)
+}
+
+/// Counts the request and logs it. The log entry is made at `PASSIVE_LEVEL`; inside the spin-locked
+/// region it displaces the oldest one, which is freed there, at `DISPATCH_LEVEL`: non-paged memory.
+fn account(state: &DeviceState, passive: &mut Passive, outcome: &Outcome, code: u32, status: NTSTATUS) {
+    state.stats.with(
+        passive,
+        (outcome.allocated, outcome.freed, status),
+        |_dispatch, stats, (allocated, freed, status)| {
+            stats.requests += 1;
+            match status {
+                status::SUCCESS => {}
+                status::INSUFFICIENT_RESOURCES => stats.failures += 1,
+                _ => stats.rejected += 1,
+            }
+            if let Some((pool, size)) = allocated {
+                stats.allocations += 1;
+                stats.outstanding += 1;
+                *pool_bytes(stats, pool) += size;
+            }
+            if let Some((pool, size)) = freed {
+                stats.frees += 1;
+                stats.outstanding -= 1;
+                *pool_bytes(stats, pool) -= size;
+            }
+        },
+    );
+    // A log entry that cannot be allocated is simply not logged.
+    if let Ok(entry) = NonPagedBox::try_new(passive, LogEntry { code, status }) {
+        state.log.with(passive, entry, |_dispatch, log, entry| {
+            let next = log.next % log.entries.len();
+            // The displaced entry (if any) is dropped here, at DISPATCH_LEVEL.
+            log.entries[next] = Some(entry);
+            log.next = next + 1;
+        });
+    }
+}
+
+/// The counter of bytes outstanding in `pool`.
+fn pool_bytes(stats: &mut Statistics, pool: u32) -> &mut u64 {
+    if pool == POOL_PAGED { &mut stats.paged_bytes } else { &mut stats.non_paged_bytes }
+}

@@ -1,0 +1,341 @@
+//! The sample driver's device and IOCTLs on the emulated kernel: every request, good and bad input,
+//! the limits, the device's DACL, and unload with blocks still outstanding.
+
+use std::sync::Mutex;
+
+use ntpool::emulated::{Kernel, PoolKind, catch_bug_check};
+use ntpool_driver::device::{ADMINISTRATORS_SID, SYSTEM_SID};
+use ntpool_driver::host::{self, Handle};
+use ntpool_driver::kernel::FILE_ALL_ACCESS;
+use ntpool_protocol::*;
+
+/// The driver keeps global state, as a driver does: one load at a time.
+static ONE_DRIVER: Mutex<()> = Mutex::new(());
+
+const TAG: u32 = u32::from_le_bytes(*b"Tst1");
+
+fn allocate(handle: &Handle<'_>, pool: u32, tag: u32, size: u32) -> (i32, u64) {
+    let request = AllocateRequest { pool, tag, size, reserved: 0 };
+    let (status, reply) = handle.device_control(IOCTL_NTPOOL_ALLOCATE, request.as_bytes(), 8);
+    (status, AllocateReply::from_bytes(&reply).map_or(0, |r| r.id))
+}
+
+fn free(handle: &Handle<'_>, id: u64) -> i32 {
+    handle.device_control(IOCTL_NTPOOL_FREE, FreeRequest { id }.as_bytes(), 0).0
+}
+
+fn statistics(handle: &Handle<'_>) -> Statistics {
+    let (status, reply) = handle.device_control(IOCTL_NTPOOL_QUERY_STATISTICS, &[], 64);
+    assert_eq!(status, status::SUCCESS);
+    Statistics::from_bytes(&reply).expect("64 bytes")
+}
+
+/// Loads the driver on a fresh kernel, runs `f` with an open handle, unloads, and checks nothing
+/// leaked.
+fn with_device(f: impl FnOnce(&Handle<'_>, &Kernel)) {
+    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let kernel = Kernel::builder().driver_name("ntpool_driver.sys").build();
+    kernel.run(|| {
+        let loaded = host::load();
+        assert_eq!(loaded.status, status::SUCCESS, "{:#?}", loaded.output);
+        let driver = loaded.driver.expect("loaded");
+        {
+            let handle = driver.open().expect("the device opens");
+            f(&handle, &kernel);
+        }
+        driver.unload();
+    });
+    if let Err(leak) = kernel.verify_unload() {
+        panic!("{leak}");
+    }
+}
+
+#[test]
+fn the_device_is_open_to_system_and_administrators_only() {
+    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let kernel = Kernel::new();
+    kernel.run(|| {
+        let driver = host::load().driver.expect("loaded");
+        let dacl = driver.device_dacl();
+        assert_eq!(dacl, [(SYSTEM_SID.to_vec(), FILE_ALL_ACCESS), (ADMINISTRATORS_SID.to_vec(), FILE_ALL_ACCESS)]);
+        driver.unload();
+    });
+}
+
+#[test]
+fn allocate_read_free_round_trip_in_both_pools() {
+    with_device(|handle, kernel| {
+        let (status, paged) = allocate(handle, POOL_PAGED, TAG, 100);
+        assert_eq!((status, paged), (status::SUCCESS, 1));
+        let (status, non_paged) = allocate(handle, POOL_NON_PAGED, u32::from_le_bytes(*b"Tst2"), 4096);
+        assert_eq!((status, non_paged), (status::SUCCESS, 2));
+        // The kernel sees both blocks with the client's tags and pools.
+        let blocks: Vec<_> = kernel
+            .outstanding()
+            .into_iter()
+            .filter(|a| a.tag.to_string().starts_with("Tst"))
+            .map(|a| (a.tag.to_string(), a.pool, a.size))
+            .collect();
+        assert!(blocks.contains(&("Tst1".into(), PoolKind::Paged, 100)), "{blocks:?}");
+        assert!(blocks.contains(&("Tst2".into(), PoolKind::NonPaged, 4096)), "{blocks:?}");
+        // A new block reads back as zeros: no uninitialized pool reaches user mode.
+        let read = ReadRequest { id: paged, offset: 0, length: 100 };
+        let (status, bytes) = handle.device_control(IOCTL_NTPOOL_READ, read.as_bytes(), 100);
+        assert_eq!((status, bytes), (status::SUCCESS, vec![0; 100]));
+        let read = ReadRequest { id: non_paged, offset: 4000, length: 96 };
+        assert_eq!(handle.device_control(IOCTL_NTPOOL_READ, read.as_bytes(), 200), (status::SUCCESS, vec![0; 96]));
+        // The list, in id order.
+        let (status, list) = handle.device_control(IOCTL_NTPOOL_QUERY_ALLOCATIONS, &[], 8 + 2 * 24);
+        assert_eq!(status, status::SUCCESS);
+        assert_eq!(AllocationsHeader::from_bytes(&list[..8]), Some(AllocationsHeader { outstanding: 2, returned: 2 }));
+        let first = AllocationInfo::from_bytes(&list[8..32]).unwrap();
+        assert_eq!(first, AllocationInfo { id: 1, pool: POOL_PAGED, tag: TAG, size: 100, reserved: 0 });
+        let stats = statistics(handle);
+        assert_eq!((stats.allocations, stats.outstanding, stats.paged_bytes, stats.non_paged_bytes), (2, 2, 100, 4096));
+        assert_eq!(free(handle, paged), status::SUCCESS);
+        assert_eq!(free(handle, non_paged), status::SUCCESS);
+        let stats = statistics(handle);
+        assert_eq!((stats.frees, stats.outstanding, stats.paged_bytes, stats.non_paged_bytes), (2, 0, 0, 0));
+    });
+}
+
+#[test]
+fn bad_input_gets_the_precise_status_and_changes_nothing() {
+    with_device(|handle, _| {
+        let good = AllocateRequest { pool: POOL_PAGED, tag: TAG, size: 16, reserved: 0 };
+        let cases: &[(&str, u32, Vec<u8>, usize, i32)] = &[
+            ("unknown code", 0x8A50_E3FC, vec![], 0, status::INVALID_DEVICE_REQUEST),
+            ("code 0", 0, vec![], 0, status::INVALID_DEVICE_REQUEST),
+            ("short input", IOCTL_NTPOOL_ALLOCATE, good.as_bytes()[..15].to_vec(), 8, status::INFO_LENGTH_MISMATCH),
+            ("long input", IOCTL_NTPOOL_ALLOCATE, [good.as_bytes(), &[0]].concat(), 8, status::INFO_LENGTH_MISMATCH),
+            ("huge input", IOCTL_NTPOOL_ALLOCATE, vec![0; 4096], 8, status::INFO_LENGTH_MISMATCH),
+            ("no input", IOCTL_NTPOOL_ALLOCATE, vec![], 8, status::INFO_LENGTH_MISMATCH),
+            ("short output", IOCTL_NTPOOL_ALLOCATE, good.as_bytes().to_vec(), 7, status::BUFFER_TOO_SMALL),
+            (
+                "reserved",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { reserved: 1, ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_4,
+            ),
+            (
+                "pool 2",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { pool: 2, ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_1,
+            ),
+            (
+                "pool max",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { pool: u32::MAX, ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_1,
+            ),
+            (
+                "tag 0",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { tag: 0, ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_2,
+            ),
+            (
+                "tag nul",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { tag: u32::from_le_bytes(*b"Ab\0c"), ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_2,
+            ),
+            (
+                "tag dashes",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { tag: u32::from_le_bytes(*b"----"), ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_2,
+            ),
+            (
+                "tag Wdm",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { tag: u32::from_le_bytes(*b"Wdm "), ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_2,
+            ),
+            (
+                "tag protected",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { tag: TAG | 0x8000_0000, ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_2,
+            ),
+            (
+                "size 0",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { size: 0, ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_3,
+            ),
+            (
+                "size max+1",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { size: MAX_SIZE + 1, ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_3,
+            ),
+            (
+                "size u32::MAX",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { size: u32::MAX, ..good }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_3,
+            ),
+            (
+                "two faults: first wins",
+                IOCTL_NTPOOL_ALLOCATE,
+                AllocateRequest { pool: 9, tag: 0, size: 0, reserved: 0 }.as_bytes().to_vec(),
+                8,
+                status::INVALID_PARAMETER_1,
+            ),
+            (
+                "free never allocated",
+                IOCTL_NTPOOL_FREE,
+                FreeRequest { id: 999 }.as_bytes().to_vec(),
+                0,
+                status::NOT_FOUND,
+            ),
+            ("free id 0", IOCTL_NTPOOL_FREE, FreeRequest { id: 0 }.as_bytes().to_vec(), 0, status::NOT_FOUND),
+            ("free short", IOCTL_NTPOOL_FREE, vec![1, 0, 0], 0, status::INFO_LENGTH_MISMATCH),
+            (
+                "read unknown",
+                IOCTL_NTPOOL_READ,
+                ReadRequest { id: 7, offset: 0, length: 1 }.as_bytes().to_vec(),
+                1,
+                status::NOT_FOUND,
+            ),
+            ("read short", IOCTL_NTPOOL_READ, vec![0; 8], 1, status::INFO_LENGTH_MISMATCH),
+            ("list short output", IOCTL_NTPOOL_QUERY_ALLOCATIONS, vec![], 7, status::BUFFER_TOO_SMALL),
+            ("stats short output", IOCTL_NTPOOL_QUERY_STATISTICS, vec![], 63, status::BUFFER_TOO_SMALL),
+        ];
+        let before = statistics(handle);
+        for (name, code, input, output, expected) in cases {
+            let (status, reply) = handle.device_control(*code, input, *output);
+            assert_eq!((status, reply.len()), (*expected, 0), "{name}: got {}", status::name(status));
+        }
+        let after = statistics(handle);
+        assert_eq!(after.rejected - before.rejected, cases.len() as u64);
+        assert_eq!((after.allocations, after.outstanding), (before.allocations, 0));
+        // Reads out of a block's range.
+        let (_, id) = allocate(handle, POOL_NON_PAGED, TAG, 10);
+        let read = |offset, length, output| {
+            handle.device_control(IOCTL_NTPOOL_READ, ReadRequest { id, offset, length }.as_bytes(), output).0
+        };
+        assert_eq!(read(11, 0, 0), status::INVALID_PARAMETER_2);
+        assert_eq!(read(1, 10, 10), status::INVALID_PARAMETER_3);
+        assert_eq!(read(1, u32::MAX, 10), status::INVALID_PARAMETER_3, "offset + length overflows");
+        assert_eq!(read(0, 10, 9), status::BUFFER_TOO_SMALL);
+        assert_eq!(read(10, 0, 0), status::SUCCESS);
+        assert_eq!(free(handle, id), status::SUCCESS);
+        assert_eq!(free(handle, id), status::NOT_FOUND, "double free");
+    });
+}
+
+#[test]
+fn the_limits_stop_user_mode_from_exhausting_pool() {
+    with_device(|handle, _| {
+        let ids: Vec<u64> = (0..MAX_ALLOCATIONS)
+            .map(|_| {
+                let (status, id) = allocate(handle, POOL_PAGED, TAG, 8);
+                assert_eq!(status, status::SUCCESS);
+                id
+            })
+            .collect();
+        assert_eq!(allocate(handle, POOL_PAGED, TAG, 8).0, status::QUOTA_EXCEEDED, "one block too many");
+        for id in &ids {
+            assert_eq!(free(handle, *id), status::SUCCESS);
+        }
+        let big: Vec<u64> = (0..MAX_NON_PAGED_BYTES / u64::from(MAX_SIZE))
+            .map(|_| allocate(handle, POOL_NON_PAGED, TAG, MAX_SIZE))
+            .map(|(status, id)| {
+                assert_eq!(status, status::SUCCESS);
+                id
+            })
+            .collect();
+        assert_eq!(allocate(handle, POOL_NON_PAGED, TAG, 1).0, status::QUOTA_EXCEEDED, "non-paged bytes");
+        assert_eq!(allocate(handle, POOL_PAGED, TAG, MAX_SIZE).0, status::SUCCESS, "paged has its own budget");
+        for id in big {
+            assert_eq!(free(handle, id), status::SUCCESS);
+        }
+        let ids = std::iter::from_fn(|| Some(allocate(handle, POOL_NON_PAGED, TAG, 4)))
+            .take(3)
+            .map(|(_, id)| id)
+            .collect::<Vec<_>>();
+        assert!(ids.windows(2).all(|w| w[1] > w[0]), "ids are never reused: {ids:?}");
+    });
+}
+
+#[test]
+fn unload_frees_what_clients_left_behind() {
+    with_device(|handle, kernel| {
+        for pool in [POOL_PAGED, POOL_NON_PAGED, POOL_PAGED] {
+            assert_eq!(allocate(handle, pool, TAG, 1000).0, status::SUCCESS);
+        }
+        assert_eq!(kernel.outstanding().iter().filter(|a| a.tag.to_string() == "Tst1").count(), 3);
+    });
+}
+
+#[test]
+fn old_log_entries_are_freed_at_dispatch_level_in_the_spin_locked_region() {
+    with_device(|handle, kernel| {
+        for _ in 0..20 {
+            statistics(handle);
+        }
+        // Eight entries stay; the twelve displaced ones were freed (inside the spin lock).
+        let log = kernel.pool_usage().rows.into_iter().find(|row| row.tag.to_string() == "NpLg").expect("log rows");
+        assert_eq!((log.pool, log.allocs, log.frees), (PoolKind::NonPaged, 20, 12));
+    });
+}
+
+/// Driver Verifier's systematic low resources simulation over the driver's whole life: load, a
+/// script of requests, unload. Every allocation fails in turn; every run must end with clean
+/// statuses, no bug check and no leak.
+#[test]
+fn the_driver_survives_every_allocation_failing_in_turn() {
+    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let script = |kernel: &Kernel| {
+        kernel.run(|| {
+            let loaded = host::load();
+            let Some(driver) = loaded.driver else {
+                assert_eq!(loaded.status, status::INSUFFICIENT_RESOURCES);
+                return;
+            };
+            {
+                let handle = driver.open().expect("opens");
+                let (a, id_a) = allocate(&handle, POOL_PAGED, TAG, 64);
+                let (b, id_b) = allocate(&handle, POOL_NON_PAGED, TAG, 64);
+                for (status, id) in [(a, id_a), (b, id_b)] {
+                    assert!(status == status::SUCCESS || status == status::INSUFFICIENT_RESOURCES);
+                    if status == status::SUCCESS {
+                        assert_eq!(free(&handle, id), status::SUCCESS);
+                    }
+                }
+                assert_eq!(allocate(&handle, POOL_PAGED, TAG, 0).0, status::INVALID_PARAMETER_3);
+                let _ = allocate(&handle, POOL_NON_PAGED, TAG, 32);
+            }
+            driver.unload();
+        })
+    };
+    let clean = Kernel::new();
+    script(&clean);
+    let total = clean.allocation_calls();
+    assert!(total > 20, "{total}");
+    for k in 1..=total {
+        let kernel = Kernel::builder().fail_allocation(k).build();
+        let run = kernel.run(|| catch_bug_check(|| script(&kernel)));
+        if let Err(bug_check) = run {
+            panic!("allocation {k} failing: {bug_check}");
+        }
+        if let Err(leak) = kernel.verify_unload() {
+            panic!("allocation {k} failing leaked: {leak}");
+        }
+    }
+    println!("systematic low resources simulation: {total} runs, each failing one allocation");
+}
