@@ -1,7 +1,6 @@
 //! IRQL tokens, regions and spin locks on the emulated kernel: the levels each region runs at, the
 //! run-time backstop, and spin locks shared by threads.
 
-use std::sync::Arc;
 
 use ntpool::emulated::{Kernel, catch_bug_check};
 use ntpool::sys::{self, APC_LEVEL, DISPATCH_LEVEL, PASSIVE_LEVEL};
@@ -117,36 +116,24 @@ fn each_thread_has_its_own_irql_and_spin_locks_exclude_each_other() {
     const THREADS: usize = 4;
     const ROUNDS: u64 = 2_000;
     let kernel = Kernel::new();
-    let shared = Arc::new(SpinLock::new((0u64, false)));
-    let handles: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (kernel, shared) = (kernel.clone(), shared.clone());
-            std::thread::spawn(move || {
-                kernel.run(|| {
-                    // SAFETY: a new emulated thread runs at PASSIVE_LEVEL; this is its only token.
-                    let mut passive = unsafe { Passive::assume() };
-                    for round in 0..ROUNDS {
-                        assert_eq!(sys::KeGetCurrentIrql(), PASSIVE_LEVEL);
-                        let item = NonPagedBox::<u64, Irq>::try_new(&passive, round).unwrap();
-                        let paged = PagedBox::<u64, Irq>::try_new(&passive, round).unwrap();
-                        shared.with(&mut passive, item, |_, (count, busy), item| {
-                            // Nobody else is inside: the lock excludes.
-                            assert!(!*busy);
-                            *busy = true;
-                            *count += 1 + *item - *item;
-                            std::thread::yield_now();
-                            *busy = false;
-                            // `item` is non-paged: freed here, at DISPATCH_LEVEL.
-                        });
-                        assert_eq!(*paged.get(&passive), round);
-                    }
-                })
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.join().unwrap();
-    }
+    let shared = SpinLock::new((0u64, false));
+    on_threads(&kernel, THREADS, |passive| {
+        for round in 0..ROUNDS {
+            assert_eq!(sys::KeGetCurrentIrql(), PASSIVE_LEVEL);
+            let item = NonPagedBox::<u64, Irq>::try_new(passive, round).unwrap();
+            let paged = PagedBox::<u64, Irq>::try_new(passive, round).unwrap();
+            shared.with(passive, item, |_, (count, busy), item| {
+                // Nobody else is inside: the lock excludes.
+                assert!(!*busy);
+                *busy = true;
+                *count += 1 + *item - *item;
+                std::thread::yield_now();
+                *busy = false;
+                // `item` is non-paged: freed here, at DISPATCH_LEVEL.
+            });
+            assert_eq!(*paged.get(passive), round);
+        }
+    });
     let count = kernel.run(|| {
         // SAFETY: the test's main thread runs at PASSIVE_LEVEL and uses no other token.
         let mut passive = unsafe { Passive::assume() };
@@ -170,40 +157,43 @@ fn a_fast_mutex_raises_to_apc_level_and_excludes_threads_while_paged_data_stays_
         // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
         let passive = unsafe { Passive::assume() };
         let counts = PagedBox::<[u64; 2], Fm>::try_new(&passive, [0, 0]).unwrap();
-        Arc::new(ntpool::FastMutex::<_, Fm>::try_new(&passive, counts).unwrap())
+        ntpool::FastMutex::<_, Fm>::try_new(&passive, counts).unwrap()
     });
-    let handles: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (kernel, shared) = (kernel.clone(), shared.clone());
-            std::thread::spawn(move || {
-                kernel.run(|| {
-                    // SAFETY: a new emulated thread runs at PASSIVE_LEVEL; this is its only token.
-                    let mut passive = unsafe { Passive::assume() };
-                    for _ in 0..ROUNDS {
-                        shared.lock(&mut passive, |apc, counts| {
-                            assert_eq!(sys::KeGetCurrentIrql(), APC_LEVEL);
-                            let counts = counts.get_mut(apc);
-                            // Both halves move together only if nobody else is inside.
-                            assert_eq!(counts[0], counts[1]);
-                            counts[0] += 1;
-                            std::thread::yield_now();
-                            counts[1] += 1;
-                        });
-                        assert_eq!(sys::KeGetCurrentIrql(), PASSIVE_LEVEL);
-                    }
-                })
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.join().unwrap();
-    }
+    on_threads(&kernel, THREADS, |passive| {
+        for _ in 0..ROUNDS {
+            shared.lock(passive, |apc, counts| {
+                assert_eq!(sys::KeGetCurrentIrql(), APC_LEVEL);
+                let counts = counts.get_mut(apc);
+                // Both halves move together only if nobody else is inside.
+                assert_eq!(counts[0], counts[1]);
+                counts[0] += 1;
+                std::thread::yield_now();
+                counts[1] += 1;
+            });
+            assert_eq!(sys::KeGetCurrentIrql(), PASSIVE_LEVEL);
+        }
+    });
     let counts = kernel.run(|| {
         // SAFETY: the test's main thread runs at PASSIVE_LEVEL and uses no other token.
         let passive = unsafe { Passive::assume() };
-        let shared = Arc::try_unwrap(shared).expect("the only handle");
         *shared.into_inner().get(&passive)
     });
     assert_eq!(counts, [THREADS as u64 * ROUNDS; 2]);
     kernel.verify_unload().unwrap();
+}
+
+/// Runs `work` on `threads` new threads, each entering `kernel` at PASSIVE_LEVEL with its own token,
+/// and waits for them all.
+fn on_threads(kernel: &Kernel, threads: usize, work: impl Fn(&mut Passive) + Send + Sync) {
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                kernel.run(|| {
+                    // SAFETY: a new emulated thread runs at PASSIVE_LEVEL; this is its only token.
+                    let mut passive = unsafe { Passive::assume() };
+                    work(&mut passive);
+                })
+            });
+        }
+    });
 }
