@@ -693,6 +693,53 @@ fn relative(path: &Path, base: &Path) -> Result<String, String> {
 /// `cargo::rustc-cdylib-link-arg`s; passing them here in `RUSTFLAGS` would make every change to
 /// them rebuild `core` and `alloc`.
 ///
+/// How it builds: see [`build_artifact`], which this calls with [`Artifact::Cdylib`] and no
+/// features. With the build script's `/Brepro /DEBUG:NONE`, two builds of the same sources give
+/// the same bytes.
+pub fn build_driver(root: &Path, tc: &Toolchain, package: &str, profile_release: bool) -> Result<PathBuf, String> {
+    let dll = build_artifact(root, tc, package, Artifact::Cdylib, &[], profile_release)?;
+    let sys = dll.with_extension("sys");
+    fs::copy(&dll, &sys).map_err(|e| format!("cannot copy {} to {}: {e}", dll.display(), sys.display()))?;
+    Ok(sys)
+}
+
+/// The workspace package of the user-mode client, its executable, and the feature that enables it.
+const CLIENT_PACKAGE: &str = "ntpool-client";
+const CLIENT_BIN: &str = "ntpool-client";
+const CLIENT_FEATURE: &str = "windows-exe";
+
+/// Builds the user-mode client of the sample driver (package `ntpool-client`, binary
+/// `ntpool-client` with its feature `windows-exe`), release profile, for `x86_64-pc-windows-msvc`
+/// with the toolchain from [`provision`], and returns the path of the `.exe`
+/// (`<root>/target/cross/x86_64-pc-windows-msvc/release/ntpool-client.exe`).
+///
+/// It uses the driver's target folder and flags, and does not touch the driver's files (cargo
+/// compiles `core` and `alloc` once more for it: an executable with LTO takes them as bitcode).
+/// The client's build script gives the executable's link arguments
+/// (`/ENTRY:mainCRTStartup /SUBSYSTEM:CONSOLE /NODEFAULTLIB /Brepro ...`): two builds of the same
+/// sources give the same bytes.
+pub fn build_client(root: &Path, tc: &Toolchain) -> Result<PathBuf, String> {
+    build_artifact(root, tc, CLIENT_PACKAGE, Artifact::Bin(CLIENT_BIN), &[CLIENT_FEATURE], true)
+}
+
+/// What [`build_artifact`] builds of a package, and which file it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifact<'a> {
+    /// The package's library (`--lib`), which must be a `cdylib`: the `.dll`.
+    Cdylib,
+    /// The binary target with this name (`--bin <name>`): the `.exe`.
+    Bin(&'a str),
+}
+
+/// Builds `artifact` of workspace package `package` of the workspace at `root`, with `features`
+/// of that package, for `x86_64-pc-windows-msvc` with the toolchain from [`provision`], and
+/// returns the path of the file cargo produced (a `.dll` or an `.exe`).
+///
+/// `root` is the folder of the workspace's (or the package's) `Cargo.toml`; the build goes to
+/// `<root>/target/cross/x86_64-pc-windows-msvc/{debug,release}/`. Link arguments come from the
+/// package's build script (`cargo::rustc-cdylib-link-arg`, `cargo::rustc-link-arg-bins`), not
+/// from here: in `RUSTFLAGS` they would make every change to them rebuild `core` and `alloc`.
+///
 /// How it builds:
 /// * `RUSTC` is Debian's compiler, `RUSTC_BOOTSTRAP=1` allows the unstable `-Zbuild-std`, which
 ///   compiles `core` and `alloc` (with `compiler-builtins-mem`: the kernel has `memcpy`, but no
@@ -700,12 +747,19 @@ fn relative(path: &Path, base: &Path) -> Result<String, String> {
 ///   dependencies are fetched by cargo like any other.
 /// * `RUSTFLAGS` has `--cfg ntpool_linux_cross`, which keeps the WDK crates out of the build, and
 ///   `--remap-path-prefix` for the workspace, the toolchain and cargo's home, so that no local
-///   path ends up in the driver. With the build script's `/Brepro /DEBUG:NONE`, two builds of the
-///   same sources give the same bytes.
+///   path ends up in the image. They are the same whatever is built: the driver's and the
+///   client's builds in one target folder never invalidate each other's `core` and `alloc`.
 /// * `panic = "abort"` for both profiles; in the dev profile `compiler_builtins` is optimised
 ///   (unoptimised, it references `fma`/`fmaf`, which nothing provides).
 /// * `--locked` when the workspace has a `Cargo.lock`.
-pub fn build_driver(root: &Path, tc: &Toolchain, package: &str, profile_release: bool) -> Result<PathBuf, String> {
+pub fn build_artifact(
+    root: &Path,
+    tc: &Toolchain,
+    package: &str,
+    artifact: Artifact<'_>,
+    features: &[&str],
+    profile_release: bool,
+) -> Result<PathBuf, String> {
     let root = &std::path::absolute(root).map_err(|e| format!("cannot resolve {}: {e}", root.display()))?;
     let manifest = root.join("Cargo.toml");
     if !manifest.is_file() {
@@ -713,15 +767,20 @@ pub fn build_driver(root: &Path, tc: &Toolchain, package: &str, profile_release:
     }
     let target_dir = root.join("target/cross");
     let profile = if profile_release { "release" } else { "dev" };
-    eprintln!("cross: building `{package}` ({profile}) for {TARGET} with rustc {} from Debian", tc.rust_release);
+    let what = match artifact {
+        Artifact::Cdylib => format!("`{package}`"),
+        Artifact::Bin(name) => format!("`{package}` (binary `{name}`)"),
+    };
+    eprintln!("cross: building {what} ({profile}) for {TARGET} with rustc {} from Debian", tc.rust_release);
 
     let mut command = Command::new(&tc.cargo);
+    command.current_dir(root).arg("build").arg("--manifest-path").arg(&manifest).args(["--package", package]);
+    match artifact {
+        Artifact::Cdylib => command.arg("--lib"),
+        Artifact::Bin(name) => command.args(["--bin", name]),
+    };
     command
-        .current_dir(root)
-        .arg("build")
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .args(["--package", package, "--lib", "--target", TARGET])
+        .args(["--target", TARGET])
         .args(["-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem"])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -729,6 +788,9 @@ pub fn build_driver(root: &Path, tc: &Toolchain, package: &str, profile_release:
         .args(["--config", "profile.dev.panic=\"abort\""])
         .args(["--config", "profile.release.panic=\"abort\""])
         .args(["--config", "profile.dev.package.compiler_builtins.opt-level=3"]);
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
+    }
     if profile_release {
         command.arg("--release");
     }
@@ -764,26 +826,30 @@ pub fn build_driver(root: &Path, tc: &Toolchain, package: &str, profile_release:
     let Some(stdout) = child.stdout.take() else {
         return Err("cargo's output was not captured".to_owned());
     };
-    let mut dlls = Vec::new();
+    let mut outputs = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| format!("cannot read cargo's output: {e}"))?;
-        dlls.extend(cdylib_outputs(&line, package));
+        outputs.extend(artifact_outputs(&line, package, artifact));
     }
     let status = child.wait().map_err(|e| format!("cannot wait for cargo: {e}"))?;
     if !status.success() {
         return Err(format!("cargo build of `{package}` for {TARGET} failed ({status}); see the errors above"));
     }
 
-    let dll = match dlls.as_slice() {
-        [dll] => dll.clone(),
-        [] => {
-            return Err(format!("cargo built no .dll for `{package}`: its [lib] needs crate-type = [\"cdylib\"]"));
+    match (outputs.as_slice(), artifact) {
+        ([output], _) => Ok(output.clone()),
+        ([], Artifact::Cdylib) => {
+            Err(format!("cargo built no .dll for `{package}`: its [lib] needs crate-type = [\"cdylib\"]"))
         }
-        _ => return Err(format!("cargo built several .dll files for `{package}`: {dlls:?}")),
-    };
-    let sys = dll.with_extension("sys");
-    fs::copy(&dll, &sys).map_err(|e| format!("cannot copy {} to {}: {e}", dll.display(), sys.display()))?;
-    Ok(sys)
+        ([], Artifact::Bin(name)) => Err(format!(
+            "cargo built no .exe for binary `{name}` of `{package}`: is it a [[bin]] of the package, \
+             and are its required-features among {features:?}?"
+        )),
+        (_, Artifact::Cdylib) => Err(format!("cargo built several .dll files for `{package}`: {outputs:?}")),
+        (_, Artifact::Bin(name)) => {
+            Err(format!("cargo built several .exe files for binary `{name}` of `{package}`: {outputs:?}"))
+        }
+    }
 }
 
 /// The `RUSTFLAGS` of the driver build, encoded for `CARGO_ENCODED_RUSTFLAGS` (separated by
@@ -831,25 +897,33 @@ fn cargo_home() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
 }
 
-/// The `.dll` files of one `compiler-artifact` message of `cargo --message-format=json` for a
-/// `cdylib` of `package`; nothing for any other line.
-fn cdylib_outputs(line: &str, package: &str) -> Vec<PathBuf> {
+/// The files `artifact` of `package` that one `compiler-artifact` message of
+/// `cargo --message-format=json` announces: the `.dll` of a `cdylib`, the `.exe` of a binary;
+/// nothing for any other line.
+fn artifact_outputs(line: &str, package: &str, artifact: Artifact<'_>) -> Vec<PathBuf> {
     let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
         return Vec::new();
     };
     if message["reason"] != "compiler-artifact" {
         return Vec::new();
     }
-    let is_cdylib = message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|kind| kind == "cdylib"));
+    let (kind, extension) = match artifact {
+        Artifact::Cdylib => ("cdylib", ".dll"),
+        Artifact::Bin(_) => ("bin", ".exe"),
+    };
+    let is_kind = message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == kind));
     // The package id is `path+file:///...#name@version` (or `#version` when the folder is
     // named like the package), or in old cargo `name version (source)`.
     let package_id = message["package_id"].as_str().unwrap_or_default();
-    let crate_name = package.replace('-', "_");
-    let ours = package_id.contains(&format!("#{package}@"))
+    let of_package = package_id.contains(&format!("#{package}@"))
         || package_id.starts_with(&format!("{package} "))
-        || package_id.contains(&format!("/{package}#"))
-        || message["target"]["name"] == crate_name.as_str();
-    if !is_cdylib || !ours {
+        || package_id.contains(&format!("/{package}#"));
+    let ours = match artifact {
+        Artifact::Cdylib => of_package || message["target"]["name"] == package.replace('-', "_").as_str(),
+        // Binaries of other packages may have the same name: both must match.
+        Artifact::Bin(name) => of_package && message["target"]["name"] == name,
+    };
+    if !is_kind || !ours {
         return Vec::new();
     }
     message["filenames"]
@@ -857,7 +931,7 @@ fn cdylib_outputs(line: &str, package: &str) -> Vec<PathBuf> {
         .into_iter()
         .flatten()
         .filter_map(|name| name.as_str())
-        .filter(|name| name.ends_with(".dll"))
+        .filter(|name| name.ends_with(extension))
         .map(PathBuf::from)
         .collect()
 }
@@ -912,11 +986,27 @@ mod tests {
     fn finds_the_cdylib_of_the_package() {
         let line = r#"{"reason":"compiler-artifact","package_id":"path+file:///w#ntpool-driver@0.1.0","target":{"kind":["cdylib","rlib"],"name":"ntpool_driver"},"filenames":["/w/target/cross/x86_64-pc-windows-msvc/release/ntpool_driver.dll","/w/target/cross/x86_64-pc-windows-msvc/release/libntpool_driver.rlib"]}"#;
         assert_eq!(
-            cdylib_outputs(line, "ntpool-driver"),
+            artifact_outputs(line, "ntpool-driver", Artifact::Cdylib),
             [PathBuf::from("/w/target/cross/x86_64-pc-windows-msvc/release/ntpool_driver.dll")]
         );
-        assert!(cdylib_outputs(line, "other").is_empty());
-        assert!(cdylib_outputs(r#"{"reason":"build-finished","success":true}"#, "x").is_empty());
-        assert!(cdylib_outputs("not json", "x").is_empty());
+        assert!(artifact_outputs(line, "other", Artifact::Cdylib).is_empty());
+        assert!(artifact_outputs(line, "ntpool-driver", Artifact::Bin("ntpool-driver")).is_empty());
+        assert!(artifact_outputs(r#"{"reason":"build-finished","success":true}"#, "x", Artifact::Cdylib).is_empty());
+        assert!(artifact_outputs("not json", "x", Artifact::Cdylib).is_empty());
+    }
+
+    #[test]
+    fn finds_the_executable_of_the_package() {
+        let bin = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/client#ntpool-client@0.1.0","target":{"kind":["bin"],"name":"ntpool-client"},"filenames":["/w/target/cross/x86_64-pc-windows-msvc/release/ntpool-client.exe"],"executable":"/w/target/cross/x86_64-pc-windows-msvc/release/ntpool-client.exe"}"#;
+        let lib = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/client#ntpool-client@0.1.0","target":{"kind":["lib"],"name":"ntpool_client"},"filenames":["/w/target/cross/x86_64-pc-windows-msvc/release/libntpool_client.rlib"]}"#;
+        let bin_of_other = bin.replace("#ntpool-client@", "#other@");
+        assert_eq!(
+            artifact_outputs(bin, "ntpool-client", Artifact::Bin("ntpool-client")),
+            [PathBuf::from("/w/target/cross/x86_64-pc-windows-msvc/release/ntpool-client.exe")]
+        );
+        assert!(artifact_outputs(lib, "ntpool-client", Artifact::Bin("ntpool-client")).is_empty());
+        assert!(artifact_outputs(bin, "ntpool-client", Artifact::Bin("other")).is_empty());
+        assert!(artifact_outputs(&bin_of_other, "ntpool-client", Artifact::Bin("ntpool-client")).is_empty());
+        assert!(artifact_outputs(bin, "ntpool-client", Artifact::Cdylib).is_empty());
     }
 }

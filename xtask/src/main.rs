@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Some("run") => run(),
         Some("test") => test(),
         Some("driver") => driver().map(|sys| println!("{}", sys.display())),
+        Some("client") => client().map(|exe| println!("{}", exe.display())),
         _ => Err(usage()),
     };
     match result {
@@ -33,10 +34,11 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <run | test | driver>\n  \
+    "usage: cargo xtask <run | test | driver | client>\n  \
      run     load the sample driver on the emulated kernel and print what it allocated and freed\n  \
      test    run every test, clippy, and the driver's cross build with its PE checks\n  \
-     driver  cross-build the driver .sys for x86_64 Windows and check it"
+     driver  cross-build the driver .sys for x86_64 Windows and check it\n  \
+     client  cross-build the user-mode client ntpool-client.exe for x86_64 Windows"
         .into()
 }
 
@@ -108,6 +110,12 @@ fn test() -> Result<(), String> {
     println!("<== driver: {}", sys.display());
     println!("\nall checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+fn client() -> Result<PathBuf, String> {
+    let root = root();
+    let toolchain = cross::provision(&root)?;
+    cross::build_client(&root, &toolchain)
 }
 
 fn driver() -> Result<PathBuf, String> {
