@@ -6,9 +6,10 @@ use ntpool_protocol::Statistics;
 
 use crate::kernel::{
     ACL_REVISION, DACL_SECURITY_INFORMATION, DO_BUFFERED_IO, DO_DEVICE_INITIALIZING, DRIVER_OBJECT, FILE_ALL_ACCESS,
-    FILE_DEVICE_SECURE_OPEN, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, NTSTATUS,
-    ObSetSecurityObjectByPointer, PDEVICE_OBJECT, RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
-    RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR_REVISION, SECURITY_DESCRIPTOR_SIZE, unicode, utf16,
+    FILE_DEVICE_SECURE_OPEN, HANDLE, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink,
+    KernelMode, NTSTATUS, OBJ_KERNEL_HANDLE, ObOpenObjectByPointer, PDEVICE_OBJECT, RtlAddAccessAllowedAce,
+    RtlCreateAcl, RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR_REVISION,
+    SECURITY_DESCRIPTOR_SIZE, WRITE_DAC, ZwClose, ZwSetSecurityObject, unicode, utf16,
 };
 
 ntpool::pool_tag! {
@@ -235,6 +236,24 @@ fn secure(device: PDEVICE_OBJECT) -> Result<(), NTSTATUS> {
     })?;
     // SAFETY: an initialized descriptor and ACL, both alive until the object manager copied them.
     check(unsafe { RtlSetDaclSecurityDescriptor(descriptor_ptr, 1, acl_ptr, 0) })?;
-    // SAFETY: the device object is ours; the object manager copies the descriptor.
-    check(unsafe { ObSetSecurityObjectByPointer(device.cast(), DACL_SECURITY_INFORMATION, descriptor_ptr) })
+    // The DACL goes on through a kernel handle to the device: `ObSetSecurityObjectByPointer` would
+    // save the handle, but Wine only stubs it, while both implement this path.
+    let mut handle: HANDLE = core::ptr::null_mut();
+    // SAFETY: the device object is ours; the handle is a kernel handle closed below.
+    check(unsafe {
+        ObOpenObjectByPointer(
+            device.cast(),
+            OBJ_KERNEL_HANDLE,
+            core::ptr::null_mut(),
+            WRITE_DAC,
+            core::ptr::null_mut(),
+            KernelMode,
+            &mut handle,
+        )
+    })?;
+    // SAFETY: a handle with WRITE_DAC; the object manager copies the descriptor.
+    let status = unsafe { ZwSetSecurityObject(handle, DACL_SECURITY_INFORMATION, descriptor_ptr) };
+    // SAFETY: the handle opened above, closed once.
+    unsafe { ZwClose(handle) };
+    check(status)
 }

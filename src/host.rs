@@ -26,6 +26,8 @@ struct Objects {
     links: HashMap<String, String>,
     dacls: HashMap<usize, Vec<(Vec<u8>, u32)>>,
     extensions: HashMap<usize, std::alloc::Layout>,
+    /// Open kernel handles: the object, and the access granted.
+    handles: HashMap<usize, u32>,
     completions: HashMap<usize, u32>,
     debug_output: Vec<String>,
 }
@@ -68,6 +70,8 @@ pub mod routines {
     const STATUS_BUFFER_TOO_SMALL: NTSTATUS = 0xC000_0023_u32 as i32;
     const STATUS_ALLOTTED_SPACE_EXCEEDED: NTSTATUS = 0xC000_0099_u32 as i32;
     const STATUS_INVALID_SECURITY_DESCR: NTSTATUS = 0xC000_0079_u32 as i32;
+    const STATUS_INVALID_HANDLE: NTSTATUS = 0xC000_0008_u32 as i32;
+    const STATUS_ACCESS_DENIED: NTSTATUS = 0xC000_0022_u32 as i32;
     /// Device extensions are aligned like pool blocks.
     const EXTENSION_ALIGN: usize = 16;
 
@@ -283,11 +287,42 @@ pub mod routines {
         STATUS_SUCCESS
     }
 
-    pub unsafe fn ObSetSecurityObjectByPointer(
+    pub unsafe fn ObOpenObjectByPointer(
         Object: PVOID,
+        HandleAttributes: ULONG,
+        _PassedAccessState: PVOID,
+        DesiredAccess: ACCESS_MASK,
+        _ObjectType: PVOID,
+        AccessMode: crate::kernel::KPROCESSOR_MODE,
+        Handle: *mut crate::kernel::HANDLE,
+    ) -> NTSTATUS {
+        let known = objects(|o| o.devices.values().any(|&device| device == Object as usize));
+        if !known || HandleAttributes != crate::kernel::OBJ_KERNEL_HANDLE || AccessMode != crate::kernel::KernelMode {
+            return STATUS_INVALID_PARAMETER;
+        }
+        // The handle stands for the object and the access it was opened with.
+        objects(|o| o.handles.insert(Object as usize, DesiredAccess));
+        // SAFETY: the caller passes a valid out pointer.
+        unsafe { *Handle = Object };
+        STATUS_SUCCESS
+    }
+
+    pub unsafe fn ZwClose(Handle: crate::kernel::HANDLE) -> NTSTATUS {
+        objects(|o| if o.handles.remove(&(Handle as usize)).is_some() { STATUS_SUCCESS } else { STATUS_INVALID_HANDLE })
+    }
+
+    pub unsafe fn ZwSetSecurityObject(
+        Handle: crate::kernel::HANDLE,
         SecurityInformation: ULONG,
         SecurityDescriptor: PVOID,
     ) -> NTSTATUS {
+        let Some(access) = objects(|o| o.handles.get(&(Handle as usize)).copied()) else {
+            return STATUS_INVALID_HANDLE;
+        };
+        if access & crate::kernel::WRITE_DAC == 0 {
+            return STATUS_ACCESS_DENIED;
+        }
+        let Object = Handle;
         // SAFETY: the caller passes a descriptor made by RtlCreateSecurityDescriptor.
         let descriptor = unsafe { descriptor_bytes(SecurityDescriptor) };
         let control = u16::from_le_bytes([descriptor[2], descriptor[3]]);
@@ -363,6 +398,7 @@ impl LoadedDriver {
         }
         assert!(self.driver.DeviceObject.is_null(), "DriverUnload left a device behind");
         assert!(objects(|o| o.links.is_empty() && o.devices.is_empty()), "DriverUnload left a name behind");
+        assert!(objects(|o| o.handles.is_empty()), "the driver left a kernel handle open");
         take_debug_output()
     }
 

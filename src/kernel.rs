@@ -26,6 +26,8 @@ pub type SECURITY_INFORMATION = u32;
 pub type DEVICE_TYPE = u32;
 pub type PDEVICE_OBJECT = *mut DEVICE_OBJECT;
 pub type PIRP = *mut IRP;
+pub type HANDLE = *mut c_void;
+pub type KPROCESSOR_MODE = CCHAR;
 
 pub const STATUS_SUCCESS: NTSTATUS = 0;
 pub const STATUS_UNSUCCESSFUL: NTSTATUS = 0xC000_0001_u32 as i32;
@@ -44,6 +46,9 @@ pub const FILE_DEVICE_SECURE_OPEN: ULONG = 0x0000_0100;
 pub const SECURITY_DESCRIPTOR_REVISION: ULONG = 1;
 pub const ACL_REVISION: ULONG = 2;
 pub const DACL_SECURITY_INFORMATION: SECURITY_INFORMATION = 0x0000_0004;
+pub const OBJ_KERNEL_HANDLE: ULONG = 0x0000_0200;
+pub const WRITE_DAC: ACCESS_MASK = 0x0004_0000;
+pub const KernelMode: KPROCESSOR_MODE = 0;
 /// `FILE_ALL_ACCESS`: `STANDARD_RIGHTS_REQUIRED | SYNCHRONIZE | 0x1FF`.
 pub const FILE_ALL_ACCESS: ACCESS_MASK = 0x001F_01FF;
 /// `SECURITY_DESCRIPTOR` (absolute form) on x64.
@@ -298,11 +303,21 @@ unsafe extern "system" {
         Dacl: PVOID,
         DaclDefaulted: BOOLEAN,
     ) -> NTSTATUS;
-    pub fn ObSetSecurityObjectByPointer(
+    pub fn ObOpenObjectByPointer(
         Object: PVOID,
+        HandleAttributes: ULONG,
+        PassedAccessState: PVOID,
+        DesiredAccess: ACCESS_MASK,
+        ObjectType: PVOID,
+        AccessMode: KPROCESSOR_MODE,
+        Handle: *mut HANDLE,
+    ) -> NTSTATUS;
+    pub fn ZwSetSecurityObject(
+        Handle: HANDLE,
         SecurityInformation: SECURITY_INFORMATION,
         SecurityDescriptor: PVOID,
     ) -> NTSTATUS;
+    pub fn ZwClose(Handle: HANDLE) -> NTSTATUS;
 }
 
 #[cfg(not(windows))]

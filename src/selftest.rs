@@ -37,6 +37,9 @@ pub struct Report {
 #[repr(C, align(256))]
 struct Aligned256([u8; 8]);
 
+#[repr(C, align(64))]
+struct CacheLine([u8; 24]);
+
 #[repr(C, align(4096))]
 struct PageAligned(u64);
 
@@ -100,9 +103,9 @@ pub fn run(passive: &mut Passive) -> Result<Report, NTSTATUS> {
     page.0 = 9;
     check(r, page.as_ptr() as usize % 4096 == 0 && page.0 == 9, "page alignment")?;
 
-    let cache =
-        PoolBox::<[u8; 24], TestTag, CacheAligned<NonPagedPool>>::try_new(passive, [3; 24]).map_err(out_of_memory)?;
-    check(r, cache.as_ptr() as usize % 64 == 0, "cache-aligned pool")?;
+    let cache = PoolBox::<CacheLine, TestTag, CacheAligned<NonPagedPool>>::try_new(passive, CacheLine([3; 24]))
+        .map_err(out_of_memory)?;
+    check(r, cache.as_ptr() as usize % 64 == 0 && cache.0[23] == 3, "cache-aligned pool")?;
     let exec =
         PoolBox::<[u8; 16], TestTag, NonPagedPoolExecute>::try_new(passive, [0xC3; 16]).map_err(out_of_memory)?;
     check(r, exec[0] == 0xC3, "executable non-paged pool")?;

@@ -38,10 +38,15 @@ impl core::error::Error for AllocError {}
 
 const PAGE_SIZE: usize = 4096;
 
+/// The alignment ntpool relies on the kernel for, in every pool: `MEMORY_ALLOCATION_ALIGNMENT` on
+/// x64. A cache-aligned pool promises more ([`PoolType::ALIGN`]), but not every kernel keeps that
+/// promise (Wine's `ExAllocatePoolWithTag` ignores it), so a stricter layout is always arranged here.
+const KERNEL_ALIGN: usize = 16;
+
 /// Whether `layout` needs the over-allocation described in the module documentation.
-const fn needs_header<P: PoolType>(layout: Layout) -> bool {
+const fn needs_header(layout: Layout) -> bool {
     let align = layout.align();
-    align > P::ALIGN && !(layout.size() >= PAGE_SIZE && align <= PAGE_SIZE)
+    align > KERNEL_ALIGN && !(layout.size() >= PAGE_SIZE && align <= PAGE_SIZE)
 }
 
 /// Allocates a block for `layout` from pool `P` with `tag`, zeroed unless `zeroed` is false.
@@ -57,7 +62,7 @@ pub(crate) fn allocate<P: PoolType>(layout: Layout, zeroed: bool, tag: PoolTag) 
         return NonNull::new(core::ptr::without_provenance_mut(layout.align())).ok_or(AllocError);
     }
     let flags = P::FLAGS | if zeroed { 0 } else { POOL_FLAG_UNINITIALIZED };
-    let header = needs_header::<P>(layout);
+    let header = needs_header(layout);
     let size = if header { layout.size().checked_add(layout.align()).ok_or(AllocError)? } else { layout.size() };
     // SAFETY: the caller holds a token proving the IRQL allows pool `P`; the size is not zero and the
     // tag is valid (a `PoolTag`).
@@ -87,11 +92,11 @@ pub(crate) fn allocate<P: PoolType>(layout: Layout, zeroed: bool, tag: PoolTag) 
 /// `block` came from `allocate::<P>(layout, _, tag)` and is not used afterwards; the IRQL allows
 /// freeing pool `P`.
 #[inline]
-pub(crate) unsafe fn free<P: PoolType>(block: NonNull<u8>, layout: Layout, tag: PoolTag) {
+pub(crate) unsafe fn free(block: NonNull<u8>, layout: Layout, tag: PoolTag) {
     if layout.size() == 0 {
         return;
     }
-    let original = if needs_header::<P>(layout) {
+    let original = if needs_header(layout) {
         // SAFETY: `allocate` wrote the original pointer just below the aligned block, inside it.
         let header = unsafe { block.cast::<*mut u8>().sub(1) };
         // SAFETY: as above.
@@ -212,7 +217,7 @@ unsafe impl<G: Tag, P: NonPagedPoolType> allocator_api2::alloc::Allocator for Po
 
     unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
         // SAFETY: the trait's contract: `block` was allocated by this allocator with `layout`.
-        unsafe { free::<P>(block, layout, G::TAG) }
+        unsafe { free(block, layout, G::TAG) }
     }
 }
 
@@ -284,7 +289,7 @@ unsafe impl<G: Tag, P: NonPagedPoolType> core::alloc::GlobalAlloc for GlobalPool
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         if let Some(block) = NonNull::new(block) {
             // SAFETY: the trait's contract: `block` came from this allocator with `layout`.
-            unsafe { free::<P>(block, layout, G::TAG) }
+            unsafe { free(block, layout, G::TAG) }
         }
     }
 }

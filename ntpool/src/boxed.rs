@@ -166,7 +166,7 @@ impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
         // without dropping it again.
         let value = unsafe { this.ptr.read() };
         // SAFETY: the block came from `allocate::<P>` for this layout and tag (invariant).
-        unsafe { alloc::free::<P>(this.ptr.cast(), Layout::new::<T>(), this.tag.tag()) };
+        unsafe { alloc::free(this.ptr.cast(), Layout::new::<T>(), this.tag.tag()) };
         value
     }
 
@@ -602,7 +602,7 @@ impl<T: ?Sized, G: TagSource, P: PoolType> Drop for PoolBox<T, G, P> {
         unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
         // SAFETY: the block came from `allocate::<P>` for this layout and tag (invariant), and is not
         // used again.
-        unsafe { alloc::free::<P>(self.ptr.cast(), layout, self.tag.tag()) };
+        unsafe { alloc::free(self.ptr.cast(), layout, self.tag.tag()) };
     }
 }
 

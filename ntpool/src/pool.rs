@@ -29,8 +29,10 @@ pub trait PoolType: sealed::Sealed + 'static {
     /// Whether the pool is pageable: then it may only be touched, allocated and freed at or below
     /// `APC_LEVEL`.
     const PAGED: bool;
-    /// The alignment every block of this pool has without extra work: 16 bytes on x64, a cache line
-    /// for [`CacheAligned`] pools (blocks of a page or more are page-aligned in any pool).
+    /// The alignment the kernel promises for every block of this pool: 16 bytes on x64, a cache line
+    /// for [`CacheAligned`] pools (blocks of a page or more are page-aligned in any pool). ntpool
+    /// itself relies only on the 16 bytes every kernel gives, and arranges any stricter alignment a
+    /// type needs.
     const ALIGN: usize;
     /// The pool's name, as in the documentation.
     const NAME: &'static str;

@@ -1,7 +1,6 @@
 //! IRQL tokens, regions and spin locks on the emulated kernel: the levels each region runs at, the
 //! run-time backstop, and spin locks shared by threads.
 
-
 use ntpool::emulated::{Kernel, catch_bug_check};
 use ntpool::sys::{self, APC_LEVEL, DISPATCH_LEVEL, PASSIVE_LEVEL};
 use ntpool::{AnyIrql, CurrentIrql, HighIrql, NonPagedBox, PagedBox, Passive, SpinLock};
