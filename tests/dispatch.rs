@@ -339,3 +339,26 @@ fn the_driver_survives_every_allocation_failing_in_turn() {
     }
     println!("systematic low resources simulation: {total} runs, each failing one allocation");
 }
+
+/// The client's device interface over the host I/O manager.
+struct Emulated<'a, 'b>(&'a Handle<'b>);
+
+impl ntpool_client::Device for Emulated<'_, '_> {
+    fn control(&mut self, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
+        let (status, reply) = self.0.device_control(code, input, output.len());
+        output[..reply.len()].copy_from_slice(&reply);
+        (status, reply.len())
+    }
+}
+
+/// The client's whole scenario (every IOCTL, good and bad input, the limits, clean-up), which
+/// `cargo xtask wine` runs against the real .sys, passes against the driver on the emulated kernel.
+#[test]
+fn the_client_scenario_passes_on_the_emulated_kernel() {
+    with_device(|handle, _| {
+        let mut out = String::new();
+        let summary = ntpool_client::run_scenario(&mut Emulated(handle), &mut out);
+        assert!(summary.failed == 0 && summary.passed > 100, "{out}");
+        assert!(out.lines().last().is_some_and(|line| line.ends_with(" passed, 0 failed")), "{out}");
+    });
+}
