@@ -209,7 +209,7 @@ pub struct IRP__bindgen_ty_3__bindgen_ty_1 {
     pub __bindgen_anon_2: IRP__bindgen_ty_3__bindgen_ty_1__bindgen_ty_2,
     pub OriginalFileObject: PVOID,
     /// The rest of the union (`KAPC` is 88 bytes).
-    pub _KapcTail: [u64; 2],
+    pub _KapcTail: [u64; 1],
 }
 
 /// `Tail.Overlay`'s list entry and current stack location.

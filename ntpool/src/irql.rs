@@ -248,7 +248,7 @@ token!(
     /// assert_eq!(read, 6);
     /// # });
     /// ```
-    High, 31, "above `DISPATCH_LEVEL`", |irql| irql > DISPATCH_LEVEL
+    High, 15, "above `DISPATCH_LEVEL`", |irql| irql > DISPATCH_LEVEL
 );
 
 impl Irql for Passive {

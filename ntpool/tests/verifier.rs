@@ -89,7 +89,7 @@ fn non_paged_allocation_above_dispatch_level_bug_checks_0xc4_0x02() {
             allocate_raw(sys::POOL_FLAG_NON_PAGED, 40, TAG);
         })
     });
-    assert_eq!((bug_check.code, bug_check.parameters), (VERIFIER, [0x02, 28, NX, 40]));
+    assert_eq!((bug_check.code, bug_check.parameters), (VERIFIER, [0x02, u64::from(sys::CLOCK_LEVEL), NX, 40]));
 }
 
 #[test]
@@ -116,7 +116,10 @@ fn non_paged_free_above_dispatch_level_bug_checks_0xc4_0x12() {
     let kernel = Kernel::new();
     let nonpaged = kernel.run(|| block(sys::POOL_FLAG_NON_PAGED));
     let bug_check = stop(&kernel, || at_irql(sys::HIGH_LEVEL, || free_raw(nonpaged, Some(TAG))));
-    assert_eq!((bug_check.code, bug_check.parameters), (VERIFIER, [0x12, 31, NX, nonpaged as u64]));
+    assert_eq!(
+        (bug_check.code, bug_check.parameters),
+        (VERIFIER, [0x12, u64::from(sys::HIGH_LEVEL), NX, nonpaged as u64])
+    );
 }
 
 #[test]

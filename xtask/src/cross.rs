@@ -760,12 +760,48 @@ pub fn build_artifact(
     features: &[&str],
     profile_release: bool,
 ) -> Result<PathBuf, String> {
+    build_artifact_in(root, tc, package, artifact, features, profile_release, "target/cross")
+}
+
+/// Checks that the driver build is reproducible: builds `package` again from scratch in a target
+/// folder of its own (`target/cross-repro`, deleted first) and compares the image with `sys`, the
+/// one [`build_driver`] made. Returns a line saying so, or an error naming both digests' sizes.
+pub fn check_reproducible(root: &Path, tc: &Toolchain, package: &str, sys: &Path) -> Result<String, String> {
+    let again_dir = root.join("target/cross-repro");
+    if again_dir.exists() {
+        fs::remove_dir_all(&again_dir).map_err(|e| format!("cannot remove {}: {e}", again_dir.display()))?;
+    }
+    let dll = build_artifact_in(root, tc, package, Artifact::Cdylib, &[], true, "target/cross-repro")?;
+    let first = fs::read(sys).map_err(|e| format!("cannot read {}: {e}", sys.display()))?;
+    let second = fs::read(&dll).map_err(|e| format!("cannot read {}: {e}", dll.display()))?;
+    if first != second {
+        let differing = first.iter().zip(&second).position(|(a, b)| a != b).unwrap_or(first.len().min(second.len()));
+        return Err(format!(
+            "the driver build is not reproducible: {} ({} bytes) and a clean rebuild {} ({} bytes) differ from offset {differing:#x}",
+            sys.display(),
+            first.len(),
+            dll.display(),
+            second.len()
+        ));
+    }
+    Ok(format!("reproducible: a clean rebuild in {} gave the same {} bytes", again_dir.display(), first.len()))
+}
+
+fn build_artifact_in(
+    root: &Path,
+    tc: &Toolchain,
+    package: &str,
+    artifact: Artifact<'_>,
+    features: &[&str],
+    profile_release: bool,
+    target_folder: &str,
+) -> Result<PathBuf, String> {
     let root = &std::path::absolute(root).map_err(|e| format!("cannot resolve {}: {e}", root.display()))?;
     let manifest = root.join("Cargo.toml");
     if !manifest.is_file() {
         return Err(format!("no Cargo.toml in {}: pass the workspace root", root.display()));
     }
-    let target_dir = root.join("target/cross");
+    let target_dir = root.join(target_folder);
     let profile = if profile_release { "release" } else { "dev" };
     let what = match artifact {
         Artifact::Cdylib => format!("`{package}`"),

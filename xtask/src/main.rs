@@ -108,6 +108,12 @@ fn test() -> Result<(), String> {
     println!("==> cargo xtask driver (cross build and PE checks)");
     let sys = driver()?;
     println!("<== driver: {}", sys.display());
+    println!("==> a clean rebuild of the driver gives the same bytes");
+    let root = root();
+    let toolchain = cross::provision(&root)?;
+    println!("<== {}", cross::check_reproducible(&root, &toolchain, "ntpool-driver", &sys)?);
+    println!("==> cargo xtask client");
+    println!("<== client: {}", cross::build_client(&root, &toolchain)?.display());
     println!("\nall checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

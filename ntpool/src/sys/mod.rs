@@ -107,33 +107,34 @@ pub const DISPATCH_LEVEL: KIRQL = 2;
 /// `PROFILE_LEVEL` on x64.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::PROFILE_LEVEL, 27);
+/// assert_eq!(ntpool::sys::PROFILE_LEVEL, 15);
 /// ```
-pub const PROFILE_LEVEL: KIRQL = 27;
+pub const PROFILE_LEVEL: KIRQL = 15;
 /// `CLOCK_LEVEL` on x64.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::CLOCK_LEVEL, 28);
+/// assert_eq!(ntpool::sys::CLOCK_LEVEL, 13);
 /// ```
-pub const CLOCK_LEVEL: KIRQL = 28;
+pub const CLOCK_LEVEL: KIRQL = 13;
 /// `IPI_LEVEL` on x64.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::IPI_LEVEL, 29);
+/// assert_eq!(ntpool::sys::IPI_LEVEL, 14);
 /// ```
-pub const IPI_LEVEL: KIRQL = 29;
+pub const IPI_LEVEL: KIRQL = 14;
 /// `POWER_LEVEL` on x64.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POWER_LEVEL, 30);
+/// assert_eq!(ntpool::sys::POWER_LEVEL, 14);
 /// ```
-pub const POWER_LEVEL: KIRQL = 30;
-/// `HIGH_LEVEL`: every interrupt is masked.
+pub const POWER_LEVEL: KIRQL = 14;
+/// `HIGH_LEVEL`: every interrupt is masked. On x64 the IRQL is the task-priority register CR8,
+/// which holds 0 to 15.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::HIGH_LEVEL, 31);
+/// assert_eq!(ntpool::sys::HIGH_LEVEL, 15);
 /// ```
-pub const HIGH_LEVEL: KIRQL = 31;
+pub const HIGH_LEVEL: KIRQL = 15;
 
 /// Charge the allocation to the current process's quota.
 ///
