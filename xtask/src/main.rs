@@ -1,12 +1,14 @@
 //! The project's Linux tooling: `cargo xtask <command>`.
 //!
-//! * `run`: load the sample driver on ntpool's emulated kernel (Driver Verifier's checks on), run
-//!   `DriverEntry` and `DriverUnload`, and print what it did: its debug output and a poolmon-style
-//!   table of what it allocated and freed.
-//! * `test`: every test of the workspace (unit, integration, compile-fail, doc tests), clippy, and
-//!   the cross build of the driver with its PE checks.
+//! * `run` (= `wine`): build the driver and its client, load the driver under Wine, run the client
+//!   against it, unload it, and print what it did, checked against Wine's trace of every pool call.
+//! * `test`: every test of the workspace (unit, integration, compile-fail, doc tests), clippy,
+//!   rustfmt, the cross build of the driver with its PE checks and a reproducibility check, the
+//!   client's build, and the Wine run.
+//! * `emulate`: load the sample driver on ntpool's emulated kernel (Driver Verifier's checks on),
+//!   run `DriverEntry` and `DriverUnload`, and print its debug output and a poolmon-style table.
 //! * `driver`: cross-build the driver into a real `.sys` for x86_64 Windows, check the PE, and print
-//!   its path as the last line.
+//!   its path as the last line. `client`: the same for `ntpool-client.exe`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -14,11 +16,14 @@ use std::time::Instant;
 
 mod cross;
 mod pe;
+mod wine;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("run") => run(),
+        Some("run") => wine(&[]),
+        Some("emulate") => emulate(),
+        Some("wine") => wine(&args[1..]),
         Some("test") => test(),
         Some("driver") => driver().map(|sys| println!("{}", sys.display())),
         Some("client") => client().map(|exe| println!("{}", exe.display())),
@@ -34,11 +39,15 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <run | test | driver | client>\n  \
-     run     load the sample driver on the emulated kernel and print what it allocated and freed\n  \
-     test    run every test, clippy, and the driver's cross build with its PE checks\n  \
-     driver  cross-build the driver .sys for x86_64 Windows and check it\n  \
-     client  cross-build the user-mode client ntpool-client.exe for x86_64 Windows"
+    "usage: cargo xtask <run | test | emulate | driver | client | wine>\n  \
+     run      build the driver and its client, load the driver under Wine, run the client, unload,\n  \
+              and print what it did (same as `wine`)\n  \
+     test     every test, clippy, the driver's cross build, its PE checks and the Wine run\n  \
+     emulate  load the sample driver on the emulated kernel and print what it allocated and freed\n  \
+     driver   cross-build the driver .sys for x86_64 Windows and check it\n  \
+     client   cross-build the user-mode client ntpool-client.exe for x86_64 Windows\n  \
+     wine     load the driver under Wine (3 times by default), run the client each time, check the\n  \
+              pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]"
         .into()
 }
 
@@ -65,7 +74,7 @@ fn step(what: &str, mut command: Command) -> Result<(), String> {
     Ok(())
 }
 
-fn run() -> Result<(), String> {
+fn emulate() -> Result<(), String> {
     use ntpool::emulated::Kernel;
     use ntpool_driver::host;
 
@@ -115,7 +124,10 @@ fn test() -> Result<(), String> {
     let toolchain = cross::provision(&root)?;
     println!("<== {}", cross::check_reproducible(&root, &toolchain, "ntpool-driver", &sys)?);
     println!("==> cargo xtask client");
-    println!("<== client: {}", cross::build_client(&root, &toolchain)?.display());
+    let client = cross::build_client(&root, &toolchain)?;
+    println!("<== client: {}", client.display());
+    println!("==> cargo xtask wine (the driver under Wine, the client against it, the pool trace)");
+    println!("{}", wine::run(&root, &sys, Some(&client), 3)?);
     println!("\nall checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -161,4 +173,34 @@ fn readobj_agrees(sys: &Path) -> Result<String, String> {
         ));
     }
     Ok("llvm-readobj: AMD64, PE32+, subsystem NATIVE, imports from ntoskrnl.exe only, no ExAllocatePool2".into())
+}
+
+/// `cargo xtask wine [--cycles N] [--no-client] [--sys PATH] [--client PATH]`: builds the driver
+/// and the client (unless given or `--no-client`), and checks them under Wine with [`wine::run`].
+fn wine(args: &[String]) -> Result<(), String> {
+    let (mut cycles, mut sys, mut exe, mut with_client) = (3, None, None, true);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value\n{}", usage()));
+        match arg.as_str() {
+            "--cycles" => cycles = value()?.parse().map_err(|e| format!("--cycles: {e}"))?,
+            "--sys" => sys = Some(PathBuf::from(value()?)),
+            "--client" => exe = Some(PathBuf::from(value()?)),
+            "--no-client" => with_client = false,
+            _ => return Err(usage()),
+        }
+    }
+    let root = root();
+    let sys = match sys {
+        Some(sys) => sys,
+        None => driver()?,
+    };
+    let exe = match exe {
+        Some(exe) => Some(exe),
+        None if with_client => Some(client()?),
+        None => None,
+    };
+    let report = wine::run(&root, &sys, exe.as_deref(), cycles)?;
+    println!("{report}");
+    Ok(())
 }

@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -96,6 +96,8 @@ pub struct Report {
     log: PathBuf,
     prefix: PathBuf,
     prefix_secs: f64,
+    /// `sc create`, the first command under the persistent server.
+    session_secs: f64,
     cycles: Vec<CycleReport>,
     /// Per tag, all cycles together.
     tags: BTreeMap<u32, TagStats>,
@@ -150,14 +152,23 @@ pub fn run(root: &Path, sys: &Path, client: Option<&Path>, cycles: u32) -> Resul
     let prefix_secs = started.elapsed().as_secs_f64();
     eprintln!("wine: prefix ready in {prefix_secs:.1} s");
     let installed = wine.prefix.join("drive_c/windows/system32/drivers").join(SYS_NAME);
-    fs::copy(sys, &installed)
-        .map_err(|e| format!("cannot copy {} to {}: {e}", sys.display(), installed.display()))?;
+    fs::copy(sys, &installed).map_err(|e| format!("cannot copy {} to {}: {e}", sys.display(), installed.display()))?;
 
     recreate_dir(&out_dir)?;
     let log = File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-    let mut session = Session { wine: &wine, log, out_dir, steps: 0, server: None, groups: Vec::new(), timed_out: false };
+    let mut session = Session {
+        wine: &wine,
+        log,
+        out_dir,
+        steps: 0,
+        server: None,
+        create_secs: 0.0,
+        groups: Vec::new(),
+        timed_out: false,
+    };
     let outcome = session.run_cycles(client.as_deref(), cycles);
     let shutdown = session.shutdown();
+    let session_secs = session.create_secs;
 
     let text = fs::read(&log_path).map_err(|e| format!("cannot read {}: {e}", log_path.display()))?;
     let text = String::from_utf8_lossy(&text);
@@ -212,6 +223,7 @@ pub fn run(root: &Path, sys: &Path, client: Option<&Path>, cycles: u32) -> Resul
         log: log_path,
         prefix: wine.prefix.clone(),
         prefix_secs,
+        session_secs,
         cycles: cycle_reports,
         tags,
         calls: trace.cycles.first().map(|c| c.calls.clone()).unwrap_or_default(),
@@ -229,6 +241,7 @@ impl fmt::Display for Report {
             self.prefix.display()
         )?;
         writeln!(f, "  prefix created in {:.1} s", self.prefix_secs)?;
+        writeln!(f, "  sc create (starts services.exe and Wine's own drivers) {:.2} s", self.session_secs)?;
         for cycle in &self.cycles {
             write!(f, "  cycle {}: sc start {:.2} s", cycle.number, cycle.start_secs)?;
             if let Some(secs) = cycle.client_secs {
@@ -243,9 +256,19 @@ impl fmt::Display for Report {
                 writeln!(f, "           client: {client}")?;
             }
         }
-        writeln!(f, "\nPool use per tag, from the relay trace ({} cycles together; every cycle the same):", self.cycles.len())?;
-        writeln!(f, "  {:<6} {:<10} {:>11} {:>8} {:>7} {:>10}", "tag", "value", "allocations", "failed", "frees", "bytes")?;
-        for (tag, stats) in &self.tags {
+        writeln!(
+            f,
+            "\nPool use per tag, from the relay trace ({} cycles together; every cycle the same):",
+            self.cycles.len()
+        )?;
+        writeln!(
+            f,
+            "  {:<6} {:<10} {:>11} {:>8} {:>7} {:>10}",
+            "tag", "value", "allocations", "failed", "frees", "bytes"
+        )?;
+        let mut tags: Vec<(&u32, &TagStats)> = self.tags.iter().collect();
+        tags.sort_by_key(|(tag, _)| Tag(**tag).to_string());
+        for (tag, stats) in tags {
             writeln!(
                 f,
                 "  {:<6} {:<10} {:>11} {:>8} {:>7} {:>10}",
@@ -338,6 +361,12 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
 }
 
 fn running_as_root() -> bool {
+    // The effective user id is the second field of `Uid:` in /proc/self/status.
+    if let Ok(status) = fs::read_to_string("/proc/self/status") {
+        if let Some(uid) = status.lines().find_map(|line| line.strip_prefix("Uid:")) {
+            return uid.split_whitespace().nth(1) == Some("0");
+        }
+    }
     Command::new("id")
         .arg("-u")
         .stdin(Stdio::null())
@@ -366,15 +395,28 @@ impl Wine {
         command
     }
 
+    /// `wineserver -k` on the prefix, ignoring the result (it fails when no server runs).
+    fn kill_server(&self) {
+        let mut kill = self.command("wineserver", WINEDEBUG_QUIET);
+        kill.arg("-k").stdout(Stdio::null()).stderr(Stdio::null());
+        let _ = run_bounded("wineserver -k", kill, SHUTDOWN_TIMEOUT);
+    }
+
     /// Deletes the old prefix (stopping a server left behind on it), makes a new one with
     /// `wineboot -i`, and sets `RelayInclude`. Output goes to `<dir>/setup.log`.
     fn create_prefix(&self, dir: &Path) -> Result<(), String> {
+        let result = self.try_create_prefix(dir);
+        if result.is_err() {
+            // wineboot's server may still run (it lingers a few seconds after its last process).
+            self.kill_server();
+        }
+        result
+    }
+
+    fn try_create_prefix(&self, dir: &Path) -> Result<(), String> {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         if self.prefix.exists() {
-            let mut kill = self.command("wineserver", WINEDEBUG_QUIET);
-            kill.arg("-k").stdout(Stdio::null()).stderr(Stdio::null());
-            // Fails when no server runs on the old prefix, which is the usual case.
-            let _ = run_bounded("wineserver -k (old prefix)", kill, SHUTDOWN_TIMEOUT);
+            self.kill_server();
             fs::remove_dir_all(&self.prefix).map_err(|e| format!("cannot delete {}: {e}", self.prefix.display()))?;
         }
         let setup_log = dir.join("setup.log");
@@ -416,29 +458,37 @@ impl Wine {
 }
 
 /// Runs `command` in a process group of its own; after `timeout` kills the whole group.
-fn run_bounded(what: &str, mut command: Command, timeout: Duration) -> Result<(ExitStatus, Duration), String> {
-    command.process_group(0);
+fn run_bounded(what: &str, command: Command, timeout: Duration) -> Result<(ExitStatus, Duration), String> {
     let started = Instant::now();
-    let mut child = command.spawn().map_err(|e| format!("`{what}`: cannot start: {e}"))?;
-    let group = child.id();
+    let mut child = spawn_group(what, command)?;
+    let status = wait_bounded(what, &mut child, timeout)?;
+    Ok((status, started.elapsed()))
+}
+
+/// Starts `command` as the leader of a new process group (whose id is the child's id).
+fn spawn_group(what: &str, mut command: Command) -> Result<Child, String> {
+    command.process_group(0);
+    command.spawn().map_err(|e| format!("`{what}`: cannot start: {e}"))
+}
+
+/// Waits for `child`, a process group leader from [`spawn_group`]; after `timeout` (or when it
+/// cannot be waited for) kills its whole group.
+fn wait_bounded(what: &str, child: &mut Child, timeout: Duration) -> Result<ExitStatus, String> {
+    let started = Instant::now();
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok((status, started.elapsed())),
-            Ok(None) => {}
-            Err(e) => {
-                kill_group(group);
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("`{what}`: cannot wait for it: {e}"));
+        let error = match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if started.elapsed() < timeout => {
+                thread::sleep(Duration::from_millis(20));
+                continue;
             }
-        }
-        if started.elapsed() >= timeout {
-            kill_group(group);
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("`{what}` timed out after {} s; its process group was killed", timeout.as_secs()));
-        }
-        thread::sleep(Duration::from_millis(20));
+            Ok(None) => format!("`{what}` timed out after {} s; its process group was killed", timeout.as_secs()),
+            Err(e) => format!("`{what}`: cannot wait for it ({e}); its process group was killed"),
+        };
+        kill_group(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(error);
     }
 }
 
@@ -484,6 +534,9 @@ struct Session<'a> {
     steps: usize,
     /// The persistent `wineserver -f -p`.
     server: Option<Child>,
+    /// How long `sc create` took: the first command, which starts services.exe and Wine's own
+    /// drivers.
+    create_secs: f64,
     /// The process groups started (the persistent server's first).
     groups: Vec<u32>,
     timed_out: bool,
@@ -505,19 +558,22 @@ impl Session<'_> {
         }
         let bin_path = format!(r"C:\windows\system32\drivers\{SYS_NAME}");
         let create = ["sc", "create", SERVICE, "type=", "kernel", "start=", "demand", "binPath=", &bin_path];
-        if let Err(error) = self.mark("setup: sc create").and_then(|()| self.expect_success(&create)) {
-            return Err((error, timings));
+        match self.mark("setup: sc create").and_then(|()| self.expect_success(&create)) {
+            Ok(step) => self.create_secs = step.secs,
+            Err(error) => return Err((error, timings)),
         }
         for number in 1..=cycles {
             let mut timing = CycleTiming { number, ..CycleTiming::default() };
             let result = self.cycle(&mut timing, client);
-            eprintln!(
-                "wine: cycle {number}: sc start {:.2} s{}, sc stop {:.2} s{}",
-                timing.start_secs,
-                timing.client_secs.map(|s| format!(", client {s:.2} s")).unwrap_or_default(),
-                timing.stop_secs,
-                if result.is_ok() { "" } else { ": FAILED" }
-            );
+            match &result {
+                Ok(()) => eprintln!(
+                    "wine: cycle {number}: sc start {:.2} s{}, sc stop {:.2} s",
+                    timing.start_secs,
+                    timing.client_secs.map(|s| format!(", client {s:.2} s")).unwrap_or_default(),
+                    timing.stop_secs
+                ),
+                Err(_) => eprintln!("wine: cycle {number}: failed"),
+            }
             timings.push(timing);
             if let Err(error) = result {
                 return Err((error, timings));
@@ -529,8 +585,10 @@ impl Session<'_> {
     fn cycle(&mut self, timing: &mut CycleTiming, client: Option<&Path>) -> Result<(), String> {
         let n = timing.number;
         self.mark(&format!("cycle {n} start"))?;
+        let started = Instant::now();
         let start = self.expect_success(&["sc", "start", SERVICE]).map_err(|e| format!("cycle {n}: {e}"))?;
-        timing.start_secs = start.secs;
+        self.wait_for_state(&start, "RUNNING").map_err(|e| format!("cycle {n}: {e}"))?;
+        timing.start_secs = started.elapsed().as_secs_f64();
         let mut client_error = None;
         if let Some(client) = client {
             self.mark(&format!("cycle {n} client"))?;
@@ -549,8 +607,12 @@ impl Session<'_> {
             }
         }
         self.mark(&format!("cycle {n} stop"))?;
+        let stopped = Instant::now();
         let stop = self.expect_success(&["sc", "stop", SERVICE]).map_err(|e| format!("cycle {n}: {e}"))?;
-        timing.stop_secs = stop.secs;
+        // DriverUnload has returned once the service is STOPPED: only then is a block still
+        // allocated a leak.
+        self.wait_for_state(&stop, "STOPPED").map_err(|e| format!("cycle {n}: {e}"))?;
+        timing.stop_secs = stopped.elapsed().as_secs_f64();
         self.mark(&format!("cycle {n} end"))?;
         client_error.map_or(Ok(()), Err)
     }
@@ -558,9 +620,10 @@ impl Session<'_> {
     fn start_server(&mut self) -> Result<(), String> {
         self.mark("setup: wineserver -f -p")?;
         let mut server = self.wine.command("wineserver", WINEDEBUG);
-        server.args(["-f", "-p"]).stdout(self.log_handle()?).stderr(self.log_handle()?).process_group(0);
-        let child = server.spawn().map_err(|e| format!("cannot start `wineserver -f -p`: {e}"))?;
-        // The server is reaped in `shutdown`; a `wine` started before it listens waits for it.
+        server.args(["-f", "-p"]).stdout(self.log_handle()?).stderr(self.log_handle()?);
+        // Reaped in `shutdown`. A `wine` started before it listens finds the lock taken and waits
+        // for the socket.
+        let child = spawn_group("wineserver -f -p", server)?;
         self.groups.push(child.id());
         self.server = Some(child);
         Ok(())
@@ -578,29 +641,12 @@ impl Session<'_> {
         let out_path = self.out_dir.join(format!("{:02}-{name}.txt", self.steps));
         let out = File::create(&out_path).map_err(|e| format!("cannot create {}: {e}", out_path.display()))?;
         let mut command = self.wine.command("wine", WINEDEBUG);
-        command.args(args).stdout(out).stderr(self.log_handle()?).process_group(0);
+        command.args(args).stdout(out).stderr(self.log_handle()?);
         let started = Instant::now();
-        let mut child = command.spawn().map_err(|e| format!("`{what}`: cannot start: {e}"))?;
-        let group = child.id();
-        self.groups.push(group);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) => {}
-                Err(e) => return Err(format!("`{what}`: cannot wait for it: {e}")),
-            }
-            if started.elapsed() >= STEP_TIMEOUT {
-                self.timed_out = true;
-                kill_group(group);
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "`{what}` timed out after {} s; its process group was killed",
-                    STEP_TIMEOUT.as_secs()
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
+        let mut child = spawn_group(&what, command)?;
+        // The first command also starts services.exe and winedevice.exe, in its process group.
+        self.groups.push(child.id());
+        let status = wait_bounded(&what, &mut child, STEP_TIMEOUT).inspect_err(|_| self.timed_out = true)?;
         let secs = started.elapsed().as_secs_f64();
         let stdout = fs::read(&out_path).map_err(|e| format!("cannot read {}: {e}", out_path.display()))?;
         let stdout = String::from_utf8_lossy(&stdout).replace("\r\n", "\n");
@@ -608,6 +654,25 @@ impl Session<'_> {
             writeln!(self.log, "{MARK} stdout: {line}").map_err(|e| format!("cannot write to wine.log: {e}"))?;
         }
         Ok(Step { status, secs, stdout })
+    }
+
+    /// Polls `wine sc query` until the service is in `state` (`sc start` and `sc stop` print the
+    /// state they left it in, usually the final one already).
+    fn wait_for_state(&mut self, step: &Step, state: &str) -> Result<(), String> {
+        let started = Instant::now();
+        let mut last = step.stdout.clone();
+        while !service_state_is(&last, state) {
+            if started.elapsed() >= STEP_TIMEOUT {
+                return Err(format!(
+                    "the {SERVICE} service did not reach {state} within {} s; `sc query` says{}",
+                    STEP_TIMEOUT.as_secs(),
+                    indent_block(&last)
+                ));
+            }
+            thread::sleep(Duration::from_millis(100));
+            last = self.expect_success(&["sc", "query", SERVICE])?.stdout;
+        }
+        Ok(())
     }
 
     fn expect_success(&mut self, args: &[&str]) -> Result<Step, String> {
@@ -641,24 +706,9 @@ impl Session<'_> {
             }
         };
         if let Some(mut server) = self.server.take() {
-            let started = Instant::now();
-            loop {
-                match server.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if started.elapsed() < SHUTDOWN_TIMEOUT => thread::sleep(Duration::from_millis(20)),
-                    _ => {
-                        self.timed_out = true;
-                        let _ = server.kill();
-                        let _ = server.wait();
-                        if result.is_ok() {
-                            result = Err(format!(
-                                "the persistent wineserver did not exit within {} s of `wineserver -k`; killed",
-                                SHUTDOWN_TIMEOUT.as_secs()
-                            ));
-                        }
-                        break;
-                    }
-                }
+            if let Err(error) = wait_bounded("wineserver -f -p (after wineserver -k)", &mut server, SHUTDOWN_TIMEOUT) {
+                self.timed_out = true;
+                result = result.and(Err(error));
             }
         }
         if self.timed_out {
@@ -669,6 +719,14 @@ impl Session<'_> {
         }
         result
     }
+}
+
+/// Whether `sc` output shows `STATE : <n>  <state>`.
+fn service_state_is(stdout: &str, state: &str) -> bool {
+    stdout.lines().any(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.first() == Some(&"STATE") && words.last() == Some(&state)
+    })
 }
 
 /// The client's `N passed, M failed` line, with N and M.
@@ -704,8 +762,9 @@ fn check(trace: &Trace, timings: &[CycleTiming], cycles: u32) -> Vec<String> {
         let n = cycle.number;
         if !cycle.ended {
             problems.push(format!(
-                "cycle {n} did not complete; the driver's lines in it:\n{}",
-                show_lines(&cycle.debug.iter().map(|(l, t)| (*l, format!("{DRIVER_PREFIX}{t}"))).collect::<Vec<_>>())
+                "cycle {n} did not complete; the driver's lines in it:\n{}\nWine's errors in it:\n{}",
+                show_lines(&cycle.debug.iter().map(|(l, t)| (*l, format!("{DRIVER_PREFIX}{t}"))).collect::<Vec<_>>()),
+                show_lines(&cycle.errors)
             ));
             continue;
         }
@@ -737,7 +796,8 @@ fn check(trace: &Trace, timings: &[CycleTiming], cycles: u32) -> Vec<String> {
 fn debug_problems(cycle: &CycleTrace) -> Vec<String> {
     let n = cycle.number;
     let mut problems = Vec::new();
-    let shown = || show_lines(&cycle.debug.iter().map(|(l, t)| (*l, format!("{DRIVER_PREFIX}{t}"))).collect::<Vec<_>>());
+    let shown =
+        || show_lines(&cycle.debug.iter().map(|(l, t)| (*l, format!("{DRIVER_PREFIX}{t}"))).collect::<Vec<_>>());
     let expected = [
         ("DriverEntry: allocating with ExAllocatePoolWithTag (ExAllocatePool2 is not exported)", true),
         ("self-test passed", false),
@@ -745,7 +805,8 @@ fn debug_problems(cycle: &CycleTrace) -> Vec<String> {
         ("DriverUnload: freed the state", false),
     ];
     for (text, exact) in expected {
-        let count = cycle.debug.iter().filter(|(_, line)| if exact { line == text } else { line.starts_with(text) }).count();
+        let count =
+            cycle.debug.iter().filter(|(_, line)| if exact { line == text } else { line.starts_with(text) }).count();
         if count != 1 {
             problems.push(format!(
                 "cycle {n}: the driver printed `{DRIVER_PREFIX}{text}` {count} times instead of once; its lines:\n{}",
@@ -757,7 +818,9 @@ fn debug_problems(cycle: &CycleTrace) -> Vec<String> {
         .debug
         .iter()
         .filter(|(_, line)| {
-            line.contains("FAILED") || line.contains("check failed") || line == "DriverEntry: allocating with ExAllocatePool2"
+            line.contains("FAILED")
+                || line.contains("check failed")
+                || line == "DriverEntry: allocating with ExAllocatePool2"
         })
         .map(|(l, t)| (*l, format!("{DRIVER_PREFIX}{t}")))
         .collect();
@@ -923,6 +986,8 @@ struct CycleTrace {
     /// The driver's `DbgPrint` lines (after `ntpool-driver: `), with their line numbers.
     debug: Vec<(usize, String)>,
     pool2_calls: Vec<(usize, String)>,
+    /// Wine's `err:` lines (shown when the cycle did not complete).
+    errors: Vec<(usize, String)>,
     /// Pool discipline violations (wrong tag, double free, unknown free, leak).
     problems: Vec<String>,
 }
@@ -1008,7 +1073,8 @@ fn parse_relay(rest: &str) -> Option<Relay<'_>> {
     if let Some(call) = rest.strip_prefix("Call ntoskrnl.exe.") {
         let (func, tail) = call.split_once('(')?;
         let (args, ret) = tail.rsplit_once(") ret=")?;
-        let args = if args.trim().is_empty() { Vec::new() } else { args.split(',').map(hex).collect::<Option<Vec<_>>>()? };
+        let args =
+            if args.trim().is_empty() { Vec::new() } else { args.split(',').map(hex).collect::<Option<Vec<_>>>()? };
         return Some(Relay::Call { func, args, ret: hex(ret)? });
     }
     if let Some(ret) = rest.strip_prefix("Ret  ntoskrnl.exe.") {
@@ -1076,6 +1142,11 @@ impl Parser<'_> {
             self.trace.crashes.push((number, line.to_string()));
         }
         let Some((thread, rest)) = split_thread(line) else { return };
+        if rest.starts_with("err:") && !rest.starts_with("err:winediag:") && !rest.starts_with("err:systray:") {
+            if let Some(cycle) = self.current.as_mut() {
+                cycle.errors.push((number, line.to_string()));
+            }
+        }
         if rest.contains(":debugstr:") {
             if let (Some(cycle), Some((_, text))) = (self.current.as_mut(), rest.split_once(DRIVER_PREFIX)) {
                 cycle.debug.push((number, text.trim_end().to_string()));
@@ -1096,10 +1167,9 @@ impl Parser<'_> {
             }
             Some(Relay::DriverRet { kind, addr }) => {
                 let stack = self.threads.entry(thread).or_default();
-                if let Some(at) = stack
-                    .iter()
-                    .rposition(|frame| matches!(frame, Frame::Driver { kind: k, addr: a, .. } if k == kind && *a == addr))
-                {
+                if let Some(at) = stack.iter().rposition(
+                    |frame| matches!(frame, Frame::Driver { kind: k, addr: a, .. } if k == kind && *a == addr),
+                ) {
                     stack.truncate(at);
                 }
             }
@@ -1161,7 +1231,8 @@ impl Parser<'_> {
     }
 
     fn call(&mut self, number: usize, line: &str, thread: u32, func: &str, args: &[u64], ret: u64) {
-        let inside_driver = matches!(self.threads.get(&thread).and_then(|s| s.last()), Some(Frame::Driver { ours: true, .. }));
+        let inside_driver =
+            matches!(self.threads.get(&thread).and_then(|s| s.last()), Some(Frame::Driver { ours: true, .. }));
         // The return address is in the driver's image; or a tail call from a routine the kernel
         // called in the driver (DriverEntry, DriverUnload, a dispatch routine) left the kernel's.
         let ours = self.in_image(ret) || inside_driver;
@@ -1467,9 +1538,15 @@ mod tests {
         let log = "wine: Call from 000000007B013D7E to unimplemented function ntoskrnl.exe.ObSetSecurityObjectByPointer, aborting\n";
         let trace = Trace::parse(log, LAYOUT, "ntpool");
         assert_eq!(trace.crashes.len(), 1);
-        assert_eq!(client_summary("a\nIOCTL_NTPOOL_FREE ok\n41 passed, 0 failed\r\n").map(|s| (s.1, s.2)), Some((41, 0)));
+        assert_eq!(
+            client_summary("a\nIOCTL_NTPOOL_FREE ok\n41 passed, 0 failed\r\n").map(|s| (s.1, s.2)),
+            Some((41, 0))
+        );
         assert_eq!(client_summary("result: 40 passed, 1 failed").map(|s| (s.1, s.2)), Some((40, 1)));
         assert_eq!(client_summary("no summary"), None);
+        let running =
+            "SERVICE_NAME: ntpool\n        TYPE               : 1  \n        STATE              : 4  RUNNING\n";
+        assert!(service_state_is(running, "RUNNING") && !service_state_is(running, "STOPPED"));
     }
 
     #[test]
