@@ -100,14 +100,12 @@ pub unsafe extern "system" fn DriverEntry(
     };
     state.stats.with(&mut passive, report.checks, |_dispatch, stats, checks| stats.checks = checks);
 
-    // SAFETY: the I/O manager passes a valid driver object, at PASSIVE_LEVEL.
-    let device = match unsafe { device::create(driver, &passive) } {
-        Ok(device) => device,
-        Err(status) => {
-            debug_print!("creating \\Device\\NtPool failed: status {:#010x}", status as u32);
-            return status;
-        }
-    };
+    // SAFETY: the I/O manager passes a valid driver object, at PASSIVE_LEVEL. (DriverUnload finds
+    // the device again through the driver object.)
+    if let Err(status) = unsafe { device::create(driver, &passive) } {
+        debug_print!("creating \\Device\\NtPool failed: status {:#010x}", status as u32);
+        return status;
+    }
     STATE.store(NonPagedBox::into_raw(state), Ordering::Release);
 
     // SAFETY: the I/O manager passes a valid driver object, which the driver may fill in.
@@ -116,7 +114,7 @@ pub unsafe extern "system" fn DriverEntry(
     driver.MajorFunction[IRP_MJ_CLOSE] = Some(dispatch::create_close);
     driver.MajorFunction[IRP_MJ_DEVICE_CONTROL] = Some(dispatch::device_control);
     driver.DriverUnload = Some(DriverUnload);
-    debug_print!("DriverEntry: \\Device\\NtPool ready (device {:p} is never shown to user mode)", device);
+    debug_print!("DriverEntry: \\Device\\NtPool is ready");
     debug_print!("DriverEntry: registry path of {} characters kept in paged pool", path.len());
     STATUS_SUCCESS
 }
