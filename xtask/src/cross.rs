@@ -697,7 +697,7 @@ fn relative(path: &Path, base: &Path) -> Result<String, String> {
 /// features. With the build script's `/Brepro /DEBUG:NONE`, two builds of the same sources give
 /// the same bytes.
 pub fn build_driver(root: &Path, tc: &Toolchain, package: &str, profile_release: bool) -> Result<PathBuf, String> {
-    let dll = build_artifact(root, tc, package, Artifact::Cdylib, &[], profile_release)?;
+    let dll = build_artifact(root, tc, package, Artifact::Cdylib, &[], profile_release, "target/cross")?;
     let sys = dll.with_extension("sys");
     fs::copy(&dll, &sys).map_err(|e| format!("cannot copy {} to {}: {e}", dll.display(), sys.display()))?;
     Ok(sys)
@@ -719,7 +719,32 @@ const CLIENT_FEATURE: &str = "windows-exe";
 /// (`/ENTRY:mainCRTStartup /SUBSYSTEM:CONSOLE /NODEFAULTLIB /Brepro ...`): two builds of the same
 /// sources give the same bytes.
 pub fn build_client(root: &Path, tc: &Toolchain) -> Result<PathBuf, String> {
-    build_artifact(root, tc, CLIENT_PACKAGE, Artifact::Bin(CLIENT_BIN), &[CLIENT_FEATURE], true)
+    build_artifact(root, tc, CLIENT_PACKAGE, Artifact::Bin(CLIENT_BIN), &[CLIENT_FEATURE], true, "target/cross")
+}
+
+/// Checks that the driver build is reproducible: builds `package` again from scratch in a target
+/// folder of its own (`target/cross-repro`, deleted first) and compares the image with `sys`, the
+/// one [`build_driver`] made. Returns a line saying so, or an error giving both sizes and the first
+/// differing offset.
+pub fn check_reproducible(root: &Path, tc: &Toolchain, package: &str, sys: &Path) -> Result<String, String> {
+    let again_dir = root.join("target/cross-repro");
+    if again_dir.exists() {
+        fs::remove_dir_all(&again_dir).map_err(|e| format!("cannot remove {}: {e}", again_dir.display()))?;
+    }
+    let dll = build_artifact(root, tc, package, Artifact::Cdylib, &[], true, "target/cross-repro")?;
+    let first = fs::read(sys).map_err(|e| format!("cannot read {}: {e}", sys.display()))?;
+    let second = fs::read(&dll).map_err(|e| format!("cannot read {}: {e}", dll.display()))?;
+    if first != second {
+        let differing = first.iter().zip(&second).position(|(a, b)| a != b).unwrap_or(first.len().min(second.len()));
+        return Err(format!(
+            "the driver build is not reproducible: {} ({} bytes) and a clean rebuild {} ({} bytes) differ from offset {differing:#x}",
+            sys.display(),
+            first.len(),
+            dll.display(),
+            second.len()
+        ));
+    }
+    Ok(format!("reproducible: a clean rebuild in {} gave the same {} bytes", again_dir.display(), first.len()))
 }
 
 /// What [`build_artifact`] builds of a package, and which file it returns.
@@ -752,42 +777,9 @@ pub enum Artifact<'a> {
 /// * `panic = "abort"` for both profiles; in the dev profile `compiler_builtins` is optimised
 ///   (unoptimised, it references `fma`/`fmaf`, which nothing provides).
 /// * `--locked` when the workspace has a `Cargo.lock`.
+///
+/// `target_folder` is relative to `root`: `target/cross` for the usual builds.
 pub fn build_artifact(
-    root: &Path,
-    tc: &Toolchain,
-    package: &str,
-    artifact: Artifact<'_>,
-    features: &[&str],
-    profile_release: bool,
-) -> Result<PathBuf, String> {
-    build_artifact_in(root, tc, package, artifact, features, profile_release, "target/cross")
-}
-
-/// Checks that the driver build is reproducible: builds `package` again from scratch in a target
-/// folder of its own (`target/cross-repro`, deleted first) and compares the image with `sys`, the
-/// one [`build_driver`] made. Returns a line saying so, or an error naming both digests' sizes.
-pub fn check_reproducible(root: &Path, tc: &Toolchain, package: &str, sys: &Path) -> Result<String, String> {
-    let again_dir = root.join("target/cross-repro");
-    if again_dir.exists() {
-        fs::remove_dir_all(&again_dir).map_err(|e| format!("cannot remove {}: {e}", again_dir.display()))?;
-    }
-    let dll = build_artifact_in(root, tc, package, Artifact::Cdylib, &[], true, "target/cross-repro")?;
-    let first = fs::read(sys).map_err(|e| format!("cannot read {}: {e}", sys.display()))?;
-    let second = fs::read(&dll).map_err(|e| format!("cannot read {}: {e}", dll.display()))?;
-    if first != second {
-        let differing = first.iter().zip(&second).position(|(a, b)| a != b).unwrap_or(first.len().min(second.len()));
-        return Err(format!(
-            "the driver build is not reproducible: {} ({} bytes) and a clean rebuild {} ({} bytes) differ from offset {differing:#x}",
-            sys.display(),
-            first.len(),
-            dll.display(),
-            second.len()
-        ));
-    }
-    Ok(format!("reproducible: a clean rebuild in {} gave the same {} bytes", again_dir.display(), first.len()))
-}
-
-fn build_artifact_in(
     root: &Path,
     tc: &Toolchain,
     package: &str,
