@@ -1,7 +1,7 @@
 //! The driver's device: `\Device\NtPool` with its symbolic link `\DosDevices\NtPool`, open to
 //! SYSTEM and Administrators only, and the state it keeps in its device extension.
 
-use ntpool::{FastMutex, NonPagedBox, Passive, PoolTag, SpinLock};
+use ntpool::{Allows, FastMutex, NonPagedBox, PagedPool, Passive, PoolTag, SpinLock};
 use ntpool_protocol::Statistics;
 
 use crate::kernel::{
@@ -48,17 +48,21 @@ pub enum Block {
 }
 
 impl Block {
-    /// Its size in bytes.
-    pub fn len(&self, passive: &Passive) -> usize {
+    /// Its bytes, reached with a token that allows paged memory (which a non-paged block needs
+    /// no token for, but one code path serves both).
+    pub fn bytes<'a, I: Allows<PagedPool>>(&'a self, token: &'a I) -> &'a [u8] {
         match self {
-            Block::NonPaged(block) => block.len(),
-            Block::Paged(block) => block.get(passive).len(),
+            Block::NonPaged(block) => block,
+            Block::Paged(block) => block.get(token),
         }
     }
 
-    /// Whether it is empty (never: sizes start at 1).
-    pub fn is_empty(&self, passive: &Passive) -> bool {
-        self.len(passive) == 0
+    /// Its pool, as the protocol numbers it.
+    pub fn pool(&self) -> u32 {
+        match self {
+            Block::NonPaged(_) => ntpool_protocol::POOL_NON_PAGED,
+            Block::Paged(_) => ntpool_protocol::POOL_PAGED,
+        }
     }
 }
 

@@ -209,9 +209,11 @@ fn usage(table: &Table, apc: &Apc) -> (usize, u64, u64) {
     let mut usage = (0, 0, 0);
     for entry in table.entries.iter().flatten() {
         usage.0 += 1;
-        match &entry.block {
-            Block::NonPaged(block) => usage.1 += block.len() as u64,
-            Block::Paged(block) => usage.2 += block.get(apc).len() as u64,
+        let bytes = entry.block.bytes(apc).len() as u64;
+        if entry.block.pool() == POOL_PAGED {
+            usage.2 += bytes;
+        } else {
+            usage.1 += bytes;
         }
     }
     usage
@@ -225,10 +227,7 @@ fn free(state: &DeviceState, passive: &mut Passive, request: &Request<'_>) -> Ou
     let removed = state.table.lock(passive, |apc, table| {
         let slot = table.entries.iter_mut().find(|slot| slot.as_ref().is_some_and(|entry| entry.id == input.id));
         let entry = slot.and_then(Option::take).ok_or(status::NOT_FOUND)?;
-        let freed = match &entry.block {
-            Block::NonPaged(block) => (POOL_NON_PAGED, block.len() as u64),
-            Block::Paged(block) => (POOL_PAGED, block.get(apc).len() as u64),
-        };
+        let freed = (entry.block.pool(), entry.block.bytes(apc).len() as u64);
         // Dropped here, at APC_LEVEL: paged memory may be freed.
         drop(entry);
         Ok(freed)
@@ -248,10 +247,7 @@ fn read(
     let input = request.parse::<ReadRequest>()?;
     state.table.lock(passive, |apc, table| {
         let entry = table.entries.iter().flatten().find(|entry| entry.id == input.id).ok_or(status::NOT_FOUND)?;
-        let bytes: &[u8] = match &entry.block {
-            Block::NonPaged(block) => block,
-            Block::Paged(block) => block.get(apc),
-        };
+        let bytes = entry.block.bytes(apc);
         let offset = input.offset as usize;
         let rest = bytes.get(offset..).ok_or(status::INVALID_PARAMETER_2)?;
         let wanted = rest.get(..input.length as usize).ok_or(status::INVALID_PARAMETER_3)?;
@@ -281,10 +277,7 @@ fn query_allocations(state: &DeviceState, passive: &mut Passive, output: &mut [u
         let mut written = reply(&AllocationsHeader { outstanding: count as u32, returned: returned as u32 }, output)?;
         for &(id, index) in &order[..returned] {
             let Some(entry) = &table.entries[index] else { continue };
-            let (pool, size) = match &entry.block {
-                Block::NonPaged(block) => (POOL_NON_PAGED, block.len()),
-                Block::Paged(block) => (POOL_PAGED, block.get(apc).len()),
-            };
+            let (pool, size) = (entry.block.pool(), entry.block.bytes(apc).len());
             let info = AllocationInfo { id, pool, tag: entry.tag.to_ulong(), size: size as u32, reserved: 0 };
             written += reply(&info, &mut output[written..])?;
         }
