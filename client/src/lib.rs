@@ -1100,5 +1100,8 @@ fn compare(values: &[(&'static str, u64, u64)]) -> Result<(), Problem> {
     }
 }
 
+pub mod hostile;
+pub mod soak;
+
 #[cfg(test)]
 mod tests;
