@@ -203,3 +203,57 @@ fn every_byte_returned_to_user_mode_is_the_same_whatever_uninitialized_memory_ho
     }
     println!("{} requests, {returned} bytes returned to user mode, identical under both fills", first.len());
 }
+
+/// The soak worker that `ntpool-client.exe --soak` runs on each thread passes against the driver on
+/// the emulated kernel, each worker with its own handle while the others' handles hold blocks.
+#[test]
+fn the_soak_worker_passes_on_the_emulated_kernel() {
+    use ntpool_client::soak::{REQUESTS_PER_STEP, SoakReport, soak_worker};
+
+    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let kernel = Kernel::builder().driver_name("ntpool_driver.sys").build();
+    let total = kernel.run(|| {
+        let driver = host::load().driver.expect("loaded");
+        let mut devices = Emulated { driver: &driver, handles: Vec::new() };
+        let mut total = SoakReport::default();
+        // A block of another handle stays outstanding meanwhile: workers must not see it.
+        let other = devices.open().expect("opens");
+        let request =
+            ntpool_protocol::AllocateRequest { pool: 1, tag: u32::from_le_bytes(*b"Othr"), size: 8, reserved: 0 };
+        let mut reply = [0; 8];
+        assert_eq!(
+            devices.control(
+                other,
+                ntpool_protocol::IOCTL_NTPOOL_ALLOCATE,
+                ntpool_protocol::Wire::as_bytes(&request),
+                &mut reply
+            ),
+            (0, 8)
+        );
+        for worker in 0..4 {
+            let handle = driver.open().expect("opens");
+            let report = soak_worker(&mut Emulated1(&handle), worker, 25);
+            assert!(report.all_passed(), "worker {worker}: {report:?}");
+            total.add(&report);
+        }
+        drop(devices);
+        driver.unload();
+        total
+    });
+    assert_eq!(total.requests, 4 * (25 * u64::from(REQUESTS_PER_STEP) + 1));
+    assert_eq!((total.allocations, total.frees), (100, 100));
+    if let Err(leak) = kernel.verify_unload() {
+        panic!("{leak}");
+    }
+}
+
+/// One handle as the client's `Device`.
+struct Emulated1<'a, 'b>(&'a Handle<'b>);
+
+impl ntpool_client::Device for Emulated1<'_, '_> {
+    fn control(&mut self, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
+        let (status, reply) = self.0.device_control(code, input, output.len());
+        output[..reply.len()].copy_from_slice(&reply);
+        (status, reply.len())
+    }
+}
