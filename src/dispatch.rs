@@ -64,7 +64,7 @@ pub unsafe extern "system" fn close(device: PDEVICE_OBJECT, irp: PIRP) -> NTSTAT
 }
 
 /// Frees every block of `owner` and takes them off the counters.
-pub fn release_owner(state: &DeviceState, passive: &mut Passive, owner: usize) {
+fn release_owner(state: &DeviceState, passive: &mut Passive, owner: usize) {
     let released = state.table.lock(passive, |apc, table| {
         let mut released = Statistics::default();
         for slot in table.entries.iter_mut() {
