@@ -9,8 +9,8 @@
 //! ends with the line `{passed} passed, {failed} failed`. It frees every block it allocated, and
 //! checks at the end that nothing is outstanding and that the driver's counters moved by exactly
 //! what its answers imply. It needs a driver that no other client uses while it runs: the limit
-//! checks fill its handle up to the per-handle limits, and the counters are compared with the scenario's own
-//! requests.
+//! checks fill its handle up to the per-handle limits, and the counters are compared with the
+//! scenario's own requests.
 #![no_std]
 
 #[cfg(test)]
@@ -68,10 +68,10 @@ impl fmt::Display for Summary {
 /// line `{passed} passed, {failed} failed`, and returns those numbers.
 ///
 /// It allocates blocks in both pools, reads them back (new blocks must read as zeros), lists and
-/// counts them, fills its handle to each of the per-handle limits, sends malformed and unknown requests, and
-/// frees everything it allocated, including after a failed check. It expects a driver with nothing
-/// outstanding at the start and no other client while it runs. Errors writing to `out` are
-/// ignored.
+/// counts them, fills its handle to each of the per-handle limits, sends malformed and unknown
+/// requests, and frees everything it allocated, including after a failed check. It expects a
+/// driver with nothing outstanding at the start and no other client while it runs. Errors writing
+/// to `out` are ignored.
 pub fn run_scenario(device: &mut impl Device, out: &mut impl Write) -> Summary {
     let mut runner = Runner::new(device, out);
     runner.run();
