@@ -35,6 +35,10 @@ pub struct Entry {
     pub id: u64,
     /// The tag the client chose.
     pub tag: PoolTag,
+    /// The file object of the handle it was allocated through: only that handle can read, list or
+    /// free it, it counts against that handle's limits, and it is freed when that handle is closed.
+    /// Compared, never dereferenced, and never returned to user mode.
+    pub owner: usize,
     /// The memory.
     pub block: Block,
 }

@@ -1,5 +1,6 @@
-//! The driver's dispatch routines: `IRP_MJ_CREATE` / `IRP_MJ_CLOSE`, and `IRP_MJ_DEVICE_CONTROL` with
-//! the IOCTLs of [`ntpool_protocol`], every input checked before it is used.
+//! The driver's dispatch routines: `IRP_MJ_CREATE`, `IRP_MJ_CLOSE` (which frees the blocks of the
+//! handle being closed), and `IRP_MJ_DEVICE_CONTROL` with the IOCTLs of [`ntpool_protocol`], every
+//! input checked before it is used.
 
 use core::mem::size_of;
 
@@ -7,8 +8,8 @@ use ntpool::{Apc, NonPagedBox, PagedBox, Passive, PoolTag};
 use ntpool_protocol::{
     AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, FreeRequest, IOCTL_NTPOOL_ALLOCATE,
     IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ,
-    MAX_ALLOCATIONS, MAX_NON_PAGED_BYTES, MAX_PAGED_BYTES, MAX_SIZE, POOL_NON_PAGED, POOL_PAGED, ReadRequest,
-    Statistics, Wire, status,
+    MAX_ALLOCATIONS, MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_NON_PAGED_BYTES,
+    MAX_PAGED_BYTES, MAX_SIZE, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, status,
 };
 
 use crate::device::{self, Block, DeviceState, Entry, LogEntry, Table};
@@ -33,14 +34,57 @@ unsafe fn complete(irp: PIRP, status: NTSTATUS, information: usize) -> NTSTATUS 
     status
 }
 
-/// `IRP_MJ_CREATE` and `IRP_MJ_CLOSE`: nothing to do; access was checked by the I/O manager against
-/// the device's DACL.
+/// `IRP_MJ_CREATE`: nothing to do; access was checked by the I/O manager against the device's DACL.
 ///
 /// # Safety
 /// Called by the I/O manager with a valid device object and IRP.
 pub unsafe extern "system" fn create_close(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTATUS {
     // SAFETY: forwarded from the I/O manager.
     unsafe { complete(irp, status::SUCCESS, 0) }
+}
+
+/// `IRP_MJ_CLOSE`, at `PASSIVE_LEVEL`: the last reference to a file object is gone, so the blocks
+/// allocated through it are freed (a client that exits or crashes leaves nothing behind) and its
+/// share of the limits is released.
+///
+/// # Safety
+/// Called by the I/O manager with this driver's device and a valid IRP.
+pub unsafe extern "system" fn close(device: PDEVICE_OBJECT, irp: PIRP) -> NTSTATUS {
+    // SAFETY: close requests reach a driver at PASSIVE_LEVEL, and this is the thread's only token.
+    let mut passive = unsafe { Passive::assume() };
+    // SAFETY: a valid IRP being dispatched to us.
+    let stack = unsafe { IoGetCurrentIrpStackLocation(irp) };
+    // SAFETY: the I/O manager set up our stack location.
+    let owner = unsafe { (*stack).FileObject } as usize;
+    // SAFETY: the I/O manager passes our device.
+    let state = unsafe { device::state(device) };
+    release_owner(state, &mut passive, owner);
+    // SAFETY: forwarded from the I/O manager; completed once, here.
+    unsafe { complete(irp, status::SUCCESS, 0) }
+}
+
+/// Frees every block of `owner` and takes them off the counters.
+fn release_owner(state: &DeviceState, passive: &mut Passive, owner: usize) {
+    let released = state.table.lock(passive, |apc, table| {
+        let mut released = Statistics::default();
+        for slot in table.entries.iter_mut() {
+            if slot.as_ref().is_some_and(|entry| entry.owner == owner) {
+                if let Some(entry) = slot.take() {
+                    released.frees += 1;
+                    *pool_bytes(&mut released, entry.block.pool()) += entry.block.bytes(apc).len() as u64;
+                    // Dropped here, at APC_LEVEL: paged memory may be freed.
+                    drop(entry);
+                }
+            }
+        }
+        released
+    });
+    state.stats.with(passive, device::Counters(released), |_dispatch, stats, released| {
+        stats.frees += released.frees;
+        stats.outstanding -= released.frees;
+        stats.non_paged_bytes -= released.non_paged_bytes;
+        stats.paged_bytes -= released.paged_bytes;
+    });
 }
 
 /// `IRP_MJ_DEVICE_CONTROL`, at `PASSIVE_LEVEL` (the driver is the top of its stack).
@@ -56,6 +100,8 @@ pub unsafe extern "system" fn device_control(device: PDEVICE_OBJECT, irp: PIRP) 
     // SAFETY: the I/O manager set up our stack location.
     let stack = unsafe { &*stack };
     let parameters = &stack.Parameters.DeviceIoControl;
+    // The handle's file object identifies the client.
+    let owner = stack.FileObject as usize;
     let (code, input_length, output_length) =
         (parameters.IoControlCode, parameters.InputBufferLength as usize, parameters.OutputBufferLength as usize);
     // SAFETY: a valid IRP being dispatched to us.
@@ -75,7 +121,7 @@ pub unsafe extern "system" fn device_control(device: PDEVICE_OBJECT, irp: PIRP) 
         // SAFETY: the buffer holds at least `output_length` bytes, and nothing else uses it now.
         unsafe { core::slice::from_raw_parts_mut(buffer, output_length) }
     };
-    let request = Request { code, input: &input[..input_length.min(MAX_INPUT)], input_length };
+    let request = Request { code, input: &input[..input_length.min(MAX_INPUT)], input_length, owner };
     // SAFETY: the I/O manager passes our device.
     let state = unsafe { device::state(device) };
     let outcome = handle(state, &mut passive, &request, output);
@@ -96,6 +142,9 @@ pub struct Request<'a> {
     pub input: &'a [u8],
     /// The input's real length.
     pub input_length: usize,
+    /// The file object the request came through: the client, for the per-handle limits and the
+    /// blocks it may reach.
+    pub owner: usize,
 }
 
 impl Request<'_> {
@@ -130,7 +179,7 @@ pub fn handle(state: &DeviceState, passive: &mut Passive, request: &Request<'_>,
         IOCTL_NTPOOL_ALLOCATE => allocate(state, passive, request, output),
         IOCTL_NTPOOL_FREE => free(state, passive, request),
         IOCTL_NTPOOL_READ => Outcome::new(read(state, passive, request, output)),
-        IOCTL_NTPOOL_QUERY_ALLOCATIONS => Outcome::new(query_allocations(state, passive, output)),
+        IOCTL_NTPOOL_QUERY_ALLOCATIONS => Outcome::new(query_allocations(state, passive, request.owner, output)),
         IOCTL_NTPOOL_QUERY_STATISTICS => Outcome::new(query_statistics(state, passive, output)),
         _ => Outcome::new(Err(status::INVALID_DEVICE_REQUEST)),
     }
@@ -166,8 +215,9 @@ fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, o
         Err(status) => return Outcome::new(Err(status)),
     };
     let size = u64::from(input.size);
+    let owner = request.owner;
     let added = state.table.lock(passive, |apc, table| {
-        let (count, non_paged, paged) = usage(table, apc);
+        let (count, non_paged, paged) = usage(table, apc, None);
         let limit = if input.pool == POOL_PAGED {
             paged + size > MAX_PAGED_BYTES
         } else {
@@ -176,11 +226,20 @@ fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, o
         if count >= MAX_ALLOCATIONS as usize || limit {
             return Err(status::QUOTA_EXCEEDED);
         }
+        let (count, non_paged, paged) = usage(table, apc, Some(owner));
+        let limit = if input.pool == POOL_PAGED {
+            paged + size > MAX_HANDLE_PAGED_BYTES
+        } else {
+            non_paged + size > MAX_HANDLE_NON_PAGED_BYTES
+        };
+        if count >= MAX_HANDLE_ALLOCATIONS as usize || limit {
+            return Err(status::QUOTA_EXCEEDED);
+        }
         let slot = table.entries.iter().position(Option::is_none).ok_or(status::QUOTA_EXCEEDED)?;
         let block = new_block(apc, input.pool, tag, input.size as usize).ok_or(status::INSUFFICIENT_RESOURCES)?;
         let id = table.next_id;
         table.next_id += 1;
-        table.entries[slot] = Some(Entry { id, tag, block });
+        table.entries[slot] = Some(Entry { id, tag, owner, block });
         Ok(id)
     });
     match added {
@@ -204,10 +263,11 @@ fn new_block(apc: &Apc, pool: u32, tag: PoolTag, size: usize) -> Option<Block> {
     }
 }
 
-/// Blocks outstanding, and bytes of non-paged and of paged pool they hold.
-fn usage(table: &Table, apc: &Apc) -> (usize, u64, u64) {
+/// Blocks outstanding (of `owner`, or of everyone), and bytes of non-paged and of paged pool they
+/// hold.
+fn usage(table: &Table, apc: &Apc, owner: Option<usize>) -> (usize, u64, u64) {
     let mut usage = (0, 0, 0);
-    for entry in table.entries.iter().flatten() {
+    for entry in table.entries.iter().flatten().filter(|entry| owner.is_none_or(|owner| entry.owner == owner)) {
         usage.0 += 1;
         let bytes = entry.block.bytes(apc).len() as u64;
         if entry.block.pool() == POOL_PAGED {
@@ -225,7 +285,10 @@ fn free(state: &DeviceState, passive: &mut Passive, request: &Request<'_>) -> Ou
         Err(status) => return Outcome::new(Err(status)),
     };
     let removed = state.table.lock(passive, |apc, table| {
-        let slot = table.entries.iter_mut().find(|slot| slot.as_ref().is_some_and(|entry| entry.id == input.id));
+        let slot = table
+            .entries
+            .iter_mut()
+            .find(|slot| slot.as_ref().is_some_and(|entry| entry.id == input.id && entry.owner == request.owner));
         let entry = slot.and_then(Option::take).ok_or(status::NOT_FOUND)?;
         let freed = (entry.block.pool(), entry.block.bytes(apc).len() as u64);
         // Dropped here, at APC_LEVEL: paged memory may be freed.
@@ -246,7 +309,12 @@ fn read(
 ) -> Result<usize, NTSTATUS> {
     let input = request.parse::<ReadRequest>()?;
     state.table.lock(passive, |apc, table| {
-        let entry = table.entries.iter().flatten().find(|entry| entry.id == input.id).ok_or(status::NOT_FOUND)?;
+        let entry = table
+            .entries
+            .iter()
+            .flatten()
+            .find(|entry| entry.id == input.id && entry.owner == request.owner)
+            .ok_or(status::NOT_FOUND)?;
         let bytes = entry.block.bytes(apc);
         let offset = input.offset as usize;
         let rest = bytes.get(offset..).ok_or(status::INVALID_PARAMETER_2)?;
@@ -257,7 +325,12 @@ fn read(
     })
 }
 
-fn query_allocations(state: &DeviceState, passive: &mut Passive, output: &mut [u8]) -> Result<usize, NTSTATUS> {
+fn query_allocations(
+    state: &DeviceState,
+    passive: &mut Passive,
+    owner: usize,
+    output: &mut [u8],
+) -> Result<usize, NTSTATUS> {
     if output.len() < size_of::<AllocationsHeader>() {
         return Err(status::BUFFER_TOO_SMALL);
     }
@@ -265,7 +338,7 @@ fn query_allocations(state: &DeviceState, passive: &mut Passive, output: &mut [u
         let mut order = [(0u64, 0usize); MAX_ALLOCATIONS as usize];
         let mut count = 0;
         for (index, entry) in table.entries.iter().enumerate() {
-            if let Some(entry) = entry {
+            if let Some(entry) = entry.as_ref().filter(|entry| entry.owner == owner) {
                 order[count] = (entry.id, index);
                 count += 1;
             }

@@ -34,6 +34,21 @@ struct Objects {
 
 static OBJECTS: Mutex<Option<Objects>> = Mutex::new(None);
 
+std::thread_local! {
+    /// What the I/O manager fills the rest of a system buffer with, on this thread.
+    static SYSTEM_BUFFER_FILL: core::cell::Cell<u8> = const { core::cell::Cell::new(0xCD) };
+}
+
+/// Sets what the I/O manager fills the part of a system buffer past the input with (0xCD by
+/// default), for the requests sent from this thread: as uninitialized pool would be. A test that runs
+/// the same requests with two fills sees whether any of those bytes reaches user mode.
+pub fn set_system_buffer_fill(fill: u8) {
+    SYSTEM_BUFFER_FILL.with(|cell| cell.set(fill));
+}
+
+/// A `FILE_OBJECT` (x64, 0xD8 bytes): the driver only compares its address.
+type FileObject = [u64; 27];
+
 fn objects<R>(f: impl FnOnce(&mut Objects) -> R) -> R {
     let mut guard = OBJECTS.lock().unwrap_or_else(|p| p.into_inner());
     f(guard.get_or_insert_with(Objects::default))
@@ -410,7 +425,7 @@ impl LoadedDriver {
             o.devices.get(target).copied()
         });
         let device = device.ok_or(0xC000_0034_u32 as i32)? as PDEVICE_OBJECT;
-        let handle = Handle { driver: self, device };
+        let handle = Handle { driver: self, device, file: Box::new([0; 27]) };
         let (status, _) = handle.send(IRP_MJ_CREATE, 0, &[], 0);
         if status < 0 { Err(status) } else { Ok(handle) }
     }
@@ -427,15 +442,18 @@ impl LoadedDriver {
     }
 }
 
-/// An open handle to the device.
+/// An open handle to the device, with a file object of its own (which the driver sees in every
+/// request's stack location, and which identifies the client).
 pub struct Handle<'a> {
     driver: &'a LoadedDriver,
     device: PDEVICE_OBJECT,
+    file: Box<FileObject>,
 }
 
 impl Handle<'_> {
     /// `DeviceIoControl` with a `METHOD_BUFFERED` code: the input is copied into a system buffer of
-    /// `max(input, output)` bytes (the rest filled with a pattern, as uninitialized pool would be),
+    /// `max(input, output)` bytes (the rest filled with a pattern, as uninitialized pool would be:
+    /// see [`set_system_buffer_fill`]),
     /// the driver's routine runs, and the `Information` bytes it reports are copied back. Checks that
     /// the driver completed the IRP exactly once and never reported more output than there was room
     /// for.
@@ -444,7 +462,8 @@ impl Handle<'_> {
     }
 
     fn send(&self, major: usize, code: u32, input: &[u8], output_length: usize) -> (NTSTATUS, Vec<u8>) {
-        let mut system_buffer = std::vec![0xCD_u8; input.len().max(output_length)];
+        let fill = SYSTEM_BUFFER_FILL.with(core::cell::Cell::get);
+        let mut system_buffer = std::vec![fill; input.len().max(output_length)];
         system_buffer[..input.len()].copy_from_slice(input);
         // SAFETY: IRP and IO_STACK_LOCATION are plain data for which all-zero bytes are valid.
         let mut irp: Box<IRP> = Box::new(unsafe { core::mem::zeroed() });
@@ -452,6 +471,7 @@ impl Handle<'_> {
         let mut stack: Box<IO_STACK_LOCATION> = Box::new(unsafe { core::mem::zeroed() });
         stack.MajorFunction = major as u8;
         stack.DeviceObject = self.device;
+        stack.FileObject = (&*self.file as *const FileObject).cast_mut().cast();
         stack.Parameters.DeviceIoControl.IoControlCode = code;
         stack.Parameters.DeviceIoControl.InputBufferLength = input.len() as u32;
         stack.Parameters.DeviceIoControl.OutputBufferLength = output_length as u32;

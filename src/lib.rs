@@ -111,7 +111,7 @@ pub unsafe extern "system" fn DriverEntry(
     // SAFETY: the I/O manager passes a valid driver object, which the driver may fill in.
     let driver = unsafe { &mut *driver };
     driver.MajorFunction[IRP_MJ_CREATE] = Some(dispatch::create_close);
-    driver.MajorFunction[IRP_MJ_CLOSE] = Some(dispatch::create_close);
+    driver.MajorFunction[IRP_MJ_CLOSE] = Some(dispatch::close);
     driver.MajorFunction[IRP_MJ_DEVICE_CONTROL] = Some(dispatch::device_control);
     driver.DriverUnload = Some(DriverUnload);
     debug_print!("DriverEntry: \\Device\\NtPool is ready");

@@ -241,7 +241,7 @@ fn bad_input_gets_the_precise_status_and_changes_nothing() {
 #[test]
 fn the_limits_stop_user_mode_from_exhausting_pool() {
     with_device(|handle, _| {
-        let ids: Vec<u64> = (0..MAX_ALLOCATIONS)
+        let ids: Vec<u64> = (0..MAX_HANDLE_ALLOCATIONS)
             .map(|_| {
                 let (status, id) = allocate(handle, POOL_PAGED, TAG, 8);
                 assert_eq!(status, status::SUCCESS);
@@ -252,7 +252,7 @@ fn the_limits_stop_user_mode_from_exhausting_pool() {
         for id in &ids {
             assert_eq!(free(handle, *id), status::SUCCESS);
         }
-        let big: Vec<u64> = (0..MAX_NON_PAGED_BYTES / u64::from(MAX_SIZE))
+        let big: Vec<u64> = (0..MAX_HANDLE_NON_PAGED_BYTES / u64::from(MAX_SIZE))
             .map(|_| allocate(handle, POOL_NON_PAGED, TAG, MAX_SIZE))
             .map(|(status, id)| {
                 assert_eq!(status, status::SUCCESS);
@@ -260,8 +260,9 @@ fn the_limits_stop_user_mode_from_exhausting_pool() {
             })
             .collect();
         assert_eq!(allocate(handle, POOL_NON_PAGED, TAG, 1).0, status::QUOTA_EXCEEDED, "non-paged bytes");
-        assert_eq!(allocate(handle, POOL_PAGED, TAG, MAX_SIZE).0, status::SUCCESS, "paged has its own budget");
-        for id in big {
+        let (status, paged) = allocate(handle, POOL_PAGED, TAG, MAX_SIZE);
+        assert_eq!(status, status::SUCCESS, "paged has its own budget");
+        for id in big.into_iter().chain([paged]) {
             assert_eq!(free(handle, id), status::SUCCESS);
         }
         let ids = std::iter::from_fn(|| Some(allocate(handle, POOL_NON_PAGED, TAG, 4)))
@@ -273,13 +274,34 @@ fn the_limits_stop_user_mode_from_exhausting_pool() {
 }
 
 #[test]
-fn unload_frees_what_clients_left_behind() {
-    with_device(|handle, kernel| {
+fn closing_a_handle_frees_its_blocks_and_unload_frees_the_rest() {
+    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let kernel = Kernel::builder().driver_name("ntpool_driver.sys").build();
+    let tst1 = |kernel: &Kernel| kernel.outstanding().iter().filter(|a| a.tag.to_string() == "Tst1").count();
+    kernel.run(|| {
+        let driver = host::load().driver.expect("loaded");
+        let first = driver.open().expect("opens");
+        let second = driver.open().expect("opens");
         for pool in [POOL_PAGED, POOL_NON_PAGED, POOL_PAGED] {
-            assert_eq!(allocate(handle, pool, TAG, 1000).0, status::SUCCESS);
+            assert_eq!(allocate(&first, pool, TAG, 1000).0, status::SUCCESS);
         }
-        assert_eq!(kernel.outstanding().iter().filter(|a| a.tag.to_string() == "Tst1").count(), 3);
+        let (status, id) = allocate(&second, POOL_NON_PAGED, TAG, 10);
+        assert_eq!(status, status::SUCCESS);
+        assert_eq!(allocate(&second, POOL_PAGED, TAG, 20).0, status::SUCCESS);
+        assert_eq!(free(&first, id), status::NOT_FOUND, "another handle's block");
+        assert_eq!(tst1(&kernel), 5);
+        drop(first);
+        assert_eq!(tst1(&kernel), 2, "IRP_MJ_CLOSE freed the closed handle's three blocks");
+        let after = statistics(&second);
+        assert_eq!((after.outstanding, after.non_paged_bytes, after.paged_bytes), (2, 10, 20));
+        assert_eq!((after.allocations, after.frees), (5, 3));
+        // This handle's IRP_MJ_CLOSE never comes: DriverUnload frees its blocks.
+        std::mem::forget(second);
+        driver.unload();
     });
+    if let Err(leak) = kernel.verify_unload() {
+        panic!("{leak}");
+    }
 }
 
 #[test]

@@ -9,8 +9,8 @@
 //! ends with the line `{passed} passed, {failed} failed`. It frees every block it allocated, and
 //! checks at the end that nothing is outstanding and that the driver's counters moved by exactly
 //! what its answers imply. It needs a driver that no other client uses while it runs: the limit
-//! checks fill the driver up to its limits, and the counters are compared with the scenario's own
-//! requests.
+//! checks fill its handle up to the per-handle limits, and the counters are compared with the
+//! scenario's own requests.
 #![no_std]
 
 #[cfg(test)]
@@ -21,8 +21,8 @@ use core::fmt::{self, Write};
 use ntpool_protocol::{
     AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, FILE_DEVICE_NTPOOL, FILE_READ_DATA, FreeRequest,
     IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS,
-    IOCTL_NTPOOL_READ, MAX_ALLOCATIONS, MAX_NON_PAGED_BYTES, MAX_PAGED_BYTES, MAX_SIZE, METHOD_BUFFERED,
-    POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, ctl_code, status,
+    IOCTL_NTPOOL_READ, MAX_ALLOCATIONS, MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES,
+    MAX_SIZE, METHOD_BUFFERED, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, ctl_code, status,
 };
 
 /// The driver, as the scenario sees it: something that answers `IRP_MJ_DEVICE_CONTROL` requests.
@@ -68,10 +68,10 @@ impl fmt::Display for Summary {
 /// line `{passed} passed, {failed} failed`, and returns those numbers.
 ///
 /// It allocates blocks in both pools, reads them back (new blocks must read as zeros), lists and
-/// counts them, fills the driver to each of its limits, sends malformed and unknown requests, and
-/// frees everything it allocated, including after a failed check. It expects a driver with nothing
-/// outstanding at the start and no other client while it runs. Errors writing to `out` are
-/// ignored.
+/// counts them, fills its handle to each of the per-handle limits, sends malformed and unknown
+/// requests, and frees everything it allocated, including after a failed check. It expects a
+/// driver with nothing outstanding at the start and no other client while it runs. Errors writing
+/// to `out` are ignored.
 pub fn run_scenario(device: &mut impl Device, out: &mut impl Write) -> Summary {
     let mut runner = Runner::new(device, out);
     runner.run();
@@ -969,15 +969,15 @@ impl<'a, D: Device, W: Write> Runner<'a, D, W> {
         }
     }
 
-    /// `MAX_ALLOCATIONS` blocks outstanding: one more is refused, listed in full and in part, freed.
+    /// `MAX_HANDLE_ALLOCATIONS` blocks outstanding through this handle: one more is refused, listed in full and in part, freed.
     fn count_limit(&mut self) {
         let outstanding = self.start.map_or(0, |start| start.outstanding) + self.live_len as u64;
-        let room = u64::from(MAX_ALLOCATIONS).saturating_sub(outstanding) as u32;
+        let room = u64::from(MAX_HANDLE_ALLOCATIONS).saturating_sub(outstanding) as u32;
         let fill = AllocateRequest { pool: POOL_NON_PAGED, tag: tag(*b"Fill"), size: 16, reserved: 0 };
-        if self.allocate_many(room, fill, true, "up to MAX_ALLOCATIONS") {
-            self.allocate_refused(fill, status::QUOTA_EXCEEDED, "one more than MAX_ALLOCATIONS");
+        if self.allocate_many(room, fill, true, "up to MAX_HANDLE_ALLOCATIONS") {
+            self.allocate_refused(fill, status::QUOTA_EXCEEDED, "one more than MAX_HANDLE_ALLOCATIONS");
             let paged = AllocateRequest { pool: POOL_PAGED, size: 1, ..fill };
-            self.allocate_refused(paged, status::QUOTA_EXCEEDED, "one more than MAX_ALLOCATIONS");
+            self.allocate_refused(paged, status::QUOTA_EXCEEDED, "one more than MAX_HANDLE_ALLOCATIONS");
             // Input errors come before the limit.
             self.allocate_refused(
                 AllocateRequest { size: 0, ..fill },
@@ -985,11 +985,11 @@ impl<'a, D: Device, W: Write> Runner<'a, D, W> {
                 "size before limit",
             );
             self.allocate_refused(AllocateRequest { tag: 0, ..fill }, status::INVALID_PARAMETER_2, "tag before limit");
-            self.check_allocations(&[], LIST_ALL, "at MAX_ALLOCATIONS");
-            self.check_allocations(&[], HEADER_LEN + 10 * ENTRY_LEN, "at MAX_ALLOCATIONS (room for 10)");
-            self.check_gauges("at MAX_ALLOCATIONS");
+            self.check_allocations(&[], LIST_ALL, "at MAX_HANDLE_ALLOCATIONS");
+            self.check_allocations(&[], HEADER_LEN + 10 * ENTRY_LEN, "at MAX_HANDLE_ALLOCATIONS (room for 10)");
+            self.check_gauges("at MAX_HANDLE_ALLOCATIONS");
         }
-        self.free_all("MAX_ALLOCATIONS");
+        self.free_all("MAX_HANDLE_ALLOCATIONS");
         // The slots are free again, and recycled memory reads as zero.
         if let Some(id) = self.allocate(POOL_NON_PAGED, *b"Tst7", 2048) {
             self.read_zero(id, 2048);
@@ -997,45 +997,45 @@ impl<'a, D: Device, W: Write> Runner<'a, D, W> {
         }
     }
 
-    /// Four 64 KiB non-paged blocks reach `MAX_NON_PAGED_BYTES`: more non-paged memory is refused,
+    /// One 64 KiB non-paged block reaches `MAX_HANDLE_NON_PAGED_BYTES`: more non-paged memory is refused,
     /// paged memory is not.
     fn non_paged_limit(&mut self) {
-        let count = (MAX_NON_PAGED_BYTES / u64::from(MAX_SIZE)) as u32;
+        let count = (MAX_HANDLE_NON_PAGED_BYTES / u64::from(MAX_SIZE)) as u32;
         let request = AllocateRequest { pool: POOL_NON_PAGED, tag: tag(*b"NpLm"), size: MAX_SIZE, reserved: 0 };
-        if self.allocate_many(count, request, false, "up to MAX_NON_PAGED_BYTES") {
-            self.allocate_refused(request, status::QUOTA_EXCEEDED, "past MAX_NON_PAGED_BYTES");
+        if self.allocate_many(count, request, false, "up to MAX_HANDLE_NON_PAGED_BYTES") {
+            self.allocate_refused(request, status::QUOTA_EXCEEDED, "past MAX_HANDLE_NON_PAGED_BYTES");
             self.allocate_refused(
                 AllocateRequest { size: 1, ..request },
                 status::QUOTA_EXCEEDED,
-                "past MAX_NON_PAGED_BYTES",
+                "past MAX_HANDLE_NON_PAGED_BYTES",
             );
             if let Some(id) = self.allocate(POOL_PAGED, *b"PgOk", MAX_SIZE) {
                 self.read_zero(id, MAX_SIZE);
             }
-            self.check_gauges("at MAX_NON_PAGED_BYTES");
+            self.check_gauges("at MAX_HANDLE_NON_PAGED_BYTES");
         }
         if let Some(last) = self.live().iter().rev().find(|block| block.pool == POOL_NON_PAGED).copied() {
             self.read_zero(last.id, last.size);
         }
-        self.free_all("MAX_NON_PAGED_BYTES");
+        self.free_all("MAX_HANDLE_NON_PAGED_BYTES");
     }
 
-    /// Sixteen 64 KiB paged blocks reach `MAX_PAGED_BYTES`: more paged memory is refused,
+    /// Four 64 KiB paged blocks reach `MAX_HANDLE_PAGED_BYTES`: more paged memory is refused,
     /// non-paged memory is not.
     fn paged_limit(&mut self) {
-        let count = (MAX_PAGED_BYTES / u64::from(MAX_SIZE)) as u32;
+        let count = (MAX_HANDLE_PAGED_BYTES / u64::from(MAX_SIZE)) as u32;
         let request = AllocateRequest { pool: POOL_PAGED, tag: tag(*b"PgLm"), size: MAX_SIZE, reserved: 0 };
-        if self.allocate_many(count, request, false, "up to MAX_PAGED_BYTES") {
-            self.allocate_refused(request, status::QUOTA_EXCEEDED, "past MAX_PAGED_BYTES");
+        if self.allocate_many(count, request, false, "up to MAX_HANDLE_PAGED_BYTES") {
+            self.allocate_refused(request, status::QUOTA_EXCEEDED, "past MAX_HANDLE_PAGED_BYTES");
             self.allocate_refused(
                 AllocateRequest { size: 1, ..request },
                 status::QUOTA_EXCEEDED,
-                "past MAX_PAGED_BYTES",
+                "past MAX_HANDLE_PAGED_BYTES",
             );
             self.allocate(POOL_NON_PAGED, *b"NpOk", 1);
-            self.check_gauges("at MAX_PAGED_BYTES");
+            self.check_gauges("at MAX_HANDLE_PAGED_BYTES");
         }
-        self.free_all("MAX_PAGED_BYTES");
+        self.free_all("MAX_HANDLE_PAGED_BYTES");
     }
 
     /// Frees what is left, and checks that nothing is outstanding and that the counters moved by
@@ -1099,6 +1099,9 @@ fn compare(values: &[(&'static str, u64, u64)]) -> Result<(), Problem> {
         None => Ok(()),
     }
 }
+
+pub mod hostile;
+pub mod soak;
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,17 @@
 //! `ntpool-client.exe`: opens the ntpool sample driver's device (`\\.\NtPool`), runs the checks of
 //! [`ntpool_client::run_scenario`] against it and prints them to standard output.
 //!
+//! Then it sends every row of the hostile-input table ([`ntpool_client::hostile::run_table`]), and
+//! prints the total as its last line, `{passed} passed, {failed} failed`.
+//!
+//! `ntpool-client.exe --soak THREADS STEPS` runs the soak instead: `THREADS` threads (at most
+//! [`MAX_THREADS`](exe::MAX_THREADS)), each with its own handle, each running
+//! [`ntpool_client::soak::soak_worker`] for `STEPS` steps, all at once; it prints what they did and
+//! the same summary line (one check per request).
+//!
 //! Exit codes: 0 when every check passed, 1 when one failed, 2 when the device cannot be opened
-//! (the driver is not loaded, or access is denied), 101 on an internal error (a panic).
+//! (the driver is not loaded, or access is denied), 3 on a bad command line, 101 on an internal
+//! error (a panic).
 //!
 //! A `no_std` program without a C runtime, for `x86_64-pc-windows-msvc` only: it is entered at
 //! `mainCRTStartup` (the link arguments are in `build.rs`), imports a few routines of
@@ -18,7 +27,9 @@ mod exe {
     use core::fmt::{self, Write};
     use core::ptr::{null, null_mut};
 
-    use ntpool_client::{Device, run_scenario};
+    use ntpool_client::hostile::{Devices, run_table};
+    use ntpool_client::soak::{REQUESTS_PER_STEP, SoakReport, soak_worker};
+    use ntpool_client::{Device, Summary, run_scenario};
     use ntpool_protocol::USER_PATH;
 
     type Handle = *mut c_void;
@@ -59,6 +70,16 @@ mod exe {
         -> i32;
         safe fn GetLastError() -> u32;
         safe fn ExitProcess(code: u32) -> !;
+        safe fn GetCommandLineW() -> *const u16;
+        fn CreateThread(
+            security: *mut c_void,
+            stack_size: usize,
+            start: unsafe extern "system" fn(*mut c_void) -> u32,
+            parameter: *mut c_void,
+            flags: u32,
+            thread_id: *mut u32,
+        ) -> Handle;
+        fn WaitForMultipleObjects(count: u32, handles: *const Handle, wait_all: i32, milliseconds: u32) -> u32;
     }
 
     #[link(name = "ntdll.dll", kind = "raw-dylib", modifiers = "+verbatim")]
@@ -115,6 +136,17 @@ mod exe {
     }
 
     fn run(out: &mut Console, err: &mut Console) -> u32 {
+        let args = Args::parse();
+        match args.words() {
+            [] | [_] => {}
+            [_, flag, threads, steps] if flag.is("--soak") => {
+                return match (threads.number(), steps.number()) {
+                    (Some(threads @ 1..=MAX_THREADS), Some(steps)) => soak(threads, steps as u32, out, err),
+                    _ => usage(err),
+                };
+            }
+            _ => return usage(err),
+        }
         let Some(mut device) = NtPool::open() else {
             let error = GetLastError();
             // Nothing can be done about a failing console.
@@ -122,8 +154,195 @@ mod exe {
             return 2;
         };
         let _ = writeln!(out, "ntpool-client: checking the driver through {USER_PATH}");
-        let summary = run_scenario(&mut device, out);
-        if summary.all_passed() { 0 } else { 1 }
+        let scenario = run_scenario(&mut device, out);
+        drop(device);
+        let mut handles = Handles { open: [const { None }; 16] };
+        let table = run_table(&mut handles, out);
+        let total = Summary { passed: scenario.passed + table.passed, failed: scenario.failed + table.failed };
+        let _ = writeln!(out, "total: {total}");
+        if total.all_passed() && table.all_passed() { 0 } else { 1 }
+    }
+
+    fn usage(err: &mut Console) -> u32 {
+        let _ = writeln!(err, "usage: ntpool-client.exe [--soak THREADS(1-{MAX_THREADS}) STEPS]");
+        3
+    }
+
+    /// The most soak threads.
+    pub const MAX_THREADS: usize = 16;
+
+    /// What one soak thread works with and reports.
+    struct Slot {
+        worker: u32,
+        steps: u32,
+        opened: bool,
+        report: SoakReport,
+    }
+
+    /// A soak thread: opens its own handle and runs the worker.
+    unsafe extern "system" fn soak_thread(parameter: *mut c_void) -> u32 {
+        // SAFETY: `soak` passes a slot of its array, which outlives the thread (it waits for every
+        // thread before it reads the slots), and no other thread touches this slot.
+        let slot = unsafe { &mut *parameter.cast::<Slot>() };
+        let Some(mut device) = NtPool::open() else { return 2 };
+        slot.opened = true;
+        slot.report = soak_worker(&mut device, slot.worker, slot.steps);
+        0
+    }
+
+    fn soak(threads: usize, steps: u32, out: &mut Console, err: &mut Console) -> u32 {
+        const INFINITE: u32 = u32::MAX;
+        let mut slots: [Slot; MAX_THREADS] = core::array::from_fn(|worker| Slot {
+            worker: worker as u32,
+            steps,
+            opened: false,
+            report: SoakReport::default(),
+        });
+        let mut handles: [Handle; MAX_THREADS] = [null_mut(); MAX_THREADS];
+        let mut started = 0;
+        for (slot, handle) in slots.iter_mut().zip(handles.iter_mut()).take(threads) {
+            // SAFETY: `soak_thread` has the right signature; the slot outlives the thread (waited for
+            // below before `slots` is read or dropped).
+            *handle = unsafe { CreateThread(null_mut(), 0, soak_thread, (slot as *mut Slot).cast(), 0, null_mut()) };
+            if handle.is_null() {
+                break;
+            }
+            started += 1;
+        }
+        if started > 0 {
+            // SAFETY: `started` valid thread handles.
+            unsafe { WaitForMultipleObjects(started as u32, handles.as_ptr(), 1, INFINITE) };
+        }
+        for handle in &handles[..started] {
+            // SAFETY: a thread handle from CreateThread, closed once, here.
+            unsafe { CloseHandle(*handle) };
+        }
+        if started < threads {
+            let _ = writeln!(err, "ntpool-client: could only start {started} of {threads} threads");
+            return 1;
+        }
+        let mut total = SoakReport::default();
+        for slot in &slots[..threads] {
+            if !slot.opened {
+                let _ = writeln!(err, "ntpool-client: soak thread {} cannot open {USER_PATH}", slot.worker);
+                return 2;
+            }
+            total.add(&slot.report);
+        }
+        let _ = writeln!(
+            out,
+            "soak: {threads} threads x {steps} steps: {} requests ({} per thread), {} allocations, {} frees",
+            total.requests,
+            u64::from(steps) * u64::from(REQUESTS_PER_STEP) + 1,
+            total.allocations,
+            total.frees
+        );
+        if let Some((request, code, status)) = total.first_failure {
+            let _ = writeln!(out, "FAIL soak: request {request} (IOCTL {code:#010X}) answered {:#010X}", status as u32);
+        }
+        let summary = Summary { passed: total.passed as u32, failed: (total.requests - total.passed) as u32 };
+        let _ = writeln!(out, "{summary}");
+        if total.all_passed() && total.allocations == total.frees { 0 } else { 1 }
+    }
+
+    /// A command-line word, in UTF-16 units.
+    #[derive(Clone, Copy)]
+    struct Word {
+        units: &'static [u16],
+    }
+
+    impl Word {
+        fn is(&self, text: &str) -> bool {
+            self.units.len() == text.len()
+                && self.units.iter().zip(text.bytes()).all(|(&unit, byte)| unit == u16::from(byte))
+        }
+
+        fn number(&self) -> Option<usize> {
+            if self.units.is_empty() || self.units.len() > 9 {
+                return None;
+            }
+            self.units.iter().try_fold(0usize, |value, &unit| {
+                let digit = unit.checked_sub(u16::from(b'0')).filter(|digit| *digit < 10)?;
+                Some(value * 10 + usize::from(digit))
+            })
+        }
+    }
+
+    /// The command line's words, split at spaces and tabs (a word that starts with `"` runs to the
+    /// next `"`: the program's path may have spaces); at most five, the fifth standing for any more.
+    struct Args {
+        words: [Word; 5],
+        count: usize,
+    }
+
+    impl Args {
+        fn parse() -> Args {
+            let line = GetCommandLineW();
+            let mut length = 0;
+            // SAFETY: GetCommandLineW returns the process's NUL-terminated command line, which lives
+            // as long as the process.
+            while unsafe { *line.add(length) } != 0 {
+                length += 1;
+            }
+            // SAFETY: `length` units before the NUL; the command line lives as long as the process.
+            let units: &'static [u16] = unsafe { core::slice::from_raw_parts(line, length) };
+            let blank = |unit: u16| unit == u16::from(b' ') || unit == u16::from(b'\t');
+            let mut args = Args { words: [Word { units: &[] }; 5], count: 0 };
+            let mut at = 0;
+            while at < units.len() && args.count < args.words.len() {
+                while at < units.len() && blank(units[at]) {
+                    at += 1;
+                }
+                if at == units.len() {
+                    break;
+                }
+                let start = at;
+                if units[at] == u16::from(b'"') {
+                    at += 1;
+                    while at < units.len() && units[at] != u16::from(b'"') {
+                        at += 1;
+                    }
+                    at = (at + 1).min(units.len());
+                } else {
+                    while at < units.len() && !blank(units[at]) {
+                        at += 1;
+                    }
+                }
+                args.words[args.count] = Word { units: &units[start..at] };
+                args.count += 1;
+            }
+            args
+        }
+
+        fn words(&self) -> &[Word] {
+            &self.words[..self.count]
+        }
+    }
+
+    /// Several handles to the device, for the hostile-input table.
+    struct Handles {
+        open: [Option<NtPool>; 16],
+    }
+
+    impl Devices for Handles {
+        fn open(&mut self) -> Option<usize> {
+            let index = self.open.iter().position(Option::is_none)?;
+            self.open[index] = Some(NtPool::open()?);
+            Some(index)
+        }
+
+        fn control(&mut self, handle: usize, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
+            match self.open.get_mut(handle).and_then(Option::as_mut) {
+                Some(device) => device.control(code, input, output),
+                None => (STATUS_INVALID_PARAMETER, 0),
+            }
+        }
+
+        fn close(&mut self, handle: usize) {
+            if let Some(slot) = self.open.get_mut(handle) {
+                *slot = None;
+            }
+        }
     }
 
     /// What the common errors of opening the device mean.

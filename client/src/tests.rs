@@ -108,11 +108,11 @@ impl Model {
             return (status::INVALID_PARAMETER_3, 0);
         }
         let (limit, enforced) = if request.pool == POOL_PAGED {
-            (MAX_PAGED_BYTES, true)
+            (MAX_HANDLE_PAGED_BYTES, true)
         } else {
-            (MAX_NON_PAGED_BYTES, self.fault != Fault::NoNonPagedLimit)
+            (MAX_HANDLE_NON_PAGED_BYTES, self.fault != Fault::NoNonPagedLimit)
         };
-        let too_many = self.fault != Fault::NoCountLimit && self.blocks.len() >= MAX_ALLOCATIONS as usize;
+        let too_many = self.fault != Fault::NoCountLimit && self.blocks.len() >= MAX_HANDLE_ALLOCATIONS as usize;
         if too_many || (enforced && self.bytes(request.pool) + u64::from(request.size) > limit) {
             return (status::QUOTA_EXCEEDED, 0);
         }
@@ -291,7 +291,7 @@ fn prints_one_line_per_check_and_the_summary_last() {
     assert!(checks.iter().all(|line| line.starts_with("ok   ")), "{out}");
     assert!(out.contains("ok   ALLOCATE paged 100 bytes tag \"Tst1\" -> id 1001\n"), "{out}");
     assert!(out.contains(
-        "ok   ALLOCATE non-paged 16 bytes tag \"Fill\" (one more than MAX_ALLOCATIONS) -> STATUS_QUOTA_EXCEEDED\n"
+        "ok   ALLOCATE non-paged 16 bytes tag \"Fill\" (one more than MAX_HANDLE_ALLOCATIONS) -> STATUS_QUOTA_EXCEEDED\n"
     ));
     assert!(out.contains("ok   ALLOCATE paged 32 bytes tag \"Ab\\x00c\" (a NUL byte) -> STATUS_INVALID_PARAMETER_2\n"));
     assert!(out.contains("READ id 1001 offset 1 length 4294967295 into 64 bytes (offset + length overflows u32)"));
@@ -301,11 +301,11 @@ fn prints_one_line_per_check_and_the_summary_last() {
 fn covers_every_ioctl_and_the_limits() {
     let (_, out, _) = run(Fault::None);
     for needle in [
-        "ALLOCATE 64 x non-paged 16 bytes tag \"Fill\", every other one paged (up to MAX_ALLOCATIONS)",
-        "ALLOCATE 4 x non-paged 65536 bytes tag \"NpLm\" (up to MAX_NON_PAGED_BYTES)",
-        "ALLOCATE 16 x paged 65536 bytes tag \"PgLm\" (up to MAX_PAGED_BYTES)",
-        "(past MAX_NON_PAGED_BYTES) -> STATUS_QUOTA_EXCEEDED",
-        "(past MAX_PAGED_BYTES) -> STATUS_QUOTA_EXCEEDED",
+        "ALLOCATE 16 x non-paged 16 bytes tag \"Fill\", every other one paged (up to MAX_HANDLE_ALLOCATIONS)",
+        "ALLOCATE 1 x non-paged 65536 bytes tag \"NpLm\" (up to MAX_HANDLE_NON_PAGED_BYTES)",
+        "ALLOCATE 4 x paged 65536 bytes tag \"PgLm\" (up to MAX_HANDLE_PAGED_BYTES)",
+        "(past MAX_HANDLE_NON_PAGED_BYTES) -> STATUS_QUOTA_EXCEEDED",
+        "(past MAX_HANDLE_PAGED_BYTES) -> STATUS_QUOTA_EXCEEDED",
         "again (double free) -> STATUS_NOT_FOUND",
         "(never allocated) -> STATUS_NOT_FOUND",
         "all 65536 bytes of the new block are zero (64 reads)",
@@ -343,8 +343,14 @@ fn reports_failures_when_the_model_misbehaves() {
             Fault::LeaksOnFree,
             "nothing outstanding at the end: 0 blocks, 0 non-paged and 0 paged bytes: outstanding: expected 0, got 1",
         ),
-        (Fault::NoCountLimit, "(one more than MAX_ALLOCATIONS): expected STATUS_QUOTA_EXCEEDED, got STATUS_SUCCESS"),
-        (Fault::NoNonPagedLimit, "(past MAX_NON_PAGED_BYTES): expected STATUS_QUOTA_EXCEEDED, got STATUS_SUCCESS"),
+        (
+            Fault::NoCountLimit,
+            "(one more than MAX_HANDLE_ALLOCATIONS): expected STATUS_QUOTA_EXCEEDED, got STATUS_SUCCESS",
+        ),
+        (
+            Fault::NoNonPagedLimit,
+            "(past MAX_HANDLE_NON_PAGED_BYTES): expected STATUS_QUOTA_EXCEEDED, got STATUS_SUCCESS",
+        ),
         (
             Fault::ReservedCheckedLast,
             "(reserved before pool): expected STATUS_INVALID_PARAMETER_4, got STATUS_INVALID_PARAMETER_1",

@@ -35,7 +35,8 @@ pub const IOCTL_NTPOOL_FREE: u32 =
     ctl_code(FILE_DEVICE_NTPOOL, 0x801, METHOD_BUFFERED, FILE_READ_DATA | FILE_WRITE_DATA);
 /// Read a block's bytes: [`ReadRequest`] in, the bytes out. Needs read access.
 pub const IOCTL_NTPOOL_READ: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x802, METHOD_BUFFERED, FILE_READ_DATA);
-/// List the outstanding blocks: nothing in, [`AllocationsHeader`] and [`AllocationInfo`]s out.
+/// List the outstanding blocks of the handle the request comes through: nothing in,
+/// [`AllocationsHeader`] and [`AllocationInfo`]s out.
 pub const IOCTL_NTPOOL_QUERY_ALLOCATIONS: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x803, METHOD_BUFFERED, FILE_READ_DATA);
 /// The driver's counters: nothing in, [`Statistics`] out.
 pub const IOCTL_NTPOOL_QUERY_STATISTICS: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x804, METHOD_BUFFERED, FILE_READ_DATA);
@@ -53,6 +54,14 @@ pub const MAX_SIZE: u32 = 64 * 1024;
 pub const MAX_NON_PAGED_BYTES: u64 = 256 * 1024;
 /// At most this many bytes of paged pool outstanding.
 pub const MAX_PAGED_BYTES: u64 = 1024 * 1024;
+/// At most this many blocks outstanding through one open handle (file object): a quarter of
+/// [`MAX_ALLOCATIONS`], so that one client cannot take the whole driver's budget. A handle's blocks
+/// are freed when it is closed (`IRP_MJ_CLOSE`).
+pub const MAX_HANDLE_ALLOCATIONS: u32 = MAX_ALLOCATIONS / 4;
+/// At most this many bytes of non-paged pool outstanding through one open handle.
+pub const MAX_HANDLE_NON_PAGED_BYTES: u64 = MAX_NON_PAGED_BYTES / 4;
+/// At most this many bytes of paged pool outstanding through one open handle.
+pub const MAX_HANDLE_PAGED_BYTES: u64 = MAX_PAGED_BYTES / 4;
 
 /// `IOCTL_NTPOOL_ALLOCATE` input.
 #[repr(C)]
@@ -101,7 +110,7 @@ pub struct ReadRequest {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AllocationsHeader {
-    /// Blocks outstanding.
+    /// Blocks outstanding through this handle.
     pub outstanding: u32,
     /// Entries that follow (as many as the output buffer holds).
     pub returned: u32,
@@ -163,9 +172,11 @@ pub mod status {
     pub const INVALID_PARAMETER_3: i32 = 0xC000_00F1_u32 as i32;
     /// `STATUS_INVALID_PARAMETER_4`: a reserved field is not zero.
     pub const INVALID_PARAMETER_4: i32 = 0xC000_00F2_u32 as i32;
-    /// `STATUS_NOT_FOUND`: no outstanding block has that id (never allocated, or already freed).
+    /// `STATUS_NOT_FOUND`: no outstanding block of this handle has that id (never allocated, already
+    /// freed, or allocated through another handle).
     pub const NOT_FOUND: i32 = 0xC000_0225_u32 as i32;
-    /// `STATUS_QUOTA_EXCEEDED`: the request would pass one of the driver's limits.
+    /// `STATUS_QUOTA_EXCEEDED`: the request would pass one of the driver's limits, for the handle or
+    /// for the whole driver.
     pub const QUOTA_EXCEEDED: i32 = 0xC000_0044_u32 as i32;
     /// `STATUS_INSUFFICIENT_RESOURCES`: the pool could not satisfy the request.
     pub const INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 mod cross;
 mod pe;
+mod soak;
 mod wine;
 
 fn main() -> ExitCode {
@@ -47,7 +48,8 @@ fn usage() -> String {
      driver   cross-build the driver .sys for x86_64 Windows and check it\n  \
      client   cross-build the user-mode client ntpool-client.exe for x86_64 Windows\n  \
      wine     load the driver under Wine (3 times by default), run the client each time, check the\n  \
-              pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]"
+              pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]\n  \
+              --soak: the soak instead (100 cycles, 4 client threads, 40,400 requests)"
         .into()
 }
 
@@ -127,7 +129,17 @@ fn test() -> Result<(), String> {
     let client = cross::build_client(&root, &toolchain)?;
     println!("<== client: {}", client.display());
     println!("==> cargo xtask wine (the driver under Wine, the client against it, the pool trace)");
-    println!("{}", wine::run(&root, &sys, Some(&client), 3)?);
+    let report = wine::run(&root, &sys, Some(&client), 3)?;
+    println!("{report}");
+    println!("{}", soak::check_hostile_table(&report)?);
+    let plan = soak::SHORT;
+    println!(
+        "==> the soak under Wine ({} cycles, {} threads; `cargo xtask wine --soak` runs {} cycles)",
+        plan.cycles,
+        plan.threads,
+        soak::FULL.cycles
+    );
+    println!("{}", soak::run(&root, &sys, &client, plan)?);
     println!("\nall checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -175,15 +187,17 @@ fn readobj_agrees(sys: &Path) -> Result<String, String> {
     Ok("llvm-readobj: AMD64, PE32+, subsystem NATIVE, imports from ntoskrnl.exe only, no ExAllocatePool2".into())
 }
 
-/// `cargo xtask wine [--cycles N] [--no-client] [--sys PATH] [--client PATH]`: builds the driver
-/// and the client (unless given or `--no-client`), and checks them under Wine with [`wine::run`].
+/// `cargo xtask wine [--cycles N] [--no-client] [--sys PATH] [--client PATH] [--soak]`: builds the
+/// driver and the client (unless given or `--no-client`), and checks them under Wine with
+/// [`wine::run`], or runs the full soak ([`soak::FULL`], `--cycles` overriding its cycles).
 fn wine(args: &[String]) -> Result<(), String> {
-    let (mut cycles, mut sys, mut exe, mut with_client) = (3, None, None, true);
+    let (mut cycles, mut sys, mut exe, mut with_client, mut soak) = (None, None, None, true, false);
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value\n{}", usage()));
         match arg.as_str() {
-            "--cycles" => cycles = value()?.parse().map_err(|e| format!("--cycles: {e}"))?,
+            "--cycles" => cycles = Some(value()?.parse().map_err(|e| format!("--cycles: {e}"))?),
+            "--soak" => soak = true,
             "--sys" => sys = Some(PathBuf::from(value()?)),
             "--client" => exe = Some(PathBuf::from(value()?)),
             "--no-client" => with_client = false,
@@ -200,7 +214,16 @@ fn wine(args: &[String]) -> Result<(), String> {
         None if with_client => Some(client()?),
         None => None,
     };
-    let report = wine::run(&root, &sys, exe.as_deref(), cycles)?;
+    if soak {
+        let exe = exe.ok_or("--soak needs the client")?;
+        let plan = soak::Plan { cycles: cycles.unwrap_or(soak::FULL.cycles), ..soak::FULL };
+        println!("{}", soak::run(&root, &sys, &exe, plan)?);
+        return Ok(());
+    }
+    let report = wine::run(&root, &sys, exe.as_deref(), cycles.unwrap_or(3))?;
     println!("{report}");
+    if exe.is_some() {
+        println!("{}", soak::check_hostile_table(&report)?);
+    }
     Ok(())
 }

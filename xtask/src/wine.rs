@@ -119,6 +119,8 @@ struct CycleReport {
     frees: u64,
     bytes: u64,
     client: Option<String>,
+    /// The client's whole standard output.
+    client_stdout: String,
 }
 
 /// Loads `sys` (a cross-built `ntpool_driver.sys`) under Wine `cycles` times in a fresh prefix
@@ -126,6 +128,17 @@ struct CycleReport {
 /// given, and checks Wine's log (see the module documentation). Fails with a message that quotes
 /// the relevant log lines.
 pub fn run(root: &Path, sys: &Path, client: Option<&Path>, cycles: u32) -> Result<Report, String> {
+    run_with_args(root, sys, client, &[], cycles)
+}
+
+/// [`run`], with `client_args` passed to the client on its command line.
+pub fn run_with_args(
+    root: &Path,
+    sys: &Path,
+    client: Option<&Path>,
+    client_args: &[String],
+    cycles: u32,
+) -> Result<Report, String> {
     if cycles == 0 {
         return Err("wine: at least one load/unload cycle is needed".into());
     }
@@ -166,7 +179,7 @@ pub fn run(root: &Path, sys: &Path, client: Option<&Path>, cycles: u32) -> Resul
         groups: Vec::new(),
         timed_out: false,
     };
-    let outcome = session.run_cycles(client.as_deref(), cycles);
+    let outcome = session.run_cycles(client.as_deref(), client_args, cycles);
     let shutdown = session.shutdown();
     let session_secs = session.create_secs;
 
@@ -216,6 +229,7 @@ pub fn run(root: &Path, sys: &Path, client: Option<&Path>, cycles: u32) -> Resul
             frees: cycle.tags.values().map(|s| s.frees).sum(),
             bytes: cycle.tags.values().map(|s| s.bytes).sum(),
             client: timing.client_summary.clone(),
+            client_stdout: timing.client_stdout.clone(),
         })
         .collect();
     Ok(Report {
@@ -229,6 +243,25 @@ pub fn run(root: &Path, sys: &Path, client: Option<&Path>, cycles: u32) -> Resul
         calls: trace.cycles.first().map(|c| c.calls.clone()).unwrap_or_default(),
         ignored: trace.ignored,
     })
+}
+
+impl Report {
+    /// The client's standard output in each cycle, in order (empty without a client).
+    pub fn client_outputs(&self) -> impl Iterator<Item = &str> {
+        self.cycles.iter().map(|cycle| cycle.client_stdout.as_str())
+    }
+
+    /// Allocations and frees the relay trace shows, all cycles together.
+    pub fn pool_calls(&self) -> (u64, u64) {
+        self.cycles
+            .iter()
+            .fold((0, 0), |(allocations, frees), cycle| (allocations + cycle.allocations, frees + cycle.frees))
+    }
+
+    /// How many load/unload cycles passed.
+    pub fn cycle_count(&self) -> usize {
+        self.cycles.len()
+    }
 }
 
 impl fmt::Display for Report {
@@ -517,6 +550,7 @@ struct CycleTiming {
     client_secs: Option<f64>,
     stop_secs: f64,
     client_summary: Option<String>,
+    client_stdout: String,
 }
 
 /// A Wine command's result.
@@ -551,7 +585,12 @@ impl Session<'_> {
     }
 
     /// Starts the persistent server, creates the service and runs the cycles.
-    fn run_cycles(&mut self, client: Option<&Path>, cycles: u32) -> Result<Vec<CycleTiming>, Interrupted> {
+    fn run_cycles(
+        &mut self,
+        client: Option<&Path>,
+        client_args: &[String],
+        cycles: u32,
+    ) -> Result<Vec<CycleTiming>, Interrupted> {
         let mut timings = Vec::new();
         if let Err(error) = self.start_server() {
             return Err((error, timings));
@@ -564,7 +603,7 @@ impl Session<'_> {
         }
         for number in 1..=cycles {
             let mut timing = CycleTiming { number, ..CycleTiming::default() };
-            let result = self.cycle(&mut timing, client);
+            let result = self.cycle(&mut timing, client, client_args);
             match &result {
                 Ok(()) => eprintln!(
                     "wine: cycle {number}: sc start {:.2} s{}, sc stop {:.2} s",
@@ -582,7 +621,7 @@ impl Session<'_> {
         Ok(timings)
     }
 
-    fn cycle(&mut self, timing: &mut CycleTiming, client: Option<&Path>) -> Result<(), String> {
+    fn cycle(&mut self, timing: &mut CycleTiming, client: Option<&Path>, client_args: &[String]) -> Result<(), String> {
         let n = timing.number;
         self.mark(&format!("cycle {n} start"))?;
         let started = Instant::now();
@@ -592,8 +631,11 @@ impl Session<'_> {
         let mut client_error = None;
         if let Some(client) = client {
             self.mark(&format!("cycle {n} client"))?;
-            let step = self.wine(&[client.as_os_str()])?;
+            let mut command = vec![client.as_os_str()];
+            command.extend(client_args.iter().map(OsStr::new));
+            let step = self.wine(&command)?;
             timing.client_secs = Some(step.secs);
+            timing.client_stdout = step.stdout.clone();
             let summary = client_summary(&step.stdout);
             timing.client_summary = summary.map(|(line, _, _)| line.to_string());
             let passed = step.status.success() && summary.is_some_and(|(_, passed, failed)| passed > 0 && failed == 0);

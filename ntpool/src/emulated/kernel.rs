@@ -44,6 +44,8 @@ pub(crate) struct Config {
     pub(crate) special_pool_tag: Option<ULONG>,
     pub(crate) force_irql_checking: bool,
     pub(crate) driver_name: String,
+    /// What blocks not asked for zeroed are filled with.
+    pub(crate) uninitialized_fill: u8,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             special_pool_tag: None,
             force_irql_checking: false,
             driver_name: "driver.sys".into(),
+            uninitialized_fill: UNINITIALIZED_FILL,
         }
     }
 }
@@ -423,7 +426,7 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     let Some((block, backing)) = back(state, &request) else {
         return core::ptr::null_mut();
     };
-    let fill = if request.zeroed { 0 } else { UNINITIALIZED_FILL };
+    let fill = if request.zeroed { 0 } else { state.config.uninitialized_fill };
     // SAFETY: `block` is valid for `size` bytes.
     unsafe { block.write_bytes(fill, size) };
     let address = block as usize;

@@ -498,6 +498,28 @@ impl KernelBuilder {
         self
     }
 
+    /// What a block allocated without zeroing is filled with (0xCD by default), so that a test can
+    /// run the same code with two patterns and see whether any uninitialized byte gets out.
+    ///
+    /// ```
+    /// use ntpool::emulated::Kernel;
+    /// use ntpool::sys;
+    ///
+    /// let kernel = Kernel::builder().uninitialized_fill(0x5A).build();
+    /// kernel.run(|| {
+    ///     // SAFETY: 8 bytes, a valid tag, freed below with it.
+    ///     let block = unsafe { sys::ExAllocatePoolWithTag(sys::NonPagedPoolNx, 8, u32::from_le_bytes(*b"Doc1")) };
+    ///     // SAFETY: the block holds 8 bytes.
+    ///     assert_eq!(unsafe { *block.cast::<u8>() }, 0x5A);
+    ///     // SAFETY: allocated above with this tag, freed once.
+    ///     unsafe { sys::ExFreePoolWithTag(block, u32::from_le_bytes(*b"Doc1")) };
+    /// });
+    /// ```
+    pub fn uninitialized_fill(mut self, fill: u8) -> Self {
+        self.config.uninitialized_fill = fill;
+        self
+    }
+
     /// The configured kernel.
     ///
     /// ```
