@@ -116,9 +116,12 @@ extern crate self as ntpool;
 
 mod alloc;
 mod boxed;
+mod ex_pool;
 mod fast_mutex;
 mod irql;
+mod lookaside;
 mod pool;
+mod quota;
 mod safe;
 mod spin_lock;
 mod tag;
@@ -130,11 +133,13 @@ pub mod emulated;
 
 pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox};
+pub use ex_pool::ExPoolBuffer;
 pub use fast_mutex::FastMutex;
 pub use irql::{
     Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,
 };
-pub use pool::{CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType};
+pub use lookaside::{LookasideBox, LookasideList, LookasideStatistics};
+pub use pool::{CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType, UnknownPool};
 pub use safe::{DispatchSafe, HighSafe};
 pub use spin_lock::SpinLock;
 pub use tag::{InvalidTag, PoolTag, Tag, TagSource};
