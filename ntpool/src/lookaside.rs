@@ -314,13 +314,17 @@ fn entry_layout(size: SIZE_T) -> Option<Layout> {
 
 /// The allocate callback of a legacy list: an uninitialized block of pool `P` tagged `G`, through
 /// ntpool's allocation path.
-unsafe extern "system" fn allocate_entry<G: Tag, P: PoolType>(_pool: POOL_TYPE, size: SIZE_T, _tag: ULONG) -> PVOID {
+unsafe extern "system-unwind" fn allocate_entry<G: Tag, P: PoolType>(
+    _pool: POOL_TYPE,
+    size: SIZE_T,
+    _tag: ULONG,
+) -> PVOID {
     let Some(layout) = entry_layout(size) else { return core::ptr::null_mut() };
     alloc::allocate::<P>(layout, false, G::TAG).map_or(core::ptr::null_mut(), |block| block.as_ptr().cast())
 }
 
 /// The allocate callback of a `LOOKASIDE_LIST_EX`.
-unsafe extern "system" fn allocate_entry_ex<G: Tag, P: PoolType>(
+unsafe extern "system-unwind" fn allocate_entry_ex<G: Tag, P: PoolType>(
     pool: POOL_TYPE,
     size: SIZE_T,
     tag: ULONG,
@@ -331,14 +335,14 @@ unsafe extern "system" fn allocate_entry_ex<G: Tag, P: PoolType>(
 }
 
 /// The free callback of a legacy list: `ExFreePoolWithTag` with tag `G`.
-unsafe extern "system" fn free_entry<G: Tag>(buffer: PVOID) {
+unsafe extern "system-unwind" fn free_entry<G: Tag>(buffer: PVOID) {
     // SAFETY: the kernel (or `ExFreeToLookasideListEx`) passes an entry of the list, which
     // `allocate_entry` allocated with tag `G` and nobody uses any more.
     unsafe { sys::ExFreePoolWithTag(buffer, G::TAG.to_ulong()) };
 }
 
 /// The free callback of a `LOOKASIDE_LIST_EX`.
-unsafe extern "system" fn free_entry_ex<G: Tag>(buffer: PVOID, _list: *mut sys::LOOKASIDE_LIST_EX) {
+unsafe extern "system-unwind" fn free_entry_ex<G: Tag>(buffer: PVOID, _list: *mut sys::LOOKASIDE_LIST_EX) {
     // SAFETY: as in `free_entry`.
     unsafe { free_entry::<G>(buffer) };
 }

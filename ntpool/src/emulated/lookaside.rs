@@ -115,17 +115,17 @@ pub(crate) unsafe fn depth(head: *mut SLIST_HEADER) -> u16 {
 }
 
 /// The default allocate callback (a list initialized without one): `ExAllocatePoolWithTag`.
-unsafe extern "system" fn default_allocate(pool_type: POOL_TYPE, size: SIZE_T, tag: ULONG) -> PVOID {
+unsafe extern "system-unwind" fn default_allocate(pool_type: POOL_TYPE, size: SIZE_T, tag: ULONG) -> PVOID {
     kernel::allocate_pool_with_tag(pool_type, size, tag, Location::caller())
 }
 
 /// The default free callback: `ExFreePool`.
-unsafe extern "system" fn default_free(buffer: PVOID) {
+unsafe extern "system-unwind" fn default_free(buffer: PVOID) {
     kernel::free_pool(buffer, None);
 }
 
 /// The default allocate callback of a `LOOKASIDE_LIST_EX`.
-unsafe extern "system" fn default_allocate_ex(
+unsafe extern "system-unwind" fn default_allocate_ex(
     pool_type: POOL_TYPE,
     size: SIZE_T,
     tag: ULONG,
@@ -135,7 +135,7 @@ unsafe extern "system" fn default_allocate_ex(
 }
 
 /// The default free callback of a `LOOKASIDE_LIST_EX`.
-unsafe extern "system" fn default_free_ex(buffer: PVOID, _list: *mut sys::LOOKASIDE_LIST_EX) {
+unsafe extern "system-unwind" fn default_free_ex(buffer: PVOID, _list: *mut sys::LOOKASIDE_LIST_EX) {
     kernel::free_pool(buffer, None);
 }
 

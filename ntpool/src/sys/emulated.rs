@@ -524,9 +524,7 @@ pub unsafe fn ExInitializeLookasideListEx(
     }
     let site = core::panic::Location::caller();
     // SAFETY: forwarded contract.
-    unsafe {
-        crate::emulated::lookaside::initialize_ex(Lookaside.cast(), Allocate, Free, PoolType, Size, Tag, site)
-    };
+    unsafe { crate::emulated::lookaside::initialize_ex(Lookaside.cast(), Allocate, Free, PoolType, Size, Tag, site) };
     0
 }
 

@@ -51,13 +51,17 @@ pub struct SLIST_HEADER {
     pub Region: u64,
 }
 
+// The callbacks are `extern "system-unwind"`: on x64 the same calling convention as `extern "system"`,
+// and a bug check of the emulated kernel (a panic) raised inside one can unwind through it.
+
 /// `PALLOCATE_FUNCTION`: the allocate callback of `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST`.
-pub type PALLOCATE_FUNCTION = Option<unsafe extern "system" fn(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID>;
+pub type PALLOCATE_FUNCTION =
+    Option<unsafe extern "system-unwind" fn(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID>;
 /// `PFREE_FUNCTION`: the free callback of `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST`.
-pub type PFREE_FUNCTION = Option<unsafe extern "system" fn(Buffer: PVOID)>;
+pub type PFREE_FUNCTION = Option<unsafe extern "system-unwind" fn(Buffer: PVOID)>;
 /// `PALLOCATE_FUNCTION_EX`: the allocate callback of `LOOKASIDE_LIST_EX`.
 pub type PALLOCATE_FUNCTION_EX = Option<
-    unsafe extern "system" fn(
+    unsafe extern "system-unwind" fn(
         PoolType: POOL_TYPE,
         NumberOfBytes: SIZE_T,
         Tag: ULONG,
@@ -65,7 +69,7 @@ pub type PALLOCATE_FUNCTION_EX = Option<
     ) -> PVOID,
 >;
 /// `PFREE_FUNCTION_EX`: the free callback of `LOOKASIDE_LIST_EX`.
-pub type PFREE_FUNCTION_EX = Option<unsafe extern "system" fn(Buffer: PVOID, Lookaside: *mut LOOKASIDE_LIST_EX)>;
+pub type PFREE_FUNCTION_EX = Option<unsafe extern "system-unwind" fn(Buffer: PVOID, Lookaside: *mut LOOKASIDE_LIST_EX)>;
 
 /// The `AllocateEx` / `Allocate` union of a lookaside list.
 #[repr(C)]
@@ -220,7 +224,10 @@ unsafe fn bump(counter: *mut ULONG) {
 /// let _ = ntpool::sys::ExAllocateFromLookasideListEx;
 /// ```
 #[cfg_attr(ntpool_emulated, track_caller)]
-pub unsafe fn ExAllocateFromLookasideListEx(Lookaside: *mut GENERAL_LOOKASIDE_POOL, callbacks: LookasideCallbacks) -> PVOID {
+pub unsafe fn ExAllocateFromLookasideListEx(
+    Lookaside: *mut GENERAL_LOOKASIDE_POOL,
+    callbacks: LookasideCallbacks,
+) -> PVOID {
     // SAFETY: the list is live (caller).
     unsafe { bump(lookaside_field!(Lookaside, TotalAllocates: ULONG)) };
     // SAFETY: as above; its list head is an SLIST_HEADER.
@@ -266,7 +273,11 @@ pub unsafe fn ExAllocateFromLookasideListEx(Lookaside: *mut GENERAL_LOOKASIDE_PO
 /// // See `ntpool::LookasideList`, which is built on this.
 /// let _ = ntpool::sys::ExFreeToLookasideListEx;
 /// ```
-pub unsafe fn ExFreeToLookasideListEx(Lookaside: *mut GENERAL_LOOKASIDE_POOL, Entry: PVOID, callbacks: LookasideCallbacks) {
+pub unsafe fn ExFreeToLookasideListEx(
+    Lookaside: *mut GENERAL_LOOKASIDE_POOL,
+    Entry: PVOID,
+    callbacks: LookasideCallbacks,
+) {
     // SAFETY: the list is live (caller).
     unsafe { bump(lookaside_field!(Lookaside, TotalFrees: ULONG)) };
     // SAFETY: as above.
@@ -276,7 +287,9 @@ pub unsafe fn ExFreeToLookasideListEx(Lookaside: *mut GENERAL_LOOKASIDE_POOL, En
     if depth < limit {
         // SAFETY: the entry is at least an SLIST_ENTRY and 16-byte aligned (pool memory), and the
         // caller gives it up.
-        unsafe { super::ExpInterlockedPushEntrySList(lookaside_field!(Lookaside, ListHead: SLIST_HEADER), Entry.cast()) };
+        unsafe {
+            super::ExpInterlockedPushEntrySList(lookaside_field!(Lookaside, ListHead: SLIST_HEADER), Entry.cast())
+        };
         return;
     }
     // SAFETY: as above.
