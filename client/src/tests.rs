@@ -95,6 +95,7 @@ impl Model {
         if reserved_first && request.reserved != 0 {
             return (status::INVALID_PARAMETER_4, 0);
         }
+        let request = AllocateRequest { pool: request.pool & !POOL_CHARGE_QUOTA, ..request };
         if request.pool != POOL_NON_PAGED && request.pool != POOL_PAGED {
             return (status::INVALID_PARAMETER_1, 0);
         }
