@@ -13,6 +13,9 @@
 //!   paged memory at `DISPATCH_LEVEL` does not compile.
 //! * **Any Windows 10+ or older**: `ExAllocatePool2` is resolved at run time and replaced by
 //!   `ExAllocatePoolWithTag` where the kernel lacks it, so the driver loads before Windows 10 2004.
+//! * **The rest of the pool surface**: [`ExPoolBuffer`] for buffers a system routine hands back to be
+//!   freed with `ExFreePool`, quota-charged allocations ([`PoolBox::try_new_with_quota`]), and typed
+//!   lookaside lists ([`LookasideList`]), all under the same tag and IRQL rules.
 //! * **Tested on Linux**: on a non-Windows target the crate runs on an [emulated kernel](emulated)
 //!   that checks every call as Driver Verifier does.
 //!

@@ -312,40 +312,49 @@ fn entry_layout(size: SIZE_T) -> Option<Layout> {
     Layout::from_size_align(usize::try_from(size).ok()?, ENTRY_ALIGN).ok()
 }
 
-/// The allocate callback of a legacy list: an uninitialized block of pool `P` tagged `G`, through
-/// ntpool's allocation path.
-unsafe extern "system-unwind" fn allocate_entry<G: Tag, P: PoolType>(
-    _pool: POOL_TYPE,
-    size: SIZE_T,
-    _tag: ULONG,
-) -> PVOID {
-    let Some(layout) = entry_layout(size) else { return core::ptr::null_mut() };
-    alloc::allocate::<P>(layout, false, G::TAG).map_or(core::ptr::null_mut(), |block| block.as_ptr().cast())
-}
+/// ntpool's callbacks for the kernel, with the ABI `$abi` (see `sys::lookaside`).
+macro_rules! entry_callbacks {
+    ($abi:literal) => {
+        /// The allocate callback of a legacy list: an uninitialized block of pool `P` tagged `G`, through
+        /// ntpool's allocation path.
+        unsafe extern $abi fn allocate_entry<G: Tag, P: PoolType>(
+            _pool: POOL_TYPE,
+            size: SIZE_T,
+            _tag: ULONG,
+        ) -> PVOID {
+            let Some(layout) = entry_layout(size) else { return core::ptr::null_mut() };
+            alloc::allocate::<P>(layout, false, G::TAG).map_or(core::ptr::null_mut(), |block| block.as_ptr().cast())
+        }
 
-/// The allocate callback of a `LOOKASIDE_LIST_EX`.
-unsafe extern "system-unwind" fn allocate_entry_ex<G: Tag, P: PoolType>(
-    pool: POOL_TYPE,
-    size: SIZE_T,
-    tag: ULONG,
-    _list: *mut sys::LOOKASIDE_LIST_EX,
-) -> PVOID {
-    // SAFETY: the same callback without the list, which it does not need.
-    unsafe { allocate_entry::<G, P>(pool, size, tag) }
-}
+        /// The allocate callback of a `LOOKASIDE_LIST_EX`.
+        unsafe extern $abi fn allocate_entry_ex<G: Tag, P: PoolType>(
+            pool: POOL_TYPE,
+            size: SIZE_T,
+            tag: ULONG,
+            _list: *mut sys::LOOKASIDE_LIST_EX,
+        ) -> PVOID {
+            // SAFETY: the same callback without the list, which it does not need.
+            unsafe { allocate_entry::<G, P>(pool, size, tag) }
+        }
 
-/// The free callback of a legacy list: `ExFreePoolWithTag` with tag `G`.
-unsafe extern "system-unwind" fn free_entry<G: Tag>(buffer: PVOID) {
-    // SAFETY: the kernel (or `ExFreeToLookasideListEx`) passes an entry of the list, which
-    // `allocate_entry` allocated with tag `G` and nobody uses any more.
-    unsafe { sys::ExFreePoolWithTag(buffer, G::TAG.to_ulong()) };
-}
+        /// The free callback of a legacy list: `ExFreePoolWithTag` with tag `G`.
+        unsafe extern $abi fn free_entry<G: Tag>(buffer: PVOID) {
+            // SAFETY: the kernel (or `ExFreeToLookasideListEx`) passes an entry of the list, which
+            // `allocate_entry` allocated with tag `G` and nobody uses any more.
+            unsafe { sys::ExFreePoolWithTag(buffer, G::TAG.to_ulong()) };
+        }
 
-/// The free callback of a `LOOKASIDE_LIST_EX`.
-unsafe extern "system-unwind" fn free_entry_ex<G: Tag>(buffer: PVOID, _list: *mut sys::LOOKASIDE_LIST_EX) {
-    // SAFETY: as in `free_entry`.
-    unsafe { free_entry::<G>(buffer) };
+        /// The free callback of a `LOOKASIDE_LIST_EX`.
+        unsafe extern $abi fn free_entry_ex<G: Tag>(buffer: PVOID, _list: *mut sys::LOOKASIDE_LIST_EX) {
+            // SAFETY: as in `free_entry`.
+            unsafe { free_entry::<G>(buffer) };
+        }
+    };
 }
+#[cfg(ntpool_emulated)]
+entry_callbacks!("system-unwind");
+#[cfg(not(ntpool_emulated))]
+entry_callbacks!("system");
 
 /// An entry of a [`LookasideList`] holding a `T`: dropping it drops the `T` and gives the entry back
 /// to the list (`ExFreeToLookasideListEx`). It borrows the list, so it cannot outlive it.

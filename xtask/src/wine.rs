@@ -1262,7 +1262,8 @@ impl Parser<'_> {
             matches!(self.threads.get(&thread).and_then(|s| s.last()), Some(Frame::Driver { ours: true, .. }));
         // The return address is in the driver's image; or a tail call from a routine the kernel
         // called in the driver (DriverEntry, DriverUnload, a dispatch routine) left the kernel's.
-        let ours = self.in_image(ret) || inside_driver;
+        let ours =
+            self.in_image(ret) || inside_driver || freed_for_driver_lookaside_list(self.threads.get(&thread), func);
         let is_pool = ALLOCATORS.contains(&func) || func == "ExFreePoolWithTag" || func == "ExFreePool";
         let mut alloc = None;
         if ours {
@@ -1406,6 +1407,18 @@ impl Parser<'_> {
     }
 }
 
+/// A free the kernel makes while deleting one of the driver's lookaside lists: Wine's
+/// `ExDelete*LookasideList` frees the entries the list keeps with `ExFreePoolWithTag` and the list's
+/// tag itself (Windows calls the list's free callback, which is the driver's). Either way the blocks
+/// are the driver's and are accounted as its frees.
+fn freed_for_driver_lookaside_list(stack: Option<&Vec<Frame>>, func: &str) -> bool {
+    let deleting = |frame: &Frame| {
+        matches!(frame, Frame::Kernel { func, ours: true, .. }
+            if func.starts_with("ExDelete") && func.contains("LookasideList"))
+    };
+    func == "ExFreePoolWithTag" && stack.and_then(|stack| stack.last()).is_some_and(deleting)
+}
+
 /// A successful `IoGetDeviceInterfaces` call of the driver: the kernel allocated its list inside
 /// itself (no relay line), and the driver owes one `ExFreePool` of it.
 fn kernel_buffer_returned(cycle: &mut CycleTrace, func: &str, retval: u64) {
@@ -1445,10 +1458,13 @@ fn pool_surface_problems(cycle: &CycleTrace, client: bool) -> Vec<String> {
     if client && calls("ExAllocatePoolWithQuotaTag") == 0 {
         problems.push(format!("cycle {n}: the relay trace shows no ExAllocatePoolWithQuotaTag call by the driver"));
     }
+    // Wine 8's IoGetDeviceInterfaces is a stub (STATUS_NOT_IMPLEMENTED): then there is no list to
+    // free. Either way, one call, and one ExFreePool per list returned.
     let listed = cycle.succeeded.get("IoGetDeviceInterfaces").copied().unwrap_or(0);
-    if listed != 1 || cycle.kernel_buffer_frees != 1 {
+    if calls("IoGetDeviceInterfaces") != 1 || cycle.kernel_buffer_frees != listed {
         problems.push(format!(
-            "cycle {n}: {listed} successful IoGetDeviceInterfaces call(s) and {} ExFreePool of its list, instead of one each",
+            "cycle {n}: {} IoGetDeviceInterfaces call(s), {listed} successful, and {} ExFreePool of a list it returned",
+            calls("IoGetDeviceInterfaces"),
             cycle.kernel_buffer_frees
         ));
     }

@@ -51,25 +51,34 @@ pub struct SLIST_HEADER {
     pub Region: u64,
 }
 
-// The callbacks are `extern "system-unwind"`: on x64 the same calling convention as `extern "system"`,
-// and a bug check of the emulated kernel (a panic) raised inside one can unwind through it.
-
-/// `PALLOCATE_FUNCTION`: the allocate callback of `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST`.
-pub type PALLOCATE_FUNCTION =
-    Option<unsafe extern "system-unwind" fn(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID>;
-/// `PFREE_FUNCTION`: the free callback of `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST`.
-pub type PFREE_FUNCTION = Option<unsafe extern "system-unwind" fn(Buffer: PVOID)>;
-/// `PALLOCATE_FUNCTION_EX`: the allocate callback of `LOOKASIDE_LIST_EX`.
-pub type PALLOCATE_FUNCTION_EX = Option<
-    unsafe extern "system-unwind" fn(
-        PoolType: POOL_TYPE,
-        NumberOfBytes: SIZE_T,
-        Tag: ULONG,
-        Lookaside: *mut LOOKASIDE_LIST_EX,
-    ) -> PVOID,
->;
-/// `PFREE_FUNCTION_EX`: the free callback of `LOOKASIDE_LIST_EX`.
-pub type PFREE_FUNCTION_EX = Option<unsafe extern "system-unwind" fn(Buffer: PVOID, Lookaside: *mut LOOKASIDE_LIST_EX)>;
+/// The callback types, with the ABI `$abi`.
+macro_rules! callback_types {
+    ($abi:literal) => {
+        /// `PALLOCATE_FUNCTION`: the allocate callback of `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST`.
+        pub type PALLOCATE_FUNCTION =
+            Option<unsafe extern $abi fn(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID>;
+        /// `PFREE_FUNCTION`: the free callback of `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST`.
+        pub type PFREE_FUNCTION = Option<unsafe extern $abi fn(Buffer: PVOID)>;
+        /// `PALLOCATE_FUNCTION_EX`: the allocate callback of `LOOKASIDE_LIST_EX`.
+        pub type PALLOCATE_FUNCTION_EX = Option<
+            unsafe extern $abi fn(
+                PoolType: POOL_TYPE,
+                NumberOfBytes: SIZE_T,
+                Tag: ULONG,
+                Lookaside: *mut LOOKASIDE_LIST_EX,
+            ) -> PVOID,
+        >;
+        /// `PFREE_FUNCTION_EX`: the free callback of `LOOKASIDE_LIST_EX`.
+        pub type PFREE_FUNCTION_EX = Option<unsafe extern $abi fn(Buffer: PVOID, Lookaside: *mut LOOKASIDE_LIST_EX)>;
+    };
+}
+// On the emulated kernel the callbacks are `extern "system-unwind"` (on x64 the same calling
+// convention as `extern "system"`), so that a bug check (a panic) raised inside one unwinds through
+// it to the test that catches it. A kernel build aborts on panic: plain `extern "system"`.
+#[cfg(ntpool_emulated)]
+callback_types!("system-unwind");
+#[cfg(not(ntpool_emulated))]
+callback_types!("system");
 
 /// The `AllocateEx` / `Allocate` union of a lookaside list.
 #[repr(C)]
