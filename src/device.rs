@@ -1,7 +1,7 @@
 //! The driver's device: `\Device\NtPool` with its symbolic link `\DosDevices\NtPool`, open to
 //! SYSTEM and Administrators only, and the state it keeps in its device extension.
 
-use ntpool::{Allows, FastMutex, NonPagedBox, PagedPool, Passive, PoolTag, SpinLock};
+use ntpool::{Allows, FastMutex, LookasideBox, LookasideList, NonPagedBox, PagedPool, Passive, PoolTag, SpinLock};
 use ntpool_protocol::Statistics;
 
 use crate::kernel::{
@@ -79,12 +79,14 @@ pub struct Table {
     pub next_id: u64,
 }
 
-/// The last requests the device served, kept in non-paged memory: an entry displaced by a new
-/// one is freed inside the spin-locked region, at `DISPATCH_LEVEL`.
+/// The last requests the device served, kept in entries of the device's non-paged lookaside list:
+/// an entry displaced by a new one goes back to the list inside the spin-locked region, at
+/// `DISPATCH_LEVEL`.
 #[derive(Default, ntpool::DispatchSafe)]
 pub struct RequestLog {
-    /// The entries, oldest overwritten first.
-    pub entries: [Option<NonPagedBox<LogEntry, LogTag>>; 8],
+    /// The entries, oldest overwritten first. They borrow [`DeviceState::log_entries`], which lives
+    /// as long as the device (and is dropped after this log).
+    pub entries: [Option<LookasideBox<'static, LogEntry, LogTag>>; 8],
     /// Where the next one goes.
     pub next: usize,
 }
@@ -125,8 +127,11 @@ pub struct DeviceState {
     pub table: FastMutex<Table, TableTag>,
     /// Counters, updated at `DISPATCH_LEVEL` under a spin lock.
     pub stats: SpinLock<Counters>,
-    /// The recent requests.
+    /// The recent requests. Declared before `log_entries`, so dropped before it: every entry is back
+    /// in the list when the list is deleted.
     pub log: SpinLock<RequestLog>,
+    /// The lookaside list the log's entries come from (non-paged, tag `NpLg`).
+    pub log_entries: LookasideList<LogEntry, LogTag>,
 }
 
 /// The device's state, from its extension.
@@ -159,6 +164,7 @@ pub unsafe fn create(driver: *mut DRIVER_OBJECT, passive: &Passive) -> Result<PD
     let entries =
         NonPagedBox::try_from_fn(passive, ntpool_protocol::MAX_ALLOCATIONS as usize, |_| None).map_err(no_memory)?;
     let table = FastMutex::try_new(passive, Table { entries, next_id: 1 }).map_err(no_memory)?;
+    let log_entries = LookasideList::try_new(passive).map_err(no_memory)?;
     let mut name = unicode(&DEVICE_NAME);
     let mut device: PDEVICE_OBJECT = core::ptr::null_mut();
     // SAFETY: a valid driver object and name; the extension is sized for `DeviceState`.
@@ -176,8 +182,12 @@ pub unsafe fn create(driver: *mut DRIVER_OBJECT, passive: &Passive) -> Result<PD
     if status < 0 {
         return Err(status);
     }
-    let state =
-        DeviceState { table, stats: SpinLock::new(Counters::default()), log: SpinLock::new(RequestLog::default()) };
+    let state = DeviceState {
+        table,
+        stats: SpinLock::new(Counters::default()),
+        log: SpinLock::new(RequestLog::default()),
+        log_entries,
+    };
     // SAFETY: the device was just created.
     let extension = unsafe { extension(device) };
     // SAFETY: the extension is `size_of::<DeviceState>()` bytes of non-paged memory, suitably aligned

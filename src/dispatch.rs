@@ -9,7 +9,7 @@ use ntpool_protocol::{
     AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, FreeRequest, IOCTL_NTPOOL_ALLOCATE,
     IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ,
     MAX_ALLOCATIONS, MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_NON_PAGED_BYTES,
-    MAX_PAGED_BYTES, MAX_SIZE, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, status,
+    MAX_PAGED_BYTES, MAX_SIZE, POOL_CHARGE_QUOTA, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, status,
 };
 
 use crate::device::{self, Block, DeviceState, Entry, LogEntry, Table};
@@ -122,7 +122,8 @@ pub unsafe extern "system" fn device_control(device: PDEVICE_OBJECT, irp: PIRP) 
         unsafe { core::slice::from_raw_parts_mut(buffer, output_length) }
     };
     let request = Request { code, input: &input[..input_length.min(MAX_INPUT)], input_length, owner };
-    // SAFETY: the I/O manager passes our device.
+    // SAFETY: the I/O manager passes our device, which outlives every request sent to it (the state
+    // is used as `'static` only while the request is served).
     let state = unsafe { device::state(device) };
     let outcome = handle(state, &mut passive, &request, output);
     let (status, information) = match outcome.result {
@@ -201,16 +202,17 @@ fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, o
         if input.reserved != 0 {
             return Err(status::INVALID_PARAMETER_4);
         }
-        if input.pool != POOL_NON_PAGED && input.pool != POOL_PAGED {
+        let pool = input.pool & !POOL_CHARGE_QUOTA;
+        if pool != POOL_NON_PAGED && pool != POOL_PAGED {
             return Err(status::INVALID_PARAMETER_1);
         }
         let tag = PoolTag::from_raw(input.tag).map_err(|_| status::INVALID_PARAMETER_2)?;
         if input.size == 0 || input.size > MAX_SIZE {
             return Err(status::INVALID_PARAMETER_3);
         }
-        Ok((input, tag))
+        Ok((AllocateRequest { pool, ..input }, tag, input.pool & POOL_CHARGE_QUOTA != 0))
     })();
-    let (input, tag) = match checked {
+    let (input, tag, quota) = match checked {
         Ok(checked) => checked,
         Err(status) => return Outcome::new(Err(status)),
     };
@@ -236,7 +238,8 @@ fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, o
             return Err(status::QUOTA_EXCEEDED);
         }
         let slot = table.entries.iter().position(Option::is_none).ok_or(status::QUOTA_EXCEEDED)?;
-        let block = new_block(apc, input.pool, tag, input.size as usize).ok_or(status::INSUFFICIENT_RESOURCES)?;
+        let block =
+            new_block(apc, input.pool, tag, input.size as usize, quota).ok_or(status::INSUFFICIENT_RESOURCES)?;
         let id = table.next_id;
         table.next_id += 1;
         table.entries[slot] = Some(Entry { id, tag, owner, block });
@@ -250,14 +253,26 @@ fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, o
     }
 }
 
-/// A zeroed block of `size` bytes: no uninitialized pool ever reaches user mode.
-fn new_block(apc: &Apc, pool: u32, tag: PoolTag, size: usize) -> Option<Block> {
+/// A zeroed block of `size` bytes: no uninitialized pool ever reaches user mode. With `quota`, it is
+/// charged to the current process: the client's, since a top-level driver's device control runs in
+/// the context of the thread that sent the request.
+fn new_block(apc: &Apc, pool: u32, tag: PoolTag, size: usize, quota: bool) -> Option<Block> {
     if pool == POOL_PAGED {
-        let block = PagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag(apc, tag, size).ok()?;
+        let block = if quota {
+            PagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag_and_quota(apc, tag, size)
+        } else {
+            PagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag(apc, tag, size)
+        };
+        let block = block.ok()?;
         // SAFETY: zeroed bytes are valid `u8`s.
         Some(Block::Paged(unsafe { block.assume_init() }))
     } else {
-        let block = NonPagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag(apc, tag, size).ok()?;
+        let block = if quota {
+            NonPagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag_and_quota(apc, tag, size)
+        } else {
+            NonPagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag(apc, tag, size)
+        };
+        let block = block.ok()?;
         // SAFETY: as above.
         Some(Block::NonPaged(unsafe { block.assume_init() }))
     }
@@ -363,9 +378,11 @@ fn query_statistics(state: &DeviceState, passive: &mut Passive, output: &mut [u8
     reply(&statistics, output)
 }
 
-/// Counts the request and logs it. The log entry is made at `PASSIVE_LEVEL`; inside the spin-locked
-/// region it displaces the oldest one, which is freed there, at `DISPATCH_LEVEL`: non-paged memory.
-fn account(state: &DeviceState, passive: &mut Passive, outcome: &Outcome, code: u32, status: NTSTATUS) {
+/// Counts the request and logs it. The log entry comes from the device's non-paged lookaside list at
+/// `PASSIVE_LEVEL`; inside the spin-locked region it displaces the oldest one, which goes back to the
+/// list there, at `DISPATCH_LEVEL`. (The entries borrow the list, which lives in the device extension
+/// as long as the device: hence `'static`.)
+fn account(state: &'static DeviceState, passive: &mut Passive, outcome: &Outcome, code: u32, status: NTSTATUS) {
     state.stats.with(
         passive,
         (outcome.allocated, outcome.freed, status),
@@ -389,7 +406,7 @@ fn account(state: &DeviceState, passive: &mut Passive, outcome: &Outcome, code: 
         },
     );
     // A log entry that cannot be allocated is simply not logged.
-    if let Ok(entry) = NonPagedBox::try_new(passive, LogEntry { code, status }) {
+    if let Ok(entry) = state.log_entries.try_alloc(passive, LogEntry { code, status }) {
         state.log.with(passive, entry, |_dispatch, log, entry| {
             let next = log.next % log.entries.len();
             // The displaced entry (if any) is dropped here, at DISPATCH_LEVEL.

@@ -87,6 +87,7 @@ pub mod routines {
     const STATUS_INVALID_SECURITY_DESCR: NTSTATUS = 0xC000_0079_u32 as i32;
     const STATUS_INVALID_HANDLE: NTSTATUS = 0xC000_0008_u32 as i32;
     const STATUS_ACCESS_DENIED: NTSTATUS = 0xC000_0022_u32 as i32;
+    const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000_009A_u32 as i32;
     /// Device extensions are aligned like pool blocks.
     const EXTENSION_ALIGN: usize = 16;
 
@@ -360,6 +361,41 @@ pub mod routines {
             at += size;
         }
         objects(|o| o.dacls.insert(Object as usize, entries));
+        STATUS_SUCCESS
+    }
+
+    /// The one interface the host machine has: a disk.
+    pub const HOST_DISK_INTERFACE: &str = "\\??\\SCSI#Disk&Ven_Host&Prod_Disk#0#{53f56307-b6bf-11d0-94f2-00a0c91efb8b}";
+
+    /// `IoGetDeviceInterfaces`: the host has one disk and nothing else. The list is allocated as the
+    /// kernel does, from paged pool inside the kernel (tag `PnpD` here), for the caller to free with
+    /// `ExFreePool`.
+    pub unsafe fn IoGetDeviceInterfaces(
+        InterfaceClassGuid: *const crate::kernel::GUID,
+        _PhysicalDeviceObject: crate::kernel::PDEVICE_OBJECT,
+        _Flags: ULONG,
+        SymbolicLinkList: *mut *mut u16,
+    ) -> NTSTATUS {
+        // SAFETY: the caller passes a valid GUID.
+        let class = unsafe { *InterfaceClassGuid };
+        let mut list: Vec<u16> = Vec::new();
+        if class == crate::kernel::GUID_DEVINTERFACE_DISK {
+            list.extend(HOST_DISK_INTERFACE.encode_utf16());
+            list.push(0);
+        }
+        list.push(0);
+        let bytes = list.len() * 2;
+        // SAFETY: a plain allocation at PASSIVE_LEVEL (the routine's IRQL).
+        let buffer = unsafe {
+            ntpool::sys::ExAllocatePoolWithTag(ntpool::sys::PagedPool, bytes as u64, u32::from_le_bytes(*b"PnpD"))
+        };
+        if buffer.is_null() {
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
+        // SAFETY: `bytes` bytes were allocated.
+        unsafe { buffer.cast::<u16>().copy_from_nonoverlapping(list.as_ptr(), list.len()) };
+        // SAFETY: the caller passes a valid out pointer.
+        unsafe { SymbolicLinkList.write(buffer.cast()) };
         STATUS_SUCCESS
     }
 }

@@ -63,13 +63,8 @@ pub struct UNICODE_STRING {
     pub Buffer: *mut u16,
 }
 
-/// `LIST_ENTRY`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct LIST_ENTRY {
-    pub Flink: *mut LIST_ENTRY,
-    pub Blink: *mut LIST_ENTRY,
-}
+/// `LIST_ENTRY`, as ntpool declares it.
+pub use ntpool::sys::LIST_ENTRY;
 
 /// `PDRIVER_UNLOAD`.
 pub type PDRIVER_UNLOAD = Option<unsafe extern "system" fn(DriverObject: *mut DRIVER_OBJECT)>;
@@ -318,6 +313,46 @@ unsafe extern "system" {
         SecurityDescriptor: PVOID,
     ) -> NTSTATUS;
     pub fn ZwClose(Handle: HANDLE) -> NTSTATUS;
+    pub fn IoGetDeviceInterfaces(
+        InterfaceClassGuid: *const GUID,
+        PhysicalDeviceObject: PDEVICE_OBJECT,
+        Flags: ULONG,
+        SymbolicLinkList: *mut *mut u16,
+    ) -> NTSTATUS;
+}
+
+/// `GUID`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GUID {
+    pub Data1: u32,
+    pub Data2: u16,
+    pub Data3: u16,
+    pub Data4: [u8; 8],
+}
+
+/// `GUID_DEVINTERFACE_DISK` (`{53F56307-B6BF-11D0-94F2-00A0C91EFB8B}`), the disks' device interface
+/// class.
+pub const GUID_DEVINTERFACE_DISK: GUID =
+    GUID { Data1: 0x53F5_6307, Data2: 0xB6BF, Data3: 0x11D0, Data4: [0x94, 0xF2, 0x00, 0xA0, 0xC9, 0x1E, 0xFB, 0x8B] };
+
+/// The symbolic links of the enabled interfaces of class `class` (`IoGetDeviceInterfaces` with no
+/// physical device object and no flags, at `PASSIVE_LEVEL`), as the multi-string list the routine
+/// returns. The kernel allocates the list in paged pool and the caller frees it with `ExFreePool`:
+/// the returned [`ExPoolBuffer`](ntpool::ExPoolBuffer) does so when dropped.
+pub fn device_interfaces(
+    passive: &ntpool::Passive,
+    class: &GUID,
+) -> Result<ntpool::ExPoolBuffer<[u16], ntpool::PagedPool>, NTSTATUS> {
+    let mut list: *mut u16 = core::ptr::null_mut();
+    // SAFETY: a valid GUID and out pointer, at PASSIVE_LEVEL (the token).
+    let status = unsafe { IoGetDeviceInterfaces(class, core::ptr::null_mut(), 0, &mut list) };
+    if status < 0 {
+        return Err(status);
+    }
+    // SAFETY: on success the routine returns a multi-string list it allocated from paged pool, which
+    // the caller frees with ExFreePool; nothing else owns it.
+    unsafe { ntpool::ExPoolBuffer::from_multi_sz(passive, list) }.ok_or(STATUS_UNSUCCESSFUL)
 }
 
 #[cfg(not(windows))]

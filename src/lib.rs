@@ -86,6 +86,7 @@ pub unsafe extern "system" fn DriverEntry(
         }
     };
     debug_print!("self-test passed: {} checks", report.checks);
+    disk_interfaces(&passive);
 
     // SAFETY: the I/O manager passes a valid registry path.
     let path = unsafe { &*registry_path };
@@ -117,6 +118,18 @@ pub unsafe extern "system" fn DriverEntry(
     debug_print!("DriverEntry: \\Device\\NtPool is ready");
     debug_print!("DriverEntry: registry path of {} characters kept in paged pool", path.len());
     STATUS_SUCCESS
+}
+
+/// Lists the disk interfaces (`IoGetDeviceInterfaces`) and frees the list the kernel allocated with
+/// `ExFreePool`: a buffer the driver did not allocate, freed as its documentation says.
+fn disk_interfaces(passive: &Passive) {
+    match kernel::device_interfaces(passive, &kernel::GUID_DEVINTERFACE_DISK) {
+        Ok(list) => {
+            let count = list.multi_sz(passive).count();
+            debug_print!("DriverEntry: {} disk interface(s); the list goes back with ExFreePool", count);
+        } // freed here, with ExFreePool, at PASSIVE_LEVEL
+        Err(status) => debug_print!("DriverEntry: IoGetDeviceInterfaces failed: status {:#010x}", status as u32),
+    }
 }
 
 /// Frees everything the driver owns.

@@ -557,10 +557,58 @@ fn checks() -> Vec<Check> {
         constant!(status::NOT_FOUND => "STATUS_NOT_FOUND"),
         constant!(status::QUOTA_EXCEEDED => "STATUS_QUOTA_EXCEEDED"),
         constant!(status::INSUFFICIENT_RESOURCES => "STATUS_INSUFFICIENT_RESOURCES"),
+        lookaside_layouts(),
         // --- The device's SIDs (src/device.rs), as bytes: revision, length, relative ids ---
         sid_layout(),
         sid("SYSTEM_SID", &SYSTEM_SID, &["SECURITY_LOCAL_SYSTEM_RID"]),
         sid("ADMINISTRATORS_SID", &ADMINISTRATORS_SID, &["SECURITY_BUILTIN_DOMAIN_RID", "DOMAIN_ALIAS_RID_ADMINS"]),
+    ];
+    checks.into_iter().flatten().collect()
+}
+
+/// The lookaside list and SLIST structures (`ntpool/src/sys/lookaside.rs`), the quota flag, and the
+/// `GUID` of `IoGetDeviceInterfaces` (`src/kernel.rs`). The counters' and callbacks' unions are
+/// anonymous in C: their first member names them.
+fn lookaside_layouts() -> Vec<Check> {
+    let checks = [
+        constant!(POOL_QUOTA_FAIL_INSTEAD_OF_RAISE),
+        size!(SLIST_ENTRY),
+        size!(SLIST_HEADER),
+        field!(SLIST_HEADER, Alignment),
+        field!(SLIST_HEADER, Region),
+        size!(GENERAL_LOOKASIDE_POOL),
+        field!(GENERAL_LOOKASIDE_POOL, ListHead),
+        field!(GENERAL_LOOKASIDE_POOL, Depth),
+        field!(GENERAL_LOOKASIDE_POOL, MaximumDepth),
+        field!(GENERAL_LOOKASIDE_POOL, TotalAllocates),
+        field!(GENERAL_LOOKASIDE_POOL, AllocateMisses),
+        field!(GENERAL_LOOKASIDE_POOL, TotalFrees),
+        field!(GENERAL_LOOKASIDE_POOL, FreeMisses),
+        field!(GENERAL_LOOKASIDE_POOL, Type),
+        field!(GENERAL_LOOKASIDE_POOL, Tag),
+        field!(GENERAL_LOOKASIDE_POOL, Size),
+        field!(GENERAL_LOOKASIDE_POOL, Allocate => "AllocateEx"),
+        field!(GENERAL_LOOKASIDE_POOL, Free => "FreeEx"),
+        field!(GENERAL_LOOKASIDE_POOL, ListEntry),
+        field!(GENERAL_LOOKASIDE_POOL, LastTotalAllocates),
+        field!(GENERAL_LOOKASIDE_POOL, LastAllocateMisses),
+        field!(GENERAL_LOOKASIDE_POOL, Future),
+        size!(GENERAL_LOOKASIDE),
+        size!(LOOKASIDE_LIST_EX),
+        field!(LOOKASIDE_LIST_EX, L),
+        size!(NPAGED_LOOKASIDE_LIST),
+        field!(NPAGED_LOOKASIDE_LIST, L),
+        size!(PAGED_LOOKASIDE_LIST),
+        field!(PAGED_LOOKASIDE_LIST, L),
+        size!(PALLOCATE_FUNCTION),
+        size!(PFREE_FUNCTION),
+        size!(PALLOCATE_FUNCTION_EX),
+        size!(PFREE_FUNCTION_EX),
+        size!(GUID),
+        field!(GUID, Data1),
+        field!(GUID, Data2),
+        field!(GUID, Data3),
+        field!(GUID, Data4),
     ];
     checks.into_iter().flatten().collect()
 }

@@ -305,14 +305,38 @@ fn closing_a_handle_frees_its_blocks_and_unload_frees_the_rest() {
 }
 
 #[test]
-fn old_log_entries_are_freed_at_dispatch_level_in_the_spin_locked_region() {
+fn old_log_entries_go_back_to_the_lookaside_list_at_dispatch_level_and_are_reused() {
     with_device(|handle, kernel| {
         for _ in 0..20 {
             statistics(handle);
         }
-        // Eight entries stay; the twelve displaced ones were freed (inside the spin lock).
+        // The list structure, then one entry per request until a displaced entry (given back to the
+        // list inside the spin lock) serves the next request: nine entries for twenty requests.
         let log = kernel.pool_usage().rows.into_iter().find(|row| row.tag.to_string() == "NpLg").expect("log rows");
-        assert_eq!((log.pool, log.allocs, log.frees), (PoolKind::NonPaged, 20, 12));
+        assert_eq!((log.pool, log.allocs, log.frees), (PoolKind::NonPaged, 1 + 9, 0));
+    });
+}
+
+#[test]
+fn a_quota_allocation_is_charged_to_the_requesting_process() {
+    with_device(|handle, kernel| {
+        let (status, quota_id) =
+            ntpool::emulated::in_process(4242, || allocate(handle, POOL_PAGED | POOL_CHARGE_QUOTA, TAG, 300));
+        assert_eq!(status, status::SUCCESS);
+        let (status, _) = ntpool::emulated::in_process(4242, || allocate(handle, POOL_NON_PAGED, TAG, 50));
+        assert_eq!(status, status::SUCCESS);
+        let charges: Vec<(u64, u64, u64)> =
+            kernel.quota_charges().iter().map(|c| (c.process, c.paged, c.non_paged)).collect();
+        assert_eq!(charges, [(4242, 300, 0)], "only the block asked to be charged is");
+        // Reported in its pool, without the flag.
+        let (status, reply) = handle.device_control(IOCTL_NTPOOL_QUERY_ALLOCATIONS, &[], 64);
+        assert_eq!(status, status::SUCCESS);
+        let first = AllocationInfo::from_bytes(&reply[8..32]).expect("an entry");
+        assert_eq!((first.id, first.pool, first.size), (quota_id, POOL_PAGED, 300));
+        assert_eq!(free(handle, quota_id), status::SUCCESS);
+        assert_eq!(kernel.quota_charges()[0].paged, 0, "freeing returns the charge");
+        // The flag with an unknown pool is still an unknown pool.
+        assert_eq!(allocate(handle, 2 | POOL_CHARGE_QUOTA, TAG, 8).0, status::INVALID_PARAMETER_1);
     });
 }
 

@@ -22,7 +22,8 @@ use ntpool_protocol::{
     AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, FILE_DEVICE_NTPOOL, FILE_READ_DATA, FreeRequest,
     IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS,
     IOCTL_NTPOOL_READ, MAX_ALLOCATIONS, MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES,
-    MAX_SIZE, METHOD_BUFFERED, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, ctl_code, status,
+    MAX_SIZE, METHOD_BUFFERED, POOL_CHARGE_QUOTA, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, ctl_code,
+    status,
 };
 
 /// The driver, as the scenario sees it: something that answers `IRP_MJ_DEVICE_CONTROL` requests.
@@ -231,6 +232,7 @@ impl fmt::Display for Pool {
         match self.0 {
             POOL_NON_PAGED => f.write_str("non-paged"),
             POOL_PAGED => f.write_str("paged"),
+            pool if pool & !POOL_CHARGE_QUOTA <= POOL_PAGED => write!(f, "{} (quota)", Pool(pool & !POOL_CHARGE_QUOTA)),
             other => write!(f, "pool {other:#x}"),
         }
     }
@@ -419,7 +421,9 @@ impl<'a, D: Device, W: Write> Runner<'a, D, W> {
         }
         let at = self.live().iter().position(|block| block.id > id).unwrap_or(self.live_len);
         self.live.copy_within(at..self.live_len, at + 1);
-        self.live[at] = AllocationInfo { id, pool: request.pool, tag: request.tag, size: request.size, reserved: 0 };
+        // The driver reports the pool without the quota flag.
+        let pool = request.pool & !POOL_CHARGE_QUOTA;
+        self.live[at] = AllocationInfo { id, pool, tag: request.tag, size: request.size, reserved: 0 };
         self.live_len += 1;
         reused
     }
@@ -688,11 +692,12 @@ impl<'a, D: Device, W: Write> Runner<'a, D, W> {
         self.finish();
     }
 
-    /// Four blocks of both pools and several sizes, read back as zeros, listed and counted.
+    /// Four blocks of both pools and several sizes (two charged to this process's quota), read back
+    /// as zeros, listed and counted.
     fn blocks_read_back(&mut self) -> Blocks {
         let blocks = Blocks {
-            small: self.allocate(POOL_PAGED, *b"Tst1", 100),
-            tiny: self.allocate(POOL_NON_PAGED, *b"Tst2", 1),
+            small: self.allocate(POOL_PAGED | POOL_CHARGE_QUOTA, *b"Tst1", 100),
+            tiny: self.allocate(POOL_NON_PAGED | POOL_CHARGE_QUOTA, *b"Tst2", 1),
             page: self.allocate(POOL_NON_PAGED, *b"Tst3", 4096),
             largest: self.allocate(POOL_PAGED, *b"Tst4", MAX_SIZE),
         };

@@ -95,6 +95,7 @@ impl Model {
         if reserved_first && request.reserved != 0 {
             return (status::INVALID_PARAMETER_4, 0);
         }
+        let request = AllocateRequest { pool: request.pool & !POOL_CHARGE_QUOTA, ..request };
         if request.pool != POOL_NON_PAGED && request.pool != POOL_PAGED {
             return (status::INVALID_PARAMETER_1, 0);
         }
@@ -289,7 +290,7 @@ fn prints_one_line_per_check_and_the_summary_last() {
     assert_eq!(*last, std::format!("{} passed, 0 failed", summary.passed));
     assert_eq!(checks.len(), summary.passed as usize);
     assert!(checks.iter().all(|line| line.starts_with("ok   ")), "{out}");
-    assert!(out.contains("ok   ALLOCATE paged 100 bytes tag \"Tst1\" -> id 1001\n"), "{out}");
+    assert!(out.contains("ok   ALLOCATE paged (quota) 100 bytes tag \"Tst1\" -> id 1001\n"), "{out}");
     assert!(out.contains(
         "ok   ALLOCATE non-paged 16 bytes tag \"Fill\" (one more than MAX_HANDLE_ALLOCATIONS) -> STATUS_QUOTA_EXCEEDED\n"
     ));

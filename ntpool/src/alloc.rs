@@ -56,12 +56,26 @@ const fn needs_header(layout: Layout) -> bool {
 #[cfg_attr(ntpool_emulated, track_caller)]
 #[inline]
 pub(crate) fn allocate<P: PoolType>(layout: Layout, zeroed: bool, tag: PoolTag) -> Result<NonNull<u8>, AllocError> {
+    allocate_with_flags::<P>(layout, if zeroed { 0 } else { POOL_FLAG_UNINITIALIZED }, tag)
+}
+
+/// [`allocate`] with `extra` flags besides the pool's: `POOL_FLAG_UNINITIALIZED`, and
+/// `POOL_FLAG_USE_QUOTA` for a block charged to the current process (the caller then holds a token
+/// below `DISPATCH_LEVEL`). Quota is only charged for a block that is really allocated: a zero-sized
+/// layout allocates nothing.
+#[cfg_attr(ntpool_emulated, track_caller)]
+#[inline]
+pub(crate) fn allocate_with_flags<P: PoolType>(
+    layout: Layout,
+    extra: sys::POOL_FLAGS,
+    tag: PoolTag,
+) -> Result<NonNull<u8>, AllocError> {
     if layout.size() == 0 {
         // A non-null pointer aligned for `layout`, with no provenance: nothing is read or written
         // through it.
         return NonNull::new(core::ptr::without_provenance_mut(layout.align())).ok_or(AllocError);
     }
-    let flags = P::FLAGS | if zeroed { 0 } else { POOL_FLAG_UNINITIALIZED };
+    let flags = P::FLAGS | extra;
     let header = needs_header(layout);
     let size = if header { layout.size().checked_add(layout.align()).ok_or(AllocError)? } else { layout.size() };
     // SAFETY: the caller holds a token proving the IRQL allows pool `P`; the size is not zero and the

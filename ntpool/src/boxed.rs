@@ -12,6 +12,7 @@ use crate::alloc::{self, AllocError};
 use crate::irql::Allows;
 use crate::pool::{NonPagedPool, NonPagedPoolType, PagedPool, PoolType};
 use crate::safe::DispatchSafe;
+use crate::sys;
 use crate::tag::{PoolTag, Tag, TagSource};
 
 /// An owning pointer to a `T` in pool `P`, allocated with tag `G`, freed on drop with
@@ -172,7 +173,17 @@ impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
 
     #[cfg_attr(ntpool_emulated, track_caller)]
     fn allocate(tag: G, zeroed: bool) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
-        let block = alloc::allocate::<P>(Layout::new::<T>(), zeroed, tag.tag())?;
+        PoolBox::allocate_with_flags(tag, if zeroed { 0 } else { sys::POOL_FLAG_UNINITIALIZED })
+    }
+
+    /// Allocates a block for a `T` with `extra` flags besides the pool's (see
+    /// `alloc::allocate_with_flags`).
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub(crate) fn allocate_with_flags(
+        tag: G,
+        extra: sys::POOL_FLAGS,
+    ) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
+        let block = alloc::allocate_with_flags::<P>(Layout::new::<T>(), extra, tag.tag())?;
         // INVARIANT: a block for `Layout::new::<T>()`, which is `MaybeUninit<T>`'s layout, with `tag`.
         Ok(PoolBox { ptr: block.cast(), tag, _owns: PhantomData, _pool: PhantomData })
     }
@@ -377,8 +388,18 @@ impl<T, G: TagSource, P: PoolType> PoolBox<[T], G, P> {
 
     #[cfg_attr(ntpool_emulated, track_caller)]
     fn allocate_slice(tag: G, len: usize, zeroed: bool) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
+        PoolBox::allocate_slice_with_flags(tag, len, if zeroed { 0 } else { sys::POOL_FLAG_UNINITIALIZED })
+    }
+
+    /// Allocates a block for `len` `T`s with `extra` flags besides the pool's.
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub(crate) fn allocate_slice_with_flags(
+        tag: G,
+        len: usize,
+        extra: sys::POOL_FLAGS,
+    ) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
         let layout = Layout::array::<T>(len).map_err(|_| AllocError)?;
-        let block = alloc::allocate::<P>(layout, zeroed, tag.tag())?;
+        let block = alloc::allocate_with_flags::<P>(layout, extra, tag.tag())?;
         let ptr = NonNull::slice_from_raw_parts(block.cast::<MaybeUninit<T>>(), len);
         // INVARIANT: a block for `Layout::array::<T>(len)`, which is the slice's layout, with `tag`.
         Ok(PoolBox { ptr, tag, _owns: PhantomData, _pool: PhantomData })

@@ -13,6 +13,9 @@
 //!   paged memory at `DISPATCH_LEVEL` does not compile.
 //! * **Any Windows 10+ or older**: `ExAllocatePool2` is resolved at run time and replaced by
 //!   `ExAllocatePoolWithTag` where the kernel lacks it, so the driver loads before Windows 10 2004.
+//! * **The rest of the pool surface**: [`ExPoolBuffer`] for buffers a system routine hands back to be
+//!   freed with `ExFreePool`, quota-charged allocations ([`PoolBox::try_new_with_quota`]), and typed
+//!   lookaside lists ([`LookasideList`]), all under the same tag and IRQL rules.
 //! * **Tested on Linux**: on a non-Windows target the crate runs on an [emulated kernel](emulated)
 //!   that checks every call as Driver Verifier does.
 //!
@@ -116,9 +119,12 @@ extern crate self as ntpool;
 
 mod alloc;
 mod boxed;
+mod ex_pool;
 mod fast_mutex;
 mod irql;
+mod lookaside;
 mod pool;
+mod quota;
 mod safe;
 mod spin_lock;
 mod tag;
@@ -130,11 +136,13 @@ pub mod emulated;
 
 pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox};
+pub use ex_pool::ExPoolBuffer;
 pub use fast_mutex::FastMutex;
 pub use irql::{
     Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,
 };
-pub use pool::{CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType};
+pub use lookaside::{LookasideBox, LookasideList, LookasideStatistics};
+pub use pool::{CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType, UnknownPool};
 pub use safe::{DispatchSafe, HighSafe};
 pub use spin_lock::SpinLock;
 pub use tag::{InvalidTag, PoolTag, Tag, TagSource};

@@ -7,6 +7,7 @@
 //! | [`NonPagedPoolExecute`] | `POOL_FLAG_NON_PAGED_EXECUTE` | `NonPagedPool` | `DISPATCH_LEVEL` |
 //! | [`PagedPool`] | `POOL_FLAG_PAGED` | `PagedPool` | `APC_LEVEL` |
 //! | [`CacheAligned<P>`] | `P`'s, plus `POOL_FLAG_CACHE_ALIGNED` | `P`'s cache-aligned type | as `P` |
+//! | [`UnknownPool`] | (treated as `PagedPool`) | `PagedPool` | `APC_LEVEL` |
 
 use core::marker::PhantomData;
 
@@ -122,3 +123,23 @@ impl<P: PoolType> PoolType for CacheAligned<P> {
     const NAME: &'static str = P::NAME;
 }
 impl<P: NonPagedPoolType> NonPagedPoolType for CacheAligned<P> {}
+
+/// A block whose pool is not known: a buffer a system routine allocated without saying from which
+/// pool, or a legacy untagged allocation. It is treated as paged pool, the stricter rule: touched and
+/// freed at or below `APC_LEVEL` only. Used with [`ExPoolBuffer`](crate::ExPoolBuffer); allocating
+/// from it (a `PoolBox<_, _, UnknownPool>`) allocates paged pool.
+///
+/// ```
+/// use ntpool::{PoolType, UnknownPool};
+/// assert!(UnknownPool::PAGED);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UnknownPool;
+
+impl sealed::Sealed for UnknownPool {}
+impl PoolType for UnknownPool {
+    const FLAGS: POOL_FLAGS = sys::POOL_FLAG_PAGED;
+    const PAGED: bool = true;
+    const ALIGN: usize = 16;
+    const NAME: &'static str = "UnknownPool";
+}

@@ -21,6 +21,7 @@ const REASONS: &[(&str, &str)] = &[
         "r1_non_paged_alloc_above_dispatch",
         "`NonPagedPool` cannot be allocated, touched or freed with a `ntpool::High` token",
     ),
+    ("r1_quota_alloc_with_dispatch_token", "`ntpool::Dispatch` does not prove an IRQL below DISPATCH_LEVEL"),
     (
         "r1_paged_alloc_with_dispatch_token",
         "`PagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL",
@@ -32,6 +33,10 @@ const REASONS: &[(&str, &str)] = &[
     ),
     ("r2_explicit_drop_in_dispatch_region", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
     ("r2_implicit_drop_at_end_of_region", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
+    (
+        "r2_ex_pool_buffer_of_unknown_pool_freed_at_dispatch",
+        "required for `ntpool::ExPoolBuffer<u32>` to implement `DispatchSafe`",
+    ),
     (
         "r2_mem_replace_through_mut_ref",
         "required for `(&mut PoolBox<u32, Tg, PagedPool>, PoolBox<u32, Tg, PagedPool>)` to implement `DispatchSafe`",
@@ -47,6 +52,10 @@ const REASONS: &[(&str, &str)] = &[
     (
         "r2_option_take_through_mut_ref",
         "required for `&mut Option<PoolBox<u32, Tg, PagedPool>>` to implement `DispatchSafe`",
+    ),
+    (
+        "r2_paged_lookaside_entry_dropped_at_dispatch",
+        "required for `LookasideBox<'_, u32, Tg, ntpool::PagedPool>` to implement `DispatchSafe`",
     ),
     (
         "r2_paged_box_passed_into_spin_lock_region",

@@ -45,6 +45,10 @@ pub const IOCTL_NTPOOL_QUERY_STATISTICS: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x80
 pub const POOL_NON_PAGED: u32 = 0;
 /// [`AllocateRequest::pool`]: paged pool.
 pub const POOL_PAGED: u32 = 1;
+/// Or-ed into [`AllocateRequest::pool`]: charge the block to the requesting process's pool quota
+/// (`POOL_FLAG_USE_QUOTA`), so that a client cannot use more pool than its quota allows. The
+/// block's pool, as reported back, is the pool without this flag.
+pub const POOL_CHARGE_QUOTA: u32 = 0x100;
 
 /// At most this many blocks are outstanding at once, over all clients.
 pub const MAX_ALLOCATIONS: u32 = 64;
@@ -67,7 +71,7 @@ pub const MAX_HANDLE_PAGED_BYTES: u64 = MAX_PAGED_BYTES / 4;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AllocateRequest {
-    /// [`POOL_NON_PAGED`] or [`POOL_PAGED`].
+    /// [`POOL_NON_PAGED`] or [`POOL_PAGED`], optionally with [`POOL_CHARGE_QUOTA`].
     pub pool: u32,
     /// The pool tag, as the kernel stores it (`u32::from_le_bytes(*b"Tag1")`): printable ASCII with a
     /// letter or digit, not `Wdm ` or `Ddk `.

@@ -61,6 +61,13 @@ const RELAY_INCLUDE: &[&str] = &[
     "IoDeleteDevice",
     "IoCreateSymbolicLink",
     "IoDeleteSymbolicLink",
+    "IoGetDeviceInterfaces",
+    "ExInitializeLookasideListEx",
+    "ExDeleteLookasideListEx",
+    "ExInitializeNPagedLookasideList",
+    "ExDeleteNPagedLookasideList",
+    "ExInitializePagedLookasideList",
+    "ExDeletePagedLookasideList",
 ];
 /// Allocators with the arguments `(pool type or flags, size, tag)`.
 const ALLOCATORS: &[&str] = &["ExAllocatePool2", "ExAllocatePoolWithTag", "ExAllocatePoolWithQuotaTag"];
@@ -70,7 +77,13 @@ const PAIRS: &[(&str, &str)] = &[
     ("ExAcquireFastMutex", "ExReleaseFastMutex"),
     ("IoCreateDevice", "IoDeleteDevice"),
     ("IoCreateSymbolicLink", "IoDeleteSymbolicLink"),
+    ("ExInitializeLookasideListEx", "ExDeleteLookasideListEx"),
+    ("ExInitializeNPagedLookasideList", "ExDeleteNPagedLookasideList"),
+    ("ExInitializePagedLookasideList", "ExDeletePagedLookasideList"),
 ];
+/// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE`: every `ExAllocatePoolWithQuotaTag` call of the driver must
+/// carry it (ntpool never uses the raising form).
+const POOL_QUOTA_FAIL_INSTEAD_OF_RAISE: u64 = 8;
 /// Log lines that mean the driver (or Wine) went wrong, whatever the rest says.
 const CRASH_PATTERNS: &[&str] = &["Unhandled page fault", "unimplemented function", " stub"];
 
@@ -199,6 +212,9 @@ pub fn run_with_args(
         problems.push(error);
     }
     problems.extend(check(&trace, &timings, cycles));
+    for cycle in trace.cycles.iter().filter(|cycle| cycle.ended) {
+        problems.extend(pool_surface_problems(cycle, client.is_some()));
+    }
     if !problems.is_empty() {
         let mut message = format!("wine: {} problem(s) with {SYS_NAME} under Wine:\n", problems.len());
         for problem in &problems {
@@ -1032,6 +1048,11 @@ struct CycleTrace {
     errors: Vec<(usize, String)>,
     /// Pool discipline violations (wrong tag, double free, unknown free, leak).
     problems: Vec<String>,
+    /// Lists `IoGetDeviceInterfaces` returned (allocated inside the kernel, so not in the trace) and
+    /// the driver has not yet freed with `ExFreePool`.
+    kernel_buffers: u64,
+    /// `ExFreePool` calls that freed such a list.
+    kernel_buffer_frees: u64,
 }
 
 impl CycleTrace {
@@ -1251,6 +1272,12 @@ impl Parser<'_> {
     fn finish_cycle(&mut self, ended: bool) {
         let Some(mut cycle) = self.current.take() else { return };
         cycle.ended = ended;
+        if ended && cycle.kernel_buffers != 0 {
+            cycle.problems.push(format!(
+                "leak: {} list(s) that IoGetDeviceInterfaces returned were not freed with ExFreePool",
+                cycle.kernel_buffers
+            ));
+        }
         if ended {
             let mut leaks: Vec<(u64, Block)> = self.live.drain().collect();
             leaks.sort_by_key(|(_, block)| block.line);
@@ -1277,7 +1304,8 @@ impl Parser<'_> {
             matches!(self.threads.get(&thread).and_then(|s| s.last()), Some(Frame::Driver { ours: true, .. }));
         // The return address is in the driver's image; or a tail call from a routine the kernel
         // called in the driver (DriverEntry, DriverUnload, a dispatch routine) left the kernel's.
-        let ours = self.in_image(ret) || inside_driver;
+        let ours =
+            self.in_image(ret) || inside_driver || freed_for_driver_lookaside_list(self.threads.get(&thread), func);
         let is_pool = ALLOCATORS.contains(&func) || func == "ExFreePoolWithTag" || func == "ExFreePool";
         let mut alloc = None;
         if ours {
@@ -1292,6 +1320,9 @@ impl Parser<'_> {
                         cycle.pool2_calls.push((number, line.to_string()));
                     }
                 }
+            }
+            if let Some(problem) = raising_quota_call(func, args) {
+                self.problem(format!("{problem}:\n{}", log_line(number, line)));
             }
             if ALLOCATORS.contains(&func) {
                 match args {
@@ -1326,6 +1357,7 @@ impl Parser<'_> {
         stack.truncate(at);
         let Frame::Kernel { ours: true, alloc, .. } = frame else { return };
         let Some(cycle) = self.current.as_mut() else { return };
+        kernel_buffer_returned(cycle, func, retval);
         if func == "IoCreateDevice" || func == "IoCreateSymbolicLink" {
             // NTSTATUS: success when the low 32 bits are not negative.
             if (retval as u32 as i32) >= 0 {
@@ -1388,6 +1420,7 @@ impl Parser<'_> {
                 }
                 self.freed.insert(address, Freed { tag: block.tag, alloc_line: block.line, free_line: number });
             }
+            None if tag.is_none() && self.current.as_mut().is_some_and(kernel_buffer_freed) => {}
             None => match self.freed.get(&address) {
                 Some(freed) => {
                     let message = format!(
@@ -1414,6 +1447,76 @@ impl Parser<'_> {
             None => self.trace.outside.push(message),
         }
     }
+}
+
+/// A free the kernel makes while deleting one of the driver's lookaside lists: Wine's
+/// `ExDelete*LookasideList` frees the entries the list keeps with `ExFreePoolWithTag` and the list's
+/// tag itself (Windows calls the list's free callback, which is the driver's). Either way the blocks
+/// are the driver's and are accounted as its frees.
+fn freed_for_driver_lookaside_list(stack: Option<&Vec<Frame>>, func: &str) -> bool {
+    let deleting = |frame: &Frame| {
+        matches!(frame, Frame::Kernel { func, ours: true, .. }
+            if func.starts_with("ExDelete") && func.contains("LookasideList"))
+    };
+    func == "ExFreePoolWithTag" && stack.and_then(|stack| stack.last()).is_some_and(deleting)
+}
+
+/// A successful `IoGetDeviceInterfaces` call of the driver: the kernel allocated its list inside
+/// itself (no relay line), and the driver owes one `ExFreePool` of it.
+fn kernel_buffer_returned(cycle: &mut CycleTrace, func: &str, retval: u64) {
+    if func == "IoGetDeviceInterfaces" && (retval as u32 as i32) >= 0 {
+        cycle.kernel_buffers += 1;
+        *cycle.succeeded.entry(func.to_string()).or_default() += 1;
+    }
+}
+
+/// An `ExFreePool` of an address the driver never allocated: accepted once per list that
+/// `IoGetDeviceInterfaces` returned and the driver has not freed yet, and nothing else.
+fn kernel_buffer_freed(cycle: &mut CycleTrace) -> bool {
+    if cycle.kernel_buffers == 0 {
+        return false;
+    }
+    cycle.kernel_buffers -= 1;
+    cycle.kernel_buffer_frees += 1;
+    true
+}
+
+/// An `ExAllocatePoolWithQuotaTag` call without `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE`: the raising form,
+/// which the driver must never use.
+fn raising_quota_call(func: &str, args: &[u64]) -> Option<String> {
+    let pool_type = *args.first()?;
+    (func == "ExAllocatePoolWithQuotaTag" && pool_type & POOL_QUOTA_FAIL_INSTEAD_OF_RAISE == 0).then(|| {
+        format!("ExAllocatePoolWithQuotaTag with pool type {pool_type:#x}: the raising form (no POOL_QUOTA_FAIL_INSTEAD_OF_RAISE)")
+    })
+}
+
+/// What the driver must have done in every cycle besides the basics: a quota allocation through
+/// the non-raising `ExAllocatePoolWithQuotaTag` (when the client ran), one `IoGetDeviceInterfaces`
+/// list freed with `ExFreePool`, and a lookaside list initialized (and, by [`PAIRS`], deleted).
+fn pool_surface_problems(cycle: &CycleTrace, client: bool) -> Vec<String> {
+    let n = cycle.number;
+    let calls = |name: &str| cycle.calls.get(name).copied().unwrap_or(0);
+    let mut problems = Vec::new();
+    if client && calls("ExAllocatePoolWithQuotaTag") == 0 {
+        problems.push(format!("cycle {n}: the relay trace shows no ExAllocatePoolWithQuotaTag call by the driver"));
+    }
+    // Wine 8's IoGetDeviceInterfaces is a stub (STATUS_NOT_IMPLEMENTED): then there is no list to
+    // free. Either way, one call, and one ExFreePool per list returned.
+    let listed = cycle.succeeded.get("IoGetDeviceInterfaces").copied().unwrap_or(0);
+    if calls("IoGetDeviceInterfaces") != 1 || cycle.kernel_buffer_frees != listed {
+        problems.push(format!(
+            "cycle {n}: {} IoGetDeviceInterfaces call(s), {listed} successful, and {} ExFreePool of a list it returned",
+            calls("IoGetDeviceInterfaces"),
+            cycle.kernel_buffer_frees
+        ));
+    }
+    let lists = calls("ExInitializeLookasideListEx")
+        + calls("ExInitializeNPagedLookasideList")
+        + calls("ExInitializePagedLookasideList");
+    if lists == 0 {
+        problems.push(format!("cycle {n}: the relay trace shows no lookaside list initialized by the driver"));
+    }
+    problems
 }
 
 #[cfg(test)]
@@ -1480,6 +1583,68 @@ mod tests {
         let entry: Vec<&str> = entry.iter().map(String::as_str).collect();
         let unload: Vec<&str> = unload.iter().map(String::as_str).collect();
         cycle(number, &entry, &unload)
+    }
+
+    fn device_interfaces(status: u32) -> [String; 2] {
+        [
+            "0114:Call ntoskrnl.exe.IoGetDeviceInterfaces(180010000,00000000,00000000,01a9f700) ret=180005400".into(),
+            format!("0114:Ret  ntoskrnl.exe.IoGetDeviceInterfaces() retval={status:08x} ret=180005400"),
+        ]
+    }
+
+    fn ex_free_pool(address: u32) -> [String; 2] {
+        [
+            format!("0114:Call ntoskrnl.exe.ExFreePool({address:08x}) ret=180005410"),
+            "0114:Ret  ntoskrnl.exe.ExFreePool() retval=00000001 ret=180005410".into(),
+        ]
+    }
+
+    fn one_cycle(entry: &[[String; 2]]) -> String {
+        let entry = lines(entry);
+        let entry: Vec<&str> = entry.iter().map(String::as_str).collect();
+        cycle(1, &entry, &[])
+    }
+
+    #[test]
+    fn ex_free_pool_of_a_kernel_buffer_pairs_with_a_successful_io_get_device_interfaces() {
+        let log = one_cycle(&[device_interfaces(0), ex_free_pool(0x0200_0000)]);
+        let trace = check_pool(&log).expect("one list, freed once");
+        assert!(pool_surface_problems(&trace.cycles[0], false).iter().all(|p| !p.contains("IoGetDeviceInterfaces")));
+    }
+
+    #[test]
+    fn ex_free_pool_of_something_never_allocated_is_still_reported() {
+        // No list was returned: nothing to free.
+        let error = check_pool(&one_cycle(&[ex_free_pool(0x0200_0000)])).unwrap_err();
+        assert!(error.contains("ExFreePool(0x2000000) at line") && error.contains("never allocated"), "{error}");
+        // A failed call returns no list.
+        let error = check_pool(&one_cycle(&[device_interfaces(0xC000_0001), ex_free_pool(0x0200_0000)])).unwrap_err();
+        assert!(error.contains("never allocated"), "{error}");
+        // One list, two frees.
+        let log = one_cycle(&[device_interfaces(0), ex_free_pool(0x0200_0000), ex_free_pool(0x0300_0000)]);
+        assert!(check_pool(&log).unwrap_err().contains("never allocated"));
+    }
+
+    #[test]
+    fn a_device_interface_list_not_freed_is_a_leak() {
+        let error = check_pool(&one_cycle(&[device_interfaces(0)])).unwrap_err();
+        assert!(error.contains("1 list(s) that IoGetDeviceInterfaces returned were not freed"), "{error}");
+    }
+
+    #[test]
+    fn the_raising_form_of_ex_allocate_pool_with_quota_tag_is_reported() {
+        let quota = |pool_type: u32| {
+            [
+                format!(
+                    "0114:Call ntoskrnl.exe.ExAllocatePoolWithQuotaTag({pool_type:08x},00000020,7453704e) ret=180005369"
+                ),
+                "0114:Ret  ntoskrnl.exe.ExAllocatePoolWithQuotaTag() retval=014a03f0 ret=180005369".to_string(),
+            ]
+        };
+        let error = check_pool(&one_cycle(&[quota(0x1)])).unwrap_err();
+        assert!(error.contains("the raising form"), "{error}");
+        let error = check_pool(&one_cycle(&[quota(0x9)])).unwrap_err();
+        assert!(!error.contains("the raising form") && error.contains("leak"), "{error}");
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub(crate) struct Config {
     pub(crate) driver_name: String,
     /// What blocks not asked for zeroed are filled with.
     pub(crate) uninitialized_fill: u8,
+    /// Whether `ExInitializeLookasideListEx` and `ExDeleteLookasideListEx` are exported.
+    pub(crate) lookaside_list_ex: bool,
+    /// The pool quota of every process, in bytes (paged and non-paged together).
+    pub(crate) process_quota: Option<u64>,
 }
 
 impl Default for Config {
@@ -60,6 +64,8 @@ impl Default for Config {
             force_irql_checking: false,
             driver_name: "driver.sys".into(),
             uninitialized_fill: UNINITIALIZED_FILL,
+            lookaside_list_ex: true,
+            process_quota: None,
         }
     }
 }
@@ -97,6 +103,8 @@ struct Block {
     backing: Backing,
     site: &'static Location<'static>,
     routine: &'static str,
+    /// The process the block is charged to, for quota allocations.
+    charged: Option<u64>,
 }
 
 #[derive(Default)]
@@ -105,6 +113,8 @@ struct Pool {
     quarantine: VecDeque<(usize, Block)>,
     freed: HashMap<usize, ULONG>,
     usage: BTreeMap<(ULONG, PoolKind), PoolUsageRow>,
+    /// Bytes charged per process: (paged, non-paged).
+    quota: BTreeMap<u64, (u64, u64)>,
 }
 
 /// The state of one emulated kernel, shared by every thread that entered it.
@@ -115,6 +125,8 @@ pub(crate) struct State {
     deferred: Mutex<Vec<BugCheck>>,
     /// The low resources simulation's generator (xorshift64*).
     random: Mutex<u64>,
+    /// The lookaside lists initialized and not deleted, and those deleted.
+    pub(crate) lookaside: Mutex<super::lookaside::Lists>,
 }
 
 impl State {
@@ -131,6 +143,7 @@ impl State {
             allocation_calls: AtomicU64::new(0),
             deferred: Mutex::default(),
             random: Mutex::new(seed),
+            lookaside: Mutex::default(),
         }
     }
 
@@ -180,6 +193,11 @@ impl State {
         list
     }
 
+    /// Bytes charged to each process's pool quota: (process, paged, non-paged), by process.
+    pub(crate) fn quota(&self) -> Vec<(u64, u64, u64)> {
+        self.pool().quota.iter().map(|(&process, &(paged, non_paged))| (process, paged, non_paged)).collect()
+    }
+
     pub(crate) fn take_deferred(&self) -> Vec<BugCheck> {
         core::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -202,6 +220,24 @@ std::thread_local! {
         NEXT.fetch_add(1, Ordering::Relaxed)
     };
     static QUIET: Cell<u32> = const { Cell::new(0) };
+    static PROCESS: Cell<u64> = const { Cell::new(SYSTEM_PROCESS) };
+}
+
+/// The System process's id: the process a thread of the emulated kernel belongs to unless it runs in
+/// [`in_process`].
+pub(crate) const SYSTEM_PROCESS: u64 = 4;
+
+/// Runs `f` with the calling thread attached to process `process`: quota allocations are charged
+/// to it.
+pub(crate) fn in_process<R>(process: u64, f: impl FnOnce() -> R) -> R {
+    struct Restore(u64);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PROCESS.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PROCESS.with(|p| p.replace(process)));
+    f()
 }
 
 static DEFAULT: OnceLock<Arc<State>> = OnceLock::new();
@@ -330,11 +366,14 @@ struct Request {
     cache_aligned: bool,
     zeroed: bool,
     routine: &'static str,
+    /// Charge the current process's quota.
+    quota: bool,
 }
 
 pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: &'static Location<'static>) -> PVOID {
     let state = current();
     let pool_type = sys::pool_type_for_flags(flags & !sys::POOL_FLAG_USE_QUOTA);
+    let quota = flags & sys::POOL_FLAG_USE_QUOTA != 0;
     let unknown = flags & sys::POOL_FLAG_REQUIRED_MASK & !sys::POOL_FLAG_REQUIRED_KNOWN;
     let (Some(pool_type), 0) = (pool_type, unknown) else {
         // No pool, two pools, or a required flag this kernel does not know: the call fails.
@@ -348,6 +387,7 @@ pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: 
         cache_aligned: flags & sys::POOL_FLAG_CACHE_ALIGNED != 0,
         zeroed: flags & sys::POOL_FLAG_UNINITIALIZED == 0,
         routine: "ExAllocatePool2",
+        quota,
     };
     if tag == 0 && !state.config.verifier {
         return core::ptr::null_mut();
@@ -378,8 +418,48 @@ pub(crate) fn allocate_pool_with_tag(
         cache_aligned: pool_type & 4 != 0,
         zeroed: false,
         routine: "ExAllocatePoolWithTag",
+        quota: false,
     };
     allocate(&state, request, site)
+}
+
+/// `STATUS_QUOTA_EXCEEDED`, the exception the raising form of `ExAllocatePoolWithQuotaTag` raises.
+const STATUS_QUOTA_EXCEEDED: u64 = 0xC000_0044;
+/// `KMODE_EXCEPTION_NOT_HANDLED`: what an exception no handler catches ends in.
+const KMODE_EXCEPTION_NOT_HANDLED: ULONG = 0x1E;
+
+/// `ExAllocatePoolWithQuotaTag`: as `ExAllocatePoolWithTag`, charged to the current process. With
+/// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE` a failure is NULL; without it, the routine raises an exception,
+/// which Rust code cannot catch: bug check 0x1E (`KMODE_EXCEPTION_NOT_HANDLED`, parameter 1 the
+/// exception code).
+pub(crate) fn allocate_pool_with_quota_tag(
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> PVOID {
+    let state = current();
+    let raise = pool_type & sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE == 0;
+    let pool_type = pool_type & !sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
+    let base_type = pool_type & !(0x200 | 4);
+    if !(0..=1).contains(&base_type) || pool_type & !(0x200 | 4 | 1) != 0 {
+        return core::ptr::null_mut();
+    }
+    let request = Request {
+        kind: PoolKind::of_pool_type(pool_type, pool_type & 0x201 == 0),
+        pool_type,
+        size: size as usize,
+        tag,
+        cache_aligned: pool_type & 4 != 0,
+        zeroed: false,
+        routine: "ExAllocatePoolWithQuotaTag",
+        quota: true,
+    };
+    let block = allocate(&state, request, site);
+    if block.is_null() && raise {
+        bug_check(&state, KMODE_EXCEPTION_NOT_HANDLED, [STATUS_QUOTA_EXCEEDED, 0, 0, 0]);
+    }
+    block
 }
 
 fn allocate(state: &State, request: Request, site: &'static Location<'static>) -> PVOID {
@@ -423,6 +503,10 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
             return core::ptr::null_mut();
         }
     }
+    let process = PROCESS.with(Cell::get);
+    if request.quota && !charge_fits(state, process, size) {
+        return core::ptr::null_mut();
+    }
     let Some((block, backing)) = back(state, &request) else {
         return core::ptr::null_mut();
     };
@@ -435,8 +519,20 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     let row = pool.usage.entry((tag, kind)).or_insert_with(|| PoolUsageRow::new(tag, kind));
     row.allocs += 1;
     row.bytes += size as u64;
-    pool.live.insert(address, Block { tag, kind, pool_type, size, backing, site, routine: request.routine });
+    let charged = request.quota.then_some(process);
+    if charged.is_some() {
+        let charge = pool.quota.entry(process).or_default();
+        *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } += size as u64;
+    }
+    pool.live.insert(address, Block { tag, kind, pool_type, size, backing, site, routine: request.routine, charged });
     block.cast()
+}
+
+/// Whether `size` more bytes fit in `process`'s pool quota.
+fn charge_fits(state: &State, process: u64, size: usize) -> bool {
+    let Some(limit) = state.config.process_quota else { return true };
+    let (paged, non_paged) = state.pool().quota.get(&process).copied().unwrap_or_default();
+    paged + non_paged + size as u64 <= limit
 }
 
 /// Finds memory for a request: pages of its own for special pool (blocks under a page) and for
@@ -506,13 +602,10 @@ pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
         bug_check(&state, code, parameters);
         return;
     }
-    if let Some(tag) = tag {
-        if tag != block.tag {
-            let allocated_with = block.tag;
-            drop(pool);
-            bug_check(&state, BAD_POOL_CALLER, [0x0A, address as u64, allocated_with.into(), tag.into()]);
-            return;
-        }
+    if let Some((allocated_with, used)) = wrong_tag(block.tag, tag) {
+        drop(pool);
+        bug_check(&state, BAD_POOL_CALLER, [0x0A, address as u64, allocated_with.into(), used.into()]);
+        return;
     }
     #[cfg(ntpool_pages)]
     if let Backing::Pages { pages, special: true } = block.backing {
@@ -531,6 +624,9 @@ pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
         row.frees += 1;
         row.bytes -= block.size as u64;
     }
+    if let Some(charge) = block.charged.and_then(|process| pool.quota.get_mut(&process)) {
+        *if block.kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= block.size as u64;
+    }
     retire(&block.backing, address, block.size);
     pool.freed.insert(address, block.tag);
     pool.quarantine.push_back((address, block));
@@ -539,6 +635,28 @@ pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
             pool.freed.remove(&old_address);
             old.backing.release();
         }
+    }
+}
+
+/// Whether a free with `tag` (`None`: `ExFreePool`, which is `ExFreePoolWithTag(P, 0)`) of a block
+/// allocated with `allocated` is the wrong tag, and if so the tags bug check 0xC2 / 0x0A reports
+/// (parameters 3 and 4).
+///
+/// * `ExFreePoolWithTag` with another tag than the block's: reported with both tags as given.
+/// * A block whose tag has [`PROTECTED_POOL`](sys::PROTECTED_POOL) set must be freed with
+///   `ExFreePoolWithTag` and its tag: the kernel compares the two tags without that bit, and reports
+///   them without it; `ExFreePool` passes tag 0, which never matches.
+/// * `ExFreePool` of an unprotected block is fine.
+fn wrong_tag(allocated: ULONG, tag: Option<ULONG>) -> Option<(ULONG, ULONG)> {
+    let protected = allocated & sys::PROTECTED_POOL != 0;
+    match tag {
+        None if protected => Some((allocated & !sys::PROTECTED_POOL, 0)),
+        None => None,
+        Some(tag) if protected && (tag & !sys::PROTECTED_POOL) != (allocated & !sys::PROTECTED_POOL) => {
+            Some((allocated & !sys::PROTECTED_POOL, tag & !sys::PROTECTED_POOL))
+        }
+        Some(tag) if !protected && tag != allocated => Some((allocated, tag)),
+        Some(_) => None,
     }
 }
 

@@ -23,6 +23,10 @@
 //! | | free of an address never allocated; double free | 0xC4 / 0x10; 0xC4 / 0x13 (0xC2 / 0x99; 0xC2 / 0x07) |
 //! | | `NonPagedPoolMustSucceed` | 0xC2 / 0x9A |
 //! | pool tracking | blocks left at unload ([`Kernel::verify_unload`]), with tag, pool, size and source line of each | 0xC4 / 0x62 |
+//! | | `ExFreePool` of a block whose tag has `PROTECTED_POOL` set; `ExFreePoolWithTag` with another tag | 0xC2 / 0x0A (address, allocator's tag, tag used, both without the protected bit) |
+//! | | a lookaside list not deleted at unload ([`Kernel::verify_unload`]) | 0xCE (list address) |
+//! | | a lookaside list deleted twice, or never initialized | 0x139 / 3 (`LIST_ENTRY` corruption) |
+//! | | the raising form of `ExAllocatePoolWithQuotaTag` failing | 0x1E (`STATUS_QUOTA_EXCEEDED`) |
 //! | special pool ([`KernelBuilder::special_pool`]) | write into the page beside the block, found at free | 0xC1 / parameter 4 = 0x23 (before), 0x24 (after) |
 //! | | touch of the guard page | 0xCD |
 //! | | touch of a freed block | 0xCC |
@@ -113,6 +117,7 @@
 //! parameters.
 
 pub(crate) mod kernel;
+pub(crate) mod lookaside;
 #[cfg(ntpool_pages)]
 mod pages;
 
@@ -254,6 +259,7 @@ impl Kernel {
     /// assert!(kernel.verify_unload().is_ok());
     /// ```
     pub fn verify_unload(&self) -> Result<(), BugCheck> {
+        self.verify_lookaside_lists_deleted()?;
         let leaks = self.outstanding();
         if leaks.is_empty() {
             return Ok(());
@@ -663,6 +669,9 @@ pub(crate) fn bug_check_name(code: u32) -> &'static str {
         0xCC => "PAGE_FAULT_IN_FREED_SPECIAL_POOL",
         0xCD => "PAGE_FAULT_BEYOND_END_OF_ALLOCATION",
         0xD1 => "DRIVER_IRQL_NOT_LESS_OR_EQUAL",
+        0x1E => "KMODE_EXCEPTION_NOT_HANDLED",
+        0xCE => "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS",
+        0x139 => "KERNEL_SECURITY_CHECK_FAILURE",
         _ => "UNKNOWN_BUG_CHECK",
     }
 }
@@ -974,5 +983,148 @@ impl fmt::Display for PoolUsage {
             )?;
         }
         Ok(())
+    }
+}
+
+impl Kernel {
+    /// Bug check 0xCE (`DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS`) if a lookaside list
+    /// the driver initialized was not deleted: the kernel keeps every list on a global list and
+    /// visits it to adjust its depth, so after the unload it would touch the driver's freed memory.
+    /// Parameter 1 is the list's address (the memory the kernel would reference), parameter 2 zero
+    /// (a read). Part of [`Kernel::verify_unload`].
+    ///
+    /// ```
+    /// use ntpool::sys;
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// let mut list = Box::new(core::mem::MaybeUninit::<sys::NPAGED_LOOKASIDE_LIST>::uninit());
+    /// kernel.run(|| {
+    ///     // SAFETY: the list stays put; it is deliberately not deleted.
+    ///     unsafe { sys::ExInitializeNPagedLookasideList(list.as_mut_ptr(), None, None, 0x200, 32, 0x31636F44, 0) };
+    /// });
+    /// let stop = kernel.verify_lookaside_lists_deleted().unwrap_err();
+    /// assert_eq!((stop.code, stop.parameters[0]), (0xCE, list.as_ptr() as u64));
+    /// assert!(stop.report.contains("ExInitializeNPagedLookasideList"));
+    /// ```
+    pub fn verify_lookaside_lists_deleted(&self) -> Result<(), BugCheck> {
+        let lists = self.state.lookaside.lock().unwrap_or_else(|p| p.into_inner()).live.clone();
+        let Some((&first, _)) = lists.iter().next() else { return Ok(()) };
+        let mut report = std::format!(
+            "{} is unloading without deleting {} lookaside list(s):\n",
+            self.state.config.driver_name,
+            lists.len()
+        );
+        for (address, list) in &lists {
+            report.push_str(&std::format!(
+                "  {} {:5} entries of {} bytes, list at {address:#x}, initialized by {} at {}:{}:{}\n",
+                RawTag(list.tag),
+                PoolKind::of_pool_type(list.pool_type, list.pool_type & 0x201 == 0).short_name(),
+                list.size,
+                list.routine,
+                list.site.file(),
+                list.site.line(),
+                list.site.column()
+            ));
+        }
+        let mut bug_check =
+            BugCheck::new(lookaside::DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, [first as u64, 0, 0, 0]);
+        bug_check.report = report;
+        Err(bug_check)
+    }
+
+    /// The pool quota charged to each process that has been charged, by process id.
+    ///
+    /// ```
+    /// use ntpool::{PagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let block = ntpool::emulated::in_process(1234, || PagedBox::<[u8], Doc>::try_new_zeroed_slice_with_quota(&passive, 100));
+    ///     let charge = kernel.quota_charges()[0];
+    ///     assert_eq!((charge.process, charge.paged, charge.non_paged), (1234, 100, 0));
+    ///     drop(block);
+    /// });
+    /// assert_eq!(kernel.quota_charges()[0].paged, 0); // returned with the free
+    /// ```
+    pub fn quota_charges(&self) -> Vec<QuotaCharge> {
+        self.state
+            .quota()
+            .into_iter()
+            .map(|(process, paged, non_paged)| QuotaCharge { process, paged, non_paged })
+            .collect()
+    }
+}
+
+/// Bytes of pool charged to one process's quota (allocations with `POOL_FLAG_USE_QUOTA` or
+/// `ExAllocatePoolWithQuotaTag` that are not freed yet).
+///
+/// ```
+/// let charge = ntpool::emulated::QuotaCharge { process: 4, paged: 0, non_paged: 16 };
+/// assert_eq!(charge.paged + charge.non_paged, 16);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaCharge {
+    /// The process id.
+    pub process: u64,
+    /// Paged bytes.
+    pub paged: u64,
+    /// Non-paged bytes.
+    pub non_paged: u64,
+}
+
+/// Runs `f` with the calling thread attached to the process `process` (an id of your choosing): quota
+/// allocations made in `f` are charged to it. Outside, threads belong to the System process (4).
+///
+/// ```
+/// use ntpool::emulated::{in_process, Kernel};
+/// use ntpool::{NonPagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+///     let passive = unsafe { Passive::assume() };
+///     let _a = in_process(100, || NonPagedBox::<u32, Doc>::try_new_with_quota(&passive, 1)).unwrap();
+///     let _b = NonPagedBox::<u32, Doc>::try_new_with_quota(&passive, 2).unwrap();
+///     let processes: Vec<u64> = kernel.quota_charges().iter().map(|c| c.process).collect();
+///     assert_eq!(processes, [4, 100]);
+/// });
+/// ```
+pub fn in_process<R>(process: u64, f: impl FnOnce() -> R) -> R {
+    kernel::in_process(process, f)
+}
+
+impl KernelBuilder {
+    /// Whether the kernel exports `ExInitializeLookasideListEx` and `ExDeleteLookasideListEx`
+    /// (the default, as Windows since Vista). Without them the kernel behaves like Wine 8, and
+    /// [`LookasideList`](crate::LookasideList) uses `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST`.
+    ///
+    /// ```
+    /// let wine = ntpool::emulated::Kernel::builder().lookaside_list_ex(false).build();
+    /// assert!(!wine.run(ntpool::sys::uses_lookaside_list_ex));
+    /// ```
+    pub fn lookaside_list_ex(mut self, exported: bool) -> Self {
+        self.config.lookaside_list_ex = exported;
+        self
+    }
+
+    /// Limits every process's pool quota to `bytes` (paged and non-paged together): a quota
+    /// allocation beyond it fails.
+    ///
+    /// ```
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// let kernel = ntpool::emulated::Kernel::builder().process_quota(64).build();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let _fits = NonPagedBox::<[u8; 64], Doc>::try_new_with_quota(&passive, [0; 64]).unwrap();
+    ///     assert!(NonPagedBox::<u8, Doc>::try_new_with_quota(&passive, 0).is_err());
+    ///     assert!(NonPagedBox::<u8, Doc>::try_new(&passive, 0).is_ok()); // not charged: no limit
+    /// });
+    /// ```
+    pub fn process_quota(mut self, bytes: u64) -> Self {
+        self.config.process_quota = Some(bytes);
+        self
     }
 }

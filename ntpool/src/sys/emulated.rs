@@ -46,9 +46,13 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
     }
     // SAFETY: forwarded contract; the same fallback as on the real kernel.
     unsafe {
-        super::allocate_pool2_with_legacy_routine(Flags, NumberOfBytes, Tag, |pool_type, size, tag| {
-            kernel::allocate_pool_with_tag(pool_type, size, tag, site)
-        })
+        super::allocate_pool2_with_legacy_routine(
+            Flags,
+            NumberOfBytes,
+            Tag,
+            |pool_type, size, tag| kernel::allocate_pool_with_tag(pool_type, size, tag, site),
+            |pool_type, size, tag| kernel::allocate_pool_with_quota_tag(pool_type, size, tag, site),
+        )
     }
 }
 
@@ -371,4 +375,297 @@ pub unsafe fn ExAcquireFastMutex(FastMutex: *mut super::FAST_MUTEX) {
 pub unsafe fn ExReleaseFastMutex(FastMutex: *mut super::FAST_MUTEX) {
     // SAFETY: forwarded contract.
     unsafe { kernel::release_fast_mutex(FastMutex) };
+}
+
+/// `ExAllocatePoolWithQuotaTag`: as `ExAllocatePoolWithTag`, charged to the current process's pool
+/// quota ([`in_process`](crate::emulated::in_process) picks the process). With
+/// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE` in `PoolType` a failure returns NULL; without it the emulated
+/// routine raises, which no Rust code catches: bug check 0x1E.
+///
+/// # Safety
+/// As for `ExAllocatePoolWithQuotaTag`.
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// use ntpool::sys;
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     let tag = u32::from_le_bytes(*b"Doc1");
+///     let pool_type = sys::PagedPool | sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
+///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+///     let p = unsafe { sys::ExAllocatePoolWithQuotaTag(pool_type, 32, tag) };
+///     assert_eq!(kernel.quota_charges()[0].paged, 32);
+///     // SAFETY: `p` came from ExAllocatePoolWithQuotaTag with this tag and is not used afterwards.
+///     unsafe { sys::ExFreePoolWithTag(p, tag) };
+/// });
+/// assert_eq!(kernel.quota_charges()[0].paged, 0);
+/// ```
+#[track_caller]
+pub unsafe fn ExAllocatePoolWithQuotaTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+    kernel::allocate_pool_with_quota_tag(PoolType, NumberOfBytes, Tag, core::panic::Location::caller())
+}
+
+/// `ExpInterlockedPopEntrySList`.
+///
+/// # Safety
+/// `ListHead` is a valid, initialized `SLIST_HEADER`.
+///
+/// ```
+/// use ntpool::sys::{self, SLIST_ENTRY, SLIST_HEADER};
+/// let mut head = SLIST_HEADER { Alignment: 0, Region: 0 };
+/// let mut entry = SLIST_ENTRY { Next: core::ptr::null_mut() };
+/// // SAFETY: a valid header and a free, aligned entry that outlives its time on the list.
+/// unsafe { sys::ExpInterlockedPushEntrySList(&mut head, &mut entry) };
+/// // SAFETY: a valid header.
+/// assert_eq!(unsafe { sys::ExQueryDepthSList(&mut head) }, 1);
+/// // SAFETY: as above.
+/// assert_eq!(unsafe { sys::ExpInterlockedPopEntrySList(&mut head) }, &raw mut entry);
+/// ```
+pub unsafe fn ExpInterlockedPopEntrySList(ListHead: *mut super::SLIST_HEADER) -> *mut super::SLIST_ENTRY {
+    // SAFETY: forwarded contract.
+    unsafe { crate::emulated::lookaside::pop_entry(ListHead) }
+}
+
+/// `ExpInterlockedPushEntrySList`. Returns the previous first entry.
+///
+/// # Safety
+/// `ListHead` is a valid `SLIST_HEADER`; `ListEntry` is valid, 16-byte aligned and on no list.
+///
+/// ```
+/// use ntpool::sys::{self, SLIST_ENTRY, SLIST_HEADER};
+/// let mut head = SLIST_HEADER { Alignment: 0, Region: 0 };
+/// let mut entry = SLIST_ENTRY { Next: core::ptr::null_mut() };
+/// // SAFETY: a valid header and a free, aligned entry.
+/// assert!(unsafe { sys::ExpInterlockedPushEntrySList(&mut head, &mut entry) }.is_null());
+/// ```
+pub unsafe fn ExpInterlockedPushEntrySList(
+    ListHead: *mut super::SLIST_HEADER,
+    ListEntry: *mut super::SLIST_ENTRY,
+) -> *mut super::SLIST_ENTRY {
+    // SAFETY: forwarded contract.
+    unsafe { crate::emulated::lookaside::push_entry(ListHead, ListEntry) }
+}
+
+/// `ExQueryDepthSList`: the number of entries on the list.
+///
+/// # Safety
+/// `ListHead` is a valid `SLIST_HEADER`.
+///
+/// ```
+/// let mut head = ntpool::sys::SLIST_HEADER { Alignment: 0, Region: 0 };
+/// // SAFETY: a valid header.
+/// assert_eq!(unsafe { ntpool::sys::ExQueryDepthSList(&mut head) }, 0);
+/// ```
+pub unsafe fn ExQueryDepthSList(ListHead: *mut super::SLIST_HEADER) -> u16 {
+    // SAFETY: forwarded contract.
+    unsafe { crate::emulated::lookaside::depth(ListHead) }
+}
+
+/// Whether the kernel exports `ExInitializeLookasideListEx` and `ExDeleteLookasideListEx`; on the
+/// emulated kernel, as configured with
+/// [`KernelBuilder::lookaside_list_ex`](crate::emulated::KernelBuilder::lookaside_list_ex).
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// assert!(Kernel::new().run(ntpool::sys::uses_lookaside_list_ex));
+/// let wine = Kernel::builder().lookaside_list_ex(false).build();
+/// assert!(!wine.run(ntpool::sys::uses_lookaside_list_ex));
+/// ```
+pub fn uses_lookaside_list_ex() -> bool {
+    kernel::current().config.lookaside_list_ex
+}
+
+/// `STATUS_PROCEDURE_NOT_FOUND`.
+const STATUS_PROCEDURE_NOT_FOUND: super::NTSTATUS = 0xC000_007A_u32 as i32;
+/// `STATUS_INVALID_PARAMETER_4`.
+const STATUS_INVALID_PARAMETER_4: super::NTSTATUS = 0xC000_00F2_u32 as i32;
+
+/// `ExInitializeLookasideListEx`; `STATUS_PROCEDURE_NOT_FOUND` on a kernel configured without it,
+/// `STATUS_INVALID_PARAMETER_4` for a pool type that is neither paged nor non-paged.
+///
+/// # Safety
+/// As for `ExInitializeLookasideListEx`: `Lookaside` is valid, non-paged, 16-byte aligned, and stays
+/// put until deleted.
+///
+/// ```
+/// use ntpool::sys;
+/// let kernel = ntpool::emulated::Kernel::new();
+/// kernel.run(|| {
+///     let mut list = core::mem::MaybeUninit::<sys::LOOKASIDE_LIST_EX>::uninit();
+///     let tag = u32::from_le_bytes(*b"Doc1");
+///     // SAFETY: a list that stays put until deleted below.
+///     let status = unsafe {
+///         sys::ExInitializeLookasideListEx(list.as_mut_ptr(), None, None, sys::NonPagedPoolNx, 0, 24, tag, 0)
+///     };
+///     assert_eq!(status, 0);
+///     // SAFETY: initialized above, deleted once.
+///     unsafe { sys::ExDeleteLookasideListEx(list.as_mut_ptr()) };
+/// });
+/// assert!(kernel.verify_unload().is_ok());
+/// ```
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn ExInitializeLookasideListEx(
+    Lookaside: *mut super::LOOKASIDE_LIST_EX,
+    Allocate: super::PALLOCATE_FUNCTION_EX,
+    Free: super::PFREE_FUNCTION_EX,
+    PoolType: POOL_TYPE,
+    _Flags: ULONG,
+    Size: SIZE_T,
+    Tag: ULONG,
+    _Depth: u16,
+) -> super::NTSTATUS {
+    if !uses_lookaside_list_ex() {
+        return STATUS_PROCEDURE_NOT_FOUND;
+    }
+    let base = PoolType & !(0x200 | 4);
+    if !(0..=1).contains(&base) || PoolType & !(0x200 | 4 | 1) != 0 {
+        return STATUS_INVALID_PARAMETER_4;
+    }
+    let site = core::panic::Location::caller();
+    // SAFETY: forwarded contract.
+    unsafe { crate::emulated::lookaside::initialize_ex(Lookaside.cast(), Allocate, Free, PoolType, Size, Tag, site) };
+    0
+}
+
+/// `ExDeleteLookasideListEx`: frees the entries the list holds through its free callback.
+///
+/// # Safety
+/// `Lookaside` was initialized with `ExInitializeLookasideListEx` and is deleted once; a second
+/// delete is bug check 0x139 / 3 (a corrupted `LIST_ENTRY`), as on Windows.
+///
+/// ```
+/// use ntpool::emulated::catch_bug_check;
+/// use ntpool::sys;
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// let mut list = core::mem::MaybeUninit::<sys::LOOKASIDE_LIST_EX>::uninit();
+/// // SAFETY: a list that stays put until deleted below.
+/// unsafe { sys::ExInitializeLookasideListEx(list.as_mut_ptr(), None, None, sys::PagedPool, 0, 16, 0x31636F44, 0) };
+/// // SAFETY: initialized above.
+/// unsafe { sys::ExDeleteLookasideListEx(list.as_mut_ptr()) };
+/// // SAFETY: a deliberate second delete, which the emulated kernel reports.
+/// let stop = catch_bug_check(|| unsafe { sys::ExDeleteLookasideListEx(list.as_mut_ptr()) }).unwrap_err();
+/// assert_eq!((stop.code, stop.parameters[0]), (0x139, 3));
+/// # });
+/// ```
+pub unsafe fn ExDeleteLookasideListEx(Lookaside: *mut super::LOOKASIDE_LIST_EX) {
+    // SAFETY: forwarded contract.
+    unsafe { crate::emulated::lookaside::delete(Lookaside.cast(), true) };
+}
+
+/// `ExInitializeNPagedLookasideList` (x64: a non-paged list, `Flags` or-ed into the pool type, for
+/// example `POOL_NX_ALLOCATION`).
+///
+/// # Safety
+/// `Lookaside` is valid, non-paged, aligned, and stays put until deleted.
+///
+/// ```
+/// use ntpool::sys;
+/// let kernel = ntpool::emulated::Kernel::new();
+/// kernel.run(|| {
+///     let mut list = core::mem::MaybeUninit::<sys::NPAGED_LOOKASIDE_LIST>::uninit();
+///     // SAFETY: a list that stays put until deleted below.
+///     unsafe { sys::ExInitializeNPagedLookasideList(list.as_mut_ptr(), None, None, 0x200, 32, 0x31636F44, 0) };
+///     // SAFETY: initialized above, deleted once.
+///     unsafe { sys::ExDeleteNPagedLookasideList(list.as_mut_ptr()) };
+/// });
+/// assert!(kernel.verify_unload().is_ok());
+/// ```
+#[track_caller]
+pub unsafe fn ExInitializeNPagedLookasideList(
+    Lookaside: *mut super::NPAGED_LOOKASIDE_LIST,
+    Allocate: super::PALLOCATE_FUNCTION,
+    Free: super::PFREE_FUNCTION,
+    Flags: ULONG,
+    Size: SIZE_T,
+    Tag: ULONG,
+    _Depth: u16,
+) {
+    let site = core::panic::Location::caller();
+    let pool_type = super::NonPagedPool | Flags as POOL_TYPE;
+    // SAFETY: forwarded contract.
+    unsafe {
+        crate::emulated::lookaside::initialize_legacy(
+            Lookaside.cast(),
+            "ExInitializeNPagedLookasideList",
+            Allocate,
+            Free,
+            pool_type,
+            Size,
+            Tag,
+            site,
+        )
+    };
+}
+
+/// `ExDeleteNPagedLookasideList`.
+///
+/// # Safety
+/// As for [`ExDeleteLookasideListEx`], for a list of `ExInitializeNPagedLookasideList`.
+///
+/// ```
+/// // See `ExInitializeNPagedLookasideList`.
+/// let _ = ntpool::sys::ExDeleteNPagedLookasideList;
+/// ```
+pub unsafe fn ExDeleteNPagedLookasideList(Lookaside: *mut super::NPAGED_LOOKASIDE_LIST) {
+    // SAFETY: forwarded contract.
+    unsafe { crate::emulated::lookaside::delete(Lookaside.cast(), false) };
+}
+
+/// `ExInitializePagedLookasideList`.
+///
+/// # Safety
+/// `Lookaside` is valid, non-paged, aligned, and stays put until deleted.
+///
+/// ```
+/// use ntpool::sys;
+/// let kernel = ntpool::emulated::Kernel::new();
+/// kernel.run(|| {
+///     let mut list = core::mem::MaybeUninit::<sys::PAGED_LOOKASIDE_LIST>::uninit();
+///     // SAFETY: a list that stays put until deleted below.
+///     unsafe { sys::ExInitializePagedLookasideList(list.as_mut_ptr(), None, None, 0, 32, 0x31636F44, 0) };
+///     // SAFETY: initialized above, deleted once.
+///     unsafe { sys::ExDeletePagedLookasideList(list.as_mut_ptr()) };
+/// });
+/// assert!(kernel.verify_unload().is_ok());
+/// ```
+#[track_caller]
+pub unsafe fn ExInitializePagedLookasideList(
+    Lookaside: *mut super::PAGED_LOOKASIDE_LIST,
+    Allocate: super::PALLOCATE_FUNCTION,
+    Free: super::PFREE_FUNCTION,
+    Flags: ULONG,
+    Size: SIZE_T,
+    Tag: ULONG,
+    _Depth: u16,
+) {
+    let site = core::panic::Location::caller();
+    let pool_type = super::PagedPool | Flags as POOL_TYPE;
+    // SAFETY: forwarded contract.
+    unsafe {
+        crate::emulated::lookaside::initialize_legacy(
+            Lookaside.cast(),
+            "ExInitializePagedLookasideList",
+            Allocate,
+            Free,
+            pool_type,
+            Size,
+            Tag,
+            site,
+        )
+    };
+}
+
+/// `ExDeletePagedLookasideList`.
+///
+/// # Safety
+/// As for [`ExDeleteLookasideListEx`], for a list of `ExInitializePagedLookasideList`.
+///
+/// ```
+/// // See `ExInitializePagedLookasideList`.
+/// let _ = ntpool::sys::ExDeletePagedLookasideList;
+/// ```
+pub unsafe fn ExDeletePagedLookasideList(Lookaside: *mut super::PAGED_LOOKASIDE_LIST) {
+    // SAFETY: forwarded contract.
+    unsafe { crate::emulated::lookaside::delete(Lookaside.cast(), false) };
 }

@@ -259,6 +259,14 @@ pub const NonPagedPoolNx: POOL_TYPE = 0x200;
 /// ```
 pub const NonPagedPoolNxCacheAligned: POOL_TYPE = 0x204;
 
+/// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE`: or-ed into the `POOL_TYPE` of `ExAllocatePoolWithQuotaTag`,
+/// makes it return NULL instead of raising an exception when the pool or the quota is exhausted.
+///
+/// ```
+/// assert_eq!(ntpool::sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE, 8);
+/// ```
+pub const POOL_QUOTA_FAIL_INSTEAD_OF_RAISE: POOL_TYPE = 8;
+
 /// The pool tag bit that marks a block as protected: it must be freed with `ExFreePoolWithTag` and
 /// the same tag (including this bit).
 ///
@@ -354,28 +362,37 @@ pub const fn pool_type_is_paged(pool_type: POOL_TYPE) -> bool {
     pool_type & 1 == 1
 }
 
-/// `ExAllocatePool2`'s contract implemented with the legacy `ExAllocatePoolWithTag`, for kernels that
-/// do not export `ExAllocatePool2` (Windows before 10 version 2004, Wine): the matching `POOL_TYPE`,
-/// NULL for a zero tag or for flags the legacy routine cannot express, and zeroing unless
-/// `POOL_FLAG_UNINITIALIZED` is set. Both kernel backends use this one function.
+/// `ExAllocatePool2`'s contract implemented with the legacy routines, for kernels that do not export
+/// `ExAllocatePool2` (Windows before 10 version 2004, Wine): the matching `POOL_TYPE`, NULL for a zero
+/// tag or for flags the legacy routines cannot express, and zeroing unless `POOL_FLAG_UNINITIALIZED`
+/// is set. `POOL_FLAG_USE_QUOTA` goes to `ExAllocatePoolWithQuotaTag` with
+/// [`POOL_QUOTA_FAIL_INSTEAD_OF_RAISE`] (never the raising form), everything else to
+/// `ExAllocatePoolWithTag`. Both kernel backends use this one function.
 ///
 /// # Safety
-/// As for `ExAllocatePool2`; `allocate_with_tag` must call `ExAllocatePoolWithTag`.
+/// As for `ExAllocatePool2`; `allocate_with_tag` must call `ExAllocatePoolWithTag` and
+/// `allocate_with_quota_tag` `ExAllocatePoolWithQuotaTag`.
 #[inline(always)]
 pub(crate) unsafe fn allocate_pool2_with_legacy_routine(
     flags: POOL_FLAGS,
     size: SIZE_T,
     tag: ULONG,
     allocate_with_tag: impl FnOnce(POOL_TYPE, SIZE_T, ULONG) -> PVOID,
+    allocate_with_quota_tag: impl FnOnce(POOL_TYPE, SIZE_T, ULONG) -> PVOID,
 ) -> PVOID {
     let unknown = flags & POOL_FLAG_REQUIRED_MASK & !POOL_FLAG_REQUIRED_KNOWN;
-    let Some(pool_type) = pool_type_for_flags(flags) else {
+    let quota = flags & POOL_FLAG_USE_QUOTA != 0;
+    let Some(pool_type) = pool_type_for_flags(flags & !POOL_FLAG_USE_QUOTA) else {
         return core::ptr::null_mut();
     };
     if unknown != 0 || tag == 0 {
         return core::ptr::null_mut();
     }
-    let block = allocate_with_tag(pool_type, size, tag);
+    let block = if quota {
+        allocate_with_quota_tag(pool_type | POOL_QUOTA_FAIL_INSTEAD_OF_RAISE, size, tag)
+    } else {
+        allocate_with_tag(pool_type, size, tag)
+    };
     if !block.is_null() && flags & POOL_FLAG_UNINITIALIZED == 0 {
         // SAFETY: `block` is a fresh allocation of `size` bytes.
         unsafe { core::ptr::write_bytes(block.cast::<u8>(), 0, size as usize) };
@@ -470,6 +487,9 @@ pub unsafe fn KeInitializeSpinLock(SpinLock: *mut KSPIN_LOCK) {
     // SAFETY: the caller guarantees the pointer is valid for writes.
     unsafe { SpinLock.write(0) };
 }
+
+mod lookaside;
+pub use lookaside::*;
 
 #[cfg(ntpool_emulated)]
 mod emulated;

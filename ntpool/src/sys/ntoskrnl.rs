@@ -9,7 +9,7 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{KIRQL, KSPIN_LOCK, PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG};
+use super::{KIRQL, KSPIN_LOCK, NTSTATUS, PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("ntpool's real-kernel backend supports x86_64 Windows drivers only");
@@ -54,49 +54,159 @@ unsafe extern "system" {
         BugCheckParameter4: usize,
     ) -> !;
     fn MmGetSystemRoutineAddress(SystemRoutineName: *const UNICODE_STRING) -> PVOID;
+    /// `ExAllocatePoolWithQuotaTag`: charges the current process. ntpool always passes
+    /// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE`.
+    pub fn ExAllocatePoolWithQuotaTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
+    /// `ExpInterlockedPopEntrySList` (`InterlockedPopEntrySList` on x64).
+    pub fn ExpInterlockedPopEntrySList(ListHead: *mut super::SLIST_HEADER) -> *mut super::SLIST_ENTRY;
+    /// `ExpInterlockedPushEntrySList` (`InterlockedPushEntrySList` on x64).
+    pub fn ExpInterlockedPushEntrySList(
+        ListHead: *mut super::SLIST_HEADER,
+        ListEntry: *mut super::SLIST_ENTRY,
+    ) -> *mut super::SLIST_ENTRY;
+    /// `ExQueryDepthSList`.
+    pub fn ExQueryDepthSList(ListHead: *mut super::SLIST_HEADER) -> u16;
+    /// `ExInitializeNPagedLookasideList`.
+    pub fn ExInitializeNPagedLookasideList(
+        Lookaside: *mut super::NPAGED_LOOKASIDE_LIST,
+        Allocate: super::PALLOCATE_FUNCTION,
+        Free: super::PFREE_FUNCTION,
+        Flags: ULONG,
+        Size: SIZE_T,
+        Tag: ULONG,
+        Depth: u16,
+    );
+    /// `ExDeleteNPagedLookasideList`.
+    pub fn ExDeleteNPagedLookasideList(Lookaside: *mut super::NPAGED_LOOKASIDE_LIST);
+    /// `ExInitializePagedLookasideList`.
+    pub fn ExInitializePagedLookasideList(
+        Lookaside: *mut super::PAGED_LOOKASIDE_LIST,
+        Allocate: super::PALLOCATE_FUNCTION,
+        Free: super::PFREE_FUNCTION,
+        Flags: ULONG,
+        Size: SIZE_T,
+        Tag: ULONG,
+        Depth: u16,
+    );
+    /// `ExDeletePagedLookasideList`.
+    pub fn ExDeletePagedLookasideList(Lookaside: *mut super::PAGED_LOOKASIDE_LIST);
+}
+
+type ExInitializeLookasideListExFn = unsafe extern "system" fn(
+    *mut super::LOOKASIDE_LIST_EX,
+    super::PALLOCATE_FUNCTION_EX,
+    super::PFREE_FUNCTION_EX,
+    POOL_TYPE,
+    ULONG,
+    SIZE_T,
+    ULONG,
+    u16,
+) -> NTSTATUS;
+type ExDeleteLookasideListExFn = unsafe extern "system" fn(*mut super::LOOKASIDE_LIST_EX);
+
+/// `STATUS_PROCEDURE_NOT_FOUND`.
+const STATUS_PROCEDURE_NOT_FOUND: NTSTATUS = 0xC000_007A_u32 as i32;
+
+/// Whether the running kernel exports `ExInitializeLookasideListEx` and `ExDeleteLookasideListEx`
+/// (Vista and later; not Wine). Resolves them if that has not happened yet and the IRQL allows it.
+pub fn uses_lookaside_list_ex() -> bool {
+    resolve(&EX_INITIALIZE_LOOKASIDE_LIST_EX, &EX_INITIALIZE_LOOKASIDE_LIST_EX_NAME).is_some()
+        && resolve(&EX_DELETE_LOOKASIDE_LIST_EX, &EX_DELETE_LOOKASIDE_LIST_EX_NAME).is_some()
+}
+
+/// `ExInitializeLookasideListEx`, resolved at run time; `STATUS_PROCEDURE_NOT_FOUND` where the kernel
+/// does not export it (see [`uses_lookaside_list_ex`]).
+///
+/// # Safety
+/// As for `ExInitializeLookasideListEx`: `Lookaside` is non-paged, 16-byte aligned, and stays put
+/// until deleted.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn ExInitializeLookasideListEx(
+    Lookaside: *mut super::LOOKASIDE_LIST_EX,
+    Allocate: super::PALLOCATE_FUNCTION_EX,
+    Free: super::PFREE_FUNCTION_EX,
+    PoolType: POOL_TYPE,
+    Flags: ULONG,
+    Size: SIZE_T,
+    Tag: ULONG,
+    Depth: u16,
+) -> NTSTATUS {
+    let Some(address) = resolve(&EX_INITIALIZE_LOOKASIDE_LIST_EX, &EX_INITIALIZE_LOOKASIDE_LIST_EX_NAME) else {
+        return STATUS_PROCEDURE_NOT_FOUND;
+    };
+    // SAFETY: the address MmGetSystemRoutineAddress returned for this routine, with its signature.
+    let routine = unsafe { core::mem::transmute::<usize, ExInitializeLookasideListExFn>(address) };
+    // SAFETY: the caller upholds the routine's contract.
+    unsafe { routine(Lookaside, Allocate, Free, PoolType, Flags, Size, Tag, Depth) }
+}
+
+/// `ExDeleteLookasideListEx`, resolved at run time (nothing to do where the kernel lacks it: no list
+/// can have been initialized).
+///
+/// # Safety
+/// As for `ExDeleteLookasideListEx`: an initialized list, deleted once.
+pub unsafe fn ExDeleteLookasideListEx(Lookaside: *mut super::LOOKASIDE_LIST_EX) {
+    if let Some(address) = resolve(&EX_DELETE_LOOKASIDE_LIST_EX, &EX_DELETE_LOOKASIDE_LIST_EX_NAME) {
+        // SAFETY: the address MmGetSystemRoutineAddress returned for this routine, with its signature.
+        let routine = unsafe { core::mem::transmute::<usize, ExDeleteLookasideListExFn>(address) };
+        // SAFETY: the caller upholds the routine's contract.
+        unsafe { routine(Lookaside) }
+    }
 }
 
 type ExAllocatePool2Fn = unsafe extern "system" fn(POOL_FLAGS, SIZE_T, ULONG) -> PVOID;
 
-/// The state of the `ExAllocatePool2` lookup: [`UNRESOLVED`], [`ABSENT`], or the routine's address.
-static EX_ALLOCATE_POOL2: AtomicUsize = AtomicUsize::new(UNRESOLVED);
+/// The state of a run-time lookup: [`UNRESOLVED`], [`ABSENT`], or the routine's address.
 const UNRESOLVED: usize = 0;
 const ABSENT: usize = 1;
 
-/// `L"ExAllocatePool2"`.
-static EX_ALLOCATE_POOL2_NAME: [u16; 15] = {
-    let ascii = *b"ExAllocatePool2";
-    let mut wide = [0u16; 15];
+/// `ExAllocatePool2`, looked up at run time.
+static EX_ALLOCATE_POOL2: AtomicUsize = AtomicUsize::new(UNRESOLVED);
+/// `ExInitializeLookasideListEx` and `ExDeleteLookasideListEx` (Vista), looked up at run time: a kernel
+/// that lacks them (Wine) gets the `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST` routines instead.
+static EX_INITIALIZE_LOOKASIDE_LIST_EX: AtomicUsize = AtomicUsize::new(UNRESOLVED);
+static EX_DELETE_LOOKASIDE_LIST_EX: AtomicUsize = AtomicUsize::new(UNRESOLVED);
+
+/// An ASCII routine name as the UTF-16 `MmGetSystemRoutineAddress` takes.
+const fn wide<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
+    let mut wide = [0u16; N];
     let mut i = 0;
-    while i < ascii.len() {
+    while i < N {
         wide[i] = ascii[i] as u16;
         i += 1;
     }
     wide
-};
+}
 
-/// Looks `ExAllocatePool2` up once, at `PASSIVE_LEVEL` as `MmGetSystemRoutineAddress` requires.
-/// Until a lookup at `PASSIVE_LEVEL` has happened, callers get `None` and use the fallback.
-fn ex_allocate_pool2() -> Option<ExAllocatePool2Fn> {
-    let mut address = EX_ALLOCATE_POOL2.load(Ordering::Acquire);
+static EX_ALLOCATE_POOL2_NAME: [u16; 15] = wide(b"ExAllocatePool2");
+static EX_INITIALIZE_LOOKASIDE_LIST_EX_NAME: [u16; 27] = wide(b"ExInitializeLookasideListEx");
+static EX_DELETE_LOOKASIDE_LIST_EX_NAME: [u16; 23] = wide(b"ExDeleteLookasideListEx");
+
+/// Looks a routine up once, at `PASSIVE_LEVEL` as `MmGetSystemRoutineAddress` requires, and caches
+/// the answer in `cache`. Until a lookup at `PASSIVE_LEVEL` has happened, callers get `None`.
+fn resolve(cache: &AtomicUsize, name: &'static [u16]) -> Option<usize> {
+    let mut address = cache.load(Ordering::Acquire);
     if address == UNRESOLVED {
         if KeGetCurrentIrql() != PASSIVE_LEVEL {
             return None;
         }
         let name = UNICODE_STRING {
-            Length: (EX_ALLOCATE_POOL2_NAME.len() * 2) as u16,
-            MaximumLength: (EX_ALLOCATE_POOL2_NAME.len() * 2) as u16,
-            Buffer: EX_ALLOCATE_POOL2_NAME.as_ptr(),
+            Length: (name.len() * 2) as u16,
+            MaximumLength: (name.len() * 2) as u16,
+            Buffer: name.as_ptr(),
         };
         // SAFETY: `name` is a valid UNICODE_STRING for the duration of the call, and the current
         // IRQL is PASSIVE_LEVEL (checked above).
         let routine = unsafe { MmGetSystemRoutineAddress(&name) };
         address = if routine.is_null() { ABSENT } else { routine as usize };
-        EX_ALLOCATE_POOL2.store(address, Ordering::Release);
+        cache.store(address, Ordering::Release);
     }
-    if address == ABSENT {
-        return None;
-    }
+    (address != ABSENT).then_some(address)
+}
+
+/// `ExAllocatePool2`, where the running kernel exports it.
+fn ex_allocate_pool2() -> Option<ExAllocatePool2Fn> {
+    let address = resolve(&EX_ALLOCATE_POOL2, &EX_ALLOCATE_POOL2_NAME)?;
     // SAFETY: `address` is what MmGetSystemRoutineAddress returned for "ExAllocatePool2", whose
     // signature is `PVOID ExAllocatePool2(POOL_FLAGS, SIZE_T, ULONG)` with the system ABI.
     Some(unsafe { core::mem::transmute::<usize, ExAllocatePool2Fn>(address) })
@@ -123,8 +233,15 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
         // SAFETY: the caller upholds ExAllocatePool2's IRQL contract, which is the legacy routine's.
         unsafe { ExAllocatePoolWithTag(pool_type, size, tag) }
     };
+    let allocate_with_quota_tag = |pool_type, size, tag| {
+        // SAFETY: as above; the pool type carries POOL_QUOTA_FAIL_INSTEAD_OF_RAISE, so the routine
+        // returns NULL instead of raising.
+        unsafe { ExAllocatePoolWithQuotaTag(pool_type, size, tag) }
+    };
     // SAFETY: the caller upholds ExAllocatePool2's contract.
-    unsafe { super::allocate_pool2_with_legacy_routine(Flags, NumberOfBytes, Tag, allocate_with_tag) }
+    unsafe {
+        super::allocate_pool2_with_legacy_routine(Flags, NumberOfBytes, Tag, allocate_with_tag, allocate_with_quota_tag)
+    }
 }
 
 /// `KeGetCurrentIrql`: on x64, a read of CR8.

@@ -1,0 +1,493 @@
+//! [`LookasideList`]: a typed kernel lookaside list (`LOOKASIDE_LIST_EX`) of fixed-size entries of
+//! one pool and one tag, handing out owning [`LookasideBox`]es that go back to the list on drop.
+
+use core::alloc::Layout;
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+
+use crate::alloc::{self, AllocError};
+use crate::boxed::NonPagedBox;
+use crate::irql::Allows;
+use crate::pool::{NonPagedPool, NonPagedPoolType, PoolType};
+use crate::safe::DispatchSafe;
+use crate::sys::{self, GENERAL_LOOKASIDE_POOL, LookasideCallbacks, POOL_TYPE, PVOID, SIZE_T, ULONG};
+use crate::tag::Tag;
+
+/// Room for any of the three list structures: `LOOKASIDE_LIST_EX` (0x60 bytes),
+/// `NPAGED_LOOKASIDE_LIST` and `PAGED_LOOKASIDE_LIST` (0x80 bytes, cache aligned). Each starts with
+/// the `GENERAL_LOOKASIDE_POOL` fields.
+#[repr(C, align(64))]
+struct RawList(UnsafeCell<MaybeUninit<[u8; 0x80]>>);
+
+/// `POOL_NX_ALLOCATION`: the `Flags` of `ExInitializeNPagedLookasideList` that makes its entries
+/// no-execute (the pool type becomes `NonPagedPoolNx`).
+const POOL_NX_ALLOCATION: ULONG = 0x200;
+
+/// The alignment of every pool block below a page on x64, and so of every entry.
+const ENTRY_ALIGN: usize = 16;
+
+/// A kernel lookaside list of `T`-sized entries in pool `P`, tagged `G`: a cache of free blocks that
+/// makes allocating and freeing fixed-size objects cheap, at up to `DISPATCH_LEVEL` for a non-paged
+/// pool.
+///
+/// * The `LOOKASIDE_LIST_EX` lives in a non-paged, cache-aligned block of its own (tagged `G`), so it
+///   never moves after it is initialized, while the `LookasideList` value itself moves freely.
+/// * [`LookasideList::try_alloc`] hands out a [`LookasideBox`] that borrows the list: it goes back to
+///   the list when dropped (`ExFreeToLookasideListEx`), and the list cannot be dropped (deleted) or
+///   moved while one is out.
+/// * Dropping the list deletes it (`ExDeleteLookasideListEx`), which frees the entries it keeps.
+///   Keep it in the driver's state and drop it before `DriverUnload` returns: a list left behind is
+///   bug check 0xCE under the emulated kernel's [`verify_unload`](crate::emulated::Kernel::verify_unload).
+/// * The kernel's allocate and free callbacks are ntpool's: every entry is allocated through ntpool
+///   with tag `G` and freed with `ExFreePoolWithTag` and tag `G`.
+/// * Where the kernel lacks `ExInitializeLookasideListEx` (Wine), the list is an
+///   `NPAGED_LOOKASIDE_LIST` or `PAGED_LOOKASIDE_LIST` instead, with the same behaviour.
+/// * IRQL: allocating and freeing entries needs a token that allows `P`; an entry of a paged list is
+///   not [`DispatchSafe`] and cannot be dropped at `DISPATCH_LEVEL`, a non-paged one can.
+///
+/// `T` must be aligned on at most 16 bytes (the pool's alignment) and smaller than 4 GiB.
+///
+/// ```
+/// use ntpool::{LookasideList, Passive, SpinLock};
+/// ntpool::pool_tag!(struct Irps = b"NpIr");
+///
+/// #[derive(ntpool::DispatchSafe)]
+/// struct Context { sequence: u64, bytes: u32 }
+///
+/// let kernel = ntpool::emulated::Kernel::new();
+/// kernel.run(|| {
+///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+///     let mut passive = unsafe { Passive::assume() };
+///     let contexts = LookasideList::<Context, Irps>::try_new(&passive)?;
+///     let context = contexts.try_alloc(&passive, Context { sequence: 1, bytes: 512 })?;
+///     let pending = SpinLock::new(None);
+///     pending.with(&mut passive, context, |_dispatch, slot, context| *slot = Some(context));
+///     // At DISPATCH_LEVEL, under the lock: the entry goes back to the list.
+///     pending.with(&mut passive, (), |_dispatch, slot, ()| drop(slot.take()));
+///     let again = contexts.try_alloc(&passive, Context { sequence: 2, bytes: 64 })?;
+///     assert_eq!(contexts.statistics().allocate_misses, 1); // the second came from the list
+///     drop(again);
+///     Ok::<(), ntpool::AllocError>(())
+/// })?; // the list is deleted here, and the entries it kept are freed with their tag
+/// assert!(kernel.verify_unload().is_ok());
+/// # Ok::<(), ntpool::AllocError>(())
+/// ```
+///
+/// # Invariants
+/// `raw` holds a list of the kind `callbacks` names, initialized with this type's callbacks for
+/// entries of [`LookasideList::ENTRY_SIZE`] bytes of pool `P` tagged `G`, and not deleted; every
+/// entry on it is such a block.
+pub struct LookasideList<T, G: Tag, P: PoolType = NonPagedPool> {
+    raw: NonPagedBox<RawList, G>,
+    callbacks: LookasideCallbacks,
+    _marker: PhantomData<(fn() -> T, P)>,
+}
+
+// SAFETY: the kernel list is made for concurrent use (interlocked SList, atomically bumped counters);
+// entries carry `T`s between threads, hence `T: Send`.
+unsafe impl<T: Send, G: Tag, P: PoolType> Sync for LookasideList<T, G, P> {}
+// SAFETY: as above; the list structure stays in its block when the value moves.
+unsafe impl<T: Send, G: Tag, P: PoolType> Send for LookasideList<T, G, P> {}
+// SAFETY: a non-paged list owns only non-paged memory (its structure and the free entries, which hold
+// no `T`), and deleting it is allowed at DISPATCH_LEVEL.
+unsafe impl<T, G: Tag, P: NonPagedPoolType> DispatchSafe for LookasideList<T, G, P> {}
+
+/// A lookaside list's counters, as the kernel keeps them in the list.
+///
+/// ```
+/// let s = ntpool::LookasideStatistics::default();
+/// assert_eq!(s.total_allocates - s.allocate_misses, 0); // served from the list
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LookasideStatistics {
+    /// Allocations (`TotalAllocates`).
+    pub total_allocates: u32,
+    /// Allocations the list had no free entry for (`AllocateMisses`): the pool served them.
+    pub allocate_misses: u32,
+    /// Frees (`TotalFrees`).
+    pub total_frees: u32,
+    /// Frees the list did not keep (`FreeMisses`): the entry went back to the pool.
+    pub free_misses: u32,
+    /// Free entries the list holds now.
+    pub free_entries: u16,
+    /// How many it keeps at most right now (`Depth`, adjusted by the kernel).
+    pub depth: u16,
+}
+
+impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
+    /// The size of each entry: `T`'s, at least an `SLIST_ENTRY` (16 bytes).
+    ///
+    /// ```
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// assert_eq!(ntpool::LookasideList::<u8, Doc>::ENTRY_SIZE, 16);
+    /// assert_eq!(ntpool::LookasideList::<[u64; 5], Doc>::ENTRY_SIZE, 40);
+    /// ```
+    pub const ENTRY_SIZE: usize = {
+        assert!(align_of::<T>() <= ENTRY_ALIGN, "lookaside entries are aligned on 16 bytes at most");
+        assert!(size_of::<T>() <= u32::MAX as usize, "lookaside entries are smaller than 4 GiB");
+        if size_of::<T>() < size_of::<sys::SLIST_ENTRY>() { size_of::<sys::SLIST_ENTRY>() } else { size_of::<T>() }
+    };
+
+    /// Allocates the list structure (non-paged, tagged `G`) and initializes the list:
+    /// `ExInitializeLookasideListEx`, or on kernels without it `ExInitializeNPagedLookasideList` /
+    /// `ExInitializePagedLookasideList`. Fails only when the structure cannot be allocated or the
+    /// kernel refuses the list.
+    ///
+    /// ```
+    /// use ntpool::{LookasideList, PagedPool, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // Wine has no ExInitializeLookasideListEx: the legacy routines serve.
+    /// let wine = ntpool::emulated::Kernel::builder().lookaside_list_ex(false).build();
+    /// wine.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let names = LookasideList::<[u16; 32], Doc, PagedPool>::try_new(&passive).unwrap();
+    ///     let name = names.try_alloc(&passive, [0; 32]).unwrap();
+    ///     assert_eq!(name.get(&passive).len(), 32);
+    /// });
+    /// assert!(wine.verify_unload().is_ok());
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new<I: Allows<P> + Allows<NonPagedPool>>(token: &I) -> Result<Self, AllocError> {
+        let raw = NonPagedBox::<RawList, G>::try_new(token, RawList(UnsafeCell::new(MaybeUninit::zeroed())))?;
+        let list = raw.0.get();
+        let size = Self::ENTRY_SIZE as SIZE_T;
+        let tag = G::TAG.to_ulong();
+        let pool_type = sys::pool_type_for_flags(P::FLAGS).ok_or(AllocError)?;
+        let callbacks = if sys::uses_lookaside_list_ex() {
+            // SAFETY: the structure is in its own non-paged, 64-byte aligned block, which does not
+            // move until it is freed after `ExDeleteLookasideListEx` (`Drop`); the callbacks are this
+            // type's.
+            let status = unsafe {
+                sys::ExInitializeLookasideListEx(
+                    list.cast(),
+                    Some(allocate_entry_ex::<G, P>),
+                    Some(free_entry_ex::<G>),
+                    pool_type,
+                    0,
+                    size,
+                    tag,
+                    0,
+                )
+            };
+            if status < 0 {
+                return Err(AllocError);
+            }
+            LookasideCallbacks::Ex
+        } else if P::PAGED {
+            // SAFETY: as above; the token allows paged pool, so the IRQL is at most APC_LEVEL.
+            unsafe {
+                sys::ExInitializePagedLookasideList(
+                    list.cast(),
+                    Some(allocate_entry::<G, P>),
+                    Some(free_entry::<G>),
+                    0,
+                    size,
+                    tag,
+                    0,
+                )
+            };
+            LookasideCallbacks::Legacy
+        } else {
+            let flags = if pool_type == sys::NonPagedPoolNx { POOL_NX_ALLOCATION } else { 0 };
+            // SAFETY: as above.
+            unsafe {
+                sys::ExInitializeNPagedLookasideList(
+                    list.cast(),
+                    Some(allocate_entry::<G, P>),
+                    Some(free_entry::<G>),
+                    flags,
+                    size,
+                    tag,
+                    0,
+                )
+            };
+            LookasideCallbacks::Legacy
+        };
+        // INVARIANT: initialized above with this type's callbacks, size, pool and tag.
+        Ok(LookasideList { raw, callbacks, _marker: PhantomData })
+    }
+
+    /// The list's `GENERAL_LOOKASIDE_POOL` fields.
+    fn header(&self) -> *mut GENERAL_LOOKASIDE_POOL {
+        self.raw.0.get().cast()
+    }
+
+    /// Takes an entry from the list (or from the pool when the list has none) and moves `value`
+    /// into it. The entry is not zeroed before: it may be a recycled one.
+    ///
+    /// ```
+    /// use ntpool::{LookasideList, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { Passive::assume() };
+    /// let list = LookasideList::<u64, Doc>::try_new(&passive).unwrap();
+    /// let mut entry = list.try_alloc(&passive, 41).unwrap();
+    /// *entry += 1; // non-paged: dereferences
+    /// assert_eq!(*entry, 42);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_alloc<'a>(&'a self, _token: &impl Allows<P>, value: T) -> Result<LookasideBox<'a, T, G, P>, AllocError> {
+        // SAFETY: the list is initialized and not deleted (invariant), of the kind `callbacks` names;
+        // the token allows pool `P`.
+        let entry = unsafe { sys::ExAllocateFromLookasideListEx(self.header(), self.callbacks) };
+        let entry = NonNull::new(entry.cast::<T>()).ok_or(AllocError)?;
+        // SAFETY: an entry is a block of `ENTRY_SIZE >= size_of::<T>()` bytes, 16-byte aligned
+        // (`align_of::<T>() <= 16`), owned by the caller of the allocate routine.
+        unsafe { entry.write(value) };
+        // INVARIANT: an entry of this list, holding a valid `T`.
+        Ok(LookasideBox { ptr: entry, list: self })
+    }
+
+    /// The list's counters.
+    ///
+    /// ```
+    /// use ntpool::{LookasideList, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { Passive::assume() };
+    /// let list = LookasideList::<u32, Doc>::try_new(&passive).unwrap();
+    /// drop(list.try_alloc(&passive, 1).unwrap());
+    /// let s = list.statistics();
+    /// assert_eq!((s.total_allocates, s.total_frees, s.free_entries), (1, 1, 1)); // kept for reuse
+    /// # });
+    /// ```
+    pub fn statistics(&self) -> LookasideStatistics {
+        let list = self.header();
+        let read = |field: *mut u32| {
+            // SAFETY: the list is live (invariant); its counters are plain integers that the kernel
+            // and the inline routines update, each read once.
+            unsafe { field.read_volatile() }
+        };
+        LookasideStatistics {
+            total_allocates: read(sys::lookaside_field!(list, TotalAllocates: u32)),
+            allocate_misses: read(sys::lookaside_field!(list, AllocateMisses: u32)),
+            total_frees: read(sys::lookaside_field!(list, TotalFrees: u32)),
+            free_misses: read(sys::lookaside_field!(list, FreeMisses: u32)),
+            // SAFETY: as above; the list head is an SLIST_HEADER.
+            free_entries: unsafe { sys::ExQueryDepthSList(sys::lookaside_field!(list, ListHead: sys::SLIST_HEADER)) },
+            // SAFETY: as above.
+            depth: unsafe { sys::lookaside_field!(list, Depth: u16).read_volatile() },
+        }
+    }
+}
+
+impl<T, G: Tag, P: PoolType> Drop for LookasideList<T, G, P> {
+    fn drop(&mut self) {
+        // A paged list's delete frees paged entries: not at DISPATCH_LEVEL (a paged list is not
+        // `DispatchSafe`, so it never gets there; this is the backstop).
+        alloc::check_free_irql::<P>(self.header().cast());
+        let list = self.raw.0.get();
+        match (self.callbacks, P::PAGED) {
+            // SAFETY: initialized with ExInitializeLookasideListEx and deleted once, here; no entry is
+            // out (they borrow the list).
+            (LookasideCallbacks::Ex, _) => unsafe { sys::ExDeleteLookasideListEx(list.cast()) },
+            // SAFETY: as above, with ExInitializePagedLookasideList.
+            (LookasideCallbacks::Legacy, true) => unsafe { sys::ExDeletePagedLookasideList(list.cast()) },
+            // SAFETY: as above, with ExInitializeNPagedLookasideList.
+            (LookasideCallbacks::Legacy, false) => unsafe { sys::ExDeleteNPagedLookasideList(list.cast()) },
+        }
+    }
+}
+
+impl<T, G: Tag, P: PoolType> fmt::Debug for LookasideList<T, G, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LookasideList")
+            .field("tag", &G::TAG)
+            .field("pool", &P::NAME)
+            .field("statistics", &self.statistics())
+            .finish()
+    }
+}
+
+/// The layout ntpool allocates an entry of `size` bytes with.
+fn entry_layout(size: SIZE_T) -> Option<Layout> {
+    Layout::from_size_align(usize::try_from(size).ok()?, ENTRY_ALIGN).ok()
+}
+
+/// ntpool's callbacks for the kernel, with the ABI `$abi` (see `sys::lookaside`).
+macro_rules! entry_callbacks {
+    ($abi:literal) => {
+        /// The allocate callback of a legacy list: an uninitialized block of pool `P` tagged `G`, through
+        /// ntpool's allocation path.
+        unsafe extern $abi fn allocate_entry<G: Tag, P: PoolType>(
+            _pool: POOL_TYPE,
+            size: SIZE_T,
+            _tag: ULONG,
+        ) -> PVOID {
+            let Some(layout) = entry_layout(size) else { return core::ptr::null_mut() };
+            alloc::allocate::<P>(layout, false, G::TAG).map_or(core::ptr::null_mut(), |block| block.as_ptr().cast())
+        }
+
+        /// The allocate callback of a `LOOKASIDE_LIST_EX`.
+        unsafe extern $abi fn allocate_entry_ex<G: Tag, P: PoolType>(
+            pool: POOL_TYPE,
+            size: SIZE_T,
+            tag: ULONG,
+            _list: *mut sys::LOOKASIDE_LIST_EX,
+        ) -> PVOID {
+            // SAFETY: the same callback without the list, which it does not need.
+            unsafe { allocate_entry::<G, P>(pool, size, tag) }
+        }
+
+        /// The free callback of a legacy list: `ExFreePoolWithTag` with tag `G`.
+        unsafe extern $abi fn free_entry<G: Tag>(buffer: PVOID) {
+            // SAFETY: the kernel (or `ExFreeToLookasideListEx`) passes an entry of the list, which
+            // `allocate_entry` allocated with tag `G` and nobody uses any more.
+            unsafe { sys::ExFreePoolWithTag(buffer, G::TAG.to_ulong()) };
+        }
+
+        /// The free callback of a `LOOKASIDE_LIST_EX`.
+        unsafe extern $abi fn free_entry_ex<G: Tag>(buffer: PVOID, _list: *mut sys::LOOKASIDE_LIST_EX) {
+            // SAFETY: as in `free_entry`.
+            unsafe { free_entry::<G>(buffer) };
+        }
+    };
+}
+#[cfg(ntpool_emulated)]
+entry_callbacks!("system-unwind");
+#[cfg(not(ntpool_emulated))]
+entry_callbacks!("system");
+
+/// An entry of a [`LookasideList`] holding a `T`: dropping it drops the `T` and gives the entry back
+/// to the list (`ExFreeToLookasideListEx`). It borrows the list, so it cannot outlive it.
+///
+/// For a non-paged list it dereferences and is [`DispatchSafe`] (when `T` is): it may be used and
+/// dropped at `DISPATCH_LEVEL`. For a paged list it is reached with a token ([`LookasideBox::get`])
+/// and cannot enter code at `DISPATCH_LEVEL`.
+///
+/// ```
+/// use ntpool::{LookasideList, PagedPool, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let passive = unsafe { Passive::assume() };
+/// let list = LookasideList::<[u8; 64], Doc, PagedPool>::try_new(&passive).unwrap();
+/// let mut entry = list.try_alloc(&passive, [0; 64]).unwrap();
+/// entry.get_mut(&passive)[0] = 1; // paged: through a token
+/// assert_eq!(entry.get(&passive)[0], 1);
+/// # });
+/// ```
+///
+/// # Invariants
+/// `ptr` points to a valid `T` in an entry of `list`, owned by this value.
+pub struct LookasideBox<'a, T, G: Tag, P: PoolType = NonPagedPool> {
+    ptr: NonNull<T>,
+    list: &'a LookasideList<T, G, P>,
+}
+
+// SAFETY: the entry owns its `T`; giving it back to the list is allowed from any thread.
+unsafe impl<T: Send, G: Tag, P: PoolType> Send for LookasideBox<'_, T, G, P> {}
+// SAFETY: `&LookasideBox` only gives `&T`.
+unsafe impl<T: Sync + Send, G: Tag, P: PoolType> Sync for LookasideBox<'_, T, G, P> {}
+// SAFETY: an entry of a non-paged list is non-paged memory, given back at DISPATCH_LEVEL at most.
+unsafe impl<T: DispatchSafe, G: Tag, P: NonPagedPoolType> DispatchSafe for LookasideBox<'_, T, G, P> {}
+
+impl<'a, T, G: Tag, P: PoolType> LookasideBox<'a, T, G, P> {
+    /// The content, reached with a token that allows the pool; for a paged list the only way in.
+    ///
+    /// ```
+    /// # use ntpool::{LookasideList, Passive};
+    /// # ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { Passive::assume() };
+    /// let list = LookasideList::<u32, Doc, ntpool::PagedPool>::try_new(&passive).unwrap();
+    /// assert_eq!(*list.try_alloc(&passive, 5).unwrap().get(&passive), 5);
+    /// # });
+    /// ```
+    pub fn get<'b, I: Allows<P>>(&'b self, _token: &'b I) -> &'b T {
+        // SAFETY: a valid `T` (invariant); the token allows touching pool `P`.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The content, mutably; see [`LookasideBox::get`].
+    ///
+    /// ```
+    /// # use ntpool::{LookasideList, Passive};
+    /// # ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { Passive::assume() };
+    /// let list = LookasideList::<u32, Doc, ntpool::PagedPool>::try_new(&passive).unwrap();
+    /// let mut entry = list.try_alloc(&passive, 5).unwrap();
+    /// *entry.get_mut(&passive) = 6;
+    /// assert_eq!(*entry.get(&passive), 6);
+    /// # });
+    /// ```
+    pub fn get_mut<'b, I: Allows<P>>(&'b mut self, _token: &'b I) -> &'b mut T {
+        // SAFETY: as in `get`; `&mut self` makes the access exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+
+    /// Moves the value out and gives the entry back to the list.
+    ///
+    /// ```
+    /// # use ntpool::{LookasideList, Passive};
+    /// # ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { Passive::assume() };
+    /// let list = LookasideList::<u32, Doc>::try_new(&passive).unwrap();
+    /// assert_eq!(list.try_alloc(&passive, 9).unwrap().into_inner(&passive), 9);
+    /// # });
+    /// ```
+    pub fn into_inner(self, _token: &impl Allows<P>) -> T {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: a valid `T` (invariant), read once; the entry is given back without dropping it.
+        let value = unsafe { this.ptr.read() };
+        // SAFETY: an entry of the list, no longer used; the token allows pool `P`.
+        unsafe { this.give_back() };
+        value
+    }
+
+    /// Gives the entry back to the list.
+    ///
+    /// # Safety
+    /// Called once; the entry is not used afterwards, and the IRQL allows pool `P`.
+    unsafe fn give_back(&self) {
+        // SAFETY: an entry of `list`, which is live (it is borrowed) and of the kind its callbacks
+        // name; forwarded contract.
+        unsafe { sys::ExFreeToLookasideListEx(self.list.header(), self.ptr.as_ptr().cast(), self.list.callbacks) };
+    }
+}
+
+impl<T, G: Tag, P: NonPagedPoolType> Deref for LookasideBox<'_, T, G, P> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: a valid `T` (invariant) in non-paged memory.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T, G: Tag, P: NonPagedPoolType> DerefMut for LookasideBox<'_, T, G, P> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T, G: Tag, P: PoolType> Drop for LookasideBox<'_, T, G, P> {
+    fn drop(&mut self) {
+        alloc::check_free_irql::<P>(self.ptr.as_ptr().cast());
+        // SAFETY: a valid, owned `T` (invariant), dropped once, here.
+        unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
+        // SAFETY: given back once, here; a paged entry never reaches DISPATCH_LEVEL (not
+        // `DispatchSafe`), and the backstop above checks it.
+        unsafe { self.give_back() };
+    }
+}
+
+impl<T: fmt::Debug, G: Tag, P: NonPagedPoolType> fmt::Debug for LookasideBox<'_, T, G, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
