@@ -128,6 +128,10 @@ pub mod sys;
 #[cfg(ntpool_emulated)]
 pub mod emulated;
 
+#[cfg(feature = "videoport")]
+#[cfg_attr(docsrs, doc(cfg(feature = "videoport")))]
+pub mod videoport;
+
 pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox};
 pub use fast_mutex::FastMutex;

@@ -800,7 +800,8 @@ pub struct Allocation {
     pub pool: PoolKind,
     /// The size the caller asked for.
     pub size: usize,
-    /// The routine that allocated it (`ExAllocatePool2` or `ExAllocatePoolWithTag`).
+    /// The routine that allocated it (`ExAllocatePool2`, `ExAllocatePoolWithTag`, or
+    /// `VideoPortAllocatePool` with the `videoport` feature).
     pub routine: &'static str,
     /// The source file of the allocation site (the first caller outside ntpool).
     pub file: &'static str,
