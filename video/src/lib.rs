@@ -283,6 +283,26 @@ macro_rules! debug_print {
     }};
 }
 
+/// `alloc` is linked (ntpool's `allocator_api2` support needs it), so the kernel build needs a
+/// global allocator; the miniport uses no `alloc` collection and allocates only VideoPort pool, so
+/// this one has no memory to give: every request fails (null), which `GlobalAlloc` allows.
+#[cfg(windows)]
+struct NoGlobalAllocations;
+
+// SAFETY: `alloc` never returns memory, so there is nothing to free or misuse.
+#[cfg(windows)]
+unsafe impl core::alloc::GlobalAlloc for NoGlobalAllocations {
+    unsafe fn alloc(&self, _layout: core::alloc::Layout) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+
+    unsafe fn dealloc(&self, _block: *mut u8, _layout: core::alloc::Layout) {}
+}
+
+#[cfg(windows)]
+#[global_allocator]
+static GLOBAL: NoGlobalAllocations = NoGlobalAllocations;
+
 /// A panic in the kernel stops the machine (the code wdk-panic uses, `RPNC`).
 #[cfg(all(windows, not(test)))]
 #[panic_handler]

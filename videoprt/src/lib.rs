@@ -279,6 +279,17 @@ pub unsafe extern "system" fn DriverEntry(_driver: PVOID, _registry_path: PVOID)
     STATUS_SUCCESS
 }
 
+ntpool::pool_tag! {
+    /// Blocks of `alloc`'s global allocator, which the fixture never uses.
+    struct GlobalTag = b"VPga";
+}
+
+/// `alloc` is linked (ntpool's `allocator_api2` support needs it), so the kernel build needs a
+/// global allocator: non-paged and tagged, unused.
+#[cfg(windows)]
+#[global_allocator]
+static GLOBAL: ntpool::GlobalPoolAllocator<GlobalTag> = ntpool::GlobalPoolAllocator::new();
+
 /// A panic in the kernel stops the machine (the code wdk-panic uses, `RPNC`).
 #[cfg(windows)]
 #[panic_handler]

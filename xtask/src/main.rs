@@ -16,6 +16,7 @@ use std::time::Instant;
 
 mod cross;
 mod pe;
+mod video;
 mod wine;
 
 fn main() -> ExitCode {
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("driver") => driver().map(|sys| println!("{}", sys.display())),
         Some("client") => client().map(|exe| println!("{}", exe.display())),
+        Some("video") => video(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -39,7 +41,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <run | test | emulate | driver | client | wine>\n  \
+    "usage: cargo xtask <run | test | emulate | driver | client | wine | video>\n  \
      run      build the driver and its client, load the driver under Wine, run the client, unload,\n  \
               and print what it did (same as `wine`)\n  \
      test     every test, clippy, the driver's cross build, its PE checks and the Wine run\n  \
@@ -47,7 +49,9 @@ fn usage() -> String {
      driver   cross-build the driver .sys for x86_64 Windows and check it\n  \
      client   cross-build the user-mode client ntpool-client.exe for x86_64 Windows\n  \
      wine     load the driver under Wine (3 times by default), run the client each time, check the\n  \
-              pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]"
+              pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]\n  \
+     video    cross-build the sample video miniport and the videoprt.sys test fixture, check both,
+              and load the miniport under Wine against the fixture [--no-wine] [--cycles N]"
         .into()
 }
 
@@ -202,5 +206,32 @@ fn wine(args: &[String]) -> Result<(), String> {
     };
     let report = wine::run(&root, &sys, exe.as_deref(), cycles)?;
     println!("{report}");
+    Ok(())
+}
+
+/// `cargo xtask video [--no-wine] [--cycles N]`: cross-builds the sample video miniport and the
+/// `videoprt.sys` test fixture, checks both images ([`video::build`]), and loads the miniport under
+/// Wine against the fixture ([`wine::run_video`]).
+fn video(args: &[String]) -> Result<(), String> {
+    let (mut cycles, mut with_wine) = (3, true);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--no-wine" => with_wine = false,
+            "--cycles" => {
+                let value = args.next().ok_or_else(|| format!("--cycles needs a value\n{}", usage()))?;
+                cycles = value.parse().map_err(|e| format!("--cycles: {e}"))?;
+            }
+            _ => return Err(usage()),
+        }
+    }
+    let root = root();
+    let toolchain = cross::provision(&root)?;
+    let images = video::build(&root, &toolchain)?;
+    println!("{}", images.report);
+    if with_wine {
+        println!("{}", wine::run_video(&root, &images.miniport, &images.fixture, cycles)?);
+    }
+    println!("{}", images.miniport.display());
     Ok(())
 }

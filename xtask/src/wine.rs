@@ -1557,3 +1557,8 @@ mod tests {
         assert_eq!(split_thread("wine: Call from"), None);
     }
 }
+
+/// Placeholder.
+pub fn run_video(_root: &Path, _miniport: &Path, _fixture: &Path, _cycles: u32) -> Result<String, String> {
+    Err("not yet".into())
+}
