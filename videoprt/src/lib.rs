@@ -152,6 +152,63 @@ pub struct DRIVER_OBJECT {
     pub MajorFunction: [PVOID; 28],
 }
 
+/// One line of the fixture's own trace, `videoprt: ...`, printed with `DbgPrint` on Windows targets
+/// (Wine's relay trace does not show calls into a native DLL such as this one, so `cargo xtask
+/// video` reads these lines, beside the relay trace of the `ntoskrnl.exe` calls they make). Nothing
+/// on the host.
+macro_rules! trace {
+    ($($arg:tt)*) => {{
+        #[cfg(windows)]
+        {
+            let mut line = log::Line::default();
+            let _ = core::fmt::Write::write_fmt(&mut line, format_args!("videoprt: {}", format_args!($($arg)*)));
+            line.print();
+        }
+        #[cfg(not(windows))]
+        let _ = format_args!($($arg)*);
+    }};
+}
+
+#[cfg(windows)]
+mod log {
+    #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+    unsafe extern "C" {
+        fn DbgPrint(Format: *const u8, ...) -> u32;
+    }
+
+    /// A line in a fixed stack buffer (no allocation), cut at 126 bytes.
+    pub struct Line {
+        buffer: [u8; 128],
+        len: usize,
+    }
+
+    impl Default for Line {
+        fn default() -> Self {
+            Line { buffer: [0; 128], len: 0 }
+        }
+    }
+
+    impl Line {
+        pub fn print(mut self) {
+            let end = self.len.min(self.buffer.len() - 2);
+            self.buffer[end] = b'\n';
+            self.buffer[end + 1] = 0;
+            // SAFETY: both strings are NUL-terminated and outlive the call; "%s" consumes one.
+            unsafe { DbgPrint(c"%s".as_ptr().cast(), self.buffer.as_ptr()) };
+        }
+    }
+
+    impl core::fmt::Write for Line {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let room = self.buffer.len() - 2 - self.len.min(self.buffer.len() - 2);
+            let take = s.len().min(room);
+            self.buffer[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+            self.len += take;
+            Ok(())
+        }
+    }
+}
+
 /// The adapter's device extension, from `VideoPortInitialize` until the driver unloads.
 static EXTENSION: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 /// Its size, for nothing but the record.
@@ -164,14 +221,16 @@ static EXTENSION_SIZE: AtomicUsize = AtomicUsize::new(0);
 /// type, at most `DISPATCH_LEVEL` otherwise).
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn VideoPortAllocatePool(
-    _HwDeviceExtension: PVOID,
+    HwDeviceExtension: PVOID,
     PoolType: VP_POOL_TYPE,
     NumberOfBytes: SIZE_T,
     Tag: ULONG,
 ) -> PVOID {
     // SAFETY: the caller keeps VideoPortAllocatePool's IRQL rule, which is ExAllocatePoolWithTag's
     // for the pool type of the same value.
-    unsafe { sys::ExAllocatePoolWithTag(PoolType, NumberOfBytes, Tag) }
+    let block = unsafe { sys::ExAllocatePoolWithTag(PoolType, NumberOfBytes, Tag) };
+    trace!("VideoPortAllocatePool({HwDeviceExtension:p}, {PoolType}, {NumberOfBytes}, {Tag:#010x}) = {block:p}");
+    block
 }
 
 /// `VideoPortFreePool`: `ExFreePool(Ptr)`.
@@ -179,7 +238,8 @@ pub unsafe extern "system" fn VideoPortAllocatePool(
 /// # Safety
 /// As for `VideoPortFreePool`: `Ptr` came from [`VideoPortAllocatePool`]; the IRQL allows its pool.
 #[unsafe(no_mangle)]
-pub unsafe extern "system" fn VideoPortFreePool(_HwDeviceExtension: PVOID, Ptr: PVOID) {
+pub unsafe extern "system" fn VideoPortFreePool(HwDeviceExtension: PVOID, Ptr: PVOID) {
+    trace!("VideoPortFreePool({HwDeviceExtension:p}, {Ptr:p})");
     // SAFETY: the caller's contract is ExFreePool's.
     unsafe { sys::ExFreePool(Ptr) }
 }
@@ -249,6 +309,7 @@ unsafe fn initialize(
         unsafe { sys::ExFreePool(extension) };
         return STATUS_NO_SUCH_DEVICE;
     }
+    trace!("VideoPortInitialize: device extension of {extension_size} bytes at {extension:p}");
     EXTENSION_SIZE.store(extension_size, Ordering::Relaxed);
     EXTENSION.store(extension, Ordering::Release);
     // SAFETY: the caller passes its valid driver object, which the port driver fills in.
@@ -263,6 +324,7 @@ unsafe fn initialize(
 unsafe extern "system" fn unload(_driver: *mut DRIVER_OBJECT) {
     let extension = EXTENSION.swap(core::ptr::null_mut(), Ordering::AcqRel);
     if !extension.is_null() {
+        trace!("DriverUnload: freeing the device extension at {extension:p}");
         // SAFETY: allocated by `initialize` with ExAllocatePoolWithTag, taken out of `EXTENSION`.
         unsafe { sys::ExFreePool(extension) };
     }

@@ -4,11 +4,14 @@
 //!   against it, unload it, and print what it did, checked against Wine's trace of every pool call.
 //! * `test`: every test of the workspace (unit, integration, compile-fail, doc tests), clippy,
 //!   rustfmt, the cross build of the driver with its PE checks and a reproducibility check, the
-//!   client's build, and the Wine run.
+//!   client's build, and the Wine run; the same for the sample video miniport and its `videoprt.sys`
+//!   test fixture (`video`).
 //! * `emulate`: load the sample driver on ntpool's emulated kernel (Driver Verifier's checks on),
 //!   run `DriverEntry` and `DriverUnload`, and print its debug output and a poolmon-style table.
 //! * `driver`: cross-build the driver into a real `.sys` for x86_64 Windows, check the PE, and print
 //!   its path as the last line. `client`: the same for `ntpool-client.exe`.
+//! * `video`: cross-build the sample video miniport and the `videoprt.sys` test fixture, check both
+//!   images, and load the miniport under Wine against the fixture with the VideoPort pool trace.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -132,6 +135,7 @@ fn test() -> Result<(), String> {
     println!("<== client: {}", client.display());
     println!("==> cargo xtask wine (the driver under Wine, the client against it, the pool trace)");
     println!("{}", wine::run(&root, &sys, Some(&client), 3)?);
+    test_video(&root, &toolchain)?;
     println!("\nall checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -206,6 +210,17 @@ fn wine(args: &[String]) -> Result<(), String> {
     };
     let report = wine::run(&root, &sys, exe.as_deref(), cycles)?;
     println!("{report}");
+    Ok(())
+}
+
+/// The video part of `cargo xtask test`: the miniport and the `videoprt.sys` fixture cross-built and
+/// checked, and the miniport under Wine against the fixture.
+fn test_video(root: &Path, toolchain: &cross::Toolchain) -> Result<(), String> {
+    println!("==> cargo xtask video (the video miniport and the videoprt.sys fixture: cross build, PE checks)");
+    let images = video::build(root, toolchain)?;
+    println!("{}", images.report);
+    println!("==> the video miniport under Wine against the videoprt.sys fixture, with the pool trace");
+    println!("{}", wine::run_video(root, &images.miniport, &images.fixture, 3)?);
     Ok(())
 }
 

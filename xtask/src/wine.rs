@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 
 use object::read::pe::{ImageNtHeaders as _, ImageOptionalHeader as _, PeFile64};
 
+mod video;
+pub use video::run_video;
+
 /// The service name, and the driver's file name in `system32\drivers`.
 const SERVICE: &str = "ntpool";
 const SYS_NAME: &str = "ntpool_driver.sys";
@@ -1556,9 +1559,4 @@ mod tests {
         assert_eq!(split_thread("0114:warn:debugstr:x").map(|t| t.1), Some("warn:debugstr:x"));
         assert_eq!(split_thread("wine: Call from"), None);
     }
-}
-
-/// Placeholder.
-pub fn run_video(_root: &Path, _miniport: &Path, _fixture: &Path, _cycles: u32) -> Result<String, String> {
-    Err("not yet".into())
 }
