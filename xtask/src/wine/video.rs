@@ -453,7 +453,7 @@ impl fmt::Display for VideoReport {
             "  {:<6} {:<10} {:>12} {:>11} {:>6} {:>6}",
             "tag", "value", "VP_POOL_TYPE", "allocations", "frees", "bytes"
         )?;
-        let mut tags: Vec<(&u32, &(u64, u64, u64, u64))> = self.summary.tags.iter().collect();
+        let mut tags: Vec<_> = self.summary.tags.iter().collect();
         tags.sort_by_key(|(tag, _)| Tag(**tag).to_string());
         for (tag, (pool, allocations, frees, bytes)) in tags {
             writeln!(
