@@ -28,10 +28,10 @@
 //!   time too.
 //! * **The device extension goes with the block**: a `VpBox` keeps the [`HwDeviceExtension`] it
 //!   was allocated for and frees with it.
-//! * **Tagged**: the tag is a [`Tag`] type, as for `PoolBox`. By convention a display driver's tags
-//!   start with `D` (Microsoft's documentation of `VideoPortAllocatePool`: "the first character of
-//!   the tag should be 'D' for display drivers"), for example `b"Dvfb"`; poolmon and `!poolused`
-//!   then group them with the other display drivers' tags.
+//! * **Tagged**: the tag is a [`Tag`] type, as for `PoolBox`. By the WDK's convention for display
+//!   drivers, their tags start with the letter `D` (for example `b"DvMd"`, shown as `DvMd` by
+//!   poolmon and `!poolused`), so that display drivers' pool is recognisable at a glance. ntpool
+//!   does not enforce it: the tag rules are those of every tag ([`pool_tag!`](crate::pool_tag)).
 //! * **Uninitialized memory is not hidden**: `VideoPortAllocatePool` does not zero the block.
 //!   [`VpBox::try_new`] and [`VpBox::try_new_zeroed`] zero it before use (so no stale pool bytes
 //!   ever leak, padding included); [`VpBox::try_new_uninit`] hands it out as `MaybeUninit`.
