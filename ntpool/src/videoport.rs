@@ -68,8 +68,10 @@
 //! # What Driver Verifier reports
 //!
 //! `videoprt.sys` implements both routines on `ExAllocatePoolWithTag` and `ExFreePool`, passing the
-//! `VP_POOL_TYPE` on as the `POOL_TYPE` of the same value. The emulated kernel treats them that
-//! way: a block is recorded with its tag, pool, size and the miniport's call site under the routine
+//! `VP_POOL_TYPE` on as the `POOL_TYPE` of the same value (the values are chosen to be the same;
+//! ReactOS's video port driver does exactly this, and Microsoft documents nothing else). The
+//! emulated kernel treats them that way, and does not check the `HwDeviceExtension` (the free has no
+//! use for it; `VpBox` passes the one the block was allocated with all the same): a block is recorded with its tag, pool, size and the miniport's call site under the routine
 //! name `VideoPortAllocatePool`, left-over blocks are reported at unload (0xC4 / 0x62), and a
 //! `VideoPortFreePool` at the wrong IRQL gets `ExFreePool`'s bug check: 0xC4 / 0x11 (IRQL, pool
 //! type, address) for a `VpPaged*` block at `DISPATCH_LEVEL` or above, 0xC4 / 0x12 for any block
