@@ -18,6 +18,9 @@
 //!   lookaside lists ([`LookasideList`]), all under the same tag and IRQL rules.
 //! * **Tested on Linux**: on a non-Windows target the crate runs on an [emulated kernel](emulated)
 //!   that checks every call as Driver Verifier does.
+//! * **VideoPort pool** (feature `videoport`): `ntpool::videoport::VpBox` for video miniport
+//!   drivers, over `VideoPortAllocatePool` / `VideoPortFreePool` from `videoprt.sys`, with the four
+//!   `VP_POOL_TYPE`s as types and the same IRQL rules.
 //!
 //! ```
 //! use ntpool::{NonPagedBox, PagedBox, Passive, SpinLock};
@@ -106,8 +109,9 @@
 //! # Kernels
 //!
 //! All calls into the kernel go through [`sys`]. On a Windows target they are imports from
-//! `ntoskrnl.exe` (and CR8 accesses for the IRQL); everywhere else, and on Windows with the
-//! `emulated` feature, they go to the [emulated kernel](emulated).
+//! `ntoskrnl.exe` (and CR8 accesses for the IRQL), and with the `videoport` feature from
+//! `videoprt.sys`; everywhere else, and on Windows with the `emulated` feature, they go to the
+//! [emulated kernel](emulated).
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -133,6 +137,10 @@ pub mod sys;
 
 #[cfg(ntpool_emulated)]
 pub mod emulated;
+
+#[cfg(feature = "videoport")]
+#[cfg_attr(docsrs, doc(cfg(feature = "videoport")))]
+pub mod videoport;
 
 pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox};

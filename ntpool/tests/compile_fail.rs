@@ -74,6 +74,7 @@ const REASONS: &[(&str, &str)] = &[
         "r2_tuple_with_paged_box_in_region",
         "required for `(u32, PoolBox<u32, Tg, PagedPool>)` to implement `DispatchSafe`",
     ),
+    ("r2_vp_paged_box_dropped_at_dispatch", "required for `VpBox<u32, Tg, VpPagedPool>` to implement `DispatchSafe`"),
     (
         "r2_vec_of_paged_boxes_in_region",
         "required for `allocator_api2::vec::Vec<PoolBox<u32, Tg, PagedPool>, ntpool::PoolAllocator<Tg>>` to implement `DispatchSafe`",

@@ -4,11 +4,14 @@
 //!   against it, unload it, and print what it did, checked against Wine's trace of every pool call.
 //! * `test`: every test of the workspace (unit, integration, compile-fail, doc tests), clippy,
 //!   rustfmt, the cross build of the driver with its PE checks and a reproducibility check, the
-//!   client's build, and the Wine run.
+//!   client's build, and the Wine run; the same for the sample video miniport and its `videoprt.sys`
+//!   test fixture (`video`).
 //! * `emulate`: load the sample driver on ntpool's emulated kernel (Driver Verifier's checks on),
 //!   run `DriverEntry` and `DriverUnload`, and print its debug output and a poolmon-style table.
 //! * `driver`: cross-build the driver into a real `.sys` for x86_64 Windows, check the PE, and print
 //!   its path as the last line. `client`: the same for `ntpool-client.exe`.
+//! * `video`: cross-build the sample video miniport and the `videoprt.sys` test fixture, check both
+//!   images, and load the miniport under Wine against the fixture with the VideoPort pool trace.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,6 +20,7 @@ use std::time::Instant;
 mod cross;
 mod pe;
 mod soak;
+mod video;
 mod wine;
 
 fn main() -> ExitCode {
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("driver") => driver().map(|sys| println!("{}", sys.display())),
         Some("client") => client().map(|exe| println!("{}", exe.display())),
+        Some("video") => video(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -40,7 +45,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <run | test | emulate | driver | client | wine>\n  \
+    "usage: cargo xtask <run | test | emulate | driver | client | wine | video>\n  \
      run      build the driver and its client, load the driver under Wine, run the client, unload,\n  \
               and print what it did (same as `wine`)\n  \
      test     every test, clippy, the driver's cross build, its PE checks and the Wine run\n  \
@@ -49,7 +54,9 @@ fn usage() -> String {
      client   cross-build the user-mode client ntpool-client.exe for x86_64 Windows\n  \
      wine     load the driver under Wine (3 times by default), run the client each time, check the\n  \
               pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]\n  \
-              --soak: the soak instead (100 cycles, 4 client threads, 40,400 requests)"
+              --soak: the soak instead (100 cycles, 4 client threads, 40,400 requests)\n  \
+     video    cross-build the sample video miniport and the videoprt.sys test fixture, check both,
+              and load the miniport under Wine against the fixture [--no-wine] [--cycles N]"
         .into()
 }
 
@@ -140,6 +147,7 @@ fn test() -> Result<(), String> {
         soak::FULL.cycles
     );
     println!("{}", soak::run(&root, &sys, &client, plan)?);
+    test_video(&root, &toolchain)?;
     println!("\nall checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -225,5 +233,43 @@ fn wine(args: &[String]) -> Result<(), String> {
     if exe.is_some() {
         println!("{}", soak::check_hostile_table(&report)?);
     }
+    Ok(())
+}
+
+/// The video part of `cargo xtask test`: the miniport and the `videoprt.sys` fixture cross-built and
+/// checked, and the miniport under Wine against the fixture.
+fn test_video(root: &Path, toolchain: &cross::Toolchain) -> Result<(), String> {
+    println!("==> cargo xtask video (the video miniport and the videoprt.sys fixture: cross build, PE checks)");
+    let images = video::build(root, toolchain)?;
+    println!("{}", images.report);
+    println!("==> the video miniport under Wine against the videoprt.sys fixture, with the pool trace");
+    println!("{}", wine::run_video(root, &images.miniport, &images.fixture, 3)?);
+    Ok(())
+}
+
+/// `cargo xtask video [--no-wine] [--cycles N]`: cross-builds the sample video miniport and the
+/// `videoprt.sys` test fixture, checks both images ([`video::build`]), and loads the miniport under
+/// Wine against the fixture ([`wine::run_video`]).
+fn video(args: &[String]) -> Result<(), String> {
+    let (mut cycles, mut with_wine) = (3, true);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--no-wine" => with_wine = false,
+            "--cycles" => {
+                let value = args.next().ok_or_else(|| format!("--cycles needs a value\n{}", usage()))?;
+                cycles = value.parse().map_err(|e| format!("--cycles: {e}"))?;
+            }
+            _ => return Err(usage()),
+        }
+    }
+    let root = root();
+    let toolchain = cross::provision(&root)?;
+    let images = video::build(&root, &toolchain)?;
+    println!("{}", images.report);
+    if with_wine {
+        println!("{}", wine::run_video(&root, &images.miniport, &images.fixture, cycles)?);
+    }
+    println!("{}", images.miniport.display());
     Ok(())
 }

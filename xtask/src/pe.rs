@@ -307,7 +307,7 @@ fn entry_check(file: &PeFile64<'_>, policy: &Policy<'_>) -> Check {
 }
 
 /// Imports as `(module, routine)`; a routine imported by ordinal reads `#ordinal`.
-fn imports(file: &PeFile64<'_>) -> Result<Vec<(String, String)>, String> {
+pub fn imports(file: &PeFile64<'_>) -> Result<Vec<(String, String)>, String> {
     let Some(table) = file.import_table().map_err(|e| e.to_string())? else {
         return Ok(Vec::new());
     };

@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 
 use object::read::pe::{ImageNtHeaders as _, ImageOptionalHeader as _, PeFile64};
 
+mod video;
+pub use video::run_video;
+
 /// The service name, and the driver's file name in `system32\drivers`.
 const SERVICE: &str = "ntpool";
 const SYS_NAME: &str = "ntpool_driver.sys";

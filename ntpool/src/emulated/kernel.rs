@@ -401,6 +401,30 @@ pub(crate) fn allocate_pool_with_tag(
     tag: ULONG,
     site: &'static Location<'static>,
 ) -> PVOID {
+    allocate_legacy(pool_type, size, tag, site, "ExAllocatePoolWithTag")
+}
+
+/// `VideoPortAllocatePool`: `videoprt.sys` hands the `VP_POOL_TYPE` (whose values are the
+/// `POOL_TYPE` values of the same pools) to `ExAllocatePoolWithTag`; the block is recorded under the
+/// miniport's call.
+#[cfg(feature = "videoport")]
+pub(crate) fn videoport_allocate_pool(
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> PVOID {
+    allocate_legacy(pool_type, size, tag, site, "VideoPortAllocatePool")
+}
+
+/// An allocation by `POOL_TYPE`, as `ExAllocatePoolWithTag` makes it, on behalf of `routine`.
+fn allocate_legacy(
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+    routine: &'static str,
+) -> PVOID {
     let state = current();
     if pool_type == sys::NonPagedPoolMustSucceed {
         bug_check(&state, BAD_POOL_CALLER, [0x9A, pool_type as u64, size, 0]);
@@ -417,7 +441,7 @@ pub(crate) fn allocate_pool_with_tag(
         tag,
         cache_aligned: pool_type & 4 != 0,
         zeroed: false,
-        routine: "ExAllocatePoolWithTag",
+        routine,
         quota: false,
     };
     allocate(&state, request, site)

@@ -27,6 +27,7 @@
 //! | | a lookaside list not deleted at unload ([`Kernel::verify_unload`]) | 0xCE (list address) |
 //! | | a lookaside list deleted twice, or never initialized | 0x139 / 3 (`LIST_ENTRY` corruption) |
 //! | | the raising form of `ExAllocatePoolWithQuotaTag` failing | 0x1E (`STATUS_QUOTA_EXCEEDED`) |
+//! | VideoPort pool (`videoport` feature) | `VideoPortAllocatePool` / `VideoPortFreePool`, checked and tracked as the `ExAllocatePoolWithTag` / `ExFreePool` that `videoprt.sys` makes of them: a `VpPaged*` free at `DISPATCH_LEVEL` | 0xC4 / 0x11 (without verifier 0xC2 / 0x09) |
 //! | special pool ([`KernelBuilder::special_pool`]) | write into the page beside the block, found at free | 0xC1 / parameter 4 = 0x23 (before), 0x24 (after) |
 //! | | touch of the guard page | 0xCD |
 //! | | touch of a freed block | 0xCC |
@@ -831,7 +832,8 @@ pub struct Allocation {
     pub pool: PoolKind,
     /// The size the caller asked for.
     pub size: usize,
-    /// The routine that allocated it (`ExAllocatePool2` or `ExAllocatePoolWithTag`).
+    /// The routine that allocated it (`ExAllocatePool2`, `ExAllocatePoolWithTag`, or
+    /// `VideoPortAllocatePool` with the `videoport` feature).
     pub routine: &'static str,
     /// The source file of the allocation site (the first caller outside ntpool).
     pub file: &'static str,

@@ -501,6 +501,11 @@ mod ntoskrnl;
 #[cfg(not(ntpool_emulated))]
 pub use ntoskrnl::*;
 
+#[cfg(feature = "videoport")]
+mod videoprt;
+#[cfg(feature = "videoport")]
+pub use videoprt::*;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,754 @@
+//! VideoPort pool for video miniport drivers (the `videoport` feature): [`VpBox`], an owning
+//! pointer to a block from `VideoPortAllocatePool`, freed with `VideoPortFreePool` and the same
+//! `HwDeviceExtension`.
+//!
+//! A video miniport driver (XPDM, linked against `videoprt.sys`) allocates pool through the video
+//! port driver rather than directly from `ntoskrnl.exe`:
+//!
+//! ```c
+//! PVOID VideoPortAllocatePool(PVOID HwDeviceExtension, VP_POOL_TYPE PoolType, SIZE_T NumberOfBytes, ULONG Tag);
+//! VOID  VideoPortFreePool(PVOID HwDeviceExtension, PVOID Ptr);
+//! ```
+//!
+//! The same guarantees as [`PoolBox`](crate::PoolBox), for these two routines:
+//!
+//! * **Pools as types**: the four `VP_POOL_TYPE` values are the types [`VpNonPagedPool`],
+//!   [`VpPagedPool`], [`VpNonPagedPoolCacheAligned`] and [`VpPagedPoolCacheAligned`]. Each has the
+//!   IRQL rules of the ntpool pool it stands for ([`VpPoolType::Pool`]).
+//! * **IRQL-checked at compile time**, by the same tokens and rules as paged and non-paged
+//!   [`PoolBox`](crate::PoolBox)es. `VideoPortFreePool`'s rule is "callers must be running at IRQL
+//!   <= `DISPATCH_LEVEL`. A caller at `DISPATCH_LEVEL` must have specified a `VpNonPaged`*Xxx*
+//!   pool type when the memory was allocated. Otherwise, the caller must be running at IRQL <
+//!   `DISPATCH_LEVEL`." So a `VpBox` of a `VpNonPaged*` type can be made, used and dropped with a
+//!   [`Dispatch`](crate::Dispatch) token, dereferences like `Box`, and is
+//!   [`DispatchSafe`]; a `VpBox` of a `VpPaged*` type needs a [`Passive`](crate::Passive) or
+//!   [`Apc`](crate::Apc) token to be made or reached ([`VpBox::get`]) and is not `DispatchSafe`,
+//!   so it cannot be touched or dropped in a `DISPATCH_LEVEL` region (see "How the IRQL rules are
+//!   enforced" in the crate documentation). The `irql-backstop` feature checks paged frees at run
+//!   time too.
+//! * **The device extension goes with the block**: a `VpBox` keeps the [`HwDeviceExtension`] it
+//!   was allocated for and frees with it.
+//! * **Tagged**: the tag is a [`Tag`] type, as for `PoolBox`. By the WDK's convention for display
+//!   drivers, their tags start with the letter `D` (for example `b"DvMd"`, shown as `DvMd` by
+//!   poolmon and `!poolused`), so that display drivers' pool is recognisable at a glance. ntpool
+//!   does not enforce it: the tag rules are those of every tag ([`pool_tag!`](crate::pool_tag)).
+//! * **Uninitialized memory is not hidden**: `VideoPortAllocatePool` does not zero the block.
+//!   [`VpBox::try_new`] and [`VpBox::try_new_zeroed`] zero it before use (so no stale pool bytes
+//!   ever leak, padding included); [`VpBox::try_new_uninit`] hands it out as `MaybeUninit`.
+//! * **Fallible**: a NULL from `VideoPortAllocatePool` is an [`AllocError`], never a panic.
+//! * **Aligned**: `VideoPortAllocatePool` gives the pool's 16-byte alignment (x64), so `VpBox` takes
+//!   types aligned on at most 16 bytes; a type with a stricter alignment is a compile error. Values
+//!   of zero size allocate nothing.
+//!
+//! ```
+//! use ntpool::Passive;
+//! use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool, VpPagedPool};
+//! ntpool::pool_tag!(struct ModeTable = b"DvMt"); // display driver: 'D' first
+//! ntpool::pool_tag!(struct Frame = b"DvFr");
+//!
+//! # let mut storage = [0u64; 8];
+//! # ntpool::emulated::Kernel::new().run(|| {
+//! // In HwFindAdapter, at PASSIVE_LEVEL, with the device extension the video port driver passed.
+//! # let hw_device_extension: ntpool::sys::PVOID = storage.as_mut_ptr().cast();
+//! // SAFETY: HwFindAdapter runs at PASSIVE_LEVEL and holds no other token.
+//! let mut passive = unsafe { Passive::assume() };
+//! // SAFETY: the miniport's device extension, which outlives every block allocated for it.
+//! let device = unsafe { HwDeviceExtension::from_raw(hw_device_extension) }.unwrap();
+//!
+//! let modes = VpBox::<[u32; 4], ModeTable, VpPagedPool>::try_new(&passive, device, [640, 800, 1024, 1280])?;
+//! assert_eq!(modes.get(&passive)[1], 800); // paged: through a token
+//!
+//! let mut frame = VpBox::<u64, Frame, VpNonPagedPool>::try_new(&passive, device, 0)?;
+//! passive.raise_to_dispatch(&mut frame, |_dispatch, frame| **frame += 1); // non-paged: fine at DISPATCH_LEVEL
+//! assert_eq!(*frame, 1);
+//! # Ok::<(), ntpool::AllocError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # What Driver Verifier reports
+//!
+//! `videoprt.sys` implements both routines on `ExAllocatePoolWithTag` and `ExFreePool`, passing the
+//! `VP_POOL_TYPE` on as the `POOL_TYPE` of the same value (the values are chosen to be the same;
+//! ReactOS's video port driver does exactly this, and Microsoft documents nothing else). The
+//! emulated kernel treats them that way, and does not check the `HwDeviceExtension` (the free has no
+//! use for it; `VpBox` passes the one the block was allocated with all the same): a block is recorded with its tag, pool, size and the miniport's call site under the routine
+//! name `VideoPortAllocatePool`, left-over blocks are reported at unload (0xC4 / 0x62), and a
+//! `VideoPortFreePool` at the wrong IRQL gets `ExFreePool`'s bug check: 0xC4 / 0x11 (IRQL, pool
+//! type, address) for a `VpPaged*` block at `DISPATCH_LEVEL` or above, 0xC4 / 0x12 for any block
+//! above `DISPATCH_LEVEL`; without Driver Verifier, the kernel's own 0xC2 / 0x09.
+//!
+//! That is what the kernel's pool checks report for the free `videoprt.sys` makes on the miniport's
+//! behalf. Microsoft does not document a VideoPort-specific bug check or subcode for this misuse;
+//! Driver Verifier's "VideoPort verification" checks exist for video miniports, but which stop code
+//! they would raise first for this call is not documented either, so the emulation reports the one
+//! documented check that applies.
+
+use core::alloc::Layout;
+use core::ffi::c_void;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+
+use crate::alloc::{self, AllocError};
+use crate::irql::Allows;
+use crate::pool::{CacheAligned, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType};
+use crate::safe::{DispatchSafe, HighSafe};
+use crate::sys::{self, PVOID, VP_POOL_TYPE};
+use crate::tag::{PoolTag, Tag};
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A `VP_POOL_TYPE`, as a type. Sealed: the IRQL rules depend on knowing every pool.
+///
+/// ```
+/// use ntpool::videoport::{VpPagedPool, VpPoolType};
+/// assert_eq!(VpPagedPool::VP_POOL_TYPE, ntpool::sys::VpPagedPool);
+/// ```
+pub trait VpPoolType: sealed::Sealed + 'static {
+    /// The value passed to `VideoPortAllocatePool`.
+    const VP_POOL_TYPE: VP_POOL_TYPE;
+    /// The ntpool pool of the same memory (the `POOL_TYPE` `videoprt.sys` allocates from): its
+    /// IRQL rules are this pool's. [`Allows`] and [`NonPagedPoolType`] are checked on it.
+    type Pool: PoolType;
+    /// The name, as `video.h` spells it.
+    const NAME: &'static str;
+}
+
+/// `VpNonPagedPool`: non-paged memory, usable up to `DISPATCH_LEVEL` (`POOL_TYPE` `NonPagedPool`,
+/// executable; its IRQL rules are [`NonPagedPoolExecute`]'s).
+///
+/// ```
+/// use ntpool::videoport::{VpNonPagedPool, VpPoolType};
+/// assert_eq!(VpNonPagedPool::VP_POOL_TYPE, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VpNonPagedPool;
+
+/// `VpPagedPool`: paged memory, usable below `DISPATCH_LEVEL` only.
+///
+/// ```
+/// use ntpool::videoport::{VpPagedPool, VpPoolType};
+/// assert_eq!(VpPagedPool::VP_POOL_TYPE, 1);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VpPagedPool;
+
+/// `VpNonPagedPoolCacheAligned`: non-paged, cache-aligned memory, usable up to `DISPATCH_LEVEL`.
+///
+/// ```
+/// use ntpool::videoport::{VpNonPagedPoolCacheAligned, VpPoolType};
+/// assert_eq!(VpNonPagedPoolCacheAligned::VP_POOL_TYPE, 4);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VpNonPagedPoolCacheAligned;
+
+/// `VpPagedPoolCacheAligned`: paged, cache-aligned memory, usable below `DISPATCH_LEVEL` only.
+///
+/// ```
+/// use ntpool::videoport::{VpPagedPoolCacheAligned, VpPoolType};
+/// assert_eq!(VpPagedPoolCacheAligned::VP_POOL_TYPE, 5);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VpPagedPoolCacheAligned;
+
+macro_rules! vp_pool {
+    ($name:ident, $value:expr, $pool:ty) => {
+        impl sealed::Sealed for $name {}
+        impl VpPoolType for $name {
+            const VP_POOL_TYPE: VP_POOL_TYPE = $value;
+            type Pool = $pool;
+            const NAME: &'static str = stringify!($name);
+        }
+    };
+}
+vp_pool!(VpNonPagedPool, sys::VpNonPagedPool, NonPagedPoolExecute);
+vp_pool!(VpPagedPool, sys::VpPagedPool, PagedPool);
+vp_pool!(VpNonPagedPoolCacheAligned, sys::VpNonPagedPoolCacheAligned, CacheAligned<NonPagedPoolExecute>);
+vp_pool!(VpPagedPoolCacheAligned, sys::VpPagedPoolCacheAligned, CacheAligned<PagedPool>);
+
+/// The miniport driver's device extension (`HwDeviceExtension`), as the video port driver passes
+/// it to `HwFindAdapter`, `HwInitialize` and the other miniport callbacks: the first parameter of
+/// `VideoPortAllocatePool` and `VideoPortFreePool`.
+///
+/// A handle only: it gives no access to the extension's memory, so it is `Copy`,
+/// [`DispatchSafe`] and [`HighSafe`].
+///
+/// ```
+/// use ntpool::videoport::HwDeviceExtension;
+/// let mut storage = [0u64; 4];
+/// // SAFETY: stands for a device extension in this example; no block is allocated for it.
+/// let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+/// assert_eq!(device.as_ptr(), storage.as_mut_ptr().cast());
+/// ```
+///
+/// # Invariants
+/// The pointer is the device extension the video port driver allocated for the miniport, and it
+/// stays valid while any [`VpBox`] made with this handle exists.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HwDeviceExtension(NonNull<c_void>);
+
+// SAFETY: an opaque handle; the extension belongs to the adapter, not to a thread.
+unsafe impl Send for HwDeviceExtension {}
+// SAFETY: as above; `&HwDeviceExtension` gives nothing but the address.
+unsafe impl Sync for HwDeviceExtension {}
+// SAFETY: it neither owns nor reaches pool memory through safe code.
+unsafe impl DispatchSafe for HwDeviceExtension {}
+// SAFETY: as above.
+unsafe impl HighSafe for HwDeviceExtension {}
+
+impl HwDeviceExtension {
+    /// The handle for the `HwDeviceExtension` pointer a miniport callback received; `None` for NULL.
+    ///
+    /// # Safety
+    /// `hw_device_extension` is the device extension the video port driver passed to the miniport,
+    /// and it outlives every [`VpBox`] allocated with this handle (the miniport frees its blocks
+    /// before its adapter goes away).
+    ///
+    /// ```
+    /// use ntpool::videoport::HwDeviceExtension;
+    /// // SAFETY: NULL is never a device extension; `from_raw` turns it down.
+    /// assert!(unsafe { HwDeviceExtension::from_raw(core::ptr::null_mut()) }.is_none());
+    /// ```
+    pub unsafe fn from_raw(hw_device_extension: PVOID) -> Option<Self> {
+        // INVARIANT: the caller guarantees what the pointer is and how long it lives.
+        NonNull::new(hw_device_extension).map(HwDeviceExtension)
+    }
+
+    /// The pointer, as `VideoPortAllocatePool` and `VideoPortFreePool` take it.
+    ///
+    /// ```
+    /// use ntpool::videoport::HwDeviceExtension;
+    /// let mut storage = [0u64; 4];
+    /// // SAFETY: stands for a device extension; no block is allocated for it.
+    /// let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// assert!(!device.as_ptr().is_null());
+    /// ```
+    pub fn as_ptr(self) -> PVOID {
+        self.0.as_ptr()
+    }
+}
+
+impl fmt::Debug for HwDeviceExtension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HwDeviceExtension")
+    }
+}
+
+/// An owning pointer to a `T` in VideoPort pool `V`, allocated with `VideoPortAllocatePool` and tag
+/// `G` for a device extension, freed on drop with `VideoPortFreePool` and that device extension.
+/// See the [module documentation](self) for the rules it keeps.
+///
+/// ```
+/// use ntpool::Passive;
+/// use ntpool::videoport::{HwDeviceExtension, VpBox, VpPagedPoolCacheAligned};
+/// ntpool::pool_tag!(struct Edid = b"DvEd");
+/// # let mut storage = [0u64; 8];
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// # let hw_device_extension: ntpool::sys::PVOID = storage.as_mut_ptr().cast();
+/// // SAFETY: a miniport callback at PASSIVE_LEVEL that holds no other token.
+/// let passive = unsafe { Passive::assume() };
+/// // SAFETY: the miniport's device extension, which outlives the block.
+/// let device = unsafe { HwDeviceExtension::from_raw(hw_device_extension) }.unwrap();
+/// let mut edid = VpBox::<[u8], Edid, VpPagedPoolCacheAligned>::try_from_slice(&passive, device, &[0; 128])?;
+/// edid.get_mut(&passive)[0] = 0x00;
+/// assert_eq!(edid.get(&passive).len(), 128);
+/// # Ok::<(), ntpool::AllocError>(())
+/// # }).unwrap();
+/// ```
+///
+/// # Invariants
+/// `ptr` points to a valid `T` that this box owns, in a block that `VideoPortAllocatePool` returned
+/// for `device`, pool `V`, tag `G::TAG` and at least `Layout::for_value(&*ptr).size()` bytes (dangling
+/// and aligned when that size is zero: then nothing was allocated).
+pub struct VpBox<T: ?Sized, G: Tag, V: VpPoolType = VpNonPagedPool> {
+    ptr: NonNull<T>,
+    device: HwDeviceExtension,
+    _owns: PhantomData<T>,
+    _pool: PhantomData<(G, V)>,
+}
+
+// SAFETY: the box owns its `T` like `Box<T>` does; the pool block has no thread affinity.
+unsafe impl<T: ?Sized + Send, G: Tag, V: VpPoolType> Send for VpBox<T, G, V> {}
+// SAFETY: as above; `&VpBox` only gives `&T`.
+unsafe impl<T: ?Sized + Sync, G: Tag, V: VpPoolType> Sync for VpBox<T, G, V> {}
+
+// SAFETY: a box of a `VpNonPaged*` pool owns only non-paged memory, and its content is
+// `DispatchSafe`; a `VpPaged*` box never is.
+unsafe impl<T: ?Sized + DispatchSafe, G: Tag, V: VpPoolType> DispatchSafe for VpBox<T, G, V> where
+    V::Pool: NonPagedPoolType
+{
+}
+
+/// The alignment `VideoPortAllocatePool` promises on x64 (`MEMORY_ALLOCATION_ALIGNMENT`).
+const VP_ALIGN: usize = 16;
+
+/// Allocates `size` bytes (not zero) for `device` from pool `V` with tag `G`.
+#[cfg_attr(ntpool_emulated, track_caller)]
+fn allocate<G: Tag, V: VpPoolType>(device: HwDeviceExtension, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    if layout.size() == 0 {
+        // A non-null pointer aligned for `layout`, with no provenance: nothing is read or written
+        // through it.
+        return NonNull::new(core::ptr::without_provenance_mut(layout.align())).ok_or(AllocError);
+    }
+    // SAFETY: the caller holds a token that allows `V::Pool`, whose IRQL rule is `V`'s; the size is
+    // not zero, the tag is valid, `device` is the miniport's device extension (invariant).
+    let block = unsafe {
+        sys::VideoPortAllocatePool(device.as_ptr(), V::VP_POOL_TYPE, layout.size() as u64, G::TAG.to_ulong())
+    };
+    NonNull::new(block.cast::<u8>()).ok_or(AllocError)
+}
+
+impl<T, G: Tag, V: VpPoolType> VpBox<T, G, V> {
+    /// Compile-time check: the pool's 16 bytes suffice for `T`.
+    const ALIGNED: () = assert!(
+        align_of::<T>() <= VP_ALIGN,
+        "VideoPortAllocatePool aligns blocks on 16 bytes: VpBox takes no type aligned more strictly"
+    );
+
+    /// Allocates a block for `device`, zeroes it, and moves `value` into it.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<u32, Doc, VpNonPagedPool>::try_new(&passive, device, 5).unwrap();
+    /// assert_eq!(*b, 5);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new(token: &impl Allows<V::Pool>, device: HwDeviceExtension, value: T) -> Result<Self, AllocError> {
+        Ok(VpBox::try_new_zeroed(token, device)?.write(value))
+    }
+
+    /// Allocates a block for `device` and leaves it as `VideoPortAllocatePool` returned it:
+    /// uninitialized.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<u32, Doc, VpNonPagedPool>::try_new_uninit(&passive, device).unwrap();
+    /// assert_eq!(*b.write(9), 9);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_uninit(
+        _token: &impl Allows<V::Pool>,
+        device: HwDeviceExtension,
+    ) -> Result<VpBox<MaybeUninit<T>, G, V>, AllocError> {
+        let () = Self::ALIGNED;
+        let block = allocate::<G, V>(device, Layout::new::<T>())?;
+        // INVARIANT: a block of `size_of::<T>()` bytes for `device`, `V` and `G`, aligned for `T`
+        // (checked above), whose content is a valid `MaybeUninit<T>` whatever it holds.
+        Ok(VpBox { ptr: block.cast(), device, _owns: PhantomData, _pool: PhantomData })
+    }
+
+    /// Allocates a block for `device` and zeroes it.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<u64, Doc, VpPagedPool>::try_new_zeroed(&passive, device).unwrap();
+    /// // SAFETY: all-zero bytes are a valid u64.
+    /// assert_eq!(*unsafe { b.assume_init() }.get(&passive), 0);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_zeroed(
+        token: &impl Allows<V::Pool>,
+        device: HwDeviceExtension,
+    ) -> Result<VpBox<MaybeUninit<T>, G, V>, AllocError> {
+        let b = VpBox::try_new_uninit(token, device)?;
+        // SAFETY: the block holds `size_of::<T>()` writable bytes (invariant); the token allows
+        // touching pool `V`.
+        unsafe { b.ptr.as_ptr().write_bytes(0, 1) };
+        Ok(b)
+    }
+
+    /// Moves the value out and frees the block; needs a token, since it frees.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<u32, Doc, VpPagedPool>::try_new(&passive, device, 3).unwrap();
+    /// assert_eq!(b.into_inner(&passive), 3);
+    /// # });
+    /// ```
+    pub fn into_inner(self, _token: &impl Allows<V::Pool>) -> T {
+        let this = core::mem::ManuallyDrop::new(self);
+        if size_of::<T>() != 0 {
+            alloc::check_free_irql::<V::Pool>(this.ptr.as_ptr().cast());
+        }
+        // SAFETY: the box owns a valid `T` (invariant); it is read once, and the block is freed
+        // below without dropping it again.
+        let value = unsafe { this.ptr.read() };
+        // SAFETY: the block came from `VideoPortAllocatePool` for this device (invariant), and the
+        // token allows freeing pool `V`.
+        unsafe { free(this.device, this.ptr.cast(), size_of::<T>()) };
+        value
+    }
+}
+
+impl<T, G: Tag, V: VpPoolType> VpBox<MaybeUninit<T>, G, V> {
+    /// Writes `value` and returns the initialized box.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<u16, Doc, VpNonPagedPool>::try_new_uninit(&passive, device).unwrap().write(7);
+    /// assert_eq!(*b, 7);
+    /// # });
+    /// ```
+    pub fn write(self, value: T) -> VpBox<T, G, V> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: the block is valid and aligned for a `T` (invariant).
+        unsafe { this.ptr.cast::<T>().write(value) };
+        // INVARIANT: the block now holds a valid `T`, and its size is `T`'s.
+        VpBox { ptr: this.ptr.cast(), device: this.device, _owns: PhantomData, _pool: PhantomData }
+    }
+
+    /// The initialized box.
+    ///
+    /// # Safety
+    /// The content is a valid `T`.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<u8, Doc, VpNonPagedPool>::try_new_zeroed(&passive, device).unwrap();
+    /// // SAFETY: zero is a valid u8.
+    /// assert_eq!(*unsafe { b.assume_init() }, 0);
+    /// # });
+    /// ```
+    pub unsafe fn assume_init(self) -> VpBox<T, G, V> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // INVARIANT: the caller guarantees the content is a valid `T`; the size is unchanged.
+        VpBox { ptr: this.ptr.cast(), device: this.device, _owns: PhantomData, _pool: PhantomData }
+    }
+}
+
+impl<T, G: Tag, V: VpPoolType> VpBox<[T], G, V> {
+    /// Allocates a slice of `len` elements for `device`, zeroed, each left as `MaybeUninit`.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPoolCacheAligned};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<[u16], Doc, VpNonPagedPoolCacheAligned>::try_new_zeroed_slice(&passive, device, 4).unwrap();
+    /// // SAFETY: all-zero bytes are valid u16 values.
+    /// assert_eq!(&*unsafe { b.assume_init() }, &[0, 0, 0, 0]);
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_zeroed_slice(
+        _token: &impl Allows<V::Pool>,
+        device: HwDeviceExtension,
+        len: usize,
+    ) -> Result<VpBox<[MaybeUninit<T>], G, V>, AllocError> {
+        let () = VpBox::<T, G, V>::ALIGNED;
+        let layout = Layout::array::<T>(len).map_err(|_| AllocError)?;
+        let block = allocate::<G, V>(device, layout)?;
+        // SAFETY: the block holds `layout.size()` writable bytes, or none at all for a size of zero.
+        unsafe { block.as_ptr().write_bytes(0, layout.size()) };
+        let ptr = NonNull::slice_from_raw_parts(block.cast::<MaybeUninit<T>>(), len);
+        // INVARIANT: a block of `Layout::array::<T>(len)`, the slice's size, for `device`, `V` and
+        // `G`, aligned for `T` (checked above).
+        Ok(VpBox { ptr, device, _owns: PhantomData, _pool: PhantomData })
+    }
+
+    /// Allocates a slice for `device` holding a copy of `source`.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<[u8], Doc, VpPagedPool>::try_from_slice(&passive, device, b"abc").unwrap();
+    /// assert_eq!(b.get(&passive), b"abc");
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_from_slice(
+        token: &impl Allows<V::Pool>,
+        device: HwDeviceExtension,
+        source: &[T],
+    ) -> Result<Self, AllocError>
+    where
+        T: Copy,
+    {
+        let mut slice = VpBox::<[T], G, V>::try_new_zeroed_slice(token, device, source.len())?;
+        // SAFETY: the box owns `source.len()` elements (invariant); the token allows touching
+        // pool `V`.
+        let elements = unsafe { slice.ptr.as_mut() };
+        for (element, value) in elements.iter_mut().zip(source) {
+            element.write(*value);
+        }
+        let this = core::mem::ManuallyDrop::new(slice);
+        let ptr = NonNull::slice_from_raw_parts(this.ptr.cast::<T>(), this.ptr.len());
+        // INVARIANT: every element was written above; the size is unchanged.
+        Ok(VpBox { ptr, device: this.device, _owns: PhantomData, _pool: PhantomData })
+    }
+}
+
+impl<T, G: Tag, V: VpPoolType> VpBox<[MaybeUninit<T>], G, V> {
+    /// The initialized slice.
+    ///
+    /// # Safety
+    /// Every element is a valid `T`.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<[u8], Doc, VpNonPagedPool>::try_new_zeroed_slice(&passive, device, 3).unwrap();
+    /// // SAFETY: zero is a valid u8.
+    /// assert_eq!(unsafe { b.assume_init() }.len(), 3);
+    /// # });
+    /// ```
+    pub unsafe fn assume_init(self) -> VpBox<[T], G, V> {
+        let this = core::mem::ManuallyDrop::new(self);
+        let ptr = NonNull::slice_from_raw_parts(this.ptr.cast::<T>(), this.ptr.len());
+        // INVARIANT: the caller guarantees every element is valid; the size is unchanged.
+        VpBox { ptr, device: this.device, _owns: PhantomData, _pool: PhantomData }
+    }
+}
+
+impl<T: ?Sized, G: Tag, V: VpPoolType> VpBox<T, G, V> {
+    /// The content, reached with a token that allows the pool. For a `VpPaged*` box this is the only
+    /// way in; the reference borrows the token, so the IRQL cannot be raised while it lives.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<u32, Doc, VpPagedPool>::try_new(&passive, device, 4).unwrap();
+    /// assert_eq!(*b.get(&passive), 4);
+    /// # });
+    /// ```
+    pub fn get<'a, I: Allows<V::Pool>>(&'a self, _token: &'a I) -> &'a T {
+        // SAFETY: the box owns a valid `T` (invariant), and the token proves the IRQL allows
+        // touching pool `V`.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The content, mutably; see [`VpBox::get`].
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let mut b = VpBox::<u32, Doc, VpPagedPool>::try_new(&passive, device, 4).unwrap();
+    /// *b.get_mut(&passive) = 5;
+    /// assert_eq!(*b.get(&passive), 5);
+    /// # });
+    /// ```
+    pub fn get_mut<'a, I: Allows<V::Pool>>(&'a mut self, _token: &'a I) -> &'a mut T {
+        // SAFETY: as in `get`, and `&mut self` makes the access exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+
+    /// The device extension the block was allocated for, and will be freed with.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<u8, Doc, VpNonPagedPool>::try_new(&passive, device, 1).unwrap();
+    /// assert_eq!(b.device_extension(), device);
+    /// # });
+    /// ```
+    pub fn device_extension(&self) -> HwDeviceExtension {
+        self.device
+    }
+
+    /// The tag the block was allocated with.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<u8, Doc, VpNonPagedPool>::try_new(&passive, device, 1).unwrap();
+    /// assert_eq!(b.tag().to_string(), "DvDc");
+    /// # });
+    /// ```
+    pub fn tag(&self) -> PoolTag {
+        G::TAG
+    }
+
+    /// The address of the content, for FFI; reading through it is `unsafe` and subject to the
+    /// pool's IRQL rules.
+    ///
+    /// ```
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
+    /// ntpool::pool_tag!(struct Doc = b"DvDc");
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = VpBox::<u64, Doc, VpNonPagedPool>::try_new(&passive, device, 1).unwrap();
+    /// assert_eq!(b.as_ptr() as usize % 16, 0);
+    /// # });
+    /// ```
+    pub fn as_ptr(&self) -> *const T {
+        self.ptr.as_ptr()
+    }
+}
+
+/// Frees a block of `size` bytes (nothing for zero) that `VideoPortAllocatePool` returned for
+/// `device`.
+///
+/// # Safety
+/// `block` came from [`allocate`] for `device`, pool `V` and this size, and is not used afterwards;
+/// the IRQL allows freeing pool `V` (the caller has run the backstop, `check_free_irql`).
+unsafe fn free(device: HwDeviceExtension, block: NonNull<u8>, size: usize) {
+    if size == 0 {
+        return;
+    }
+    // SAFETY: the caller's contract is VideoPortFreePool's.
+    unsafe { sys::VideoPortFreePool(device.as_ptr(), block.as_ptr().cast()) };
+}
+
+impl<T: ?Sized, G: Tag, V: VpPoolType> Deref for VpBox<T, G, V>
+where
+    V::Pool: NonPagedPoolType,
+{
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the box owns a valid `T` (invariant) in non-paged memory, which may be touched at
+        // any IRQL.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: ?Sized, G: Tag, V: VpPoolType> DerefMut for VpBox<T, G, V>
+where
+    V::Pool: NonPagedPoolType,
+{
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T: ?Sized, G: Tag, V: VpPoolType> Drop for VpBox<T, G, V> {
+    fn drop(&mut self) {
+        // SAFETY: the box owns a valid `T` (invariant); the reference only serves to compute the size.
+        let size = size_of_val(unsafe { self.ptr.as_ref() });
+        if size != 0 {
+            alloc::check_free_irql::<V::Pool>(self.ptr.as_ptr().cast());
+        }
+        // SAFETY: the value is valid and owned, and dropped exactly once, here.
+        unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
+        // SAFETY: the block came from `VideoPortAllocatePool` for this device, pool and size
+        // (invariant), and is not used again.
+        unsafe { free(self.device, self.ptr.cast(), size) };
+    }
+}
+
+impl<T: ?Sized + fmt::Debug, G: Tag, V: VpPoolType> fmt::Debug for VpBox<T, G, V>
+where
+    V::Pool: NonPagedPoolType,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each `VP_POOL_TYPE` is the legacy `POOL_TYPE` of the ntpool pool whose rules it takes.
+    #[test]
+    fn vp_pool_types_are_the_pool_types_of_their_pools() {
+        fn pool_type<V: VpPoolType>() -> Option<sys::POOL_TYPE> {
+            sys::pool_type_for_flags(<V::Pool as PoolType>::FLAGS)
+        }
+        assert_eq!(pool_type::<VpNonPagedPool>(), Some(VpNonPagedPool::VP_POOL_TYPE));
+        assert_eq!(pool_type::<VpPagedPool>(), Some(VpPagedPool::VP_POOL_TYPE));
+        assert_eq!(pool_type::<VpNonPagedPoolCacheAligned>(), Some(VpNonPagedPoolCacheAligned::VP_POOL_TYPE));
+        assert_eq!(pool_type::<VpPagedPoolCacheAligned>(), Some(VpPagedPoolCacheAligned::VP_POOL_TYPE));
+        let paged = [
+            <VpNonPagedPool as VpPoolType>::Pool::PAGED,
+            <VpPagedPool as VpPoolType>::Pool::PAGED,
+            <VpNonPagedPoolCacheAligned as VpPoolType>::Pool::PAGED,
+            <VpPagedPoolCacheAligned as VpPoolType>::Pool::PAGED,
+        ];
+        assert_eq!(paged, [false, true, false, true]);
+    }
+}
