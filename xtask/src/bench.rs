@@ -94,7 +94,7 @@ pub fn run(root: &Path, parts: &[String]) -> Result<(), String> {
     if wanted("throughput") {
         println!("==> emulated kernel throughput (ntpool/benches/throughput.rs)");
         let valgrind = tool(&["valgrind"], "valgrind")?;
-        for line in throughput(root, &valgrind, &out)? {
+        for line in throughput(&valgrind, &out)? {
             println!("{line}");
             let _ = writeln!(summary, "{line}");
         }
@@ -389,7 +389,7 @@ fn mnemonics(function: &Function) -> Vec<&str> {
 // ---------------------------------------------------------------------------------------------
 
 /// Builds the throughput program (bench profile) and returns its path.
-fn throughput_program(root: &Path) -> Result<PathBuf, String> {
+fn throughput_program() -> Result<PathBuf, String> {
     let mut build = crate::cargo();
     build.args(["bench", "-p", "ntpool", "--bench", "throughput", "--no-run", "--locked", "--message-format=json"]);
     build.stderr(Stdio::inherit());
@@ -397,7 +397,6 @@ fn throughput_program(root: &Path) -> Result<PathBuf, String> {
     if !output.status.success() {
         return Err("cargo bench --no-run failed".into());
     }
-    let _ = root;
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -445,8 +444,8 @@ fn instructions(program: &Path, valgrind: &str, config: &str, out: &Path) -> Res
     Ok((counts[1] as f64 - counts[0] as f64) / (long - short) as f64)
 }
 
-fn throughput(root: &Path, valgrind: &str, out: &Path) -> Result<Vec<String>, String> {
-    let program = throughput_program(root)?;
+fn throughput(valgrind: &str, out: &Path) -> Result<Vec<String>, String> {
+    let program = throughput_program()?;
     let mut lines = Vec::new();
     let mut baseline: Option<(f64, f64, f64)> = None;
     for (config, what) in CONFIGS {
