@@ -14,6 +14,7 @@ extern crate std;
 #[cfg(all(windows, not(ntpool_linux_cross)))]
 use wdk_panic as _;
 
+pub mod bench_pairs;
 pub mod device;
 pub mod dispatch;
 #[cfg(not(windows))]

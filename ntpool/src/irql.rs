@@ -157,16 +157,16 @@ macro_rules! token {
             /// ```
             #[track_caller]
             pub unsafe fn assume() -> Self {
-                let irql = sys::KeGetCurrentIrql();
                 let check: fn(KIRQL) -> bool = $check;
                 #[cfg(ntpool_emulated)]
-                assert!(
-                    check(irql),
-                    concat!("ntpool: ", stringify!($name), "::assume() at IRQL {}"),
-                    irql
-                );
+                {
+                    let irql = sys::KeGetCurrentIrql();
+                    assert!(check(irql), concat!("ntpool: ", stringify!($name), "::assume() at IRQL {}"), irql);
+                }
+                // Only debug builds read the IRQL: the read of CR8 is an `asm!` block, which the
+                // compiler keeps even when its result is unused, and a token must cost nothing.
                 #[cfg(not(ntpool_emulated))]
-                debug_assert!(check(irql));
+                debug_assert!(check(sys::KeGetCurrentIrql()));
                 Self::new()
             }
 
@@ -274,10 +274,12 @@ impl BelowDispatch for Apc {}
 macro_rules! acquire_by_raising {
     ($($name:ident),*) => {$(
         impl AtMostDispatch for $name {
+            #[inline(always)]
             unsafe fn acquire(lock: *mut sys::KSPIN_LOCK) -> KIRQL {
                 // SAFETY: the IRQL is below DISPATCH_LEVEL (token); the caller guarantees the lock.
                 unsafe { sys::KeAcquireSpinLockRaiseToDpc(lock) }
             }
+            #[inline(always)]
             unsafe fn release(lock: *mut sys::KSPIN_LOCK, old: KIRQL) {
                 // SAFETY: the caller acquired the lock with `acquire`, which returned `old`.
                 unsafe { sys::KeReleaseSpinLock(lock, old) }
@@ -288,11 +290,13 @@ macro_rules! acquire_by_raising {
 acquire_by_raising!(Passive, Apc);
 
 impl AtMostDispatch for Dispatch {
+    #[inline(always)]
     unsafe fn acquire(lock: *mut sys::KSPIN_LOCK) -> KIRQL {
         // SAFETY: the IRQL is DISPATCH_LEVEL (token); the caller guarantees the lock.
         unsafe { sys::KeAcquireSpinLockAtDpcLevel(lock) };
         DISPATCH_LEVEL
     }
+    #[inline(always)]
     unsafe fn release(lock: *mut sys::KSPIN_LOCK, _old: KIRQL) {
         // SAFETY: the caller acquired the lock at DISPATCH_LEVEL with `acquire`.
         unsafe { sys::KeReleaseSpinLockFromDpcLevel(lock) }

@@ -272,6 +272,14 @@ fn a_box_is_one_pointer_wide_and_so_is_its_option() {
     assert_eq!(size_of::<PagedBox<[u8; 4096], T1>>(), size_of::<usize>());
     assert_eq!(size_of::<Option<PoolBox<u8, T1, CacheAligned<PagedPool>>>>(), size_of::<usize>());
     assert_eq!(size_of::<NonPagedBox<[u8], T1>>(), 2 * size_of::<usize>());
+    assert_eq!(size_of::<Option<PagedBox<u64, T1>>>(), size_of::<usize>());
+    assert_eq!(size_of::<Option<PoolBox<u64, T1, NonPagedPoolExecute>>>(), size_of::<usize>());
+    assert_eq!(size_of::<Option<PoolBox<[u8; 3], T1, CacheAligned<NonPagedPool>>>>(), size_of::<usize>());
+    assert_eq!(size_of::<Option<NonPagedBox<[u8], T1>>>(), 2 * size_of::<usize>());
+    // A vector with ntpool's allocator is as wide as one with the global allocator.
+    assert_eq!(size_of::<PoolVec<u8, PoolAllocator<T1>>>(), size_of::<std::vec::Vec<u8>>());
+    // A spin lock is its KSPIN_LOCK and its data, nothing more.
+    assert_eq!(size_of::<ntpool::SpinLock<u64>>(), size_of::<sys::KSPIN_LOCK>() + size_of::<u64>());
 }
 
 #[test]
@@ -284,6 +292,8 @@ fn tokens_tags_pools_and_allocators_are_zero_sized() {
     assert_eq!(size_of::<T1>(), 0);
     assert_eq!(size_of::<PoolAllocator<T1>>(), 0);
     assert_eq!(size_of::<NonPagedPool>() + size_of::<PagedPool>() + size_of::<CacheAligned<PagedPool>>(), 0);
+    assert_eq!(size_of::<NonPagedPoolExecute>() + size_of::<CacheAligned<NonPagedPool>>(), 0);
+    assert_eq!(size_of::<ntpool::GlobalPoolAllocator<T1>>(), 0);
 }
 
 #[test]

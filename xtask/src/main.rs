@@ -12,11 +12,15 @@
 //!   its path as the last line. `client`: the same for `ntpool-client.exe`.
 //! * `video`: cross-build the sample video miniport and the `videoprt.sys` test fixture, check both
 //!   images, and load the miniport under Wine against the fixture with the VideoPort pool trace.
+//! * `bench`: what ntpool costs: the release driver's ntpool functions against hand-written ones
+//!   (instructions and bytes), type sizes, the emulated kernel's throughput against malloc, build
+//!   times (see `bench.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod bench;
 mod cross;
 mod pe;
 mod soak;
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
         Some("emulate") => emulate(),
         Some("wine") => wine(&args[1..]),
         Some("test") => test(),
+        Some("bench") => bench::run(&root(), &args[1..]),
         Some("driver") => driver().map(|sys| println!("{}", sys.display())),
         Some("client") => client().map(|exe| println!("{}", exe.display())),
         Some("video") => video(&args[1..]),
@@ -45,10 +50,12 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <run | test | emulate | driver | client | wine | video>\n  \
+    "usage: cargo xtask <run | test | bench | emulate | driver | client | wine | video>\n  \
      run      build the driver and its client, load the driver under Wine, run the client, unload,\n  \
               and print what it did (same as `wine`)\n  \
      test     every test, clippy, the driver's cross build, its PE checks and the Wine run\n  \
+     bench    zero cost in the release .sys, sizes, emulated kernel throughput, build cost\n  \
+              [zero-cost] [sizes] [throughput] [build] (default: all)\n  \
      emulate  load the sample driver on the emulated kernel and print what it allocated and freed\n  \
      driver   cross-build the driver .sys for x86_64 Windows and check it\n  \
      client   cross-build the user-mode client ntpool-client.exe for x86_64 Windows\n  \
@@ -124,21 +131,27 @@ fn test() -> Result<(), String> {
     format.args(["fmt", "--all", "--check"]);
     step("cargo fmt --check", format)?;
     println!("==> cargo xtask driver (cross build and PE checks)");
+    let timer = Instant::now();
     let sys = driver()?;
-    println!("<== driver: {}", sys.display());
+    println!("<== driver: {} in {:.1} s", sys.display(), timer.elapsed().as_secs_f64());
     println!("==> llvm-readobj agrees on the image's headers and imports");
     println!("<== {}", readobj_agrees(&sys)?);
     println!("==> a clean rebuild of the driver gives the same bytes");
     let root = root();
     let toolchain = cross::provision(&root)?;
-    println!("<== {}", cross::check_reproducible(&root, &toolchain, "ntpool-driver", &sys)?);
+    let timer = Instant::now();
+    let reproducible = cross::check_reproducible(&root, &toolchain, "ntpool-driver", &sys)?;
+    println!("<== {reproducible} in {:.1} s", timer.elapsed().as_secs_f64());
     println!("==> cargo xtask client");
+    let timer = Instant::now();
     let client = cross::build_client(&root, &toolchain)?;
-    println!("<== client: {}", client.display());
+    println!("<== client: {} in {:.1} s", client.display(), timer.elapsed().as_secs_f64());
     println!("==> cargo xtask wine (the driver under Wine, the client against it, the pool trace)");
+    let timer = Instant::now();
     let report = wine::run(&root, &sys, Some(&client), 3)?;
     println!("{report}");
     println!("{}", soak::check_hostile_table(&report)?);
+    println!("<== wine: ok in {:.1} s", timer.elapsed().as_secs_f64());
     let plan = soak::SHORT;
     println!(
         "==> the soak under Wine ({} cycles, {} threads; `cargo xtask wine --soak` runs {} cycles)",
@@ -146,8 +159,12 @@ fn test() -> Result<(), String> {
         plan.threads,
         soak::FULL.cycles
     );
+    let timer = Instant::now();
     println!("{}", soak::run(&root, &sys, &client, plan)?);
+    println!("<== soak: ok in {:.1} s", timer.elapsed().as_secs_f64());
+    let timer = Instant::now();
     test_video(&root, &toolchain)?;
+    println!("<== video: ok in {:.1} s", timer.elapsed().as_secs_f64());
     println!("\nall checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -3,8 +3,12 @@
 //! [`crate::sys`] calls on a host build.
 
 use std::alloc::Layout;
+#[cfg(ntpool_pages)]
+use std::boxed::Box;
 use std::cell::{Cell, RefCell};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::string::String;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,13 +75,14 @@ impl Default for Config {
 }
 
 /// The memory behind a block.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Backing {
     /// From the host's allocator: `base`, allocated with `layout`.
     Heap { base: usize, layout: Layout },
-    /// Pages of its own: special pool, or pageable memory under Force IRQL Checking.
+    /// Pages of its own: special pool, or pageable memory under Force IRQL Checking. (Boxed, so
+    /// that the records of the far more common heap blocks stay small.)
     #[cfg(ntpool_pages)]
-    Pages { pages: Pages, special: bool },
+    Pages { pages: Box<Pages>, special: bool },
 }
 
 impl Backing {
@@ -88,7 +93,7 @@ impl Backing {
             // its record is dropped with it.
             Backing::Heap { base, layout } => unsafe { std::alloc::dealloc(base as *mut u8, layout) },
             #[cfg(ntpool_pages)]
-            Backing::Pages { pages, .. } => pages.unmap(),
+            Backing::Pages { ref pages, .. } => pages.unmap(),
         }
     }
 }
@@ -105,16 +110,97 @@ struct Block {
     routine: &'static str,
     /// The process the block is charged to, for quota allocations.
     charged: Option<u64>,
+    /// Its row in [`Pool::usage`].
+    row: usize,
 }
 
+/// A freed block in quarantine: its memory is still held (unusable), so that a second free of the
+/// address is recognised as a double free.
+#[derive(Clone, Debug)]
+struct Retired {
+    address: usize,
+    tag: ULONG,
+    backing: Backing,
+}
+
+/// The pool's bookkeeping. An allocation and a free make one insertion into and one removal from
+/// the table of live blocks, with a cheap hash, and allocate nothing once the tables have grown;
+/// only the error paths search the quarantine.
 #[derive(Default)]
 struct Pool {
-    live: HashMap<usize, Block>,
-    quarantine: VecDeque<(usize, Block)>,
-    freed: HashMap<usize, ULONG>,
-    usage: BTreeMap<(ULONG, PoolKind), PoolUsageRow>,
+    /// The live blocks, by address.
+    live: HashMap<usize, Block, BuildHasherDefault<AddressHasher>>,
+    /// Freed blocks, oldest first; at most [`QUARANTINE`].
+    quarantine: VecDeque<Retired>,
+    /// poolmon's table, one row per tag and pool, in the order the rows were first needed.
+    usage: Vec<PoolUsageRow>,
+    /// Where the row of a (tag, pool) is in `usage`.
+    rows: HashMap<(ULONG, PoolKind), usize, BuildHasherDefault<AddressHasher>>,
+    /// The row found last, which the next allocation most often needs again.
+    last_row: Option<(ULONG, PoolKind, usize)>,
     /// Bytes charged per process: (paged, non-paged).
     quota: BTreeMap<u64, (u64, u64)>,
+}
+
+impl Pool {
+    /// The row of `usage` for `tag` in pool `kind`, made on first use.
+    fn row(&mut self, tag: ULONG, kind: PoolKind) -> usize {
+        if let Some((last_tag, last_kind, row)) = self.last_row {
+            if (last_tag, last_kind) == (tag, kind) {
+                return row;
+            }
+        }
+        let usage = &mut self.usage;
+        let row = *self.rows.entry((tag, kind)).or_insert_with(|| {
+            usage.push(PoolUsageRow::new(tag, kind));
+            usage.len() - 1
+        });
+        self.last_row = Some((tag, kind, row));
+        row
+    }
+}
+
+/// The tag of the freed block at `address`, while it is in `quarantine`.
+fn freed_tag(quarantine: &VecDeque<Retired>, address: usize) -> Option<ULONG> {
+    quarantine.iter().rev().find(|retired| retired.address == address).map(|retired| retired.tag)
+}
+
+/// A hash for block addresses and small keys: one multiplication (Fibonacci hashing) per word,
+/// folded so that both the low bits (the bucket) and the high bits (hashbrown's tag byte) depend on
+/// every bit of the key. Addresses are not chosen by an adversary here, so no keyed hash is needed.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.write_u64(value.into());
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(value.into());
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+
+    fn write_isize(&mut self, value: isize) {
+        self.write_u64(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
 }
 
 /// The state of one emulated kernel, shared by every thread that entered it.
@@ -167,7 +253,7 @@ impl State {
     }
 
     pub(crate) fn usage(&self) -> PoolUsage {
-        let mut rows: Vec<PoolUsageRow> = self.pool().usage.values().cloned().collect();
+        let mut rows: Vec<PoolUsageRow> = self.pool().usage.clone();
         // poolmon order: by tag as it reads, then by pool.
         rows.sort_by_key(|row| (row.tag.0.to_le_bytes(), row.pool));
         PoolUsage { rows }
@@ -206,8 +292,10 @@ impl State {
 impl Drop for State {
     fn drop(&mut self) {
         let pool = self.pool.get_mut().unwrap_or_else(|p| p.into_inner());
-        for (_, block) in pool.live.drain().chain(pool.quarantine.drain(..)) {
-            block.backing.release();
+        for backing in
+            pool.live.drain().map(|(_, block)| block.backing).chain(pool.quarantine.drain(..).map(|r| r.backing))
+        {
+            backing.release();
         }
     }
 }
@@ -242,15 +330,38 @@ pub(crate) fn in_process<R>(process: u64, f: impl FnOnce() -> R) -> R {
 
 static DEFAULT: OnceLock<Arc<State>> = OnceLock::new();
 
+std::thread_local! {
+    /// The state at the top of `ENTERED` (null when it is empty): what [`with_current`] reads, one
+    /// load instead of a borrow of `ENTERED` and a reference count.
+    static CURRENT: Cell<*const State> = const { Cell::new(core::ptr::null()) };
+}
+
+fn default_state() -> &'static Arc<State> {
+    DEFAULT.get_or_init(|| Arc::new(State::new(Config::default())))
+}
+
 /// The kernel the calling thread has entered, or the process-wide default one.
 pub(crate) fn current() -> Arc<State> {
-    ENTERED
-        .with(|entered| entered.borrow().last().cloned())
-        .unwrap_or_else(|| DEFAULT.get_or_init(|| Arc::new(State::new(Config::default()))).clone())
+    ENTERED.with(|entered| entered.borrow().last().cloned()).unwrap_or_else(|| default_state().clone())
+}
+
+/// Runs `f` with the kernel the calling thread has entered, or the process-wide default one: what
+/// [`current`] returns, without taking a reference count (the pool routines' fast path).
+pub(crate) fn with_current<R>(f: impl FnOnce(&State) -> R) -> R {
+    let entered = CURRENT.with(Cell::get);
+    if entered.is_null() {
+        return f(default_state());
+    }
+    // SAFETY: `CURRENT` points to the state of the `Arc` at the top of this thread's `ENTERED`
+    // (`enter` and `EnterGuard::drop` keep it so). That `Arc` stays in `ENTERED` until the guard of
+    // the `Kernel::run` that pushed it is dropped, which happens after `f` returns, since kernel
+    // routines never return from the `run` they were called in.
+    f(unsafe { &*entered })
 }
 
 /// Makes `state` the calling thread's kernel until the returned guard is dropped.
 pub(crate) fn enter(state: Arc<State>) -> EnterGuard {
+    CURRENT.with(|current| current.set(Arc::as_ptr(&state)));
     ENTERED.with(|entered| entered.borrow_mut().push(state));
     EnterGuard(())
 }
@@ -259,7 +370,12 @@ pub(crate) struct EnterGuard(());
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        ENTERED.with(|entered| entered.borrow_mut().pop());
+        let top = ENTERED.with(|entered| {
+            let mut entered = entered.borrow_mut();
+            entered.pop();
+            entered.last().map_or(core::ptr::null(), Arc::as_ptr)
+        });
+        CURRENT.with(|current| current.set(top));
     }
 }
 
@@ -354,7 +470,7 @@ pub(crate) fn lower_irql(new: KIRQL) {
 }
 
 pub(crate) fn exports_ex_allocate_pool2() -> bool {
-    current().config.ex_allocate_pool2
+    with_current(|state| state.config.ex_allocate_pool2)
 }
 
 /// What an allocation request asks for, in the terms both allocation routines share.
@@ -371,7 +487,16 @@ struct Request {
 }
 
 pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: &'static Location<'static>) -> PVOID {
-    let state = current();
+    with_current(|state| allocate_pool2_in(state, flags, size, tag, site))
+}
+
+fn allocate_pool2_in(
+    state: &State,
+    flags: POOL_FLAGS,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> PVOID {
     let pool_type = sys::pool_type_for_flags(flags & !sys::POOL_FLAG_USE_QUOTA);
     let quota = flags & sys::POOL_FLAG_USE_QUOTA != 0;
     let unknown = flags & sys::POOL_FLAG_REQUIRED_MASK & !sys::POOL_FLAG_REQUIRED_KNOWN;
@@ -392,7 +517,7 @@ pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: 
     if tag == 0 && !state.config.verifier {
         return core::ptr::null_mut();
     }
-    allocate(&state, request, site)
+    allocate(state, request, site)
 }
 
 pub(crate) fn allocate_pool_with_tag(
@@ -539,16 +664,16 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     unsafe { block.write_bytes(fill, size) };
     let address = block as usize;
     let mut pool = state.pool();
-    pool.freed.remove(&address);
-    let row = pool.usage.entry((tag, kind)).or_insert_with(|| PoolUsageRow::new(tag, kind));
-    row.allocs += 1;
-    row.bytes += size as u64;
+    let row = pool.row(tag, kind);
+    pool.usage[row].allocs += 1;
+    pool.usage[row].bytes += size as u64;
     let charged = request.quota.then_some(process);
     if charged.is_some() {
         let charge = pool.quota.entry(process).or_default();
         *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } += size as u64;
     }
-    pool.live.insert(address, Block { tag, kind, pool_type, size, backing, site, routine: request.routine, charged });
+    let block_record = Block { tag, kind, pool_type, size, backing, site, routine: request.routine, charged, row };
+    pool.live.insert(address, block_record);
     block.cast()
 }
 
@@ -572,13 +697,29 @@ fn back(state: &State, request: &Request) -> Option<(*mut u8, Backing)> {
         let paged = request.kind == PoolKind::Paged;
         if special.is_some() || (paged && config.force_irql_checking) {
             let pages = pages::allocate(request.size, align, paged, special)?;
-            return Some((pages.data as *mut u8, Backing::Pages { pages, special: special.is_some() }));
+            return Some((
+                pages.data as *mut u8,
+                Backing::Pages { pages: Box::new(pages), special: special.is_some() },
+            ));
         }
     }
     #[cfg(not(ntpool_pages))]
     let _ = state;
     // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
     // a page for a page or more, a cache line when asked, else 16 bytes (and never 32).
+    if request.size < PAGE_SIZE && align == POOL_ALIGNMENT {
+        // The host's plain allocator already aligns on 16 (no aligned-allocation path): take 16
+        // bytes more and start the block 16 bytes in when the host's block is 32-byte aligned.
+        let layout = Layout::from_size_align(request.size.checked_add(POOL_ALIGNMENT)?, POOL_ALIGNMENT).ok()?;
+        // SAFETY: `layout` has a non-zero size.
+        let base = unsafe { std::alloc::alloc(layout) };
+        if base.is_null() {
+            return None;
+        }
+        let offset = if base as usize % (2 * POOL_ALIGNMENT) == 0 { POOL_ALIGNMENT } else { 0 };
+        // SAFETY: `size + 16` bytes were allocated at `base`, and `offset` is at most 16.
+        return Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }));
+    }
     let (align, offset) = if request.size >= PAGE_SIZE { (PAGE_SIZE, 0) } else { (2 * align, align) };
     let layout = Layout::from_size_align(request.size.checked_add(offset)?, align).ok()?;
     // SAFETY: `layout` has a non-zero size (the request's size is not zero).
@@ -591,30 +732,38 @@ fn back(state: &State, request: &Request) -> Option<(*mut u8, Backing)> {
 }
 
 pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
-    let state = current();
+    with_current(|state| free_pool_in(state, pointer, tag));
+}
+
+fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
     let verifier = state.config.verifier;
     let address = pointer as usize;
     let irql = current_irql();
-    let mut pool = state.pool();
-    let Some(block) = pool.live.get(&address) else {
-        let freed_tag = pool.freed.get(&address).copied();
-        drop(pool);
-        let (code, parameters) = match (freed_tag, verifier) {
-            (Some(old_tag), true) => {
-                (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x13, 0, address.wrapping_sub(16) as u64, old_tag.into()])
-            }
-            (Some(old_tag), false) => (BAD_POOL_CALLER, [0x07, 0, old_tag.into(), address as u64]),
-            (None, true) => (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x10, address as u64, 0, 0]),
-            (None, false) => (BAD_POOL_CALLER, [0x99, address as u64, 0, 0]),
-        };
-        bug_check(&state, code, parameters);
-        return;
+    let mut guard = state.pool();
+    let pool = &mut *guard;
+    let entry = match pool.live.entry(address) {
+        Entry::Occupied(entry) => entry,
+        Entry::Vacant(_) => {
+            let freed_tag = freed_tag(&pool.quarantine, address);
+            drop(guard);
+            let (code, parameters) = match (freed_tag, verifier) {
+                (Some(old_tag), true) => {
+                    (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x13, 0, address.wrapping_sub(16) as u64, old_tag.into()])
+                }
+                (Some(old_tag), false) => (BAD_POOL_CALLER, [0x07, 0, old_tag.into(), address as u64]),
+                (None, true) => (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x10, address as u64, 0, 0]),
+                (None, false) => (BAD_POOL_CALLER, [0x99, address as u64, 0, 0]),
+            };
+            bug_check(state, code, parameters);
+            return;
+        }
     };
+    let block = entry.get();
     let max_irql = if block.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
     if irql > max_irql {
         let pool_type = block.pool_type as u64;
         let paged = block.kind == PoolKind::Paged;
-        drop(pool);
+        drop(guard);
         let (code, parameters) = if verifier {
             (
                 DRIVER_VERIFIER_DETECTED_VIOLATION,
@@ -623,43 +772,40 @@ pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
         } else {
             (BAD_POOL_CALLER, [0x09, irql.into(), pool_type, address as u64])
         };
-        bug_check(&state, code, parameters);
+        bug_check(state, code, parameters);
         return;
     }
     if let Some((allocated_with, used)) = wrong_tag(block.tag, tag) {
-        drop(pool);
-        bug_check(&state, BAD_POOL_CALLER, [0x0A, address as u64, allocated_with.into(), used.into()]);
+        drop(guard);
+        bug_check(state, BAD_POOL_CALLER, [0x0A, address as u64, allocated_with.into(), used.into()]);
         return;
     }
     #[cfg(ntpool_pages)]
-    if let Backing::Pages { pages, special: true } = block.backing {
+    if let Backing::Pages { pages, special: true } = &block.backing {
         if let Some((corrupted, subcode)) = pages.corrupted_slack() {
-            drop(pool);
+            drop(guard);
             bug_check(
-                &state,
+                state,
                 sys::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION,
                 [address as u64, corrupted as u64, 0, subcode],
             );
             return;
         }
     }
-    let Some(block) = pool.live.remove(&address) else { return };
-    if let Some(row) = pool.usage.get_mut(&(block.tag, block.kind)) {
-        row.frees += 1;
-        row.bytes -= block.size as u64;
-    }
+    let block = entry.remove();
+    let row = &mut pool.usage[block.row];
+    row.frees += 1;
+    row.bytes -= block.size as u64;
     if let Some(charge) = block.charged.and_then(|process| pool.quota.get_mut(&process)) {
         *if block.kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= block.size as u64;
     }
     retire(&block.backing, address, block.size);
-    pool.freed.insert(address, block.tag);
-    pool.quarantine.push_back((address, block));
-    if pool.quarantine.len() > QUARANTINE {
-        if let Some((old_address, old)) = pool.quarantine.pop_front() {
-            pool.freed.remove(&old_address);
-            old.backing.release();
+    if pool.quarantine.len() == QUARANTINE {
+        if let Some(oldest) = pool.quarantine.pop_front() {
+            oldest.backing.release();
         }
     }
+    pool.quarantine.push_back(Retired { address, tag: block.tag, backing: block.backing });
 }
 
 /// Whether a free with `tag` (`None`: `ExFreePool`, which is `ExFreePoolWithTag(P, 0)`) of a block
@@ -689,9 +835,9 @@ fn wrong_tag(allocated: ULONG, tag: Option<ULONG>) -> Option<(ULONG, ULONG)> {
 fn retire(backing: &Backing, address: usize, size: usize) {
     match *backing {
         #[cfg(ntpool_pages)]
-        Backing::Pages { pages, special: true } => pages.retire(),
+        Backing::Pages { ref pages, special: true } => pages.retire(),
         #[cfg(ntpool_pages)]
-        Backing::Pages { pages, special: false } => {
+        Backing::Pages { ref pages, special: false } => {
             pages.touch();
             // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
             unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) };

@@ -1,0 +1,227 @@
+//! Pairs of functions for `cargo xtask bench`: each operation once through ntpool and once written
+//! by hand against the kernel interface (`ntpool::sys`: the WDK's routines under the WDK's names),
+//! doing the same work with the same checks.
+//!
+//! The driver never calls them. They are exported (`ntpool_bench_<pair>_ntpool` and
+//! `ntpool_bench_<pair>_raw`) so that the linker keeps them in the release `.sys`, where `cargo
+//! xtask bench` finds them through the export table and compares their machine code. Exports of a
+//! driver are only read when another driver imports from it, so they change nothing in how this one
+//! loads or runs. Each one may only be called at `PASSIVE_LEVEL`.
+//!
+//! Both sides allocate through the same `ntpool::sys::ExAllocatePool2` (which calls the kernel's
+//! `ExAllocatePool2` where it is exported and `ExAllocatePoolWithTag` elsewhere) and free with the
+//! imported `ExFreePoolWithTag`: what is compared is what ntpool adds around those calls.
+//!
+//! The host tests (`tests/bench_pairs.rs`) run every pair on the emulated kernel and check that both
+//! sides make the same pool calls and return the same results.
+
+use core::alloc::Layout;
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+
+use allocator_api2::alloc::{AllocError, Allocator};
+use allocator_api2::vec::Vec;
+use ntpool::sys::{self, KSPIN_LOCK};
+use ntpool::{NonPagedBox, PagedBox, Passive, PoolAllocator, SpinLock};
+
+ntpool::pool_tag! {
+    /// The tag of every benchmark allocation.
+    pub struct BenchTag = b"NpBn";
+}
+
+/// [`BenchTag`] as the `ULONG` the raw side passes.
+const BENCH_TAG: u32 = u32::from_le_bytes(*b"NpBn");
+
+/// Paged pool, through ntpool: a `PagedBox<u64>` made with `value` and dropped. Returns whether the
+/// allocation succeeded.
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "system" fn ntpool_bench_paged_box_ntpool(value: u64) -> bool {
+    // SAFETY: the caller runs at PASSIVE_LEVEL.
+    let passive = unsafe { Passive::assume() };
+    PagedBox::<u64, BenchTag>::try_new(&passive, value).is_ok()
+}
+
+/// Paged pool, by hand: `ExAllocatePool2` (zeroed), the value written, the IRQL checked before the
+/// free as ntpool's `irql-backstop` feature (on by default) does, `ExFreePoolWithTag`.
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "system" fn ntpool_bench_paged_box_raw(value: u64) -> bool {
+    // SAFETY: PASSIVE_LEVEL allows paged pool; a non-zero size and a valid tag.
+    let block = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_PAGED, 8, BENCH_TAG) }.cast::<u64>();
+    if block.is_null() {
+        return false;
+    }
+    // SAFETY: a fresh block of 8 bytes, aligned on 16.
+    unsafe { block.write(value) };
+    let irql = sys::KeGetCurrentIrql();
+    if irql > sys::APC_LEVEL {
+        // SAFETY: a deliberate stop: Driver Verifier's 0xC4 / 0x11 (paged free above APC_LEVEL).
+        unsafe {
+            sys::KeBugCheckEx(
+                sys::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                0x11,
+                irql.into(),
+                sys::PagedPool as usize,
+                block as usize,
+            )
+        }
+    }
+    // SAFETY: allocated above with this tag, not used afterwards; the IRQL allows the free.
+    unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };
+    true
+}
+
+/// Non-paged pool, through ntpool: a `NonPagedBox<u64>` made with `value` and dropped.
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "system" fn ntpool_bench_non_paged_box_ntpool(value: u64) -> bool {
+    // SAFETY: the caller runs at PASSIVE_LEVEL.
+    let passive = unsafe { Passive::assume() };
+    NonPagedBox::<u64, BenchTag>::try_new(&passive, value).is_ok()
+}
+
+/// Non-paged pool, by hand: `ExAllocatePool2` (zeroed), the value written, `ExFreePoolWithTag`.
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "system" fn ntpool_bench_non_paged_box_raw(value: u64) -> bool {
+    // SAFETY: PASSIVE_LEVEL allows non-paged pool; a non-zero size and a valid tag.
+    let block = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 8, BENCH_TAG) }.cast::<u64>();
+    if block.is_null() {
+        return false;
+    }
+    // SAFETY: a fresh block of 8 bytes, aligned on 16.
+    unsafe { block.write(value) };
+    // SAFETY: allocated above with this tag, not used afterwards.
+    unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };
+    true
+}
+
+/// An allocator-api2 `Vec<u32>` in non-paged pool through ntpool's [`PoolAllocator`]: `count`
+/// pushes, each after `try_reserve(1)`, so that the vector grows (reallocates) on the way. Returns
+/// the length, or 0 when an allocation failed.
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "system" fn ntpool_bench_vec_push_ntpool(count: u32) -> usize {
+    // SAFETY: the caller runs at PASSIVE_LEVEL.
+    let passive = unsafe { Passive::assume() };
+    push(Vec::new_in(PoolAllocator::<BenchTag>::new(&passive)), count)
+}
+
+/// The same `Vec` code with a hand-written allocator ([`RawAllocator`]).
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "system" fn ntpool_bench_vec_push_raw(count: u32) -> usize {
+    push(Vec::new_in(RawAllocator), count)
+}
+
+/// The work of the `vec_push` pair, the same for both allocators.
+#[inline(always)]
+fn push<A: Allocator>(mut vector: Vec<u32, A>, count: u32) -> usize {
+    for value in 0..count {
+        if vector.try_reserve(1).is_err() {
+            return 0;
+        }
+        vector.push(value);
+    }
+    vector.len()
+}
+
+/// A minimal correct `allocator_api2` allocator written against the kernel interface: non-paged,
+/// uninitialized blocks (as `Vec` asks for them), zero-sized requests answered without the kernel
+/// (which bug-checks on them), and alignments above the kernel's 16 bytes refused rather than
+/// arranged.
+#[derive(Clone, Copy)]
+pub struct RawAllocator;
+
+// SAFETY: blocks come from ExAllocatePool2 and go back to ExFreePoolWithTag with the same tag;
+// zero-sized ones are dangling and never reach the kernel; alignment is at most the kernel's.
+unsafe impl Allocator for RawAllocator {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            let dangling = NonNull::new(core::ptr::without_provenance_mut(layout.align())).ok_or(AllocError)?;
+            return Ok(NonNull::slice_from_raw_parts(dangling, 0));
+        }
+        if layout.align() > 16 {
+            return Err(AllocError);
+        }
+        let flags = sys::POOL_FLAG_NON_PAGED | sys::POOL_FLAG_UNINITIALIZED;
+        // SAFETY: the benchmark runs at PASSIVE_LEVEL; a non-zero size and a valid tag.
+        let block = unsafe { sys::ExAllocatePool2(flags, layout.size() as u64, BENCH_TAG) };
+        let block = NonNull::new(block.cast::<u8>()).ok_or(AllocError)?;
+        Ok(NonNull::slice_from_raw_parts(block, layout.size()))
+    }
+
+    unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: the trait's contract: `block` came from `allocate` with this layout.
+            unsafe { sys::ExFreePoolWithTag(block.as_ptr().cast(), BENCH_TAG) };
+        }
+    }
+}
+
+/// The lock of the `spin_lock` pair's ntpool side.
+static NTPOOL_LOCKED: SpinLock<u64> = SpinLock::new(0);
+
+/// A spin-lock region through ntpool: [`SpinLock::with`] adds `value` to the protected total at
+/// `DISPATCH_LEVEL` (with the region's `Dispatch` token) and returns the new total.
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "system" fn ntpool_bench_spin_lock_ntpool(value: u64) -> u64 {
+    // SAFETY: the caller runs at PASSIVE_LEVEL.
+    let mut passive = unsafe { Passive::assume() };
+    NTPOOL_LOCKED.with(&mut passive, value, |_dispatch, total, value| {
+        *total += value;
+        *total
+    })
+}
+
+/// A `KSPIN_LOCK` and the total it protects, for the raw side.
+struct RawLocked {
+    lock: UnsafeCell<KSPIN_LOCK>,
+    total: UnsafeCell<u64>,
+}
+
+// SAFETY: `total` is only touched with `lock` held.
+unsafe impl Sync for RawLocked {}
+
+static RAW_LOCKED: RawLocked = RawLocked { lock: UnsafeCell::new(0), total: UnsafeCell::new(0) };
+
+/// The same region by hand: `KeAcquireSpinLockRaiseToDpc`, the addition, `KeReleaseSpinLock`.
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "system" fn ntpool_bench_spin_lock_raw(value: u64) -> u64 {
+    // SAFETY: a released spin lock in non-paged memory (a static); IRQL below DISPATCH_LEVEL.
+    let old = unsafe { sys::KeAcquireSpinLockRaiseToDpc(RAW_LOCKED.lock.get()) };
+    // SAFETY: the lock is held, so this is the only reference to the total.
+    let total = unsafe { &mut *RAW_LOCKED.total.get() };
+    *total += value;
+    let result = *total;
+    // SAFETY: held by this thread; `old` is what the acquire returned.
+    unsafe { sys::KeReleaseSpinLock(RAW_LOCKED.lock.get(), old) };
+    result
+}

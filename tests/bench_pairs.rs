@@ -1,0 +1,63 @@
+//! The benchmark pairs of `src/bench_pairs.rs` do the same work on both sides: run on the emulated
+//! kernel, ntpool's function and the hand-written one return the same results and make the same
+//! pool calls (allocations, frees and bytes per tag).
+
+use ntpool::emulated::Kernel;
+use ntpool_driver::bench_pairs::*;
+
+/// Runs `f` on a fresh emulated kernel (Driver Verifier on); returns its result and the pool's
+/// (allocations, frees, bytes in use) for the benchmark tag, after checking that nothing leaked.
+fn on_kernel<R>(f: impl FnOnce() -> R) -> (R, (u64, u64, u64)) {
+    let kernel = Kernel::new();
+    let result = kernel.run(f);
+    kernel.verify_unload().expect("nothing leaked");
+    let usage = kernel.pool_usage();
+    let row = usage.rows.iter().find(|row| row.tag.to_string() == "NpBn");
+    (result, row.map_or((0, 0, 0), |row| (row.allocs, row.frees, row.bytes)))
+}
+
+#[test]
+fn paged_box_pair_does_the_same_work() {
+    // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
+    let ours = on_kernel(|| unsafe { ntpool_bench_paged_box_ntpool(7) });
+    // SAFETY: as above.
+    let raw = on_kernel(|| unsafe { ntpool_bench_paged_box_raw(7) });
+    assert_eq!(ours, raw);
+    assert_eq!(ours, (true, (1, 1, 0)));
+}
+
+#[test]
+fn non_paged_box_pair_does_the_same_work() {
+    // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
+    let ours = on_kernel(|| unsafe { ntpool_bench_non_paged_box_ntpool(7) });
+    // SAFETY: as above.
+    let raw = on_kernel(|| unsafe { ntpool_bench_non_paged_box_raw(7) });
+    assert_eq!(ours, raw);
+    assert_eq!(ours, (true, (1, 1, 0)));
+}
+
+#[test]
+fn vec_push_pair_does_the_same_work() {
+    // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
+    let ours = on_kernel(|| unsafe { ntpool_bench_vec_push_ntpool(100) });
+    // SAFETY: as above.
+    let raw = on_kernel(|| unsafe { ntpool_bench_vec_push_raw(100) });
+    assert_eq!(ours, raw);
+    assert_eq!(ours.0, 100);
+    assert!(ours.1.0 > 3, "the vector grew several times: {ours:?}");
+}
+
+#[test]
+fn spin_lock_pair_does_the_same_work() {
+    let twice = |f: unsafe extern "system" fn(u64) -> u64| {
+        on_kernel(|| {
+            // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
+            let first = unsafe { f(2) };
+            // SAFETY: as above.
+            (first, unsafe { f(3) })
+        })
+    };
+    let (ours, raw) = (twice(ntpool_bench_spin_lock_ntpool), twice(ntpool_bench_spin_lock_raw));
+    assert_eq!(ours, raw);
+    assert_eq!(ours, ((2, 5), (0, 0, 0)));
+}
