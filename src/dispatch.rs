@@ -219,22 +219,11 @@ fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, o
     let size = u64::from(input.size);
     let owner = request.owner;
     let added = state.table.lock(passive, |apc, table| {
-        let (count, non_paged, paged) = usage(table, apc, None);
-        let limit = if input.pool == POOL_PAGED {
-            paged + size > MAX_PAGED_BYTES
-        } else {
-            non_paged + size > MAX_NON_PAGED_BYTES
-        };
-        if count >= MAX_ALLOCATIONS as usize || limit {
-            return Err(status::QUOTA_EXCEEDED);
-        }
-        let (count, non_paged, paged) = usage(table, apc, Some(owner));
-        let limit = if input.pool == POOL_PAGED {
-            paged + size > MAX_HANDLE_PAGED_BYTES
-        } else {
-            non_paged + size > MAX_HANDLE_NON_PAGED_BYTES
-        };
-        if count >= MAX_HANDLE_ALLOCATIONS as usize || limit {
+        let driver = (MAX_ALLOCATIONS, MAX_NON_PAGED_BYTES, MAX_PAGED_BYTES);
+        let handle = (MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES);
+        if !fits(usage(table, apc, None), driver, input.pool, size)
+            || !fits(usage(table, apc, Some(owner)), handle, input.pool, size)
+        {
             return Err(status::QUOTA_EXCEEDED);
         }
         let slot = table.entries.iter().position(Option::is_none).ok_or(status::QUOTA_EXCEEDED)?;
@@ -280,6 +269,15 @@ fn new_block(apc: &Apc, pool: u32, tag: PoolTag, size: usize, quota: bool) -> Op
 
 /// Blocks outstanding (of `owner`, or of everyone), and bytes of non-paged and of paged pool they
 /// hold.
+/// Whether one more block of `size` bytes in `pool` stays within `limits` (blocks, non-paged bytes,
+/// paged bytes), given what is in use (the same three, from [`usage`]).
+fn fits(in_use: (usize, u64, u64), limits: (u32, u64, u64), pool: u32, size: u64) -> bool {
+    let (count, non_paged, paged) = in_use;
+    let (max_count, max_non_paged, max_paged) = limits;
+    let bytes_fit = if pool == POOL_PAGED { paged + size <= max_paged } else { non_paged + size <= max_non_paged };
+    count < max_count as usize && bytes_fit
+}
+
 fn usage(table: &Table, apc: &Apc, owner: Option<usize>) -> (usize, u64, u64) {
     let mut usage = (0, 0, 0);
     for entry in table.entries.iter().flatten().filter(|entry| owner.is_none_or(|owner| entry.owner == owner)) {
