@@ -103,11 +103,18 @@ fn emulate() -> Result<(), String> {
     Ok(())
 }
 
+/// The systematic low resources simulation (tests/low_resources.rs), run on its own so that its
+/// figures (runs, allocation sites) show.
+const LOW_RESOURCES_TEST: &str = "every_allocation_failing_in_turn_over_the_whole_driver_life";
+
 fn test() -> Result<(), String> {
     let started = Instant::now();
     let mut tests = cargo();
-    tests.args(["test", "--workspace", "--locked"]);
+    tests.args(["test", "--workspace", "--locked", "--", "--skip", LOW_RESOURCES_TEST]);
     step("cargo test --workspace (unit, integration, compile-fail and doc tests)", tests)?;
+    let mut low_resources = cargo();
+    low_resources.args(["test", "--locked", "--test", "low_resources", "--", "--nocapture", LOW_RESOURCES_TEST]);
+    step("systematic low resources simulation (every allocation failing in turn)", low_resources)?;
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
     step("cargo clippy --workspace --all-targets", clippy)?;

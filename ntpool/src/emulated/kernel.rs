@@ -13,7 +13,7 @@ use std::vec::Vec;
 
 #[cfg(ntpool_pages)]
 use super::pages::{self, Pages};
-use super::{Allocation, BugCheck, PoolKind, PoolUsage, PoolUsageRow, RawTag, SpecialPoolAlignment};
+use super::{Allocation, AllocationSite, BugCheck, PoolKind, PoolUsage, PoolUsageRow, RawTag, SpecialPoolAlignment};
 use crate::sys::{
     self, APC_LEVEL, BAD_POOL_CALLER, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION, KIRQL, KSPIN_LOCK,
     PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG,
@@ -102,6 +102,17 @@ struct Pool {
     quarantine: VecDeque<(usize, Block)>,
     freed: HashMap<usize, ULONG>,
     usage: BTreeMap<(ULONG, PoolKind), PoolUsageRow>,
+    /// Per allocation site (file, line, column): requests, and how many the simulation failed.
+    sites: BTreeMap<(&'static str, u32, u32), (u64, u64)>,
+}
+
+impl Pool {
+    /// Counts one allocation request from `site`, `failed` by the low resources simulation or not.
+    fn count_site(&mut self, site: &'static Location<'static>, failed: bool) {
+        let counts = self.sites.entry((site.file(), site.line(), site.column())).or_default();
+        counts.0 += 1;
+        counts.1 += u64::from(failed);
+    }
 }
 
 /// The state of one emulated kernel, shared by every thread that entered it.
@@ -175,6 +186,14 @@ impl State {
             .collect();
         list.sort_by_key(|a| a.address);
         list
+    }
+
+    pub(crate) fn allocation_sites(&self) -> Vec<AllocationSite> {
+        let pool = self.pool();
+        let sites = pool.sites.iter();
+        sites
+            .map(|(&(file, line, column), &(calls, failed))| AllocationSite { file, line, column, calls, failed })
+            .collect()
     }
 
     pub(crate) fn take_deferred(&self) -> Vec<BugCheck> {
@@ -413,13 +432,16 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     }
     let call = state.allocation_calls.fetch_add(1, Ordering::SeqCst) + 1;
     if state.config.fail_allocation == Some(call) {
+        state.pool().count_site(site, true);
         return core::ptr::null_mut();
     }
     if let Some((_, percent)) = state.config.low_resources {
         if state.next_random() % 100 < u64::from(percent) {
+            state.pool().count_site(site, true);
             return core::ptr::null_mut();
         }
     }
+    state.pool().count_site(site, false);
     let Some((block, backing)) = back(state, &request) else {
         return core::ptr::null_mut();
     };
