@@ -15,7 +15,9 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 mod cross;
+mod fuzz;
 mod pe;
+mod sanitize;
 mod wine;
 
 fn main() -> ExitCode {
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("driver") => driver().map(|sys| println!("{}", sys.display())),
         Some("client") => client().map(|exe| println!("{}", exe.display())),
+        Some("fuzz") => fuzz::command(&root(), &args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -39,7 +42,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <run | test | emulate | driver | client | wine>\n  \
+    "usage: cargo xtask <run | test | emulate | driver | client | wine | fuzz>\n  \
      run      build the driver and its client, load the driver under Wine, run the client, unload,\n  \
               and print what it did (same as `wine`)\n  \
      test     every test, clippy, the driver's cross build, its PE checks and the Wine run\n  \
@@ -47,7 +50,10 @@ fn usage() -> String {
      driver   cross-build the driver .sys for x86_64 Windows and check it\n  \
      client   cross-build the user-mode client ntpool-client.exe for x86_64 Windows\n  \
      wine     load the driver under Wine (3 times by default), run the client each time, check the\n  \
-              pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]"
+              pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]\n  \
+     fuzz     libFuzzer on the driver's IOCTL dispatcher (emulated kernel, Driver Verifier checks)\n  \
+              [--seconds N (60)] | --reproduce FILE (runs one input, traced) | --seeds (rewrites\n  \
+              fuzz/corpus/ioctl)"
         .into()
 }
 
@@ -107,6 +113,9 @@ fn emulate() -> Result<(), String> {
 /// figures (runs, allocation sites) show.
 const LOW_RESOURCES_TEST: &str = "every_allocation_failing_in_turn_over_the_whole_driver_life";
 
+/// The bounded fuzz run of `cargo xtask test`.
+const FUZZ_SECONDS: u64 = 60;
+
 fn test() -> Result<(), String> {
     let started = Instant::now();
     let mut tests = cargo();
@@ -115,6 +124,17 @@ fn test() -> Result<(), String> {
     let mut low_resources = cargo();
     low_resources.args(["test", "--locked", "--test", "low_resources", "--", "--nocapture", LOW_RESOURCES_TEST]);
     step("systematic low resources simulation (every allocation failing in turn)", low_resources)?;
+    println!("==> cargo xtask fuzz --seconds {FUZZ_SECONDS} (libFuzzer on the driver's IOCTL dispatcher)");
+    let fuzz_started = Instant::now();
+    let fuzzed = fuzz::run(&root(), FUZZ_SECONDS)?;
+    println!("<== {fuzzed}; {:.0} s in all", fuzz_started.elapsed().as_secs_f64());
+    if sanitize::available() {
+        step("the host tests under AddressSanitizer (nightly, target/asan)", sanitize::command(&root()))?;
+    } else if std::env::var_os("CI").is_some() {
+        return Err("the AddressSanitizer step needs the nightly toolchain (rustup toolchain list)".into());
+    } else {
+        println!("==> skipped: the host tests under AddressSanitizer need the nightly toolchain");
+    }
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
     step("cargo clippy --workspace --all-targets", clippy)?;

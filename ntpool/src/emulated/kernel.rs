@@ -102,16 +102,17 @@ struct Pool {
     quarantine: VecDeque<(usize, Block)>,
     freed: HashMap<usize, ULONG>,
     usage: BTreeMap<(ULONG, PoolKind), PoolUsageRow>,
-    /// Per allocation site (file, line, column): requests, and how many the simulation failed.
-    sites: BTreeMap<(&'static str, u32, u32), (u64, u64)>,
+    /// Per allocation site (by its address, cheaper than by its text): the site, its requests, and
+    /// how many of them the simulation failed.
+    sites: HashMap<usize, (&'static Location<'static>, u64, u64)>,
 }
 
 impl Pool {
     /// Counts one allocation request from `site`, `failed` by the low resources simulation or not.
     fn count_site(&mut self, site: &'static Location<'static>, failed: bool) {
-        let counts = self.sites.entry((site.file(), site.line(), site.column())).or_default();
-        counts.0 += 1;
-        counts.1 += u64::from(failed);
+        let counts = self.sites.entry(core::ptr::from_ref(site) as usize).or_insert((site, 0, 0));
+        counts.1 += 1;
+        counts.2 += u64::from(failed);
     }
 }
 
@@ -189,10 +190,16 @@ impl State {
     }
 
     pub(crate) fn allocation_sites(&self) -> Vec<AllocationSite> {
-        let pool = self.pool();
-        let sites = pool.sites.iter();
+        // One source location may have more than one `Location` (one per codegen unit): merged.
+        let mut sites: BTreeMap<(&'static str, u32, u32), (u64, u64)> = BTreeMap::new();
+        for &(site, calls, failed) in self.pool().sites.values() {
+            let counts = sites.entry((site.file(), site.line(), site.column())).or_default();
+            counts.0 += calls;
+            counts.1 += failed;
+        }
+        let sites = sites.into_iter();
         sites
-            .map(|(&(file, line, column), &(calls, failed))| AllocationSite { file, line, column, calls, failed })
+            .map(|((file, line, column), (calls, failed))| AllocationSite { file, line, column, calls, failed })
             .collect()
     }
 
