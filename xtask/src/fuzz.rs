@@ -73,11 +73,6 @@ pub fn command(root: &Path, args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn nightly() -> bool {
-    let list = Command::new("rustup").args(["toolchain", "list"]).output();
-    list.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).lines().any(|line| line.starts_with("nightly")))
-}
-
 /// A cargo for `toolchain` ("nightly", or the one running xtask), without the variables the outer
 /// cargo set for xtask.
 fn cargo(root: &Path, toolchain: Option<&str>) -> Command {
@@ -99,7 +94,7 @@ fn cargo(root: &Path, toolchain: Option<&str>) -> Command {
 
 /// Builds the fuzz target; returns its path and whether AddressSanitizer is in.
 fn build(root: &Path) -> Result<(PathBuf, bool), String> {
-    let asan = nightly();
+    let asan = crate::sanitize::available();
     let mut flags = vec![
         "-Cpasses=sancov-module",
         "-Cllvm-args=-sanitizer-coverage-level=4",

@@ -263,7 +263,7 @@ impl Kernel {
     /// });
     /// let sites = kernel.allocation_sites();
     /// assert_eq!(sites.len(), 1); // one call site, three requests, the second one failed
-    /// assert_eq!((sites[0].line, sites[0].calls, sites[0].failed), (line!() - 6, 3, 1));
+    /// assert_eq!((sites[0].line, sites[0].calls, sites[0].failed), (line!() - 5, 3, 1));
     /// ```
     pub fn allocation_sites(&self) -> Vec<AllocationSite> {
         self.state.allocation_sites()
