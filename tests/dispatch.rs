@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use ntpool::emulated::{Kernel, PoolKind, catch_bug_check};
+use ntpool::emulated::{Kernel, PoolKind};
 use ntpool_driver::device::{ADMINISTRATORS_SID, SYSTEM_SID};
 use ntpool_driver::host::{self, Handle};
 use ntpool_driver::kernel::FILE_ALL_ACCESS;
@@ -338,52 +338,6 @@ fn a_quota_allocation_is_charged_to_the_requesting_process() {
         // The flag with an unknown pool is still an unknown pool.
         assert_eq!(allocate(handle, 2 | POOL_CHARGE_QUOTA, TAG, 8).0, status::INVALID_PARAMETER_1);
     });
-}
-
-/// Driver Verifier's systematic low resources simulation over the driver's whole life: load, a
-/// script of requests, unload. Every allocation fails in turn; every run must end with clean
-/// statuses, no bug check and no leak.
-#[test]
-fn the_driver_survives_every_allocation_failing_in_turn() {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
-    let script = |kernel: &Kernel| {
-        kernel.run(|| {
-            let loaded = host::load();
-            let Some(driver) = loaded.driver else {
-                assert_eq!(loaded.status, status::INSUFFICIENT_RESOURCES);
-                return;
-            };
-            {
-                let handle = driver.open().expect("opens");
-                let (a, id_a) = allocate(&handle, POOL_PAGED, TAG, 64);
-                let (b, id_b) = allocate(&handle, POOL_NON_PAGED, TAG, 64);
-                for (status, id) in [(a, id_a), (b, id_b)] {
-                    assert!(status == status::SUCCESS || status == status::INSUFFICIENT_RESOURCES);
-                    if status == status::SUCCESS {
-                        assert_eq!(free(&handle, id), status::SUCCESS);
-                    }
-                }
-                assert_eq!(allocate(&handle, POOL_PAGED, TAG, 0).0, status::INVALID_PARAMETER_3);
-                let _ = allocate(&handle, POOL_NON_PAGED, TAG, 32);
-            }
-            driver.unload();
-        })
-    };
-    let clean = Kernel::new();
-    script(&clean);
-    let total = clean.allocation_calls();
-    assert!(total > 20, "{total}");
-    for k in 1..=total {
-        let kernel = Kernel::builder().fail_allocation(k).build();
-        let run = kernel.run(|| catch_bug_check(|| script(&kernel)));
-        if let Err(bug_check) = run {
-            panic!("allocation {k} failing: {bug_check}");
-        }
-        if let Err(leak) = kernel.verify_unload() {
-            panic!("allocation {k} failing leaked: {leak}");
-        }
-    }
-    println!("systematic low resources simulation: {total} runs, each failing one allocation");
 }
 
 /// The client's device interface over the host I/O manager.

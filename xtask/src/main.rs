@@ -22,7 +22,9 @@ use std::time::Instant;
 
 mod bench;
 mod cross;
+mod fuzz;
 mod pe;
+mod sanitize;
 mod soak;
 mod video;
 mod wine;
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Some("driver") => driver().map(|sys| println!("{}", sys.display())),
         Some("client") => client().map(|exe| println!("{}", exe.display())),
         Some("video") => video(&args[1..]),
+        Some("fuzz") => fuzz::command(&root(), &args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -50,7 +53,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <run | test | bench | emulate | driver | client | wine | video>\n  \
+    "usage: cargo xtask <run | test | bench | emulate | driver | client | wine | video | fuzz>\n  \
      run      build the driver and its client, load the driver under Wine, run the client, unload,\n  \
               and print what it did (same as `wine`)\n  \
      test     every test, clippy, the driver's cross build, its PE checks and the Wine run\n  \
@@ -63,7 +66,10 @@ fn usage() -> String {
               pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]\n  \
               --soak: the soak instead (100 cycles, 4 client threads, 40,400 requests)\n  \
      video    cross-build the sample video miniport and the videoprt.sys test fixture, check both,
-              and load the miniport under Wine against the fixture [--no-wine] [--cycles N]"
+              and load the miniport under Wine against the fixture [--no-wine] [--cycles N]\n  \
+     fuzz     libFuzzer on the driver's IOCTL dispatcher (emulated kernel, Driver Verifier checks)\n  \
+              [--seconds N (60)] | --reproduce FILE (runs one input, traced) | --seeds (rewrites\n  \
+              fuzz/corpus/ioctl)"
         .into()
 }
 
@@ -119,11 +125,32 @@ fn emulate() -> Result<(), String> {
     Ok(())
 }
 
+/// The systematic low resources simulation (tests/low_resources.rs), run on its own so that its
+/// figures (runs, allocation sites) show.
+const LOW_RESOURCES_TEST: &str = "every_allocation_failing_in_turn_over_the_whole_driver_life";
+
+/// The bounded fuzz run of `cargo xtask test`.
+const FUZZ_SECONDS: u64 = 60;
+
 fn test() -> Result<(), String> {
     let started = Instant::now();
     let mut tests = cargo();
-    tests.args(["test", "--workspace", "--locked"]);
+    tests.args(["test", "--workspace", "--locked", "--", "--skip", LOW_RESOURCES_TEST]);
     step("cargo test --workspace (unit, integration, compile-fail and doc tests)", tests)?;
+    let mut low_resources = cargo();
+    low_resources.args(["test", "--locked", "--test", "low_resources", "--", "--nocapture", LOW_RESOURCES_TEST]);
+    step("systematic low resources simulation (every allocation failing in turn)", low_resources)?;
+    println!("==> cargo xtask fuzz --seconds {FUZZ_SECONDS} (libFuzzer on the driver's IOCTL dispatcher)");
+    let fuzz_started = Instant::now();
+    let fuzzed = fuzz::run(&root(), FUZZ_SECONDS)?;
+    println!("<== {fuzzed}; {:.0} s in all", fuzz_started.elapsed().as_secs_f64());
+    if sanitize::available() {
+        step("the host tests under AddressSanitizer (nightly, target/asan)", sanitize::command(&root()))?;
+    } else if std::env::var_os("CI").is_some() {
+        return Err("the AddressSanitizer step needs the nightly toolchain (rustup toolchain list)".into());
+    } else {
+        println!("==> skipped: the host tests under AddressSanitizer need the nightly toolchain");
+    }
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
     step("cargo clippy --workspace --all-targets", clippy)?;

@@ -17,7 +17,7 @@ use std::vec::Vec;
 
 #[cfg(ntpool_pages)]
 use super::pages::{self, Pages};
-use super::{Allocation, BugCheck, PoolKind, PoolUsage, PoolUsageRow, RawTag, SpecialPoolAlignment};
+use super::{Allocation, AllocationSite, BugCheck, PoolKind, PoolUsage, PoolUsageRow, RawTag, SpecialPoolAlignment};
 use crate::sys::{
     self, APC_LEVEL, BAD_POOL_CALLER, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION, KIRQL, KSPIN_LOCK,
     PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG,
@@ -140,6 +140,9 @@ struct Pool {
     last_row: Option<(ULONG, PoolKind, usize)>,
     /// Bytes charged per process: (paged, non-paged).
     quota: BTreeMap<u64, (u64, u64)>,
+    /// Per allocation site (by its address, cheaper than by its text): the site, its requests, and
+    /// how many of them the simulation failed.
+    sites: HashMap<usize, (&'static Location<'static>, u64, u64), BuildHasherDefault<AddressHasher>>,
 }
 
 impl Pool {
@@ -157,6 +160,13 @@ impl Pool {
         });
         self.last_row = Some((tag, kind, row));
         row
+    }
+
+    /// Counts one allocation request from `site`, `failed` by the low resources simulation or not.
+    fn count_site(&mut self, site: &'static Location<'static>, failed: bool) {
+        let counts = self.sites.entry(core::ptr::from_ref(site) as usize).or_insert((site, 0, 0));
+        counts.1 += 1;
+        counts.2 += u64::from(failed);
     }
 }
 
@@ -282,6 +292,20 @@ impl State {
     /// Bytes charged to each process's pool quota: (process, paged, non-paged), by process.
     pub(crate) fn quota(&self) -> Vec<(u64, u64, u64)> {
         self.pool().quota.iter().map(|(&process, &(paged, non_paged))| (process, paged, non_paged)).collect()
+    }
+
+    pub(crate) fn allocation_sites(&self) -> Vec<AllocationSite> {
+        // One source location may have more than one `Location` (one per codegen unit): merged.
+        let mut sites: BTreeMap<(&'static str, u32, u32), (u64, u64)> = BTreeMap::new();
+        for &(site, calls, failed) in self.pool().sites.values() {
+            let counts = sites.entry((site.file(), site.line(), site.column())).or_default();
+            counts.0 += calls;
+            counts.1 += failed;
+        }
+        let sites = sites.into_iter();
+        sites
+            .map(|((file, line, column), (calls, failed))| AllocationSite { file, line, column, calls, failed })
+            .collect()
     }
 
     pub(crate) fn take_deferred(&self) -> Vec<BugCheck> {
@@ -645,10 +669,12 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     }
     let call = state.allocation_calls.fetch_add(1, Ordering::SeqCst) + 1;
     if state.config.fail_allocation == Some(call) {
+        state.pool().count_site(site, true);
         return core::ptr::null_mut();
     }
     if let Some((_, percent)) = state.config.low_resources {
         if state.next_random() % 100 < u64::from(percent) {
+            state.pool().count_site(site, true);
             return core::ptr::null_mut();
         }
     }
@@ -664,6 +690,7 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     unsafe { block.write_bytes(fill, size) };
     let address = block as usize;
     let mut pool = state.pool();
+    pool.count_site(site, false);
     let row = pool.row(tag, kind);
     pool.usage[row].allocs += 1;
     pool.usage[row].bytes += size as u64;

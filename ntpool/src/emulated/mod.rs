@@ -250,6 +250,31 @@ impl Kernel {
         self.state.allocation_calls()
     }
 
+    /// Every source location that asked this kernel for pool (the first caller outside ntpool, as
+    /// [`Allocation`] records it), in file and line order, with its number of requests and how many
+    /// of them the low resources simulation failed. Invalid requests (bug checks) are not counted.
+    ///
+    /// ```
+    /// use ntpool::emulated::Kernel;
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    ///
+    /// let kernel = Kernel::builder().fail_allocation(2).build();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     for _ in 0..3 {
+    ///         let _ = NonPagedBox::<u32, Doc>::try_new(&passive, 1);
+    ///     }
+    /// });
+    /// let sites = kernel.allocation_sites();
+    /// assert_eq!(sites.len(), 1); // one call site, three requests, the second one failed
+    /// assert_eq!((sites[0].line, sites[0].calls, sites[0].failed), (line!() - 5, 3, 1));
+    /// ```
+    pub fn allocation_sites(&self) -> Vec<AllocationSite> {
+        self.state.allocation_sites()
+    }
+
     /// What Driver Verifier checks when the driver unloads: `Ok` if every block was freed, else the
     /// bug check 0xC4 / 0x62 (`DRIVER_VERIFIER_DETECTED_VIOLATION`, driver unloading with outstanding
     /// allocations) with a report naming every leaked block, its tag, pool, size and the source
@@ -857,6 +882,43 @@ impl fmt::Display for Allocation {
             self.line,
             self.column
         )
+    }
+}
+
+/// A source location that requested pool, with its counts ([`Kernel::allocation_sites`]).
+///
+/// ```
+/// use ntpool::emulated::Kernel;
+/// use ntpool::{PagedBox, Passive};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+///     let passive = unsafe { Passive::assume() };
+///     let _block = PagedBox::<u8, Doc>::try_new(&passive, 1).unwrap();
+/// });
+/// let site = &kernel.allocation_sites()[0];
+/// assert!(site.file.ends_with(".rs"));
+/// assert_eq!((site.calls, site.failed), (1, 0));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AllocationSite {
+    /// The source file.
+    pub file: &'static str,
+    /// The line.
+    pub line: u32,
+    /// The column.
+    pub column: u32,
+    /// Allocation requests made from here.
+    pub calls: u64,
+    /// Requests the low resources simulation failed.
+    pub failed: u64,
+}
+
+impl fmt::Display for AllocationSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
     }
 }
 
