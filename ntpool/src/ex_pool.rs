@@ -16,9 +16,8 @@ use crate::sys;
 /// `ExFreePool` (the routine's documentation says so; the block's tag is the kernel's, not the
 /// driver's).
 ///
-/// Examples: the symbolic link list of `IoGetDeviceInterfaces` (paged pool), the buffers of
-/// `IoGetDeviceProperty`-style routines, `RtlQueryRegistryValues`' strings, legacy untagged
-/// allocations. Adopting one is `unsafe` ([`ExPoolBuffer::from_raw`]): the caller vouches that the
+/// Examples: the symbolic link list of `IoGetDeviceInterfaces` (paged pool), the names that
+/// `IoVolumeDeviceToDosName` and `SeLocateProcessImageName` return, legacy untagged allocations. Adopting one is `unsafe` ([`ExPoolBuffer::from_raw`]): the caller vouches that the
 /// pointer is such a buffer and that it comes from pool `P`. When the documentation does not say
 /// which pool, use [`UnknownPool`] (the default), which is treated as paged.
 ///
