@@ -22,7 +22,7 @@ pub use ntpool as __ntpool;
 pub const DEBUG_LINE_BUFFER: usize = 256;
 
 /// A line of debug output, formatted into a fixed stack buffer (no allocation), for
-/// `DbgPrint("%s", line.terminate())`. Text beyond [`DEBUG_LINE_BUFFER`]` - 2` bytes is cut off.
+/// `DbgPrint("%s", line.terminate())`. Text beyond `DEBUG_LINE_BUFFER - 2` bytes is cut off.
 ///
 /// Invariant: `len <= DEBUG_LINE_BUFFER - 2`, so that the line end and the NUL always fit.
 ///
