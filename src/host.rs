@@ -97,7 +97,7 @@ pub mod routines {
     /// # Safety
     /// `text` is a NUL-terminated string.
     pub unsafe fn DbgPrint(_format: *const u8, text: *const u8) -> ULONG {
-        // SAFETY: the driver always passes a NUL-terminated string (`DebugLine::print`).
+        // SAFETY: the driver always passes a NUL-terminated string (`debug_print!`).
         let text = unsafe { core::ffi::CStr::from_ptr(text.cast()) };
         let line = String::from_utf8_lossy(text.to_bytes()).trim_end().to_owned();
         objects(|o| o.debug_output.push(line));

@@ -266,12 +266,9 @@ pub unsafe fn IoGetCurrentIrpStackLocation(irp: PIRP) -> *mut IO_STACK_LOCATION 
     unsafe { irp.Tail.Overlay.__bindgen_anon_2.__bindgen_anon_1.CurrentStackLocation }
 }
 
+/// `DbgPrint` (variadic, C calling convention).
 #[cfg(windows)]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
-unsafe extern "C" {
-    /// `DbgPrint` (variadic, C calling convention).
-    pub fn DbgPrint(Format: *const u8, ...) -> ULONG;
-}
+pub use ntpool_kernel_support::DbgPrint;
 
 #[cfg(windows)]
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
@@ -358,52 +355,13 @@ pub fn device_interfaces(
 #[cfg(not(windows))]
 pub use crate::host::routines::*;
 
-/// A line of debug output, formatted into a fixed stack buffer (no allocation) and printed with
-/// `DbgPrint("%s", line)`. Longer lines are cut at 254 bytes.
-pub struct DebugLine {
-    buffer: [u8; 256],
-    len: usize,
-}
-
-impl Default for DebugLine {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl DebugLine {
-    pub const fn new() -> Self {
-        DebugLine { buffer: [0; 256], len: 0 }
-    }
-
-    /// Prints the line.
-    pub fn print(mut self) {
-        let end = self.len.min(self.buffer.len() - 2);
-        self.buffer[end] = b'\n';
-        self.buffer[end + 1] = 0;
-        // SAFETY: both strings are NUL-terminated and outlive the call; "%s" consumes one string.
-        unsafe { DbgPrint(c"%s".as_ptr().cast(), self.buffer.as_ptr()) };
-    }
-}
-
-impl core::fmt::Write for DebugLine {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.buffer.len() - 2 - self.len.min(self.buffer.len() - 2);
-        let take = s.len().min(room);
-        self.buffer[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
-        self.len += take;
-        Ok(())
-    }
-}
-
-/// `DbgPrint` with Rust formatting: `debug_print!("allocated {} bytes", n)`.
+/// `DbgPrint` with Rust formatting: `debug_print!("allocated {} bytes", n)`, each line prefixed
+/// `ntpool-driver: ` (see `ntpool_kernel_support::debug_print!`).
 #[macro_export]
 macro_rules! debug_print {
-    ($($arg:tt)*) => {{
-        let mut line = $crate::kernel::DebugLine::new();
-        let _ = core::fmt::Write::write_fmt(&mut line, format_args!("ntpool-driver: {}", format_args!($($arg)*)));
-        line.print();
-    }};
+    ($($arg:tt)*) => {
+        ntpool_kernel_support::debug_print!($crate::kernel::DbgPrint, "ntpool-driver: ", $($arg)*)
+    };
 }
 
 /// A `UNICODE_STRING` over a static UTF-16 string (`Buffer` is only ever read).

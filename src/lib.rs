@@ -175,16 +175,6 @@ ntpool::pool_tag! {
 #[global_allocator]
 static GLOBAL: ntpool::GlobalPoolAllocator<GlobalTag> = ntpool::GlobalPoolAllocator::new();
 
-/// A panic in the kernel stops the machine with a bug check naming the driver (the code wdk-panic
-/// uses, `RPNC`).
-#[cfg(all(ntpool_linux_cross, not(test)))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    // SAFETY: a deliberate stop.
-    unsafe { ntpool::sys::KeBugCheckEx(0x5250_4E43, 0, 0, 0, 0) }
-}
-
-/// Debug builds of the driver reference the floating-point marker the MSVC runtime would define.
+// The panic handler (a bug check) and `_fltused` of the cross build, which has no wdk-panic.
 #[cfg(ntpool_linux_cross)]
-#[unsafe(no_mangle)]
-pub static _fltused: i32 = 0;
+ntpool_kernel_support::kernel_image_runtime!();

@@ -1,25 +1,6 @@
-//! Build script of the sample video miniport: kernel-mode driver link arguments for the Linux
-//! cross build to `x86_64-pc-windows-msvc` (nothing to do for the host build).
+//! Build script of the sample video miniport: the kernel-mode image's link arguments for a
+//! `*-windows-msvc` target (see `ntpool-build-support`).
 
 fn main() {
-    println!("cargo::rerun-if-changed=build.rs");
-    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if target_os != "windows" || target_env != "msvc" {
-        return;
-    }
-    // As the sample WDM driver's: a native-subsystem kernel image entered at DriverEntry, no C runtime,
-    // the PE checksum written, reproducible.
-    for arg in [
-        "/DRIVER",
-        "/SUBSYSTEM:NATIVE",
-        "/ENTRY:DriverEntry",
-        "/NODEFAULTLIB",
-        "/OPT:REF",
-        "/RELEASE",
-        "/Brepro",
-        "/DEBUG:NONE",
-    ] {
-        println!("cargo::rustc-cdylib-link-arg={arg}");
-    }
+    ntpool_build_support::kernel_image();
 }

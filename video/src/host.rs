@@ -15,20 +15,10 @@ static DEBUG_OUTPUT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 #[allow(non_snake_case, clippy::missing_safety_doc)]
 pub mod routines {
     use super::*;
-    use crate::videoprt::{ULONG, VIDEO_HW_INITIALIZATION_DATA};
-    use ntpool::sys::PVOID;
+    use crate::videoprt::ULONG;
 
-    /// `VideoPortInitialize`: the fixture's, whose structure has the same layout (checked by the
-    /// tests).
-    pub unsafe fn VideoPortInitialize(
-        Argument1: PVOID,
-        Argument2: PVOID,
-        HwInitializationData: *const VIDEO_HW_INITIALIZATION_DATA,
-        HwContext: PVOID,
-    ) -> ULONG {
-        // SAFETY: forwarded contract; the two structures have the same layout.
-        unsafe { videoprt::VideoPortInitialize(Argument1, Argument2, HwInitializationData.cast(), HwContext) }
-    }
+    /// `VideoPortInitialize`: the fixture's.
+    pub use videoprt::VideoPortInitialize;
 
     /// `DbgPrint`, called with `"%s"` and one NUL-terminated string: the line is kept for
     /// [`take_debug_output`](super::take_debug_output).

@@ -32,7 +32,7 @@ use ntpool::videoport::{
 use ntpool::{AllocError, DispatchSafe, Passive};
 use videoprt::{
     BOOLEAN, ERROR_DEV_NOT_EXIST, ERROR_INVALID_FUNCTION, ERROR_NOT_ENOUGH_MEMORY, FALSE, NO_ERROR, TRUE, ULONG,
-    VIDEO_HW_INITIALIZATION_DATA, VIDEO_REQUEST_PACKET, VP_STATUS,
+    VIDEO_HW_INITIALIZATION_DATA, VIDEO_PORT_CONFIG_INFO, VIDEO_REQUEST_PACKET, VP_STATUS,
 };
 
 ntpool::pool_tag! {
@@ -128,7 +128,7 @@ pub unsafe extern "system" fn HwFindAdapter(
     hw_device_extension: PVOID,
     _hw_context: PVOID,
     _argument_string: *mut u16,
-    _config_info: PVOID,
+    _config_info: *mut VIDEO_PORT_CONFIG_INFO,
     again: *mut u8,
 ) -> VP_STATUS {
     if !again.is_null() {
@@ -238,49 +238,13 @@ pub unsafe extern "system" fn HwStartIO(_hw_device_extension: PVOID, packet: *mu
     TRUE
 }
 
-/// A line of debug output in a fixed stack buffer, printed with `DbgPrint("%s", line)`; longer lines
-/// are cut at 126 bytes.
-#[doc(hidden)]
-pub struct DebugLine {
-    buffer: [u8; 128],
-    len: usize,
-}
-
-impl Default for DebugLine {
-    fn default() -> Self {
-        DebugLine { buffer: [0; 128], len: 0 }
-    }
-}
-
-impl DebugLine {
-    /// Prints the line.
-    pub fn print(mut self) {
-        let end = self.len.min(self.buffer.len() - 2);
-        self.buffer[end] = b'\n';
-        self.buffer[end + 1] = 0;
-        // SAFETY: both strings are NUL-terminated and outlive the call; "%s" consumes one string.
-        unsafe { videoprt::DbgPrint(c"%s".as_ptr().cast(), self.buffer.as_ptr()) };
-    }
-}
-
-impl core::fmt::Write for DebugLine {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.buffer.len() - 2 - self.len.min(self.buffer.len() - 2);
-        let take = s.len().min(room);
-        self.buffer[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
-        self.len += take;
-        Ok(())
-    }
-}
-
-/// `DbgPrint` with Rust formatting, each line prefixed `ntpool-video: `.
+/// `DbgPrint` with Rust formatting, each line prefixed `ntpool-video: ` (see
+/// `ntpool_kernel_support::debug_print!`).
 #[macro_export]
 macro_rules! debug_print {
-    ($($arg:tt)*) => {{
-        let mut line = $crate::DebugLine::default();
-        let _ = core::fmt::Write::write_fmt(&mut line, format_args!("ntpool-video: {}", format_args!($($arg)*)));
-        line.print();
-    }};
+    ($($arg:tt)*) => {
+        ntpool_kernel_support::debug_print!($crate::videoprt::DbgPrint, "ntpool-video: ", $($arg)*)
+    };
 }
 
 /// `alloc` is linked (ntpool's `allocator_api2` support needs it), so the kernel build needs a
@@ -303,15 +267,6 @@ unsafe impl core::alloc::GlobalAlloc for NoGlobalAllocations {
 #[global_allocator]
 static GLOBAL: NoGlobalAllocations = NoGlobalAllocations;
 
-/// A panic in the kernel stops the machine (the code wdk-panic uses, `RPNC`).
-#[cfg(all(windows, not(test)))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    // SAFETY: a deliberate stop.
-    unsafe { ntpool::sys::KeBugCheckEx(0x5250_4E43, 0, 0, 0, 0) }
-}
-
-/// Debug builds reference the floating-point marker the MSVC runtime would define.
+// The panic handler (a bug check) and `_fltused` of the kernel image.
 #[cfg(windows)]
-#[unsafe(no_mangle)]
-pub static _fltused: i32 = 0;
+ntpool_kernel_support::kernel_image_runtime!();

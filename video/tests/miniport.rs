@@ -1,16 +1,15 @@
 //! The sample video miniport on ntpool's emulated kernel (Driver Verifier's checks on), with the
 //! `videoprt.sys` test fixture as its video port driver: what it allocates in each VideoPort pool,
 //! that nothing is left at unload, that every allocation failing in turn is handled, and the
-//! declarations it shares with the video port driver.
+//! `video.h` declarations it shares with the video port driver (ntpool's `sys`).
 
 use std::sync::Mutex;
 
 use ntpool::emulated::{Kernel, PoolKind, catch_bug_check};
 use ntpool::sys;
+use ntpool::sys::{ERROR_INVALID_FUNCTION, STATUS_BLOCK, VIDEO_HW_INITIALIZATION_DATA, VIDEO_REQUEST_PACKET};
 use ntpool_video::host;
-use ntpool_video::videoprt::{
-    ERROR_INVALID_FUNCTION, STATUS_BLOCK, TRUE, VIDEO_HW_INITIALIZATION_DATA, VIDEO_REQUEST_PACKET,
-};
+use ntpool_video::videoprt::TRUE;
 
 /// The video port fixture serves one adapter per process: one load at a time.
 static ONE_ADAPTER: Mutex<()> = Mutex::new(());
@@ -169,20 +168,6 @@ fn the_fixture_pool_routines_are_ex_allocate_pool_with_tag_and_ex_free_pool() {
     assert!(kernel.verify_unload().is_ok());
 }
 
-#[test]
-fn miniport_and_video_port_driver_agree_on_the_initialization_data_layout() {
-    use core::mem::{offset_of, size_of};
-    type Miniport = VIDEO_HW_INITIALIZATION_DATA;
-    type Port = videoprt::VIDEO_HW_INITIALIZATION_DATA;
-    assert_eq!(size_of::<Miniport>(), size_of::<Port>());
-    assert_eq!(offset_of!(Miniport, HwFindAdapter), offset_of!(Port, HwFindAdapter));
-    assert_eq!(offset_of!(Miniport, HwInitialize), offset_of!(Port, HwInitialize));
-    assert_eq!(offset_of!(Miniport, HwStartIO), offset_of!(Port, HwStartIO));
-    assert_eq!(offset_of!(Miniport, HwDeviceExtensionSize), offset_of!(Port, HwDeviceExtensionSize));
-    assert_eq!(offset_of!(Miniport, Reserved), offset_of!(Port, Reserved));
-    assert_eq!(size_of::<VIDEO_REQUEST_PACKET>(), size_of::<videoprt::VIDEO_REQUEST_PACKET>());
-}
-
 /// The declarations against mingw-w64's `<ddk/video.h>` (an independent source): the C compiler
 /// checks the Rust layout with `_Static_assert`s.
 #[test]
@@ -199,8 +184,8 @@ fn declarations_match_mingw_w64_video_h() {
         ("offsetof(VIDEO_HW_INITIALIZATION_DATA, HwLegacyResourceCount)", offset_of!(Data, HwLegacyResourceCount)),
         ("offsetof(VIDEO_HW_INITIALIZATION_DATA, AllowEarlyEnumeration)", offset_of!(Data, AllowEarlyEnumeration)),
         ("offsetof(VIDEO_HW_INITIALIZATION_DATA, Reserved)", offset_of!(Data, Reserved)),
-        ("SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA", videoprt::SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA as usize),
-        ("sizeof(VIDEO_PORT_CONFIG_INFO)", size_of::<videoprt::VIDEO_PORT_CONFIG_INFO>()),
+        ("SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA", sys::SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA as usize),
+        ("sizeof(VIDEO_PORT_CONFIG_INFO)", size_of::<sys::VIDEO_PORT_CONFIG_INFO>()),
         ("sizeof(VIDEO_REQUEST_PACKET)", size_of::<VIDEO_REQUEST_PACKET>()),
         ("offsetof(VIDEO_REQUEST_PACKET, StatusBlock)", offset_of!(VIDEO_REQUEST_PACKET, StatusBlock)),
         ("offsetof(VIDEO_REQUEST_PACKET, OutputBufferLength)", offset_of!(VIDEO_REQUEST_PACKET, OutputBufferLength)),
@@ -209,10 +194,10 @@ fn declarations_match_mingw_w64_video_h() {
         ("VpPagedPool", sys::VpPagedPool as usize),
         ("VpNonPagedPoolCacheAligned", sys::VpNonPagedPoolCacheAligned as usize),
         ("VpPagedPoolCacheAligned", sys::VpPagedPoolCacheAligned as usize),
-        ("NO_ERROR", ntpool_video::videoprt::NO_ERROR as usize),
+        ("NO_ERROR", sys::NO_ERROR as usize),
         ("ERROR_INVALID_FUNCTION", ERROR_INVALID_FUNCTION as usize),
-        ("ERROR_NOT_ENOUGH_MEMORY", ntpool_video::videoprt::ERROR_NOT_ENOUGH_MEMORY as usize),
-        ("ERROR_DEV_NOT_EXIST", ntpool_video::videoprt::ERROR_DEV_NOT_EXIST as usize),
+        ("ERROR_NOT_ENOUGH_MEMORY", sys::ERROR_NOT_ENOUGH_MEMORY as usize),
+        ("ERROR_DEV_NOT_EXIST", sys::ERROR_DEV_NOT_EXIST as usize),
     ];
     // video.h is for miniports, which include miniport.h (on ntdef.h), not the WDM headers; the
     // driver object, which only the port driver touches, is checked against ntddk.h on its own.

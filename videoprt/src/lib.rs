@@ -20,17 +20,11 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-use ntpool::sys::{self, NTSTATUS, PVOID, SIZE_T, ULONG};
+use ntpool::sys::{
+    self, NO_ERROR, NTSTATUS, PVOID, SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA, SIZE_T, ULONG,
+    VIDEO_HW_INITIALIZATION_DATA, VIDEO_PORT_CONFIG_INFO, VP_POOL_TYPE,
+};
 
-/// `VP_STATUS`: a Win32 error code.
-pub type VP_STATUS = i32;
-/// `VP_POOL_TYPE`.
-pub type VP_POOL_TYPE = i32;
-/// `BOOLEAN`.
-pub type BOOLEAN = u8;
-
-/// `NO_ERROR`.
-pub const NO_ERROR: VP_STATUS = 0;
 /// `STATUS_SUCCESS`.
 pub const STATUS_SUCCESS: NTSTATUS = 0;
 /// `STATUS_INVALID_PARAMETER`.
@@ -46,88 +40,6 @@ pub const STATUS_DEVICE_ALREADY_ATTACHED: NTSTATUS = 0xC000_0038_u32 as i32;
 
 /// The tag of the device extensions this fixture allocates (`VPdx`: `VP` for the video port).
 pub const EXTENSION_TAG: ULONG = u32::from_le_bytes(*b"VPdx");
-
-/// `PVIDEO_HW_FIND_ADAPTER`.
-pub type PVIDEO_HW_FIND_ADAPTER = Option<
-    unsafe extern "system" fn(
-        HwDeviceExtension: PVOID,
-        HwContext: PVOID,
-        ArgumentString: *mut u16,
-        ConfigInfo: *mut VIDEO_PORT_CONFIG_INFO,
-        Again: *mut u8,
-    ) -> VP_STATUS,
->;
-/// `PVIDEO_HW_INITIALIZE`.
-pub type PVIDEO_HW_INITIALIZE = Option<unsafe extern "system" fn(HwDeviceExtension: PVOID) -> BOOLEAN>;
-/// `PVIDEO_HW_START_IO`.
-pub type PVIDEO_HW_START_IO =
-    Option<unsafe extern "system" fn(HwDeviceExtension: PVOID, RequestPacket: *mut VIDEO_REQUEST_PACKET) -> BOOLEAN>;
-
-/// `VIDEO_HW_INITIALIZATION_DATA` (x64: 144 bytes). Callbacks this fixture never calls are kept as
-/// plain pointers.
-#[allow(missing_docs)] // the fields of the WDK structure
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct VIDEO_HW_INITIALIZATION_DATA {
-    pub HwInitDataSize: ULONG,
-    pub AdapterInterfaceType: i32,
-    pub HwFindAdapter: PVIDEO_HW_FIND_ADAPTER,
-    pub HwInitialize: PVIDEO_HW_INITIALIZE,
-    pub HwInterrupt: PVOID,
-    pub HwStartIO: PVIDEO_HW_START_IO,
-    pub HwDeviceExtensionSize: ULONG,
-    pub StartingDeviceNumber: ULONG,
-    pub HwResetHw: PVOID,
-    pub HwTimer: PVOID,
-    pub HwStartDma: PVOID,
-    pub HwSetPowerState: PVOID,
-    pub HwGetPowerState: PVOID,
-    pub HwGetVideoChildDescriptor: PVOID,
-    pub HwQueryInterface: PVOID,
-    pub HwChildDeviceExtensionSize: ULONG,
-    pub HwLegacyResourceList: PVOID,
-    pub HwLegacyResourceCount: ULONG,
-    pub HwGetLegacyResources: PVOID,
-    pub AllowEarlyEnumeration: BOOLEAN,
-    pub Reserved: ULONG,
-}
-
-/// `SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA`: the structure up to `Reserved`, the oldest size the
-/// fields this fixture reads are all inside.
-pub const SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA: ULONG = 140;
-
-/// `VIDEO_PORT_CONFIG_INFO` (x64: 128 bytes), opaque here: this fixture describes no hardware, so
-/// the miniport gets it zeroed with only `Length` set.
-#[allow(missing_docs)] // the fields of the WDK structure
-#[repr(C, align(8))]
-#[derive(Clone, Copy, Debug)]
-pub struct VIDEO_PORT_CONFIG_INFO {
-    pub Length: ULONG,
-    pub Rest: [u8; 124],
-}
-
-/// `STATUS_BLOCK`.
-#[allow(missing_docs)] // the fields of the WDK structure
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct STATUS_BLOCK {
-    /// `Status` (a `VP_STATUS`), in a union with `Pointer`.
-    pub Status: usize,
-    pub Information: usize,
-}
-
-/// `VIDEO_REQUEST_PACKET`.
-#[allow(missing_docs)] // the fields of the WDK structure
-#[repr(C)]
-#[derive(Debug)]
-pub struct VIDEO_REQUEST_PACKET {
-    pub IoControlCode: ULONG,
-    pub StatusBlock: *mut STATUS_BLOCK,
-    pub InputBuffer: PVOID,
-    pub InputBufferLength: ULONG,
-    pub OutputBuffer: PVOID,
-    pub OutputBufferLength: ULONG,
-}
 
 /// `DRIVER_OBJECT`, as far as `DriverUnload` (x64 offset 0x68); the rest is opaque.
 #[allow(missing_docs)] // the fields of the WDK structure
@@ -159,54 +71,10 @@ pub struct DRIVER_OBJECT {
 macro_rules! trace {
     ($($arg:tt)*) => {{
         #[cfg(windows)]
-        {
-            let mut line = log::Line::default();
-            let _ = core::fmt::Write::write_fmt(&mut line, format_args!("videoprt: {}", format_args!($($arg)*)));
-            line.print();
-        }
+        ntpool_kernel_support::debug_print!(ntpool_kernel_support::DbgPrint, "videoprt: ", $($arg)*);
         #[cfg(not(windows))]
         let _ = format_args!($($arg)*);
     }};
-}
-
-#[cfg(windows)]
-mod log {
-    #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
-    unsafe extern "C" {
-        fn DbgPrint(Format: *const u8, ...) -> u32;
-    }
-
-    /// A line in a fixed stack buffer (no allocation), cut at 126 bytes.
-    pub struct Line {
-        buffer: [u8; 128],
-        len: usize,
-    }
-
-    impl Default for Line {
-        fn default() -> Self {
-            Line { buffer: [0; 128], len: 0 }
-        }
-    }
-
-    impl Line {
-        pub fn print(mut self) {
-            let end = self.len.min(self.buffer.len() - 2);
-            self.buffer[end] = b'\n';
-            self.buffer[end + 1] = 0;
-            // SAFETY: both strings are NUL-terminated and outlive the call; "%s" consumes one.
-            unsafe { DbgPrint(c"%s".as_ptr().cast(), self.buffer.as_ptr()) };
-        }
-    }
-
-    impl core::fmt::Write for Line {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            let room = self.buffer.len() - 2 - self.len.min(self.buffer.len() - 2);
-            let take = s.len().min(room);
-            self.buffer[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
-            self.len += take;
-            Ok(())
-        }
-    }
 }
 
 /// The adapter's device extension, from `VideoPortInitialize` until the driver unloads.
@@ -352,15 +220,6 @@ ntpool::pool_tag! {
 #[global_allocator]
 static GLOBAL: ntpool::GlobalPoolAllocator<GlobalTag> = ntpool::GlobalPoolAllocator::new();
 
-/// A panic in the kernel stops the machine (the code wdk-panic uses, `RPNC`).
+// The panic handler (a bug check) and `_fltused` of the kernel image.
 #[cfg(windows)]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    // SAFETY: a deliberate stop.
-    unsafe { sys::KeBugCheckEx(0x5250_4E43, 0, 0, 0, 0) }
-}
-
-/// Debug builds reference the floating-point marker the MSVC runtime would define.
-#[cfg(windows)]
-#[unsafe(no_mangle)]
-pub static _fltused: i32 = 0;
+ntpool_kernel_support::kernel_image_runtime!();

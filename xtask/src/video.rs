@@ -5,7 +5,8 @@
 //! entry point `DriverEntry`, imports only from `ntoskrnl.exe`, `hal.dll` and `videoprt.sys`), and
 //! on top of them the link between the two: the miniport imports its VideoPort routines from
 //! `videoprt.sys` and its pool from nowhere else (no `ExAllocatePool*` or `ExFreePool*` of its own),
-//! and the fixture exports every routine the miniport imports from it.
+//! and the fixture exports every routine the miniport imports from it and imports nothing from
+//! `videoprt.sys`, which it is (it shares only ntpool's `video.h` types with the miniport).
 
 use std::path::{Path, PathBuf};
 
@@ -68,15 +69,23 @@ fn check_link(miniport: &Path, fixture: &Path) -> Result<String, String> {
         .collect();
     let unexported: Vec<&str> =
         from_videoprt.iter().copied().filter(|routine| !exports.iter().any(|export| export == routine)).collect();
-    if !missing.is_empty() || !own_pool.is_empty() || !unexported.is_empty() {
+    let fixture_imports = self::imports(&fixture_image)?;
+    let fixture_self_imports: Vec<&str> = fixture_imports
+        .iter()
+        .filter(|(module, _)| module.eq_ignore_ascii_case(FIXTURE_SYS))
+        .map(|(_, routine)| routine.as_str())
+        .collect();
+    if !missing.is_empty() || !own_pool.is_empty() || !unexported.is_empty() || !fixture_self_imports.is_empty() {
         return Err(format!(
             "the miniport and videoprt.sys do not fit: VideoPort imports missing {missing:?}, pool routines \
              imported directly {own_pool:?}, imported from videoprt.sys but not exported by the fixture \
-             {unexported:?}\n  miniport imports: {imports:?}\n  fixture exports: {exports:?}"
+             {unexported:?}, imported by the fixture from itself {fixture_self_imports:?}\n  miniport imports: \
+             {imports:?}\n  fixture exports: {exports:?}"
         ));
     }
     Ok(format!(
-        "  the miniport imports {} from videoprt.sys and no pool routine of its own; the fixture exports them all\n",
+        "  the miniport imports {} from videoprt.sys and no pool routine of its own; the fixture exports them all \
+         and imports none\n",
         from_videoprt.join(", ")
     ))
 }

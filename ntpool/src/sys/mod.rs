@@ -506,6 +506,11 @@ mod videoprt;
 #[cfg(feature = "videoport")]
 pub use videoprt::*;
 
+#[cfg(feature = "videoport-types")]
+mod video;
+#[cfg(feature = "videoport-types")]
+pub use video::*;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,47 +1,14 @@
 //! The video port driver's pool routines (`videoprt.sys`, the `videoport` feature):
-//! `VideoPortAllocatePool` and `VideoPortFreePool`, with the names and types of the WDK's `video.h`.
+//! `VideoPortAllocatePool` and `VideoPortFreePool`, with the names and types of the WDK's `video.h`
+//! (`VP_POOL_TYPE` and its values are declared with the rest of `video.h`'s types, under the
+//! `videoport-types` feature that `videoport` includes).
 //!
 //! On a Windows target they are `raw-dylib` imports from `videoprt.sys`, so a driver that uses them
 //! is a video miniport driver and loads only where `videoprt.sys` is present. Everywhere else they
 //! go to the [emulated kernel](crate::emulated), which tracks and checks them like every other pool
 //! call.
 
-use super::{PVOID, SIZE_T, ULONG};
-
-/// `VP_POOL_TYPE`, the pool parameter of `VideoPortAllocatePool` (an `enum` in `video.h`). Its
-/// values are the `POOL_TYPE` values of the same pools, and `videoprt.sys` hands them on to
-/// `ExAllocatePoolWithTag` as such.
-///
-/// ```
-/// let pool: ntpool::sys::VP_POOL_TYPE = ntpool::sys::VpPagedPool;
-/// assert_eq!(pool, ntpool::sys::PagedPool);
-/// ```
-pub type VP_POOL_TYPE = i32;
-
-/// `VpNonPagedPool`: non-paged memory (`POOL_TYPE` `NonPagedPool`, which is executable).
-///
-/// ```
-/// assert_eq!(ntpool::sys::VpNonPagedPool, 0);
-/// ```
-pub const VpNonPagedPool: VP_POOL_TYPE = 0;
-/// `VpPagedPool`: paged memory.
-///
-/// ```
-/// assert_eq!(ntpool::sys::VpPagedPool, 1);
-/// ```
-pub const VpPagedPool: VP_POOL_TYPE = 1;
-/// `VpNonPagedPoolCacheAligned`: non-paged memory aligned on a processor cache line.
-///
-/// ```
-/// assert_eq!(ntpool::sys::VpNonPagedPoolCacheAligned, 4);
-/// ```
-pub const VpNonPagedPoolCacheAligned: VP_POOL_TYPE = 4;
-/// `VpPagedPoolCacheAligned`: paged memory aligned on a processor cache line.
-///
-/// ```
-/// assert_eq!(ntpool::sys::VpPagedPoolCacheAligned, 5);
-/// ```
-pub const VpPagedPoolCacheAligned: VP_POOL_TYPE = 5;
+use super::{PVOID, SIZE_T, ULONG, VP_POOL_TYPE};
 
 #[cfg(not(ntpool_emulated))]
 #[link(name = "videoprt.sys", kind = "raw-dylib", modifiers = "+verbatim")]
