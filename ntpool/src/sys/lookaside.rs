@@ -238,6 +238,7 @@ unsafe fn bump(counter: *mut ULONG) {
 /// let _ = ntpool::sys::ExAllocateFromLookasideListEx;
 /// ```
 #[cfg_attr(ntpool_emulated, track_caller)]
+#[inline(always)]
 pub unsafe fn ExAllocateFromLookasideListEx(
     Lookaside: *mut GENERAL_LOOKASIDE_POOL,
     callbacks: LookasideCallbacks,
@@ -287,6 +288,7 @@ pub unsafe fn ExAllocateFromLookasideListEx(
 /// // See `ntpool::LookasideList`, which is built on this.
 /// let _ = ntpool::sys::ExFreeToLookasideListEx;
 /// ```
+#[inline(always)]
 pub unsafe fn ExFreeToLookasideListEx(
     Lookaside: *mut GENERAL_LOOKASIDE_POOL,
     Entry: PVOID,
