@@ -131,6 +131,8 @@ struct Pool {
     live: LiveBlocks,
     /// Freed blocks; at most [`QUARANTINE`].
     quarantine: Quarantine,
+    /// Heap blocks that left quarantine, kept for reuse.
+    spare: Spare,
     /// poolmon's table, one row per tag and pool, in the order the rows were first needed.
     usage: Vec<PoolUsageRow>,
     /// Where the row of a (tag, pool) is in `usage`.
@@ -187,6 +189,7 @@ impl LiveBlocks {
     }
 
     /// Records `block` at `address`, replacing the block recorded there if any.
+    #[inline(always)]
     fn insert(&mut self, address: usize, block: Block) {
         if 2 * (self.len + 1) > self.keys.len() {
             self.grow();
@@ -207,6 +210,7 @@ impl LiveBlocks {
 
     /// Doubles the table (at least 64 slots) and puts every entry in its new place.
     #[cold]
+    #[inline(never)]
     fn grow(&mut self) {
         let slots = (2 * self.keys.len()).max(64);
         let keys = core::mem::replace(&mut self.keys, std::vec![0; slots]);
@@ -306,6 +310,61 @@ impl Quarantine {
     fn drain(&mut self) -> impl Iterator<Item = Retired> + '_ {
         self.next = 0;
         self.ring.drain(..)
+    }
+}
+
+/// Heap blocks that left quarantine, kept for the next allocation of the same size instead of going
+/// back to the host's allocator, as a pool keeps its free blocks: at most one per size of host block
+/// below a page and a pool header (in steps of 16 bytes), so at most 257 blocks and about 1 MiB. A
+/// block is only reused after its time in quarantine, exactly as the host's allocator would reuse
+/// it, and it is filled again (zeroes, or the uninitialized fill) before it is handed out.
+#[derive(Default)]
+struct Spare {
+    /// By host block size / 16: the base of a block allocated with 16-byte alignment (0: none), and
+    /// its size.
+    slots: Vec<(usize, usize)>,
+}
+
+impl Spare {
+    /// How many sizes are kept: host blocks of the small-block path are `size + 16` bytes, size
+    /// below a page.
+    const SLOTS: usize = (PAGE_SIZE + POOL_ALIGNMENT) / POOL_ALIGNMENT + 1;
+
+    /// The base of a kept host block allocated with `layout`, if there is one.
+    #[inline]
+    fn take(&mut self, layout: Layout) -> Option<usize> {
+        let slot = self.slots.get_mut(layout.size() / POOL_ALIGNMENT)?;
+        if slot.0 == 0 || slot.1 != layout.size() || layout.align() != POOL_ALIGNMENT {
+            return None;
+        }
+        Some(core::mem::take(slot).0)
+    }
+
+    /// Keeps `backing` for reuse when it is a small heap block and none of its size is kept yet;
+    /// otherwise gives it back, to be released.
+    #[inline]
+    fn keep(&mut self, backing: Backing) -> Option<Backing> {
+        let Backing::Heap { base, layout } = backing else { return Some(backing) };
+        if layout.align() != POOL_ALIGNMENT || layout.size() / POOL_ALIGNMENT >= Self::SLOTS {
+            return Some(backing);
+        }
+        if self.slots.is_empty() {
+            self.slots.resize(Self::SLOTS, (0, 0));
+        }
+        match self.slots.get_mut(layout.size() / POOL_ALIGNMENT) {
+            Some(slot) if slot.0 == 0 && base != 0 => {
+                *slot = (base, layout.size());
+                None
+            }
+            _ => Some(backing),
+        }
+    }
+
+    /// Empties the cache: every kept block, to be released.
+    fn drain(&mut self) -> impl Iterator<Item = Backing> + '_ {
+        self.slots.drain(..).filter(|&(base, _)| base != 0).filter_map(|(base, size)| {
+            Some(Backing::Heap { base, layout: Layout::from_size_align(size, POOL_ALIGNMENT).ok()? })
+        })
     }
 }
 
@@ -518,9 +577,8 @@ impl State {
 impl Drop for State {
     fn drop(&mut self) {
         let pool = self.pool.get_mut();
-        for backing in
-            pool.live.drain().map(|(_, block)| block.backing).chain(pool.quarantine.drain().map(|r| r.backing))
-        {
+        let live = pool.live.drain().map(|(_, block)| block.backing);
+        for backing in live.chain(pool.quarantine.drain().map(|r| r.backing)).chain(pool.spare.drain()) {
             backing.release();
         }
     }
@@ -882,17 +940,19 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     if request.quota && !charge_fits(state, process, size) {
         return core::ptr::null_mut();
     }
-    let Some((block, backing)) = back(state, &request) else {
+    let mut pool = state.pool();
+    let Some((block, backing)) = back(state, &mut pool, &request) else {
         return core::ptr::null_mut();
     };
     let fill = if request.zeroed { 0 } else { state.config.uninitialized_fill };
     // SAFETY: `block` is valid for `size` bytes.
     unsafe { block.write_bytes(fill, size) };
     let address = block as usize;
-    let mut pool = state.pool();
     let row = pool.row(tag, kind);
-    pool.usage[row].allocs += 1;
-    pool.usage[row].bytes += size as u64;
+    if let Some(usage) = pool.usage.get_mut(row) {
+        usage.allocs += 1;
+        usage.bytes += size as u64;
+    }
     let charged = request.quota.then_some(process);
     if charged.is_some() {
         let charge = pool.quota.entry(process).or_default();
@@ -912,7 +972,7 @@ fn charge_fits(state: &State, process: u64, size: usize) -> bool {
 
 /// Finds memory for a request: pages of its own for special pool (blocks under a page) and for
 /// pageable memory under Force IRQL Checking, the host's heap otherwise.
-fn back(state: &State, request: &Request) -> Option<(*mut u8, Backing)> {
+fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, Backing)> {
     let align = if request.cache_aligned { CACHE_LINE } else { POOL_ALIGNMENT };
     #[cfg(ntpool_pages)]
     if state.config.special_pool.is_some() || state.config.force_irql_checking {
@@ -929,16 +989,18 @@ fn back(state: &State, request: &Request) -> Option<(*mut u8, Backing)> {
             ));
         }
     }
-    #[cfg(not(ntpool_pages))]
-    let _ = state;
     // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
     // a page for a page or more, a cache line when asked, else 16 bytes (and never 32).
     if request.size < PAGE_SIZE && align == POOL_ALIGNMENT {
         // The host's plain allocator already aligns on 16 (no aligned-allocation path): take 16
         // bytes more and start the block 16 bytes in when the host's block is 32-byte aligned.
         let layout = Layout::from_size_align(request.size.checked_add(POOL_ALIGNMENT)?, POOL_ALIGNMENT).ok()?;
-        // SAFETY: `layout` has a non-zero size.
-        let base = unsafe { std::alloc::alloc(layout) };
+        let base = match pool.spare.take(layout) {
+            // A block of the host's allocated with this layout, no longer used by anyone.
+            Some(base) => base as *mut u8,
+            // SAFETY: `layout` has a non-zero size.
+            None => unsafe { std::alloc::alloc(layout) },
+        };
         if base.is_null() {
             return None;
         }
@@ -1026,7 +1088,9 @@ fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
     }
     retire(&block.backing, address, block.size);
     if let Some(oldest) = pool.quarantine.retire(Retired { address, tag: block.tag, backing: block.backing }) {
-        oldest.backing.release();
+        if let Some(backing) = pool.spare.keep(oldest.backing) {
+            backing.release();
+        }
     }
 }
 
