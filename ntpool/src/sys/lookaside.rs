@@ -219,6 +219,7 @@ pub(crate) use lookaside_field;
 ///
 /// # Safety
 /// `counter` points to a counter of a live lookaside list.
+#[inline(always)]
 unsafe fn bump(counter: *mut ULONG) {
     // SAFETY: an aligned `ULONG` of a live list, only ever accessed atomically.
     let counter = unsafe { AtomicU32::from_ptr(counter) };
