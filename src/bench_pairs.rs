@@ -21,7 +21,7 @@ use core::ptr::NonNull;
 
 use allocator_api2::alloc::{AllocError, Allocator};
 use allocator_api2::vec::Vec;
-use ntpool::sys::{self, KSPIN_LOCK, LOOKASIDE_LIST_EX};
+use ntpool::sys::{self, GENERAL_LOOKASIDE_POOL, KSPIN_LOCK, LOOKASIDE_LIST_EX};
 use ntpool::{LookasideList, NonPagedBox, PagedBox, Passive, PoolAllocator, SpinLock};
 
 ntpool::pool_tag! {
@@ -226,6 +226,14 @@ pub unsafe extern "system" fn ntpool_bench_spin_lock_raw(value: u64) -> u64 {
     result
 }
 
+/// A pointer to field `$field` (of type `$type`) of the `GENERAL_LOOKASIDE_POOL` at `$list`,
+/// computed without dereferencing it.
+macro_rules! field {
+    ($list:expr, $field:ident: $type:ty) => {
+        $list.wrapping_byte_add(core::mem::offset_of!(GENERAL_LOOKASIDE_POOL, $field)).cast::<$type>()
+    };
+}
+
 /// The list of the `lookaside` pair's ntpool side: `u64` entries in non-paged pool, tagged
 /// [`BenchTag`].
 pub type BenchLookasideList = LookasideList<u64, BenchTag>;
@@ -255,22 +263,27 @@ pub unsafe extern "system" fn ntpool_bench_lookaside_ntpool(list: &BenchLookasid
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub unsafe extern "system" fn ntpool_bench_lookaside_raw(list: *mut LOOKASIDE_LIST_EX, value: u64) -> bool {
-    // SAFETY: the caller passes a live list; only field addresses are taken here.
-    let fields = unsafe { &raw mut (*list).L };
-    // SAFETY: as above.
-    let head = unsafe { &raw mut (*fields).ListHead };
+    // A LOOKASIDE_LIST_EX is its GENERAL_LOOKASIDE_POOL fields.
+    let fields = list.cast::<GENERAL_LOOKASIDE_POOL>();
+    let head = field!(fields, ListHead: sys::SLIST_HEADER);
     // ExAllocateFromLookasideListEx.
-    // SAFETY: a counter of the live list.
-    unsafe { bump(&raw mut (*fields).TotalAllocates) };
+    // SAFETY: a counter of the live list (the caller's).
+    unsafe { bump(field!(fields, TotalAllocates: u32)) };
     // SAFETY: the list's SLIST_HEADER.
     let mut entry = unsafe { sys::ExpInterlockedPopEntrySList(head) }.cast::<core::ffi::c_void>();
     if entry.is_null() {
         // SAFETY: a counter of the live list.
-        unsafe { bump(&raw mut (*fields).AllocateMisses) };
-        // SAFETY: the list's fields, set by ExInitializeLookasideListEx; the union holds `AllocateEx`.
-        let (pool_type, size, tag, allocate) =
-            unsafe { ((*fields).Type, (*fields).Size, (*fields).Tag, (*fields).Allocate.AllocateEx) };
-        let Some(allocate) = allocate else { return false };
+        unsafe { bump(field!(fields, AllocateMisses: u32)) };
+        // SAFETY: the list's fields, set by ExInitializeLookasideListEx.
+        let pool_type = unsafe { field!(fields, Type: sys::POOL_TYPE).read() };
+        // SAFETY: as above.
+        let size = unsafe { field!(fields, Size: u32).read() };
+        // SAFETY: as above.
+        let tag = unsafe { field!(fields, Tag: u32).read() };
+        // SAFETY: as above.
+        let allocate = unsafe { field!(fields, Allocate: sys::LOOKASIDE_ALLOCATE).read() };
+        // SAFETY: a LOOKASIDE_LIST_EX's union holds `AllocateEx`.
+        let Some(allocate) = (unsafe { allocate.AllocateEx }) else { return false };
         // SAFETY: the list's own callback with the list's parameters, at PASSIVE_LEVEL.
         entry = unsafe { allocate(pool_type, size.into(), tag, list) };
         if entry.is_null() {
@@ -281,17 +294,21 @@ pub unsafe extern "system" fn ntpool_bench_lookaside_raw(list: *mut LOOKASIDE_LI
     unsafe { entry.cast::<u64>().write(value) };
     // ExFreeToLookasideListEx.
     // SAFETY: a counter of the live list.
-    unsafe { bump(&raw mut (*fields).TotalFrees) };
-    // SAFETY: the list's SLIST_HEADER; `Depth` is a 16-bit field only the kernel writes.
-    let (depth, limit) = unsafe { (sys::ExQueryDepthSList(head), (&raw const (*fields).Depth).read_volatile()) };
+    unsafe { bump(field!(fields, TotalFrees: u32)) };
+    // SAFETY: the list's SLIST_HEADER.
+    let depth = unsafe { sys::ExQueryDepthSList(head) };
+    // SAFETY: `Depth` is a 16-bit field of the live list that only the kernel writes.
+    let limit = unsafe { field!(fields, Depth: u16).read_volatile() };
     if depth < limit {
         // SAFETY: the entry is 16-byte aligned and at least an SLIST_ENTRY, and given up here.
         unsafe { sys::ExpInterlockedPushEntrySList(head, entry.cast()) };
     } else {
         // SAFETY: a counter of the live list.
-        unsafe { bump(&raw mut (*fields).FreeMisses) };
-        // SAFETY: the union holds `FreeEx`, set by ExInitializeLookasideListEx.
-        if let Some(free) = unsafe { (*fields).Free.FreeEx } {
+        unsafe { bump(field!(fields, FreeMisses: u32)) };
+        // SAFETY: the list's fields, set by ExInitializeLookasideListEx.
+        let free = unsafe { field!(fields, Free: sys::LOOKASIDE_FREE).read() };
+        // SAFETY: a LOOKASIDE_LIST_EX's union holds `FreeEx`.
+        if let Some(free) = unsafe { free.FreeEx } {
             // SAFETY: the list's own callback, for an entry of the list that is not used afterwards.
             unsafe { free(entry, list) };
         }
