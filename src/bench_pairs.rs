@@ -21,8 +21,8 @@ use core::ptr::NonNull;
 
 use allocator_api2::alloc::{AllocError, Allocator};
 use allocator_api2::vec::Vec;
-use ntpool::sys::{self, KSPIN_LOCK};
-use ntpool::{NonPagedBox, PagedBox, Passive, PoolAllocator, SpinLock};
+use ntpool::sys::{self, GENERAL_LOOKASIDE_POOL, KSPIN_LOCK, LOOKASIDE_LIST_EX};
+use ntpool::{LookasideList, NonPagedBox, PagedBox, Passive, PoolAllocator, SpinLock};
 
 ntpool::pool_tag! {
     /// The tag of every benchmark allocation.
@@ -224,4 +224,155 @@ pub unsafe extern "system" fn ntpool_bench_spin_lock_raw(value: u64) -> u64 {
     // SAFETY: held by this thread; `old` is what the acquire returned.
     unsafe { sys::KeReleaseSpinLock(RAW_LOCKED.lock.get(), old) };
     result
+}
+
+/// A pointer to field `$field` (of type `$type`) of the `GENERAL_LOOKASIDE_POOL` at `$list`,
+/// computed without dereferencing it.
+macro_rules! field {
+    ($list:expr, $field:ident: $type:ty) => {
+        $list.wrapping_byte_add(core::mem::offset_of!(GENERAL_LOOKASIDE_POOL, $field)).cast::<$type>()
+    };
+}
+
+/// The list of the `lookaside` pair's ntpool side: `u64` entries in non-paged pool, tagged
+/// [`BenchTag`].
+pub type BenchLookasideList = LookasideList<u64, BenchTag>;
+
+/// A lookaside entry through ntpool: [`LookasideList::try_alloc`] with `value` and the entry's drop,
+/// which gives it back to the list. Returns whether the allocation succeeded.
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "system" fn ntpool_bench_lookaside_ntpool(list: &BenchLookasideList, value: u64) -> bool {
+    // SAFETY: the caller runs at PASSIVE_LEVEL.
+    let passive = unsafe { Passive::assume() };
+    list.try_alloc(&passive, value).is_ok()
+}
+
+/// The same by hand on a `LOOKASIDE_LIST_EX`, as `wdm.h` inlines `ExAllocateFromLookasideListEx` and
+/// `ExFreeToLookasideListEx` on x64: count the allocation, pop a free entry, else count a miss and
+/// call the list's allocate callback; write the value; count the free, push the entry back if the
+/// list holds fewer than `Depth`, else count a miss and call the free callback. The counters are
+/// bumped as `wdm.h` bumps them: not interlocked (see [`bump`]).
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`, with a list initialized by `ExInitializeLookasideListEx` for non-paged
+/// entries of at least 8 bytes (such as [`RawLookasideList`]'s).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub unsafe extern "system" fn ntpool_bench_lookaside_raw(list: *mut LOOKASIDE_LIST_EX, value: u64) -> bool {
+    // A LOOKASIDE_LIST_EX is its GENERAL_LOOKASIDE_POOL fields.
+    let fields = list.cast::<GENERAL_LOOKASIDE_POOL>();
+    let head = field!(fields, ListHead: sys::SLIST_HEADER);
+    // ExAllocateFromLookasideListEx.
+    // SAFETY: a counter of the live list (the caller's).
+    unsafe { bump(field!(fields, TotalAllocates: u32)) };
+    // SAFETY: the list's SLIST_HEADER.
+    let mut entry = unsafe { sys::ExpInterlockedPopEntrySList(head) }.cast::<core::ffi::c_void>();
+    if entry.is_null() {
+        // SAFETY: a counter of the live list.
+        unsafe { bump(field!(fields, AllocateMisses: u32)) };
+        // SAFETY: the list's fields, set by ExInitializeLookasideListEx.
+        let pool_type = unsafe { field!(fields, Type: sys::POOL_TYPE).read() };
+        // SAFETY: as above.
+        let size = unsafe { field!(fields, Size: u32).read() };
+        // SAFETY: as above.
+        let tag = unsafe { field!(fields, Tag: u32).read() };
+        // SAFETY: as above.
+        let allocate = unsafe { field!(fields, Allocate: sys::LOOKASIDE_ALLOCATE).read() };
+        // SAFETY: a LOOKASIDE_LIST_EX's union holds `AllocateEx`.
+        let Some(allocate) = (unsafe { allocate.AllocateEx }) else { return false };
+        // SAFETY: the list's own callback with the list's parameters, at PASSIVE_LEVEL.
+        entry = unsafe { allocate(pool_type, size.into(), tag, list) };
+        if entry.is_null() {
+            return false;
+        }
+    }
+    // SAFETY: an entry of at least 8 bytes, 16-byte aligned, owned until it is freed below.
+    unsafe { entry.cast::<u64>().write(value) };
+    // ExFreeToLookasideListEx.
+    // SAFETY: a counter of the live list.
+    unsafe { bump(field!(fields, TotalFrees: u32)) };
+    // SAFETY: the list's SLIST_HEADER.
+    let depth = unsafe { sys::ExQueryDepthSList(head) };
+    // SAFETY: `Depth` is a 16-bit field of the live list that only the kernel writes.
+    let limit = unsafe { field!(fields, Depth: u16).read_volatile() };
+    if depth < limit {
+        // SAFETY: the entry is 16-byte aligned and at least an SLIST_ENTRY, and given up here.
+        unsafe { sys::ExpInterlockedPushEntrySList(head, entry.cast()) };
+    } else {
+        // SAFETY: a counter of the live list.
+        unsafe { bump(field!(fields, FreeMisses: u32)) };
+        // SAFETY: the list's fields, set by ExInitializeLookasideListEx.
+        let free = unsafe { field!(fields, Free: sys::LOOKASIDE_FREE).read() };
+        // SAFETY: a LOOKASIDE_LIST_EX's union holds `FreeEx`.
+        if let Some(free) = unsafe { free.FreeEx } {
+            // SAFETY: the list's own callback, for an entry of the list that is not used afterwards.
+            unsafe { free(entry, list) };
+        }
+    }
+    true
+}
+
+/// `Lookaside->L.Counter += 1` as `wdm.h` writes it: not interlocked. The load and the store are
+/// each atomic, so that a concurrent bump is a lost count and not undefined behaviour; together
+/// they compile to one `inc` of the memory word.
+///
+/// # Safety
+/// `counter` is a counter of a live lookaside list.
+#[inline(always)]
+unsafe fn bump(counter: *mut u32) {
+    // SAFETY: an aligned `ULONG` of a live list, only ever accessed atomically.
+    let counter = unsafe { core::sync::atomic::AtomicU32::from_ptr(counter) };
+    counter.store(
+        counter.load(core::sync::atomic::Ordering::Relaxed).wrapping_add(1),
+        core::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The `lookaside` pair's raw list: a `LOOKASIDE_LIST_EX` in non-paged pool (tag [`BenchTag`]),
+/// initialized by `ExInitializeLookasideListEx` for `u64` entries (16 bytes, an `SLIST_ENTRY`) with
+/// the kernel's default callbacks (`ExAllocatePoolWithTag`, `ExFreePool`), deleted and freed on drop.
+/// The driver never makes one; the host tests do.
+pub struct RawLookasideList(NonNull<LOOKASIDE_LIST_EX>);
+
+impl RawLookasideList {
+    /// Allocates and initializes the list; `None` when the pool or the kernel refuses.
+    ///
+    /// # Safety
+    /// Call at `PASSIVE_LEVEL`, on a kernel that exports `ExInitializeLookasideListEx`.
+    pub unsafe fn new() -> Option<Self> {
+        let size = size_of::<LOOKASIDE_LIST_EX>() as u64;
+        // SAFETY: PASSIVE_LEVEL allows non-paged pool; a non-zero size and a valid tag.
+        let block = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, size, BENCH_TAG) };
+        let list = NonNull::new(block.cast::<LOOKASIDE_LIST_EX>())?;
+        let entry = size_of::<sys::SLIST_ENTRY>() as u64;
+        // SAFETY: a fresh non-paged block, 16-byte aligned, that stays put until `drop` deletes the
+        // list and frees it.
+        let status = unsafe {
+            sys::ExInitializeLookasideListEx(list.as_ptr(), None, None, sys::NonPagedPoolNx, 0, entry, BENCH_TAG, 0)
+        };
+        if status < 0 {
+            // SAFETY: allocated above with this tag, never initialized as a list.
+            unsafe { sys::ExFreePoolWithTag(block, BENCH_TAG) };
+            return None;
+        }
+        Some(RawLookasideList(list))
+    }
+
+    /// The list, for [`ntpool_bench_lookaside_raw`].
+    pub fn as_ptr(&self) -> *mut LOOKASIDE_LIST_EX {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for RawLookasideList {
+    fn drop(&mut self) {
+        // SAFETY: initialized in `new`, deleted once, here; the block is freed after the list.
+        unsafe { sys::ExDeleteLookasideListEx(self.0.as_ptr()) };
+        // SAFETY: allocated in `new` with this tag, no longer a list.
+        unsafe { sys::ExFreePoolWithTag(self.0.as_ptr().cast(), BENCH_TAG) };
+    }
 }

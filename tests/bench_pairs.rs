@@ -61,3 +61,32 @@ fn spin_lock_pair_does_the_same_work() {
     assert_eq!(ours, raw);
     assert_eq!(ours, ((2, 5), (0, 0, 0)));
 }
+
+#[test]
+fn lookaside_pair_does_the_same_work() {
+    // Three rounds on a fresh list: the first allocation misses (the pool serves it), the entry goes
+    // back to the list, the next two come from it; deleting the list frees the entry.
+    let ours = on_kernel(|| {
+        // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+        let passive = unsafe { ntpool::Passive::assume() };
+        let list = BenchLookasideList::try_new(&passive).expect("a list");
+        // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
+        let results = [1, 2, 3].map(|value| unsafe { ntpool_bench_lookaside_ntpool(&list, value) });
+        let s = list.statistics();
+        (results, (s.total_allocates, s.allocate_misses, s.total_frees, s.free_misses, s.free_entries))
+    });
+    let raw = on_kernel(|| {
+        // SAFETY: the emulated thread runs at PASSIVE_LEVEL; the kernel exports the Ex routines.
+        let list = unsafe { RawLookasideList::new() }.expect("a list");
+        // SAFETY: the emulated thread runs at PASSIVE_LEVEL; a list for 16-byte entries.
+        let results = [1, 2, 3].map(|value| unsafe { ntpool_bench_lookaside_raw(list.as_ptr(), value) });
+        // SAFETY: the list is live; its fields are read once each.
+        let s = unsafe { &(*list.as_ptr()).L };
+        // SAFETY: the list's SLIST_HEADER.
+        let free = unsafe { ntpool::sys::ExQueryDepthSList(&raw const s.ListHead as *mut _) };
+        (results, (s.TotalAllocates, s.AllocateMisses, s.TotalFrees, s.FreeMisses, free))
+    });
+    assert_eq!(ours, raw);
+    // Two allocations per side: the list structure and the one entry, both freed.
+    assert_eq!(ours, (([true; 3], (3, 1, 3, 0, 1)), (2, 2, 0)));
+}

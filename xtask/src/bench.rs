@@ -32,6 +32,7 @@ const PAIRS: &[(&str, &str)] = &[
     ("non_paged_box", "NonPagedBox<u64> allocate + drop (non-paged pool)"),
     ("vec_push", "allocator-api2 Vec<u32> push that grows (PoolAllocator vs a hand-written Allocator)"),
     ("spin_lock", "SpinLock::with region with its Dispatch token"),
+    ("lookaside", "LookasideList<u64> entry allocate + drop vs the wdm.h inline routines on a LOOKASIDE_LIST_EX"),
 ];
 
 /// The configurations of `ntpool/benches/throughput.rs`, the baseline first.

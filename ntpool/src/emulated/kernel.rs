@@ -5,14 +5,13 @@
 use std::alloc::Layout;
 #[cfg(ntpool_pages)]
 use std::boxed::Box;
-use std::cell::{Cell, RefCell};
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::string::String;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::vec::Vec;
 
 #[cfg(ntpool_pages)]
@@ -129,9 +128,11 @@ struct Retired {
 #[derive(Default)]
 struct Pool {
     /// The live blocks, by address.
-    live: HashMap<usize, Block, BuildHasherDefault<AddressHasher>>,
-    /// Freed blocks, oldest first; at most [`QUARANTINE`].
-    quarantine: VecDeque<Retired>,
+    live: LiveBlocks,
+    /// Freed blocks; at most [`QUARANTINE`].
+    quarantine: Quarantine,
+    /// Heap blocks that left quarantine, kept for reuse.
+    spare: Spare,
     /// poolmon's table, one row per tag and pool, in the order the rows were first needed.
     usage: Vec<PoolUsageRow>,
     /// Where the row of a (tag, pool) is in `usage`.
@@ -140,9 +141,12 @@ struct Pool {
     last_row: Option<(ULONG, PoolKind, usize)>,
     /// Bytes charged per process: (paged, non-paged).
     quota: BTreeMap<u64, (u64, u64)>,
-    /// Per allocation site (by its address, cheaper than by its text): the site, its requests, and
-    /// how many of them the simulation failed.
-    sites: HashMap<usize, (&'static Location<'static>, u64, u64), BuildHasherDefault<AddressHasher>>,
+    /// Per allocation site: the site, its requests, and how many of them the simulation failed.
+    sites: Vec<(&'static Location<'static>, u64, u64)>,
+    /// Where a site is in `sites`, by its address (cheaper than by its text).
+    site_index: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
+    /// The site counted last (address, index), which the next allocation most often is again.
+    last_site: Option<(usize, usize)>,
 }
 
 impl Pool {
@@ -164,15 +168,315 @@ impl Pool {
 
     /// Counts one allocation request from `site`, `failed` by the low resources simulation or not.
     fn count_site(&mut self, site: &'static Location<'static>, failed: bool) {
-        let counts = self.sites.entry(core::ptr::from_ref(site) as usize).or_insert((site, 0, 0));
-        counts.1 += 1;
-        counts.2 += u64::from(failed);
+        let key = core::ptr::from_ref(site) as usize;
+        let index = match self.last_site {
+            Some((last, index)) if last == key => index,
+            _ => {
+                let sites = &mut self.sites;
+                let index = *self.site_index.entry(key).or_insert_with(|| {
+                    sites.push((site, 0, 0));
+                    sites.len() - 1
+                });
+                self.last_site = Some((key, index));
+                index
+            }
+        };
+        if let Some(counts) = self.sites.get_mut(index) {
+            counts.1 += 1;
+            counts.2 += u64::from(failed);
+        }
     }
 }
 
-/// The tag of the freed block at `address`, while it is in `quarantine`.
-fn freed_tag(quarantine: &VecDeque<Retired>, address: usize) -> Option<ULONG> {
-    quarantine.iter().rev().find(|retired| retired.address == address).map(|retired| retired.tag)
+/// The live blocks, by address: open addressing with linear probing in a power-of-two table kept at
+/// most half full, and Fibonacci hashing (one multiplication; the slot is the product's high bits,
+/// which depend on every bit of the address). Address 0, never a block's, marks an empty slot.
+/// Removing an entry moves the following entries of its run back into the hole (no tombstones), so
+/// that a lookup stays short however many blocks come and go. An insertion or a removal allocates
+/// nothing once the table has grown.
+///
+/// # Invariants
+/// `keys.len()` is 0 or a power of two equal to `blocks.len()`, `len` keys are non-zero, at most
+/// half of the slots; `blocks[i]` is `Some` exactly when `keys[i]` is non-zero; every key sits in
+/// its home slot or after it in an unbroken run of occupied slots; no key appears twice.
+#[derive(Default)]
+struct LiveBlocks {
+    keys: Vec<usize>,
+    blocks: Vec<Option<Block>>,
+    len: usize,
+    /// 64 minus log2 of the number of slots.
+    shift: u32,
+}
+
+impl LiveBlocks {
+    /// The slot `address` belongs in (the table is not empty).
+    #[inline]
+    fn home(&self, address: usize) -> usize {
+        ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// Records `block` at `address`, replacing the block recorded there if any.
+    #[inline(always)]
+    fn insert(&mut self, address: usize, block: Block) {
+        if 2 * (self.len + 1) > self.keys.len() {
+            self.grow();
+        }
+        let mask = self.keys.len() - 1;
+        let mut slot = self.home(address);
+        loop {
+            let key = self.keys[slot];
+            if key == 0 || key == address {
+                self.len += usize::from(key == 0);
+                self.keys[slot] = address;
+                self.blocks[slot] = Some(block);
+                return;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Doubles the table (at least 64 slots) and puts every entry in its new place.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let slots = (2 * self.keys.len()).max(64);
+        let keys = core::mem::replace(&mut self.keys, std::vec![0; slots]);
+        let blocks = core::mem::replace(&mut self.blocks, (0..slots).map(|_| None).collect());
+        self.shift = 64 - slots.trailing_zeros();
+        self.len = 0;
+        for (address, block) in keys.into_iter().zip(blocks) {
+            if let Some(block) = block {
+                self.insert(address, block);
+            }
+        }
+    }
+
+    /// The slot and block of `address`, when it is live.
+    #[inline]
+    fn find(&self, address: usize) -> Option<(usize, &Block)> {
+        if self.len == 0 || address == 0 {
+            return None;
+        }
+        let mask = self.keys.len() - 1;
+        let mut slot = self.home(address);
+        loop {
+            match self.keys[slot] {
+                key if key == address => return self.blocks[slot].as_ref().map(|block| (slot, block)),
+                0 => return None,
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// Takes the block out of `slot` (found by [`LiveBlocks::find`]), and closes the hole.
+    fn remove(&mut self, slot: usize) -> Option<Block> {
+        let block = self.blocks[slot].take()?;
+        self.keys[slot] = 0;
+        self.len -= 1;
+        let mask = self.keys.len() - 1;
+        let mut hole = slot;
+        let mut next = (slot + 1) & mask;
+        loop {
+            let key = self.keys[next];
+            if key == 0 {
+                return Some(block);
+            }
+            // The entry may fill the hole when the hole lies between its home and its slot.
+            if next.wrapping_sub(self.home(key)) & mask >= next.wrapping_sub(hole) & mask {
+                self.keys[hole] = key;
+                self.keys[next] = 0;
+                self.blocks[hole] = self.blocks[next].take();
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+    }
+
+    /// Every live block with its address.
+    fn iter(&self) -> impl Iterator<Item = (usize, &Block)> {
+        self.keys.iter().zip(&self.blocks).filter_map(|(&address, block)| Some((address, block.as_ref()?)))
+    }
+
+    /// Empties the table.
+    fn drain(&mut self) -> impl Iterator<Item = (usize, Block)> + use<> {
+        let (keys, blocks) = (core::mem::take(&mut self.keys), core::mem::take(&mut self.blocks));
+        self.len = 0;
+        keys.into_iter().zip(blocks).filter_map(|(address, block)| Some((address, block?)))
+    }
+}
+
+/// The freed blocks still held: a ring of at most [`QUARANTINE`], where each block freed once the
+/// ring is full takes the place of the oldest, which goes back to the host. A retirement is one
+/// store and one index step; only the error paths search the ring.
+#[derive(Default)]
+struct Quarantine {
+    ring: Vec<Retired>,
+    /// Where the next retired block goes: once the ring is full, the oldest.
+    next: usize,
+}
+
+impl Quarantine {
+    /// Puts `retired` in quarantine; returns the oldest block when it leaves to make room.
+    fn retire(&mut self, retired: Retired) -> Option<Retired> {
+        if self.ring.len() < QUARANTINE {
+            self.ring.push(retired);
+            return None;
+        }
+        let oldest = core::mem::replace(&mut self.ring[self.next], retired);
+        self.next = (self.next + 1) % QUARANTINE;
+        Some(oldest)
+    }
+
+    /// The tag of the freed block at `address`, while it is in quarantine (the newest first).
+    fn freed_tag(&self, address: usize) -> Option<ULONG> {
+        let (older, newer) = self.ring.split_at(self.next);
+        older.iter().rev().chain(newer.iter().rev()).find(|retired| retired.address == address).map(|r| r.tag)
+    }
+
+    /// Empties the quarantine.
+    fn drain(&mut self) -> impl Iterator<Item = Retired> + '_ {
+        self.next = 0;
+        self.ring.drain(..)
+    }
+}
+
+/// Heap blocks that left quarantine, kept for the next allocation of the same size instead of going
+/// back to the host's allocator, as a pool keeps its free blocks: at most one per size of host block
+/// below a page and a pool header (in steps of 16 bytes), so at most 257 blocks and about 1 MiB. A
+/// block is only reused after its time in quarantine, exactly as the host's allocator would reuse
+/// it, and it is filled again (zeroes, or the uninitialized fill) before it is handed out.
+#[derive(Default)]
+struct Spare {
+    /// By host block size / 16: the base of a block allocated with 16-byte alignment (0: none), and
+    /// its size.
+    slots: Vec<(usize, usize)>,
+}
+
+impl Spare {
+    /// How many sizes are kept: host blocks of the small-block path are `size + 16` bytes, size
+    /// below a page.
+    const SLOTS: usize = (PAGE_SIZE + POOL_ALIGNMENT) / POOL_ALIGNMENT + 1;
+
+    /// The base of a kept host block allocated with `layout`, if there is one.
+    #[inline]
+    fn take(&mut self, layout: Layout) -> Option<usize> {
+        let slot = self.slots.get_mut(layout.size() / POOL_ALIGNMENT)?;
+        if slot.0 == 0 || slot.1 != layout.size() || layout.align() != POOL_ALIGNMENT {
+            return None;
+        }
+        Some(core::mem::take(slot).0)
+    }
+
+    /// Keeps `backing` for reuse when it is a small heap block and none of its size is kept yet;
+    /// otherwise gives it back, to be released.
+    #[inline]
+    fn keep(&mut self, backing: Backing) -> Option<Backing> {
+        let Backing::Heap { base, layout } = backing else { return Some(backing) };
+        if layout.align() != POOL_ALIGNMENT || layout.size() / POOL_ALIGNMENT >= Self::SLOTS {
+            return Some(backing);
+        }
+        if self.slots.is_empty() {
+            self.slots.resize(Self::SLOTS, (0, 0));
+        }
+        match self.slots.get_mut(layout.size() / POOL_ALIGNMENT) {
+            Some(slot) if slot.0 == 0 && base != 0 => {
+                *slot = (base, layout.size());
+                None
+            }
+            _ => Some(backing),
+        }
+    }
+
+    /// Empties the cache: every kept block, to be released.
+    fn drain(&mut self) -> impl Iterator<Item = Backing> + '_ {
+        self.slots.drain(..).filter(|&(base, _)| base != 0).filter_map(|(base, size)| {
+            Some(Backing::Heap { base, layout: Layout::from_size_align(size, POOL_ALIGNMENT).ok()? })
+        })
+    }
+}
+
+/// The pool's lock: taking it is one compare-exchange and releasing it one store when no other
+/// thread holds it, which is the common case (a kernel per test); a waiting thread spins briefly,
+/// then yields. Not poisoned by a panic: a bug check raised while it is held never leaves the pool
+/// half-updated (every check happens before the first change), and the guard releases it while
+/// unwinding.
+///
+/// # Invariants
+/// `value` is only reached through a [`PoolGuard`], and at most one exists at a time: the one that
+/// set `locked`.
+struct PoolLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is reached by one thread at a time (invariant), so sharing the lock only moves
+// the value between threads.
+unsafe impl<T: Send> Sync for PoolLock<T> {}
+
+impl<T> PoolLock<T> {
+    fn new(value: T) -> Self {
+        PoolLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    }
+
+    #[inline]
+    fn lock(&self) -> PoolGuard<'_, T> {
+        if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            self.lock_contended();
+        }
+        // INVARIANT: this thread set `locked`.
+        PoolGuard { lock: self }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                if spins < 100 {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                return;
+            }
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
+    }
+}
+
+/// The pool, locked: releases the lock when dropped.
+struct PoolGuard<'a, T> {
+    lock: &'a PoolLock<T>,
+}
+
+impl<T> core::ops::Deref for PoolGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: this guard is the only one (invariant of `PoolLock`).
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> core::ops::DerefMut for PoolGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for PoolGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+    }
 }
 
 /// A hash for block addresses and small keys: one multiplication (Fibonacci hashing) per word,
@@ -216,7 +520,7 @@ impl Hasher for AddressHasher {
 /// The state of one emulated kernel, shared by every thread that entered it.
 pub(crate) struct State {
     pub(crate) config: Config,
-    pool: Mutex<Pool>,
+    pool: PoolLock<Pool>,
     allocation_calls: AtomicU64,
     deferred: Mutex<Vec<BugCheck>>,
     /// The low resources simulation's generator (xorshift64*).
@@ -235,7 +539,7 @@ impl State {
         let seed = (mixed ^ (mixed >> 31)).max(1);
         State {
             config,
-            pool: Mutex::default(),
+            pool: PoolLock::new(Pool::default()),
             allocation_calls: AtomicU64::new(0),
             deferred: Mutex::default(),
             random: Mutex::new(seed),
@@ -252,10 +556,8 @@ impl State {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn pool(&self) -> MutexGuard<'_, Pool> {
-        // A bug check raised while the lock is held never leaves the pool half-updated: every
-        // check happens before the first change. So a poisoned lock is still consistent.
-        self.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn pool(&self) -> PoolGuard<'_, Pool> {
+        self.pool.lock()
     }
 
     pub(crate) fn allocation_calls(&self) -> u64 {
@@ -274,7 +576,7 @@ impl State {
         let mut list: Vec<Allocation> = pool
             .live
             .iter()
-            .map(|(&address, block)| Allocation {
+            .map(|(address, block)| Allocation {
                 address,
                 tag: RawTag(block.tag),
                 pool: block.kind,
@@ -297,7 +599,7 @@ impl State {
     pub(crate) fn allocation_sites(&self) -> Vec<AllocationSite> {
         // One source location may have more than one `Location` (one per codegen unit): merged.
         let mut sites: BTreeMap<(&'static str, u32, u32), (u64, u64)> = BTreeMap::new();
-        for &(site, calls, failed) in self.pool().sites.values() {
+        for &(site, calls, failed) in &self.pool().sites {
             let counts = sites.entry((site.file(), site.line(), site.column())).or_default();
             counts.0 += calls;
             counts.1 += failed;
@@ -315,10 +617,9 @@ impl State {
 
 impl Drop for State {
     fn drop(&mut self) {
-        let pool = self.pool.get_mut().unwrap_or_else(|p| p.into_inner());
-        for backing in
-            pool.live.drain().map(|(_, block)| block.backing).chain(pool.quarantine.drain(..).map(|r| r.backing))
-        {
+        let pool = self.pool.get_mut();
+        let live = pool.live.drain().map(|(_, block)| block.backing);
+        for backing in live.chain(pool.quarantine.drain().map(|r| r.backing)).chain(pool.spare.drain()) {
             backing.release();
         }
     }
@@ -682,18 +983,20 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     if request.quota && !charge_fits(state, process, size) {
         return core::ptr::null_mut();
     }
-    let Some((block, backing)) = back(state, &request) else {
+    let mut pool = state.pool();
+    let Some((block, backing)) = back(state, &mut pool, &request) else {
         return core::ptr::null_mut();
     };
     let fill = if request.zeroed { 0 } else { state.config.uninitialized_fill };
     // SAFETY: `block` is valid for `size` bytes.
     unsafe { block.write_bytes(fill, size) };
     let address = block as usize;
-    let mut pool = state.pool();
     pool.count_site(site, false);
     let row = pool.row(tag, kind);
-    pool.usage[row].allocs += 1;
-    pool.usage[row].bytes += size as u64;
+    if let Some(usage) = pool.usage.get_mut(row) {
+        usage.allocs += 1;
+        usage.bytes += size as u64;
+    }
     let charged = request.quota.then_some(process);
     if charged.is_some() {
         let charge = pool.quota.entry(process).or_default();
@@ -713,10 +1016,10 @@ fn charge_fits(state: &State, process: u64, size: usize) -> bool {
 
 /// Finds memory for a request: pages of its own for special pool (blocks under a page) and for
 /// pageable memory under Force IRQL Checking, the host's heap otherwise.
-fn back(state: &State, request: &Request) -> Option<(*mut u8, Backing)> {
+fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, Backing)> {
     let align = if request.cache_aligned { CACHE_LINE } else { POOL_ALIGNMENT };
     #[cfg(ntpool_pages)]
-    {
+    if state.config.special_pool.is_some() || state.config.force_irql_checking {
         let config = &state.config;
         let special = config
             .special_pool
@@ -730,16 +1033,18 @@ fn back(state: &State, request: &Request) -> Option<(*mut u8, Backing)> {
             ));
         }
     }
-    #[cfg(not(ntpool_pages))]
-    let _ = state;
     // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
     // a page for a page or more, a cache line when asked, else 16 bytes (and never 32).
     if request.size < PAGE_SIZE && align == POOL_ALIGNMENT {
         // The host's plain allocator already aligns on 16 (no aligned-allocation path): take 16
         // bytes more and start the block 16 bytes in when the host's block is 32-byte aligned.
         let layout = Layout::from_size_align(request.size.checked_add(POOL_ALIGNMENT)?, POOL_ALIGNMENT).ok()?;
-        // SAFETY: `layout` has a non-zero size.
-        let base = unsafe { std::alloc::alloc(layout) };
+        let base = match pool.spare.take(layout) {
+            // A block of the host's allocated with this layout, no longer used by anyone.
+            Some(base) => base as *mut u8,
+            // SAFETY: `layout` has a non-zero size.
+            None => unsafe { std::alloc::alloc(layout) },
+        };
         if base.is_null() {
             return None;
         }
@@ -768,10 +1073,10 @@ fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
     let irql = current_irql();
     let mut guard = state.pool();
     let pool = &mut *guard;
-    let entry = match pool.live.entry(address) {
-        Entry::Occupied(entry) => entry,
-        Entry::Vacant(_) => {
-            let freed_tag = freed_tag(&pool.quarantine, address);
+    let (slot, block) = match pool.live.find(address) {
+        Some(found) => found,
+        None => {
+            let freed_tag = pool.quarantine.freed_tag(address);
             drop(guard);
             let (code, parameters) = match (freed_tag, verifier) {
                 (Some(old_tag), true) => {
@@ -785,7 +1090,6 @@ fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
             return;
         }
     };
-    let block = entry.get();
     let max_irql = if block.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
     if irql > max_irql {
         let pool_type = block.pool_type as u64;
@@ -819,7 +1123,7 @@ fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
             return;
         }
     }
-    let block = entry.remove();
+    let Some(block) = pool.live.remove(slot) else { return };
     let row = &mut pool.usage[block.row];
     row.frees += 1;
     row.bytes -= block.size as u64;
@@ -827,12 +1131,11 @@ fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
         *if block.kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= block.size as u64;
     }
     retire(&block.backing, address, block.size);
-    if pool.quarantine.len() == QUARANTINE {
-        if let Some(oldest) = pool.quarantine.pop_front() {
-            oldest.backing.release();
+    if let Some(oldest) = pool.quarantine.retire(Retired { address, tag: block.tag, backing: block.backing }) {
+        if let Some(backing) = pool.spare.keep(oldest.backing) {
+            backing.release();
         }
     }
-    pool.quarantine.push_back(Retired { address, tag: block.tag, backing: block.backing });
 }
 
 /// Whether a free with `tag` (`None`: `ExFreePool`, which is `ExFreePoolWithTag(P, 0)`) of a block
@@ -968,4 +1271,77 @@ unsafe fn fast_mutex_words<'a>(mutex: *mut sys::FAST_MUTEX) -> (&'a core::sync::
     // SAFETY: an aligned pointer-sized word, as above.
     let owner = unsafe { AtomicU64::from_ptr(owner) };
     (count, owner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(size: usize) -> Block {
+        Block {
+            tag: 0x6E42704E,
+            kind: PoolKind::NonPaged,
+            pool_type: sys::NonPagedPoolNx,
+            size,
+            backing: Backing::Heap { base: 0, layout: Layout::new::<u8>() },
+            site: Location::caller(),
+            routine: "ExAllocatePool2",
+            charged: None,
+            row: 0,
+        }
+    }
+
+    /// The table of live blocks agrees with a `HashMap` through inserts and removals in a mixed
+    /// order (runs that wrap around, holes closed by moving entries back, growth).
+    #[test]
+    fn live_blocks_agree_with_a_map() {
+        let mut live = LiveBlocks::default();
+        let mut model = HashMap::new();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for step in 0..20_000usize {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Few distinct addresses, so that removals often hit and runs collide.
+            let address = 16 * (1 + (x % 3000) as usize);
+            if x % 3 == 0 {
+                if let Some((slot, found)) = live.find(address) {
+                    assert_eq!(found.size, model[&address]);
+                    assert_eq!(live.remove(slot).map(|b| b.size), model.remove(&address));
+                } else {
+                    assert!(!model.contains_key(&address), "step {step}: {address:#x} lost");
+                }
+            } else {
+                live.insert(address, block(step));
+                model.insert(address, step);
+            }
+            assert_eq!(live.len, model.len());
+        }
+        for (&address, &size) in &model {
+            assert_eq!(live.find(address).map(|(_, b)| b.size), Some(size));
+        }
+        let mut all: Vec<(usize, usize)> = live.iter().map(|(a, b)| (a, b.size)).collect();
+        let mut expected: Vec<(usize, usize)> = model.into_iter().collect();
+        all.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(all, expected);
+        assert_eq!(live.drain().count(), all.len());
+        assert!(live.find(16).is_none());
+    }
+
+    /// The quarantine keeps the last [`QUARANTINE`] blocks and gives back the oldest.
+    #[test]
+    fn quarantine_is_a_ring_of_the_newest() {
+        let mut quarantine = Quarantine::default();
+        let retired = |address| Retired { address, tag: address as ULONG, backing: block(0).backing };
+        for address in 1..=QUARANTINE {
+            assert!(quarantine.retire(retired(address)).is_none());
+        }
+        let oldest = quarantine.retire(retired(QUARANTINE + 1)).map(|r| r.address);
+        assert_eq!(oldest, Some(1));
+        assert_eq!(quarantine.freed_tag(1), None);
+        assert_eq!(quarantine.freed_tag(2), Some(2));
+        assert_eq!(quarantine.freed_tag(QUARANTINE + 1), Some((QUARANTINE + 1) as ULONG));
+        assert_eq!(quarantine.drain().count(), QUARANTINE);
+    }
 }

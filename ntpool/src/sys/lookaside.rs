@@ -210,14 +210,20 @@ macro_rules! lookaside_field {
 }
 pub(crate) use lookaside_field;
 
-/// Adds one to a lookaside counter. The counters are statistics the kernel reads to adjust the
-/// depth; `wdm.h` bumps them without a lock, here they are bumped atomically.
+/// Adds one to a lookaside counter, as `wdm.h` does (`Lookaside->L.TotalAllocates += 1`): a plain,
+/// not interlocked increment of an aligned `ULONG` (`inc dword ptr [...]`). The counters are
+/// statistics the kernel reads to adjust the depth; two processors bumping one at once may lose an
+/// increment, on Windows as here. The read and the write are each atomic (relaxed), so that the
+/// race is not undefined behaviour, and compile to the same single instruction without a `lock`
+/// prefix.
 ///
 /// # Safety
 /// `counter` points to a counter of a live lookaside list.
+#[inline(always)]
 unsafe fn bump(counter: *mut ULONG) {
-    // SAFETY: an aligned `ULONG` of a live list, only ever updated this way.
-    unsafe { AtomicU32::from_ptr(counter) }.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: an aligned `ULONG` of a live list, only ever accessed atomically.
+    let counter = unsafe { AtomicU32::from_ptr(counter) };
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
 /// `ExAllocateFromLookasideListEx` (and `ExAllocateFromNPagedLookasideList` for
@@ -233,6 +239,7 @@ unsafe fn bump(counter: *mut ULONG) {
 /// let _ = ntpool::sys::ExAllocateFromLookasideListEx;
 /// ```
 #[cfg_attr(ntpool_emulated, track_caller)]
+#[inline(always)]
 pub unsafe fn ExAllocateFromLookasideListEx(
     Lookaside: *mut GENERAL_LOOKASIDE_POOL,
     callbacks: LookasideCallbacks,
@@ -282,6 +289,7 @@ pub unsafe fn ExAllocateFromLookasideListEx(
 /// // See `ntpool::LookasideList`, which is built on this.
 /// let _ = ntpool::sys::ExFreeToLookasideListEx;
 /// ```
+#[inline(always)]
 pub unsafe fn ExFreeToLookasideListEx(
     Lookaside: *mut GENERAL_LOOKASIDE_POOL,
     Entry: PVOID,
