@@ -145,8 +145,9 @@ struct Pool {
     sites: Vec<(&'static Location<'static>, u64, u64)>,
     /// Where a site is in `sites`, by its address (cheaper than by its text).
     site_index: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
-    /// The site counted last (address, index), which the next allocation most often is again.
-    last_site: Option<(usize, usize)>,
+    /// The site counted last (its address, 0 for none) and its index in `sites`: the next allocation
+    /// most often comes from it again.
+    last_site: (usize, usize),
 }
 
 impl Pool {
@@ -167,24 +168,28 @@ impl Pool {
     }
 
     /// Counts one allocation request from `site`, `failed` by the low resources simulation or not.
+    #[inline(always)]
     fn count_site(&mut self, site: &'static Location<'static>, failed: bool) {
         let key = core::ptr::from_ref(site) as usize;
-        let index = match self.last_site {
-            Some((last, index)) if last == key => index,
-            _ => {
-                let sites = &mut self.sites;
-                let index = *self.site_index.entry(key).or_insert_with(|| {
-                    sites.push((site, 0, 0));
-                    sites.len() - 1
-                });
-                self.last_site = Some((key, index));
-                index
-            }
-        };
+        let index = if self.last_site.0 == key { self.last_site.1 } else { self.site_slot(site) };
         if let Some(counts) = self.sites.get_mut(index) {
             counts.1 += 1;
             counts.2 += u64::from(failed);
         }
+    }
+
+    /// The index of `site` in `sites`, made on first use; it becomes the site counted last.
+    #[cold]
+    #[inline(never)]
+    fn site_slot(&mut self, site: &'static Location<'static>) -> usize {
+        let key = core::ptr::from_ref(site) as usize;
+        let sites = &mut self.sites;
+        let index = *self.site_index.entry(key).or_insert_with(|| {
+            sites.push((site, 0, 0));
+            sites.len() - 1
+        });
+        self.last_site = (key, index);
+        index
     }
 }
 
