@@ -234,9 +234,15 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_alloc<'a>(&'a self, _token: &impl Allows<P>, value: T) -> Result<LookasideBox<'a, T, G, P>, AllocError> {
-        // SAFETY: the list is initialized and not deleted (invariant), of the kind `callbacks` names;
-        // the token allows pool `P`.
-        let entry = unsafe { sys::ExAllocateFromLookasideListEx(self.header(), self.callbacks) };
+        // The list's allocate callback (`allocate_entry`, which `allocate_entry_ex` forwards to),
+        // called directly: the list holds this type's callbacks whatever its kind (invariant).
+        let miss = |pool, size, tag| {
+            // SAFETY: the callback's contract: called with the list's pool type, entry size and tag.
+            unsafe { allocate_entry::<G, P>(pool, size, tag) }
+        };
+        // SAFETY: the list is initialized and not deleted (invariant), the token allows pool `P`, and
+        // `miss` is what the list's allocate callback does.
+        let entry = unsafe { sys::allocate_from_lookaside(self.header(), miss) };
         let entry = NonNull::new(entry.cast::<T>()).ok_or(AllocError)?;
         // SAFETY: an entry is a block of `ENTRY_SIZE >= size_of::<T>()` bytes, 16-byte aligned
         // (`align_of::<T>() <= 16`), owned by the caller of the allocate routine.
@@ -317,6 +323,7 @@ macro_rules! entry_callbacks {
     ($abi:literal) => {
         /// The allocate callback of a legacy list: an uninitialized block of pool `P` tagged `G`, through
         /// ntpool's allocation path.
+        #[inline(never)]
         unsafe extern $abi fn allocate_entry<G: Tag, P: PoolType>(
             _pool: POOL_TYPE,
             size: SIZE_T,
@@ -338,6 +345,7 @@ macro_rules! entry_callbacks {
         }
 
         /// The free callback of a legacy list: `ExFreePoolWithTag` with tag `G`.
+        #[inline(never)]
         unsafe extern $abi fn free_entry<G: Tag>(buffer: PVOID) {
             // SAFETY: the kernel (or `ExFreeToLookasideListEx`) passes an entry of the list, which
             // `allocate_entry` allocated with tag `G` and nobody uses any more.
@@ -453,9 +461,14 @@ impl<'a, T, G: Tag, P: PoolType> LookasideBox<'a, T, G, P> {
     /// # Safety
     /// Called once; the entry is not used afterwards, and the IRQL allows pool `P`.
     unsafe fn give_back(&self) {
-        // SAFETY: an entry of `list`, which is live (it is borrowed) and of the kind its callbacks
-        // name; forwarded contract.
-        unsafe { sys::ExFreeToLookasideListEx(self.list.header(), self.ptr.as_ptr().cast(), self.list.callbacks) };
+        // The list's free callback (`free_entry`, which `free_entry_ex` forwards to), called directly.
+        let miss = |entry| {
+            // SAFETY: an entry of this list, allocated by `allocate_entry` with tag `G`, given up.
+            unsafe { free_entry::<G>(entry) }
+        };
+        // SAFETY: an entry of `list`, which is live (it is borrowed); forwarded contract; `miss` is
+        // what the list's free callback does.
+        unsafe { sys::free_to_lookaside(self.list.header(), self.ptr.as_ptr().cast(), miss) };
     }
 }
 

@@ -244,6 +244,40 @@ pub unsafe fn ExAllocateFromLookasideListEx(
     Lookaside: *mut GENERAL_LOOKASIDE_POOL,
     callbacks: LookasideCallbacks,
 ) -> PVOID {
+    let miss = |pool_type, size, tag| {
+        // SAFETY: the list is live (caller).
+        let allocate = unsafe { lookaside_field!(Lookaside, Allocate: LOOKASIDE_ALLOCATE).read() };
+        match callbacks {
+            LookasideCallbacks::Ex => {
+                // SAFETY: the union holds the callback of the kind the caller names.
+                let Some(allocate) = (unsafe { allocate.AllocateEx }) else { return core::ptr::null_mut() };
+                // SAFETY: the list's own callback, with the list's parameters.
+                unsafe { allocate(pool_type, size, tag, Lookaside.cast()) }
+            }
+            LookasideCallbacks::Legacy => {
+                // SAFETY: as above.
+                let Some(allocate) = (unsafe { allocate.Allocate }) else { return core::ptr::null_mut() };
+                // SAFETY: as above.
+                unsafe { allocate(pool_type, size, tag) }
+            }
+        }
+    };
+    // SAFETY: forwarded contract; `miss` calls the list's own callback.
+    unsafe { allocate_from_lookaside(Lookaside, miss) }
+}
+
+/// The inline allocate routine with the miss given as `miss` (called with the list's pool type,
+/// entry size and tag): for a list whose allocate callback is `miss`'s function, which it then calls
+/// directly instead of through the list (one indirect call, and the test of the list's kind, less).
+///
+/// # Safety
+/// As for [`ExAllocateFromLookasideListEx`]; `miss` does what the list's allocate callback does.
+#[cfg_attr(ntpool_emulated, track_caller)]
+#[inline(always)]
+pub(crate) unsafe fn allocate_from_lookaside(
+    Lookaside: *mut GENERAL_LOOKASIDE_POOL,
+    miss: impl FnOnce(POOL_TYPE, SIZE_T, ULONG) -> PVOID,
+) -> PVOID {
     // SAFETY: the list is live (caller).
     unsafe { bump(lookaside_field!(Lookaside, TotalAllocates: ULONG)) };
     // SAFETY: as above; its list head is an SLIST_HEADER.
@@ -259,22 +293,7 @@ pub unsafe fn ExAllocateFromLookasideListEx(
     let size = unsafe { lookaside_field!(Lookaside, Size: ULONG).read() };
     // SAFETY: as above.
     let tag = unsafe { lookaside_field!(Lookaside, Tag: ULONG).read() };
-    // SAFETY: as above; the union holds the callback of the kind the caller names.
-    let allocate = unsafe { lookaside_field!(Lookaside, Allocate: LOOKASIDE_ALLOCATE).read() };
-    match callbacks {
-        LookasideCallbacks::Ex => {
-            // SAFETY: the union holds the callback of the kind the caller names.
-            let Some(allocate) = (unsafe { allocate.AllocateEx }) else { return core::ptr::null_mut() };
-            // SAFETY: the list's own callback, with the list's parameters.
-            unsafe { allocate(pool_type, size.into(), tag, Lookaside.cast()) }
-        }
-        LookasideCallbacks::Legacy => {
-            // SAFETY: as above.
-            let Some(allocate) = (unsafe { allocate.Allocate }) else { return core::ptr::null_mut() };
-            // SAFETY: as above.
-            unsafe { allocate(pool_type, size.into(), tag) }
-        }
-    }
+    miss(pool_type, size.into(), tag)
 }
 
 /// `ExFreeToLookasideListEx` (and `ExFreeToNPagedLookasideList` for [`LookasideCallbacks::Legacy`])
@@ -295,6 +314,37 @@ pub unsafe fn ExFreeToLookasideListEx(
     Entry: PVOID,
     callbacks: LookasideCallbacks,
 ) {
+    let miss = |entry| {
+        // SAFETY: the list is live (caller).
+        let free = unsafe { lookaside_field!(Lookaside, Free: LOOKASIDE_FREE).read() };
+        match callbacks {
+            LookasideCallbacks::Ex => {
+                // SAFETY: the union holds the callback of the kind the caller names.
+                if let Some(free) = unsafe { free.FreeEx } {
+                    // SAFETY: the list's own callback, for an entry of the list.
+                    unsafe { free(entry, Lookaside.cast()) };
+                }
+            }
+            LookasideCallbacks::Legacy => {
+                // SAFETY: as above.
+                if let Some(free) = unsafe { free.Free } {
+                    // SAFETY: as above.
+                    unsafe { free(entry) };
+                }
+            }
+        }
+    };
+    // SAFETY: forwarded contract; `miss` calls the list's own callback.
+    unsafe { free_to_lookaside(Lookaside, Entry, miss) }
+}
+
+/// The inline free routine with the miss given as `miss` (called with the entry): for a list whose
+/// free callback is `miss`'s function, which it then calls directly instead of through the list.
+///
+/// # Safety
+/// As for [`ExFreeToLookasideListEx`]; `miss` does what the list's free callback does.
+#[inline(always)]
+pub(crate) unsafe fn free_to_lookaside(Lookaside: *mut GENERAL_LOOKASIDE_POOL, Entry: PVOID, miss: impl FnOnce(PVOID)) {
     // SAFETY: the list is live (caller).
     unsafe { bump(lookaside_field!(Lookaside, TotalFrees: ULONG)) };
     // SAFETY: as above.
@@ -311,22 +361,5 @@ pub unsafe fn ExFreeToLookasideListEx(
     }
     // SAFETY: as above.
     unsafe { bump(lookaside_field!(Lookaside, FreeMisses: ULONG)) };
-    // SAFETY: as above.
-    let free = unsafe { lookaside_field!(Lookaside, Free: LOOKASIDE_FREE).read() };
-    match callbacks {
-        LookasideCallbacks::Ex => {
-            // SAFETY: the union holds the callback of the kind the caller names.
-            if let Some(free) = unsafe { free.FreeEx } {
-                // SAFETY: the list's own callback, for an entry of the list.
-                unsafe { free(Entry, Lookaside.cast()) };
-            }
-        }
-        LookasideCallbacks::Legacy => {
-            // SAFETY: as above.
-            if let Some(free) = unsafe { free.Free } {
-                // SAFETY: as above.
-                unsafe { free(Entry) };
-            }
-        }
-    }
+    miss(Entry);
 }
