@@ -86,8 +86,11 @@ fn lookaside_pair_does_the_same_work() {
         // SAFETY: the list's SLIST_HEADER.
         let free = unsafe { ntpool::sys::ExQueryDepthSList(&raw const s.ListHead as *mut _) };
         // The raw list calls ntpool's callbacks through its pointers: those of a `BenchLookasideList`.
-        // SAFETY: a LOOKASIDE_LIST_EX's unions hold `AllocateEx` and `FreeEx`.
-        let installed = unsafe { (s.Allocate.AllocateEx.map(|f| f as usize), s.Free.FreeEx.map(|f| f as usize)) };
+        // SAFETY: a LOOKASIDE_LIST_EX's union holds `AllocateEx`.
+        let allocate_installed = unsafe { s.Allocate.AllocateEx }.map(|f| f as usize);
+        // SAFETY: as above, `FreeEx`.
+        let free_installed = unsafe { s.Free.FreeEx }.map(|f| f as usize);
+        let installed = (allocate_installed, free_installed);
         let (allocate, free_entry) = BenchLookasideList::ex_callbacks();
         assert_eq!(installed, (allocate.map(|f| f as usize), free_entry.map(|f| f as usize)));
         assert!(installed.0.is_some() && installed.1.is_some());
