@@ -12,6 +12,10 @@
 //! `ExAllocatePool2` where it is exported and `ExAllocatePoolWithTag` elsewhere) and free with the
 //! imported `ExFreePoolWithTag`: what is compared is what ntpool adds around those calls.
 //!
+//! A side that calls functions of the image through pointers held in its data exports them as a
+//! null-terminated table, `ntpool_bench_<pair>_<side>_indirect`, which its own code uses and which
+//! the bench follows: the raw `lookaside` side's [`RAW_LOOKASIDE_CALLBACKS`].
+//!
 //! The host tests (`tests/bench_pairs.rs`) run every pair on the emulated kernel and check that both
 //! sides make the same pool calls and return the same results.
 

@@ -5,6 +5,17 @@
 //!    interface. Their bounds come from the export table and the exception directory (`.pdata`);
 //!    `llvm-objdump` disassembles them; instructions and bytes are counted, with the functions each
 //!    one calls inside the image that the other side does not call. Ratio ntpool / raw.
+//!
+//!    What a side reaches is followed through direct calls and jumps. A side that calls functions
+//!    of the image through pointers held in its data (the raw `lookaside` side calls its list's
+//!    `AllocateEx` / `FreeEx`) names them in an exported, null-terminated table of code pointers,
+//!    `ntpool_bench_<pair>_<side>_indirect`, which the code itself uses (the raw list is initialized
+//!    from it): the bench reads the pointers from the image and follows them as further roots of
+//!    that side. When the other side reaches the same functions (ntpool's list calls the same
+//!    callbacks directly), they are shared: counted on neither side.
+//!
+//!    A function without unwind data (a leaf) ends at the next one with it, at the linker's `int3`
+//!    padding, or after an unconditional jump, return or trap that no branch before it jumps past.
 //! 2. **Sizes.** The tests that tokens, tags and pools are zero-sized and a box one pointer.
 //! 3. **Emulated kernel throughput.** `ntpool/benches/throughput.rs`: allocate + free pairs through
 //!    ntpool on the emulated kernel (verifier off, tracking on, special pool) against malloc/free in
