@@ -12,6 +12,10 @@
 //! `ExAllocatePool2` where it is exported and `ExAllocatePoolWithTag` elsewhere) and free with the
 //! imported `ExFreePoolWithTag`: what is compared is what ntpool adds around those calls.
 //!
+//! A side that calls functions of the image through pointers held in its data exports them as a
+//! null-terminated table, `ntpool_bench_<pair>_<side>_indirect`, which its own code uses and which
+//! the bench follows: the raw `lookaside` side's [`RAW_LOOKASIDE_CALLBACKS`].
+//!
 //! The host tests (`tests/bench_pairs.rs`) run every pair on the emulated kernel and check that both
 //! sides make the same pool calls and return the same results.
 
@@ -255,7 +259,9 @@ pub unsafe extern "system" fn ntpool_bench_lookaside_ntpool(list: &BenchLookasid
 /// `ExFreeToLookasideListEx` on x64: count the allocation, pop a free entry, else count a miss and
 /// call the list's allocate callback; write the value; count the free, push the entry back if the
 /// list holds fewer than `Depth`, else count a miss and call the free callback. The counters are
-/// bumped as `wdm.h` bumps them: not interlocked (see [`bump`]).
+/// bumped as `wdm.h` bumps them: not interlocked (see [`bump`]). The callbacks are called through
+/// the list's pointers, as `wdm.h` does; on a [`RawLookasideList`] they are ntpool's
+/// ([`RAW_LOOKASIDE_CALLBACKS`]), the ones the ntpool side calls directly.
 ///
 /// # Safety
 /// Call at `PASSIVE_LEVEL`, with a list initialized by `ExInitializeLookasideListEx` for non-paged
@@ -332,10 +338,38 @@ unsafe fn bump(counter: *mut u32) {
     );
 }
 
+/// The functions the `lookaside` pair's raw side calls through the pointers of its list: the
+/// callbacks a [`BenchLookasideList`] installs ([`LookasideList::ex_callbacks`]), so that both sides
+/// allocate and free their entries the same way (ntpool's allocation path, non-paged, tagged
+/// [`BenchTag`]; `ExFreePoolWithTag` with that tag). [`RawLookasideList::new`] installs them from
+/// this table.
+///
+/// Exported as `ntpool_bench_lookaside_raw_indirect` for `cargo xtask bench`, which reads the
+/// pointers from the image (up to the null [`end`](Self::end)) and counts the functions as reached
+/// by the raw side: the ntpool side calls the same callbacks directly, so they are counted on
+/// neither side.
+#[repr(C)]
+pub struct RawLookasideCallbacks {
+    /// `AllocateEx`.
+    pub allocate: sys::PALLOCATE_FUNCTION_EX,
+    /// `FreeEx`.
+    pub free: sys::PFREE_FUNCTION_EX,
+    /// The end of the table: null.
+    pub end: Option<fn()>,
+}
+
+/// See [`RawLookasideCallbacks`].
+#[unsafe(export_name = "ntpool_bench_lookaside_raw_indirect")]
+pub static RAW_LOOKASIDE_CALLBACKS: RawLookasideCallbacks = {
+    let (allocate, free) = BenchLookasideList::ex_callbacks();
+    RawLookasideCallbacks { allocate, free, end: None }
+};
+
 /// The `lookaside` pair's raw list: a `LOOKASIDE_LIST_EX` in non-paged pool (tag [`BenchTag`]),
-/// initialized by `ExInitializeLookasideListEx` for `u64` entries (16 bytes, an `SLIST_ENTRY`) with
-/// the kernel's default callbacks (`ExAllocatePoolWithTag`, `ExFreePool`), deleted and freed on drop.
-/// The driver never makes one; the host tests do.
+/// initialized by `ExInitializeLookasideListEx` for `u64` entries (16 bytes, an `SLIST_ENTRY`) of
+/// `NonPagedPoolNx` tagged [`BenchTag`] with the callbacks of [`RAW_LOOKASIDE_CALLBACKS`] (those of
+/// a [`BenchLookasideList`]), deleted and freed on drop. The driver never makes one; the host tests
+/// do.
 pub struct RawLookasideList(NonNull<LOOKASIDE_LIST_EX>);
 
 impl RawLookasideList {
@@ -352,7 +386,16 @@ impl RawLookasideList {
         // SAFETY: a fresh non-paged block, 16-byte aligned, that stays put until `drop` deletes the
         // list and frees it.
         let status = unsafe {
-            sys::ExInitializeLookasideListEx(list.as_ptr(), None, None, sys::NonPagedPoolNx, 0, entry, BENCH_TAG, 0)
+            sys::ExInitializeLookasideListEx(
+                list.as_ptr(),
+                RAW_LOOKASIDE_CALLBACKS.allocate,
+                RAW_LOOKASIDE_CALLBACKS.free,
+                sys::NonPagedPoolNx,
+                0,
+                entry,
+                BENCH_TAG,
+                0,
+            )
         };
         if status < 0 {
             // SAFETY: allocated above with this tag, never initialized as a list.

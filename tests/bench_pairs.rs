@@ -64,8 +64,9 @@ fn spin_lock_pair_does_the_same_work() {
 
 #[test]
 fn lookaside_pair_does_the_same_work() {
-    // Three rounds on a fresh list: the first allocation misses (the pool serves it), the entry goes
-    // back to the list, the next two come from it; deleting the list frees the entry.
+    // Three rounds on a fresh list: the first allocation misses (the pool serves it through the
+    // list's allocate callback, ntpool's on both sides), the entry goes back to the list, the next two
+    // come from it; deleting the list frees the entry (through the free callback, ntpool's too).
     let ours = on_kernel(|| {
         // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
         let passive = unsafe { ntpool::Passive::assume() };
@@ -84,6 +85,15 @@ fn lookaside_pair_does_the_same_work() {
         let s = unsafe { &(*list.as_ptr()).L };
         // SAFETY: the list's SLIST_HEADER.
         let free = unsafe { ntpool::sys::ExQueryDepthSList(&raw const s.ListHead as *mut _) };
+        // The raw list calls ntpool's callbacks through its pointers: those of a `BenchLookasideList`.
+        // SAFETY: a LOOKASIDE_LIST_EX's union holds `AllocateEx`.
+        let allocate_installed = unsafe { s.Allocate.AllocateEx }.map(|f| f as usize);
+        // SAFETY: as above, `FreeEx`.
+        let free_installed = unsafe { s.Free.FreeEx }.map(|f| f as usize);
+        let installed = (allocate_installed, free_installed);
+        let (allocate, free_entry) = BenchLookasideList::ex_callbacks();
+        assert_eq!(installed, (allocate.map(|f| f as usize), free_entry.map(|f| f as usize)));
+        assert!(installed.0.is_some() && installed.1.is_some());
         (results, (s.TotalAllocates, s.AllocateMisses, s.TotalFrees, s.FreeMisses, free))
     });
     assert_eq!(ours, raw);

@@ -159,21 +159,12 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
         let tag = G::TAG.to_ulong();
         let pool_type = sys::pool_type_for_flags(P::FLAGS).ok_or(AllocError)?;
         let callbacks = if sys::uses_lookaside_list_ex() {
+            let (allocate, free) = Self::ex_callbacks();
             // SAFETY: the structure is in its own non-paged, 64-byte aligned block, which does not
             // move until it is freed after `ExDeleteLookasideListEx` (`Drop`); the callbacks are this
             // type's.
-            let status = unsafe {
-                sys::ExInitializeLookasideListEx(
-                    list.cast(),
-                    Some(allocate_entry_ex::<G, P>),
-                    Some(free_entry_ex::<G>),
-                    pool_type,
-                    0,
-                    size,
-                    tag,
-                    0,
-                )
-            };
+            let status =
+                unsafe { sys::ExInitializeLookasideListEx(list.cast(), allocate, free, pool_type, 0, size, tag, 0) };
             if status < 0 {
                 return Err(AllocError);
             }
@@ -210,6 +201,38 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
         };
         // INVARIANT: initialized above with this type's callbacks, size, pool and tag.
         Ok(LookasideList { raw, callbacks, _marker: PhantomData })
+    }
+
+    /// The allocate and free callbacks this type gives `ExInitializeLookasideListEx`: the allocate
+    /// callback returns an uninitialized block of pool `P` tagged `G`, allocated through ntpool's
+    /// allocation path (the list's pool type and tag are ignored), or null; the free callback frees
+    /// the entry with `ExFreePoolWithTag` and tag `G`. Both ignore the list argument.
+    ///
+    /// For a `LOOKASIDE_LIST_EX` managed by hand that should allocate as this type's lists do (the
+    /// benchmark of `cargo xtask bench` compares such a list with this type). The callbacks do not
+    /// depend on `T`.
+    ///
+    /// ```
+    /// use ntpool::LookasideList;
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     let (allocate, free) = LookasideList::<u64, Doc>::ex_callbacks();
+    ///     let (allocate, free) = (allocate.unwrap(), free.unwrap());
+    ///     let tag = u32::from_le_bytes(*b"Doc1");
+    ///     // SAFETY: PASSIVE_LEVEL allows non-paged pool; the callbacks do not use the list.
+    ///     let entry = unsafe { allocate(ntpool::sys::NonPagedPoolNx, 16, tag, core::ptr::null_mut()) };
+    ///     assert!(!entry.is_null());
+    ///     // SAFETY: allocated above by the allocate callback, not used afterwards.
+    ///     unsafe { free(entry, core::ptr::null_mut()) };
+    /// });
+    /// assert!(kernel.verify_unload().is_ok());
+    /// let usage = kernel.pool_usage();
+    /// let row = usage.rows.iter().find(|row| row.tag.to_string() == "Doc1").unwrap();
+    /// assert_eq!((row.allocs, row.frees), (1, 1)); // allocated and freed with tag Doc1
+    /// ```
+    pub const fn ex_callbacks() -> (sys::PALLOCATE_FUNCTION_EX, sys::PFREE_FUNCTION_EX) {
+        (Some(allocate_entry_ex::<G, P>), Some(free_entry_ex::<G>))
     }
 
     /// The list's `GENERAL_LOOKASIDE_POOL` fields.
