@@ -19,9 +19,8 @@ const HANDLE_LEFT: u8 = 1;
 /// [`Value::Near`] references of a read: the block's size; what is left after the offset.
 const SIZE: u8 = 0;
 const REST: u8 = 0;
-/// [`ntpool_fuzz::DELTAS`]: 0, -1, +1.
+/// [`ntpool_fuzz::DELTAS`]: 0, +1.
 const EXACT: u8 = 0;
-const MINUS_ONE: u8 = 1;
 const PLUS_ONE: u8 = 2;
 
 fn allocate(handle: u8, pool: Choice, size: Value) -> Op {
@@ -72,7 +71,7 @@ fn main() {
     ];
     // Reads at and around a small block's end, a double free, a read after free.
     let edges = vec![
-        allocate(0, NON_PAGED, bytes(13)),
+        allocate(0, NON_PAGED, bytes(10)),
         read(0, 0, Value::Small(0), Value::Near(SIZE, EXACT)),
         read(0, 0, Value::Small(0), Value::Near(SIZE, PLUS_ONE)),
         read(0, 0, Value::Small(5), Value::Near(REST, EXACT)),
@@ -84,7 +83,7 @@ fn main() {
             handle: 0,
             id: Id::Recent(0),
             offset: Value::Small(0),
-            length: Value::Small(13),
+            length: Value::Near(SIZE, EXACT),
             output: Output::Short(0),
         },
         free(0, 0),
