@@ -129,7 +129,7 @@ fn self_test(passive: &mut Passive) -> Result<selftest::Report, NTSTATUS> {
 
 /// The fuzz build (`--cfg fuzzing`, `cargo xtask fuzz`) leaves the self-test out: the fuzzer loads
 /// the driver for every input to fuzz its IOCTLs, and the self-test, which no input reaches, would
-/// take half the time. The host tests and the low resources simulation run it.
+/// take a third of a short input's time. The host tests and the low resources simulation run it.
 #[cfg(fuzzing)]
 fn self_test(_passive: &mut Passive) -> Result<selftest::Report, NTSTATUS> {
     Ok(selftest::Report::default())
