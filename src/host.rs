@@ -533,6 +533,23 @@ impl Handle<'_> {
     }
 }
 
+/// File objects of handles whose `IRP_MJ_CLOSE` never came ([`Handle::abandon`]): kept, as the I/O
+/// manager keeps a file object until its close, so that no later handle gets the same address.
+#[allow(clippy::vec_box)] // boxed: each file object keeps the address the driver saw
+static ABANDONED: Mutex<Vec<Box<FileObject>>> = Mutex::new(Vec::new());
+
+impl Handle<'_> {
+    /// Lets the handle go without `IRP_MJ_CLOSE`, as if its close never came: the driver keeps the
+    /// handle's blocks until `DriverUnload`. (The file object stays allocated, reachable, for the
+    /// rest of the process.)
+    pub fn abandon(self) {
+        let handle = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `handle` is never dropped, so its file object is moved out of it once, here.
+        let file = unsafe { core::ptr::read(&handle.file) };
+        ABANDONED.lock().unwrap_or_else(|p| p.into_inner()).push(file);
+    }
+}
+
 impl Drop for Handle<'_> {
     fn drop(&mut self) {
         let (status, _) = self.send(IRP_MJ_CLOSE, 0, &[], 0);

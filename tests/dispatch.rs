@@ -296,7 +296,7 @@ fn closing_a_handle_frees_its_blocks_and_unload_frees_the_rest() {
         assert_eq!((after.outstanding, after.non_paged_bytes, after.paged_bytes), (2, 10, 20));
         assert_eq!((after.allocations, after.frees), (5, 3));
         // This handle's IRP_MJ_CLOSE never comes: DriverUnload frees its blocks.
-        std::mem::forget(second);
+        second.abandon();
         driver.unload();
     });
     if let Err(leak) = kernel.verify_unload() {
