@@ -183,18 +183,7 @@ pub fn run_with_args(
     let installed = wine.prefix.join("drive_c/windows/system32/drivers").join(SYS_NAME);
     fs::copy(sys, &installed).map_err(|e| format!("cannot copy {} to {}: {e}", sys.display(), installed.display()))?;
 
-    recreate_dir(&out_dir)?;
-    let log = File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-    let mut session = Session {
-        wine: &wine,
-        log,
-        out_dir,
-        steps: 0,
-        server: None,
-        create_secs: 0.0,
-        groups: Vec::new(),
-        timed_out: false,
-    };
+    let mut session = Session::new(&wine, out_dir, &log_path)?;
     let outcome = session.run_cycles(client.as_deref(), client_args, cycles);
     let shutdown = session.shutdown();
     let session_secs = session.create_secs;
@@ -600,7 +589,23 @@ struct Session<'a> {
 /// Cycles completed so far, with the error that stopped them.
 type Interrupted = (String, Vec<CycleTiming>);
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    /// A session on `wine`'s prefix: `out_dir` made empty, the log started at `log_path`.
+    fn new(wine: &'a Wine, out_dir: PathBuf, log_path: &Path) -> Result<Self, String> {
+        recreate_dir(&out_dir)?;
+        let log = File::create(log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+        Ok(Session {
+            wine,
+            log,
+            out_dir,
+            steps: 0,
+            server: None,
+            create_secs: 0.0,
+            groups: Vec::new(),
+            timed_out: false,
+        })
+    }
+
     fn mark(&mut self, text: &str) -> Result<(), String> {
         writeln!(self.log, "{MARK} {text}").map_err(|e| format!("cannot write to wine.log: {e}"))
     }

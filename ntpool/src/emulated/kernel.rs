@@ -885,11 +885,24 @@ fn allocate_legacy(
         bug_check(&state, BAD_POOL_CALLER, [0x9A, pool_type as u64, size, 0]);
         return core::ptr::null_mut();
     }
+    let Some(request) = legacy_request(pool_type, size, tag, routine, false) else { return core::ptr::null_mut() };
+    allocate(&state, request, site)
+}
+
+/// The request `ExAllocatePoolWithTag` (or its quota form, `quota`) makes of a `POOL_TYPE`, on behalf
+/// of `routine`; `None` for a type it does not take, which fails the call.
+fn legacy_request(
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    routine: &'static str,
+    quota: bool,
+) -> Option<Request> {
     let base_type = pool_type & !(0x200 | 4);
     if !(0..=1).contains(&base_type) || pool_type & !(0x200 | 4 | 1) != 0 {
-        return core::ptr::null_mut();
+        return None;
     }
-    let request = Request {
+    Some(Request {
         kind: PoolKind::of_pool_type(pool_type, pool_type & 0x201 == 0),
         pool_type,
         size: size as usize,
@@ -897,9 +910,8 @@ fn allocate_legacy(
         cache_aligned: pool_type & 4 != 0,
         zeroed: false,
         routine,
-        quota: false,
-    };
-    allocate(&state, request, site)
+        quota,
+    })
 }
 
 /// `STATUS_QUOTA_EXCEEDED`, the exception the raising form of `ExAllocatePoolWithQuotaTag` raises.
@@ -920,19 +932,8 @@ pub(crate) fn allocate_pool_with_quota_tag(
     let state = current();
     let raise = pool_type & sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE == 0;
     let pool_type = pool_type & !sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
-    let base_type = pool_type & !(0x200 | 4);
-    if !(0..=1).contains(&base_type) || pool_type & !(0x200 | 4 | 1) != 0 {
+    let Some(request) = legacy_request(pool_type, size, tag, "ExAllocatePoolWithQuotaTag", true) else {
         return core::ptr::null_mut();
-    }
-    let request = Request {
-        kind: PoolKind::of_pool_type(pool_type, pool_type & 0x201 == 0),
-        pool_type,
-        size: size as usize,
-        tag,
-        cache_aligned: pool_type & 4 != 0,
-        zeroed: false,
-        routine: "ExAllocatePoolWithQuotaTag",
-        quota: true,
     };
     let block = allocate(&state, request, site);
     if block.is_null() && raise {

@@ -20,13 +20,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{
     CRASH_PATTERNS, MARK, Relay, STEP_TIMEOUT, Session, Tag, Wine, ensure_wine, indent_after_first, indent_block,
-    parse_relay, recreate_dir, service_state_is, split_thread, tag_name,
+    parse_relay, service_state_is, split_thread, tag_name,
 };
 
 /// The miniport's service name, and the two files in `system32\drivers`.
@@ -78,18 +78,7 @@ pub fn run_video(root: &Path, miniport: &Path, fixture: &Path, cycles: u32) -> R
         fs::copy(from, &to).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
     }
 
-    recreate_dir(&out_dir)?;
-    let log = File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-    let mut session = Session {
-        wine: &wine,
-        log,
-        out_dir,
-        steps: 0,
-        server: None,
-        create_secs: 0.0,
-        groups: Vec::new(),
-        timed_out: false,
-    };
+    let mut session = Session::new(&wine, out_dir, &log_path)?;
     let outcome = video_cycles(&mut session, cycles);
     let shutdown = session.shutdown();
 
