@@ -17,8 +17,8 @@ use ntpool_protocol::{
     AllocateReply, AllocateRequest, FILE_DEVICE_NTPOOL, FILE_READ_DATA, FreeRequest, IOCTL_NTPOOL_ALLOCATE,
     IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ,
     MAX_ALLOCATIONS, MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_NON_PAGED_BYTES,
-    MAX_PAGED_BYTES, MAX_SIZE, METHOD_BUFFERED, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, ctl_code,
-    status,
+    MAX_PAGED_BYTES, MAX_SIZE, METHOD_BUFFERED, POOL_CHARGE_QUOTA, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics,
+    Wire, ctl_code, status,
 };
 
 use crate::Summary;
@@ -256,6 +256,16 @@ pub const CASES: &[Case] = &[
     ),
     allocate("pool 2 (unknown)", AllocateRequest { pool: 2, ..GOOD }, status::INVALID_PARAMETER_1),
     allocate("pool 0xFFFFFFFF", AllocateRequest { pool: u32::MAX, ..GOOD }, status::INVALID_PARAMETER_1),
+    allocate(
+        "pool 2 with the quota flag (0x102)",
+        AllocateRequest { pool: 2 | POOL_CHARGE_QUOTA, ..GOOD },
+        status::INVALID_PARAMETER_1,
+    ),
+    allocate(
+        "non-paged with the quota flag and an unknown flag (0x300)",
+        AllocateRequest { pool: 0x200 | POOL_CHARGE_QUOTA, ..GOOD },
+        status::INVALID_PARAMETER_1,
+    ),
     bad_tag("tag 0", 0),
     bad_tag("tag with a NUL byte (`Ab\\0c`)", tag(*b"Ab\0c")),
     bad_tag("tag with a control byte (`Ab\\x01c`)", tag(*b"Ab\x01c")),
