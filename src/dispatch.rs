@@ -65,7 +65,7 @@ pub unsafe extern "system" fn close(device: PDEVICE_OBJECT, irp: PIRP) -> NTSTAT
 
 /// Frees every block of `owner` and takes them off the counters.
 fn release_owner(state: &DeviceState, passive: &mut Passive, owner: usize) {
-    let released = state.table.lock(passive, |apc, table| {
+    state.table.lock(passive, |apc, table| {
         let mut released = Statistics::default();
         for slot in table.entries.iter_mut() {
             if slot.as_ref().is_some_and(|entry| entry.owner == owner) {
@@ -77,13 +77,28 @@ fn release_owner(state: &DeviceState, passive: &mut Passive, owner: usize) {
                 }
             }
         }
-        released
+        count_freed(state, apc, released);
     });
-    state.stats.with(passive, device::Counters(released), |_dispatch, stats, released| {
+}
+
+/// Takes blocks that left the table off the counters (`released`: how many, and their bytes per
+/// pool). Called with the table locked, so that the counters change with the table: a request on
+/// another thread never frees a block the counters do not show yet.
+fn count_freed(state: &DeviceState, apc: &mut Apc, released: Statistics) {
+    state.stats.with(apc, device::Counters(released), |_dispatch, stats, released| {
         stats.frees += released.frees;
         stats.outstanding -= released.frees;
         stats.non_paged_bytes -= released.non_paged_bytes;
         stats.paged_bytes -= released.paged_bytes;
+    });
+}
+
+/// Adds a block of `size` bytes in `pool` to the counters, with the table locked (see [`count_freed`]).
+fn count_allocated(state: &DeviceState, apc: &mut Apc, pool: u32, size: u64) {
+    state.stats.with(apc, (pool, size), |_dispatch, stats, (pool, size)| {
+        stats.allocations += 1;
+        stats.outstanding += 1;
+        *pool_bytes(stats, pool) += size;
     });
 }
 
@@ -130,7 +145,7 @@ pub unsafe extern "system" fn device_control(device: PDEVICE_OBJECT, irp: PIRP) 
         Ok(information) => (status::SUCCESS, information),
         Err(status) => (status, 0),
     };
-    account(state, &mut passive, &outcome, code, status);
+    account(state, &mut passive, code, status);
     // SAFETY: forwarded from the I/O manager; completed once, here.
     unsafe { complete(irp, status, information) }
 }
@@ -158,19 +173,15 @@ impl Request<'_> {
     }
 }
 
-/// What a request did, for the statistics.
+/// What a request answered.
 pub struct Outcome {
     /// The bytes of output, or the failure status.
     pub result: Result<usize, NTSTATUS>,
-    /// A block was allocated (pool, size).
-    pub allocated: Option<(u32, u64)>,
-    /// A block was freed (pool, size).
-    pub freed: Option<(u32, u64)>,
 }
 
 impl Outcome {
     fn new(result: Result<usize, NTSTATUS>) -> Self {
-        Outcome { result, allocated: None, freed: None }
+        Outcome { result }
     }
 }
 
@@ -232,14 +243,10 @@ fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, o
         let id = table.next_id;
         table.next_id += 1;
         table.entries[slot] = Some(Entry { id, tag, owner, block });
+        count_allocated(state, apc, input.pool, size);
         Ok(id)
     });
-    match added {
-        Ok(id) => {
-            Outcome { result: reply(&AllocateReply { id }, output), allocated: Some((input.pool, size)), freed: None }
-        }
-        Err(status) => Outcome::new(Err(status)),
-    }
+    Outcome::new(added.and_then(|id| reply(&AllocateReply { id }, output)))
 }
 
 /// A zeroed block of `size` bytes: no uninitialized pool ever reaches user mode. With `quota`, it is
@@ -303,15 +310,14 @@ fn free(state: &DeviceState, passive: &mut Passive, request: &Request<'_>) -> Ou
             .iter_mut()
             .find(|slot| slot.as_ref().is_some_and(|entry| entry.id == input.id && entry.owner == request.owner));
         let entry = slot.and_then(Option::take).ok_or(status::NOT_FOUND)?;
-        let freed = (entry.block.pool(), entry.block.bytes(apc).len() as u64);
+        let mut released = Statistics { frees: 1, ..Statistics::default() };
+        *pool_bytes(&mut released, entry.block.pool()) += entry.block.bytes(apc).len() as u64;
         // Dropped here, at APC_LEVEL: paged memory may be freed.
         drop(entry);
-        Ok(freed)
+        count_freed(state, apc, released);
+        Ok(0)
     });
-    match removed {
-        Ok(freed) => Outcome { result: Ok(0), allocated: None, freed: Some(freed) },
-        Err(status) => Outcome::new(Err(status)),
-    }
+    Outcome::new(removed)
 }
 
 fn read(
@@ -380,29 +386,15 @@ fn query_statistics(state: &DeviceState, passive: &mut Passive, output: &mut [u8
 /// `PASSIVE_LEVEL`; inside the spin-locked region it displaces the oldest one, which goes back to the
 /// list there, at `DISPATCH_LEVEL`. (The entries borrow the list, which lives in the device extension
 /// as long as the device: hence `'static`.)
-fn account(state: &'static DeviceState, passive: &mut Passive, outcome: &Outcome, code: u32, status: NTSTATUS) {
-    state.stats.with(
-        passive,
-        (outcome.allocated, outcome.freed, status),
-        |_dispatch, stats, (allocated, freed, status)| {
-            stats.requests += 1;
-            match status {
-                status::SUCCESS => {}
-                status::INSUFFICIENT_RESOURCES => stats.failures += 1,
-                _ => stats.rejected += 1,
-            }
-            if let Some((pool, size)) = allocated {
-                stats.allocations += 1;
-                stats.outstanding += 1;
-                *pool_bytes(stats, pool) += size;
-            }
-            if let Some((pool, size)) = freed {
-                stats.frees += 1;
-                stats.outstanding -= 1;
-                *pool_bytes(stats, pool) -= size;
-            }
-        },
-    );
+fn account(state: &'static DeviceState, passive: &mut Passive, code: u32, status: NTSTATUS) {
+    state.stats.with(passive, status, |_dispatch, stats, status| {
+        stats.requests += 1;
+        match status {
+            status::SUCCESS => {}
+            status::INSUFFICIENT_RESOURCES => stats.failures += 1,
+            _ => stats.rejected += 1,
+        }
+    });
     // A log entry that cannot be allocated is simply not logged.
     if let Ok(entry) = state.log_entries.try_alloc(passive, LogEntry { code, status }) {
         state.log.with(passive, entry, |_dispatch, log, entry| {
