@@ -184,7 +184,8 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
             };
             LookasideCallbacks::Legacy
         } else {
-            let flags = if pool_type == sys::NonPagedPoolNx { POOL_NX_ALLOCATION } else { 0 };
+            // Any no-execute pool type (`NonPagedPoolNx`, or its cache-aligned form) keeps the bit.
+            let flags = if pool_type & sys::NonPagedPoolNx != 0 { POOL_NX_ALLOCATION } else { 0 };
             // SAFETY: as above.
             unsafe {
                 sys::ExInitializeNPagedLookasideList(
@@ -291,9 +292,9 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
     pub fn statistics(&self) -> LookasideStatistics {
         let list = self.header();
         let read = |field: *mut u32| {
-            // SAFETY: the list is live (invariant); its counters are plain integers that the kernel
-            // and the inline routines update, each read once.
-            unsafe { field.read_volatile() }
+            // SAFETY: the list is live (invariant); its counters are aligned `ULONG`s that the inline
+            // routines only ever access atomically (`sys::lookaside`'s `bump`), as here.
+            unsafe { core::sync::atomic::AtomicU32::from_ptr(field) }.load(core::sync::atomic::Ordering::Relaxed)
         };
         LookasideStatistics {
             total_allocates: read(sys::lookaside_field!(list, TotalAllocates: u32)),
@@ -302,7 +303,8 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
             free_misses: read(sys::lookaside_field!(list, FreeMisses: u32)),
             // SAFETY: as above; the list head is an SLIST_HEADER.
             free_entries: unsafe { sys::ExQueryDepthSList(sys::lookaside_field!(list, ListHead: sys::SLIST_HEADER)) },
-            // SAFETY: as above.
+            // SAFETY: as above; `Depth` is an aligned `USHORT` that the inline free routine reads
+            // volatile and only the kernel writes.
             depth: unsafe { sys::lookaside_field!(list, Depth: u16).read_volatile() },
         }
     }

@@ -429,7 +429,7 @@ impl<T> PoolLock<T> {
             self.lock_contended();
         }
         // INVARIANT: this thread set `locked`.
-        PoolGuard { lock: self }
+        PoolGuard { lock: self, _exclusive: core::marker::PhantomData }
     }
 
     #[cold]
@@ -456,9 +456,11 @@ impl<T> PoolLock<T> {
     }
 }
 
-/// The pool, locked: releases the lock when dropped.
+/// The pool, locked: releases the lock when dropped. It gives `&mut T`, so it is `Sync` only when
+/// `T` is (as `MutexGuard`), which the marker makes the compiler derive.
 struct PoolGuard<'a, T> {
     lock: &'a PoolLock<T>,
+    _exclusive: core::marker::PhantomData<&'a mut T>,
 }
 
 impl<T> core::ops::Deref for PoolGuard<'_, T> {

@@ -131,7 +131,12 @@ pub unsafe fn ExInitializeLookasideListEx(
     Tag: ULONG,
     Depth: u16,
 ) -> NTSTATUS {
-    let Some(address) = resolve(&EX_INITIALIZE_LOOKASIDE_LIST_EX, &EX_INITIALIZE_LOOKASIDE_LIST_EX_NAME) else {
+    // The delete routine is looked up here too (at the initialization's IRQL, which
+    // `MmGetSystemRoutineAddress` needs to be PASSIVE_LEVEL), so that a list is never initialized
+    // that `ExDeleteLookasideListEx` could not delete later, at any IRQL.
+    let delete = resolve(&EX_DELETE_LOOKASIDE_LIST_EX, &EX_DELETE_LOOKASIDE_LIST_EX_NAME);
+    let initialize = resolve(&EX_INITIALIZE_LOOKASIDE_LIST_EX, &EX_INITIALIZE_LOOKASIDE_LIST_EX_NAME);
+    let (Some(address), Some(_)) = (initialize, delete) else {
         return STATUS_PROCEDURE_NOT_FOUND;
     };
     // SAFETY: the address MmGetSystemRoutineAddress returned for this routine, with its signature.
@@ -140,8 +145,8 @@ pub unsafe fn ExInitializeLookasideListEx(
     unsafe { routine(Lookaside, Allocate, Free, PoolType, Flags, Size, Tag, Depth) }
 }
 
-/// `ExDeleteLookasideListEx`, resolved at run time (nothing to do where the kernel lacks it: no list
-/// can have been initialized).
+/// `ExDeleteLookasideListEx`, resolved at run time by [`ExInitializeLookasideListEx`], which
+/// initializes no list unless both routines are there (so nothing is left to do where it is absent).
 ///
 /// # Safety
 /// As for `ExDeleteLookasideListEx`: an initialized list, deleted once.
