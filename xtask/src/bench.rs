@@ -92,6 +92,9 @@ pub fn run(root: &Path, parts: &[String]) -> Result<(), String> {
             Ok(output) if output.status.success() => {
                 let text = String::from_utf8_lossy(&output.stdout);
                 let passed = text.lines().find(|l| l.starts_with("test result")).unwrap_or("").trim().to_owned();
+                if !passed.starts_with("test result: ok.") || passed.starts_with("test result: ok. 0 passed") {
+                    return Err(format!("the size tests ran no test: {passed}"));
+                }
                 format!(
                     "sizes: tokens, tags, pools and allocators are zero-sized, a box and its Option one pointer: {passed}"
                 )
@@ -126,7 +129,7 @@ pub fn run(root: &Path, parts: &[String]) -> Result<(), String> {
 
 /// The first of `names` that runs; installs Debian package `package` first when none does and this
 /// runs as root, else fails with the command to run.
-fn tool(names: &[&str], package: &str) -> Result<String, String> {
+pub(crate) fn tool(names: &[&str], package: &str) -> Result<String, String> {
     let runs =
         |name: &str| Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
     if let Some(name) = names.iter().find(|name| runs(name)) {

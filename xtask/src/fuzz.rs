@@ -167,14 +167,24 @@ pub fn run(root: &Path, seconds: u64) -> Result<Summary, String> {
     };
     let done = text.lines().rev().find(|line| line.contains(" cov: ")).unwrap_or_default();
     let executions = text.lines().find_map(|line| line.strip_prefix("stat::number_of_executed_units:"));
-    Ok(Summary {
+    let summary = Summary {
         executions: executions.and_then(|n| n.trim().parse().ok()).unwrap_or(0),
         cov: number(done, "cov:").unwrap_or(0),
         ft: number(done, "ft:").unwrap_or(0),
         corpus: number(done, "corp:").unwrap_or(0),
         asan,
         build_seconds,
-    })
+    };
+    // A run that executed nothing, or whose log says nothing of coverage, proves nothing.
+    if summary.executions == 0 || summary.cov == 0 {
+        return Err(format!(
+            "the fuzzer ran no input or reported no coverage ({} executions, cov {}); its log: {}",
+            summary.executions,
+            summary.cov,
+            log_path.display()
+        ));
+    }
+    Ok(summary)
 }
 
 /// Runs one input (a crash the fuzzer saved, say) with a trace of every request and answer.

@@ -134,6 +134,16 @@ const FUZZ_SECONDS: u64 = 60;
 
 fn test() -> Result<(), String> {
     let started = Instant::now();
+    // What the steps need from Debian besides Rust (Wine is seen to by the Wine step): mingw-w64's
+    // DDK headers (`tests/declarations.rs`), a C++ compiler (libFuzzer), llvm-readobj.
+    println!("==> the Debian tools the steps need");
+    for (names, package) in [
+        (&["x86_64-w64-mingw32-gcc"][..], "gcc-mingw-w64-x86-64"),
+        (&["g++"][..], "g++"),
+        (&["llvm-readobj", "llvm-readobj-14"][..], "llvm"),
+    ] {
+        println!("<== {package}: {}", bench::tool(names, package)?);
+    }
     let mut tests = cargo();
     tests.args(["test", "--workspace", "--locked", "--", "--skip", LOW_RESOURCES_TEST]);
     step("cargo test --workspace (unit, integration, compile-fail and doc tests)", tests)?;
