@@ -853,9 +853,19 @@ fn check_kernel(kernel: &Kernel, model: &Model, what: &str) {
     let log_entry = (log_tag, PoolKind::NonPaged, size_of::<ntpool_driver::device::LogEntry>());
     let strays: Vec<_> = blocks.iter().filter(|&&block| block != log_entry).collect();
     assert!(strays.is_empty(), "{what}: blocks outstanding that no client holds (leaked?): {strays:x?}");
-    for charge in kernel.quota_charges() {
+    // Both ways: every charge the kernel has is the model's, and every process the model charges
+    // has that charge in the kernel (a process the kernel never charged has (0, 0)).
+    let charges = kernel.quota_charges();
+    for charge in &charges {
         let expected = model.charged(charge.process);
         assert_eq!((charge.paged, charge.non_paged), expected, "{what}: quota charged to process {}", charge.process);
+    }
+    for process in PROCESSES {
+        let kernel_charge = charges
+            .iter()
+            .find(|charge| charge.process == process)
+            .map_or((0, 0), |charge| (charge.paged, charge.non_paged));
+        assert_eq!(kernel_charge, model.charged(process), "{what}: quota charged to process {process}");
     }
 }
 
