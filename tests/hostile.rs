@@ -205,7 +205,8 @@ fn every_byte_returned_to_user_mode_is_the_same_whatever_uninitialized_memory_ho
 }
 
 /// The soak worker that `ntpool-client.exe --soak` runs on each thread passes against the driver on
-/// the emulated kernel, each worker with its own handle while the others' handles hold blocks.
+/// the emulated kernel: the workers one after another, each with its own handle, while another
+/// handle holds a block.
 #[test]
 fn the_soak_worker_passes_on_the_emulated_kernel() {
     use ntpool_client::soak::{REQUESTS_PER_STEP, SoakReport, soak_worker};

@@ -614,22 +614,24 @@ impl<D: Devices + ?Sized, W: Write> Runner<'_, D, W> {
         self.send(handle, IOCTL_NTPOOL_FREE, FreeRequest { id }.as_bytes(), 0).0
     }
 
-    fn outstanding(&mut self, handle: usize) -> u64 {
+    /// The driver's count of outstanding blocks; a failed query fails the row.
+    fn outstanding(&mut self, handle: usize) -> Result<u64, Problem> {
         let (status, information, _) = self.send(handle, IOCTL_NTPOOL_QUERY_STATISTICS, &[], STATISTICS);
         match Statistics::from_bytes(&self.buffer[..information.min(STATISTICS)]) {
-            Some(statistics) if status == status::SUCCESS => statistics.outstanding,
-            _ => u64::MAX,
+            Some(statistics) if status == status::SUCCESS => Ok(statistics.outstanding),
+            _ => Err(Problem::Setup("querying the statistics", status)),
         }
     }
 
     fn row(&mut self, first: usize, case: &Case) -> Result<(), Problem> {
-        let before = self.outstanding(first);
+        let before = self.outstanding(first)?;
         let mut made = Made { blocks: [(0, 0); MAX_BLOCKS], count: 0, handles: [0; MAX_HANDLES], handle_count: 0 };
         let result = self.set_up_and_send(first, case, &mut made);
         let undone = self.undo(&made);
         let after = self.outstanding(first);
         result?;
         undone?;
+        let after = after?;
         if after != before {
             return Err(Problem::Outstanding { before, after });
         }
