@@ -195,6 +195,33 @@ fn the_raising_form_of_ex_allocate_pool_with_quota_tag_is_an_unhandled_exception
 }
 
 #[test]
+fn the_raising_form_raises_insufficient_resources_when_the_pool_fails_within_quota() {
+    let kernel = Kernel::builder().process_quota(1 << 20).fail_allocation(1).build();
+    let bug_check = stop(&kernel, || {
+        // SAFETY: a request within the quota whose pool allocation the kernel fails, by raising.
+        let _ = unsafe { sys::ExAllocatePoolWithQuotaTag(sys::PagedPool, 64, TAG) };
+    });
+    assert_eq!(bug_check.code, 0x1E); // KMODE_EXCEPTION_NOT_HANDLED
+    assert_eq!(bug_check.parameters[0], 0xC000_009A); // STATUS_INSUFFICIENT_RESOURCES
+}
+
+#[test]
+fn must_succeed_pool_on_the_quota_routine_bug_checks_0xc2_0x9a() {
+    let kernel = Kernel::new();
+    let bug_check = stop(&kernel, || {
+        // SAFETY: a request the emulated kernel refuses with a bug check.
+        let _ = unsafe {
+            sys::ExAllocatePoolWithQuotaTag(
+                sys::NonPagedPoolMustSucceed | sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE,
+                64,
+                TAG,
+            )
+        };
+    });
+    assert_eq!((bug_check.code, bug_check.parameters[0]), (0xC2, 0x9A)); // BAD_POOL_CALLER, MUST_SUCCEED
+}
+
+#[test]
 fn a_paged_quota_allocation_at_dispatch_level_bug_checks_0xc4_0x01() {
     let kernel = Kernel::new();
     let bug_check = stop(&kernel, || {

@@ -916,8 +916,11 @@ fn legacy_request(
     })
 }
 
-/// `STATUS_QUOTA_EXCEEDED`, the exception the raising form of `ExAllocatePoolWithQuotaTag` raises.
+/// `STATUS_QUOTA_EXCEEDED`, the exception the raising form of `ExAllocatePoolWithQuotaTag` raises
+/// when the process's quota is used up.
 const STATUS_QUOTA_EXCEEDED: u64 = 0xC000_0044;
+/// `STATUS_INSUFFICIENT_RESOURCES`, the exception it raises when the pool itself cannot serve it.
+const STATUS_INSUFFICIENT_RESOURCES: u64 = 0xC000_009A;
 /// `KMODE_EXCEPTION_NOT_HANDLED`: what an exception no handler catches ends in.
 const KMODE_EXCEPTION_NOT_HANDLED: ULONG = 0x1E;
 
@@ -934,12 +937,19 @@ pub(crate) fn allocate_pool_with_quota_tag(
     let state = current();
     let raise = pool_type & sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE == 0;
     let pool_type = pool_type & !sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
+    if pool_type == sys::NonPagedPoolMustSucceed {
+        bug_check(&state, BAD_POOL_CALLER, [0x9A, pool_type as u64, size, 0]);
+        return core::ptr::null_mut();
+    }
     let Some(request) = legacy_request(pool_type, size, tag, "ExAllocatePoolWithQuotaTag", true) else {
         return core::ptr::null_mut();
     };
+    // Which exception the raising form raises: the quota's, or the pool's own failure.
+    let over_quota = !charge_fits(&state, PROCESS.with(Cell::get), size as usize);
     let block = allocate(&state, request, site);
     if block.is_null() && raise {
-        bug_check(&state, KMODE_EXCEPTION_NOT_HANDLED, [STATUS_QUOTA_EXCEEDED, 0, 0, 0]);
+        let exception = if over_quota { STATUS_QUOTA_EXCEEDED } else { STATUS_INSUFFICIENT_RESOURCES };
+        bug_check(&state, KMODE_EXCEPTION_NOT_HANDLED, [exception, 0, 0, 0]);
     }
     block
 }
