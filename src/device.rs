@@ -21,8 +21,8 @@ ntpool::pool_tag! {
     pub struct LogTag = b"NpLg";
 }
 
-static DEVICE_NAME: [u16; 14] = utf16("\\Device\\NtPool");
-static DOS_DEVICE_NAME: [u16; 18] = utf16("\\DosDevices\\NtPool");
+static DEVICE_NAME: [u16; 14] = utf16(b"\\Device\\NtPool");
+static DOS_DEVICE_NAME: [u16; 18] = utf16(b"\\DosDevices\\NtPool");
 
 /// `S-1-5-18`, LocalSystem.
 pub const SYSTEM_SID: [u8; 12] = [1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0];

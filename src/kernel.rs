@@ -371,14 +371,4 @@ pub const fn unicode(text: &'static [u16]) -> UNICODE_STRING {
 }
 
 /// ASCII to UTF-16 at compile time, for the driver's object names.
-pub const fn utf16<const N: usize>(ascii: &str) -> [u16; N] {
-    let bytes = ascii.as_bytes();
-    assert!(bytes.len() == N, "the length must match");
-    let mut out = [0u16; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = bytes[i] as u16;
-        i += 1;
-    }
-    out
-}
+pub use ntpool::sys::utf16;

@@ -511,6 +511,23 @@ mod video;
 #[cfg(feature = "videoport-types")]
 pub use video::*;
 
+/// ASCII to UTF-16 at compile time: the wide strings kernel routines take (object names,
+/// `MmGetSystemRoutineAddress`'s routine names). The length is the literal's, checked by the type.
+///
+/// ```
+/// static NAME: [u16; 7] = ntpool::sys::utf16(b"\\Device");
+/// assert_eq!(NAME, [92, 68, 101, 118, 105, 99, 101]);
+/// ```
+pub const fn utf16<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
+    let mut wide = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        wide[i] = ascii[i] as u16;
+        i += 1;
+    }
+    wide
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

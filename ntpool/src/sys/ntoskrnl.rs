@@ -172,20 +172,9 @@ static EX_ALLOCATE_POOL2: AtomicUsize = AtomicUsize::new(UNRESOLVED);
 static EX_INITIALIZE_LOOKASIDE_LIST_EX: AtomicUsize = AtomicUsize::new(UNRESOLVED);
 static EX_DELETE_LOOKASIDE_LIST_EX: AtomicUsize = AtomicUsize::new(UNRESOLVED);
 
-/// An ASCII routine name as the UTF-16 `MmGetSystemRoutineAddress` takes.
-const fn wide<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
-    let mut wide = [0u16; N];
-    let mut i = 0;
-    while i < N {
-        wide[i] = ascii[i] as u16;
-        i += 1;
-    }
-    wide
-}
-
-static EX_ALLOCATE_POOL2_NAME: [u16; 15] = wide(b"ExAllocatePool2");
-static EX_INITIALIZE_LOOKASIDE_LIST_EX_NAME: [u16; 27] = wide(b"ExInitializeLookasideListEx");
-static EX_DELETE_LOOKASIDE_LIST_EX_NAME: [u16; 23] = wide(b"ExDeleteLookasideListEx");
+static EX_ALLOCATE_POOL2_NAME: [u16; 15] = super::utf16(b"ExAllocatePool2");
+static EX_INITIALIZE_LOOKASIDE_LIST_EX_NAME: [u16; 27] = super::utf16(b"ExInitializeLookasideListEx");
+static EX_DELETE_LOOKASIDE_LIST_EX_NAME: [u16; 23] = super::utf16(b"ExDeleteLookasideListEx");
 
 /// Looks a routine up once, at `PASSIVE_LEVEL` as `MmGetSystemRoutineAddress` requires, and caches
 /// the answer in `cache`. Until a lookup at `PASSIVE_LEVEL` has happened, callers get `None`.
