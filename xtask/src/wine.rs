@@ -210,14 +210,7 @@ pub fn run_with_args(
         problems.extend(pool_surface_problems(cycle, scenario));
     }
     if !problems.is_empty() {
-        let mut message = format!("wine: {} problem(s) with {SYS_NAME} under Wine:\n", problems.len());
-        for problem in &problems {
-            message.push_str("\n* ");
-            message.push_str(&indent_after_first(problem, "  "));
-            message.push('\n');
-        }
-        message.push_str(&format!("\nlog: {}", log_path.display()));
-        return Err(message);
+        return Err(problem_report(SYS_NAME, &problems, &log_path));
     }
 
     let mut tags: BTreeMap<u32, TagStats> = BTreeMap::new();
@@ -960,6 +953,18 @@ fn log_line(number: usize, text: &str) -> String {
 fn indent_block(text: &str) -> String {
     let text = text.trim_end();
     if text.is_empty() { String::new() } else { format!(":\n{}", tail(text, 20)) }
+}
+
+/// The error a Wine run of `image` ends with: each of `problems`, then where the log is.
+pub(crate) fn problem_report(image: &str, problems: &[String], log: &Path) -> String {
+    let mut message = format!("wine: {} problem(s) with {image} under Wine:\n", problems.len());
+    for problem in problems {
+        message.push_str("\n* ");
+        message.push_str(&indent_after_first(problem, "  "));
+        message.push('\n');
+    }
+    message.push_str(&format!("\nlog: {}", log.display()));
+    message
 }
 
 fn tail(text: &str, lines: usize) -> String {

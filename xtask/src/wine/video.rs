@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{
-    CRASH_PATTERNS, MARK, Relay, STEP_TIMEOUT, Session, Tag, Wine, ensure_wine, indent_after_first, indent_block,
-    parse_relay, service_state_is, split_thread, tag_name,
+    CRASH_PATTERNS, MARK, Relay, STEP_TIMEOUT, Session, Tag, Wine, ensure_wine, indent_block, parse_relay,
+    problem_report, service_state_is, split_thread, tag_name,
 };
 
 /// The miniport's service name, and the two files in `system32\drivers`.
@@ -103,16 +103,7 @@ pub fn run_video(root: &Path, miniport: &Path, fixture: &Path, cycles: u32) -> R
         Some(summary) if problems.is_empty() => {
             Ok(VideoReport { wine_version, log: log_path, cycles: timings, summary })
         }
-        _ => {
-            let mut message = format!("wine: {} problem(s) with {MINIPORT_SYS} under Wine:\n", problems.len());
-            for problem in &problems {
-                message.push_str("\n* ");
-                message.push_str(&indent_after_first(problem, "  "));
-                message.push('\n');
-            }
-            message.push_str(&format!("\nlog: {}", log_path.display()));
-            Err(message)
-        }
+        _ => Err(problem_report(MINIPORT_SYS, &problems, &log_path)),
     }
 }
 
