@@ -140,8 +140,7 @@ pub unsafe extern "system" fn device_control(device: PDEVICE_OBJECT, irp: PIRP) 
     // SAFETY: the I/O manager passes our device, which outlives every request sent to it (the state
     // is used as `'static` only while the request is served).
     let state = unsafe { device::state(device) };
-    let outcome = handle(state, &mut passive, &request, output);
-    let (status, information) = match outcome.result {
+    let (status, information) = match handle(state, &mut passive, &request, output) {
         Ok(information) => (status::SUCCESS, information),
         Err(status) => (status, 0),
     };
@@ -173,27 +172,21 @@ impl Request<'_> {
     }
 }
 
-/// What a request answered.
-pub struct Outcome {
-    /// The bytes of output, or the failure status.
-    pub result: Result<usize, NTSTATUS>,
-}
-
-impl Outcome {
-    fn new(result: Result<usize, NTSTATUS>) -> Self {
-        Outcome { result }
-    }
-}
-
-/// Serves one request. Never panics; every input is checked.
-pub fn handle(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, output: &mut [u8]) -> Outcome {
+/// Serves one request: the bytes of output, or the failure status. Never panics; every input is
+/// checked.
+pub fn handle(
+    state: &DeviceState,
+    passive: &mut Passive,
+    request: &Request<'_>,
+    output: &mut [u8],
+) -> Result<usize, NTSTATUS> {
     match request.code {
         IOCTL_NTPOOL_ALLOCATE => allocate(state, passive, request, output),
         IOCTL_NTPOOL_FREE => free(state, passive, request),
-        IOCTL_NTPOOL_READ => Outcome::new(read(state, passive, request, output)),
-        IOCTL_NTPOOL_QUERY_ALLOCATIONS => Outcome::new(query_allocations(state, passive, request.owner, output)),
-        IOCTL_NTPOOL_QUERY_STATISTICS => Outcome::new(query_statistics(state, passive, output)),
-        _ => Outcome::new(Err(status::INVALID_DEVICE_REQUEST)),
+        IOCTL_NTPOOL_READ => read(state, passive, request, output),
+        IOCTL_NTPOOL_QUERY_ALLOCATIONS => query_allocations(state, passive, request.owner, output),
+        IOCTL_NTPOOL_QUERY_STATISTICS => query_statistics(state, passive, output),
+        _ => Err(status::INVALID_DEVICE_REQUEST),
     }
 }
 
@@ -204,7 +197,12 @@ fn reply<T: Wire>(value: &T, output: &mut [u8]) -> Result<usize, NTSTATUS> {
     Ok(bytes.len())
 }
 
-fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, output: &mut [u8]) -> Outcome {
+fn allocate(
+    state: &DeviceState,
+    passive: &mut Passive,
+    request: &Request<'_>,
+    output: &mut [u8],
+) -> Result<usize, NTSTATUS> {
     let checked = (|| {
         let input = request.parse::<AllocateRequest>()?;
         if output.len() < size_of::<AllocateReply>() {
@@ -223,10 +221,7 @@ fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, o
         }
         Ok((AllocateRequest { pool, ..input }, tag, input.pool & POOL_CHARGE_QUOTA != 0))
     })();
-    let (input, tag, quota) = match checked {
-        Ok(checked) => checked,
-        Err(status) => return Outcome::new(Err(status)),
-    };
+    let (input, tag, quota) = checked?;
     let size = u64::from(input.size);
     let owner = request.owner;
     let added = state.table.lock(passive, |apc, table| {
@@ -246,7 +241,7 @@ fn allocate(state: &DeviceState, passive: &mut Passive, request: &Request<'_>, o
         count_allocated(state, apc, input.pool, size);
         Ok(id)
     });
-    Outcome::new(added.and_then(|id| reply(&AllocateReply { id }, output)))
+    added.and_then(|id| reply(&AllocateReply { id }, output))
 }
 
 /// A zeroed block of `size` bytes: no uninitialized pool ever reaches user mode. With `quota`, it is
@@ -299,12 +294,9 @@ fn usage(table: &Table, apc: &Apc, owner: Option<usize>) -> (usize, u64, u64) {
     usage
 }
 
-fn free(state: &DeviceState, passive: &mut Passive, request: &Request<'_>) -> Outcome {
-    let input = match request.parse::<FreeRequest>() {
-        Ok(input) => input,
-        Err(status) => return Outcome::new(Err(status)),
-    };
-    let removed = state.table.lock(passive, |apc, table| {
+fn free(state: &DeviceState, passive: &mut Passive, request: &Request<'_>) -> Result<usize, NTSTATUS> {
+    let input = request.parse::<FreeRequest>()?;
+    state.table.lock(passive, |apc, table| {
         let slot = table
             .entries
             .iter_mut()
@@ -316,8 +308,7 @@ fn free(state: &DeviceState, passive: &mut Passive, request: &Request<'_>) -> Ou
         drop(entry);
         count_freed(state, apc, released);
         Ok(0)
-    });
-    Outcome::new(removed)
+    })
 }
 
 fn read(
