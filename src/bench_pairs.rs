@@ -49,8 +49,10 @@ pub unsafe extern "system" fn ntpool_bench_paged_box_ntpool(value: u64) -> bool 
     PagedBox::<u64, BenchTag>::try_new(&passive, value).is_ok()
 }
 
-/// Paged pool, by hand: `ExAllocatePool2` (zeroed), the value written, the IRQL checked before the
-/// free as ntpool's `irql-backstop` feature (on by default) does, `ExFreePoolWithTag`.
+/// Paged pool, by hand: `ExAllocatePool2` (zeroed), its address checked for the `u64`'s alignment
+/// (a block that breaks the kernel's promise is freed, and the allocation fails), the value written,
+/// the IRQL checked before the free as ntpool's `irql-backstop` feature (on by default) does,
+/// `ExFreePoolWithTag`.
 ///
 /// # Safety
 /// Call at `PASSIVE_LEVEL`.
@@ -62,7 +64,12 @@ pub unsafe extern "system" fn ntpool_bench_paged_box_raw(value: u64) -> bool {
     if block.is_null() {
         return false;
     }
-    // SAFETY: a fresh block of 8 bytes, aligned on 16.
+    if !block.is_aligned() {
+        // SAFETY: allocated above with this tag, never used.
+        unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };
+        return false;
+    }
+    // SAFETY: a fresh block of 8 bytes, aligned for a `u64` (checked).
     unsafe { block.write(value) };
     let irql = sys::KeGetCurrentIrql();
     if irql > sys::APC_LEVEL {
@@ -94,7 +101,8 @@ pub unsafe extern "system" fn ntpool_bench_non_paged_box_ntpool(value: u64) -> b
     NonPagedBox::<u64, BenchTag>::try_new(&passive, value).is_ok()
 }
 
-/// Non-paged pool, by hand: `ExAllocatePool2` (zeroed), the value written, `ExFreePoolWithTag`.
+/// Non-paged pool, by hand: `ExAllocatePool2` (zeroed), its address checked as on the paged side,
+/// the value written, `ExFreePoolWithTag`.
 ///
 /// # Safety
 /// Call at `PASSIVE_LEVEL`.
@@ -106,7 +114,12 @@ pub unsafe extern "system" fn ntpool_bench_non_paged_box_raw(value: u64) -> bool
     if block.is_null() {
         return false;
     }
-    // SAFETY: a fresh block of 8 bytes, aligned on 16.
+    if !block.is_aligned() {
+        // SAFETY: allocated above with this tag, never used.
+        unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };
+        return false;
+    }
+    // SAFETY: a fresh block of 8 bytes, aligned for a `u64` (checked).
     unsafe { block.write(value) };
     // SAFETY: allocated above with this tag, not used afterwards.
     unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };
@@ -151,13 +164,15 @@ fn push<A: Allocator>(mut vector: Vec<u32, A>, count: u32) -> usize {
 
 /// A minimal correct `allocator_api2` allocator written against the kernel interface: non-paged,
 /// uninitialized blocks (as `Vec` asks for them), zero-sized requests answered without the kernel
-/// (which bug-checks on them), and alignments above the kernel's 16 bytes refused rather than
-/// arranged.
+/// (which bug-checks on them), alignments above the kernel's 16 bytes refused rather than arranged,
+/// and every block's address checked for its layout (a block that breaks the kernel's promise is
+/// freed, and the allocation fails).
 #[derive(Clone, Copy)]
 pub struct RawAllocator;
 
 // SAFETY: blocks come from ExAllocatePool2 and go back to ExFreePoolWithTag with the same tag;
-// zero-sized ones are dangling and never reach the kernel; alignment is at most the kernel's.
+// zero-sized ones are dangling and never reach the kernel; every block handed out is aligned for its
+// layout (checked).
 unsafe impl Allocator for RawAllocator {
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         if layout.size() == 0 {
@@ -171,6 +186,11 @@ unsafe impl Allocator for RawAllocator {
         // SAFETY: the benchmark runs at PASSIVE_LEVEL; a non-zero size and a valid tag.
         let block = unsafe { sys::ExAllocatePool2(flags, layout.size() as u64, BENCH_TAG) };
         let block = NonNull::new(block.cast::<u8>()).ok_or(AllocError)?;
+        if block.addr().get() % layout.align() != 0 {
+            // SAFETY: allocated above with this tag, never handed out.
+            unsafe { sys::ExFreePoolWithTag(block.as_ptr().cast(), BENCH_TAG) };
+            return Err(AllocError);
+        }
         Ok(NonNull::slice_from_raw_parts(block, layout.size()))
     }
 

@@ -9,7 +9,7 @@ use crate::kernel::{
     FILE_DEVICE_SECURE_OPEN, HANDLE, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink,
     KernelMode, NTSTATUS, OBJ_KERNEL_HANDLE, ObOpenObjectByPointer, PDEVICE_OBJECT, RtlAddAccessAllowedAce,
     RtlCreateAcl, RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, SECURITY_DESCRIPTOR_REVISION,
-    SECURITY_DESCRIPTOR_SIZE, WRITE_DAC, ZwClose, ZwSetSecurityObject, unicode, utf16,
+    SECURITY_DESCRIPTOR_SIZE, UnicodeLiteral, WRITE_DAC, ZwClose, ZwSetSecurityObject, unicode, utf16,
 };
 
 ntpool::pool_tag! {
@@ -21,8 +21,8 @@ ntpool::pool_tag! {
     pub struct LogTag = b"NpLg";
 }
 
-static DEVICE_NAME: [u16; 14] = utf16(b"\\Device\\NtPool");
-static DOS_DEVICE_NAME: [u16; 18] = utf16(b"\\DosDevices\\NtPool");
+static DEVICE_NAME: UnicodeLiteral = UnicodeLiteral::new(&utf16(b"\\Device\\NtPool\0"));
+static DOS_DEVICE_NAME: UnicodeLiteral = UnicodeLiteral::new(&utf16(b"\\DosDevices\\NtPool\0"));
 
 /// `S-1-5-18`, LocalSystem.
 pub const SYSTEM_SID: [u8; 12] = [1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0];
@@ -165,7 +165,7 @@ pub unsafe fn create(driver: *mut DRIVER_OBJECT, passive: &Passive) -> Result<PD
         NonPagedBox::try_from_fn(passive, ntpool_protocol::MAX_ALLOCATIONS as usize, |_| None).map_err(no_memory)?;
     let table = FastMutex::try_new(passive, Table { entries, next_id: 1 }).map_err(no_memory)?;
     let log_entries = LookasideList::try_new(passive).map_err(no_memory)?;
-    let mut name = unicode(&DEVICE_NAME);
+    let mut name = unicode(DEVICE_NAME);
     let mut device: PDEVICE_OBJECT = core::ptr::null_mut();
     // SAFETY: a valid driver object and name; the extension is sized for `DeviceState`.
     let status = unsafe {
@@ -212,7 +212,7 @@ pub unsafe fn create(driver: *mut DRIVER_OBJECT, passive: &Passive) -> Result<PD
 /// `device` came from [`create`], at `PASSIVE_LEVEL`, and no request is in progress on it.
 pub unsafe fn destroy(device: PDEVICE_OBJECT, linked: bool) {
     if linked {
-        let mut link = unicode(&DOS_DEVICE_NAME);
+        let mut link = unicode(DOS_DEVICE_NAME);
         // SAFETY: the link was created by `create`.
         unsafe { IoDeleteSymbolicLink(&mut link) };
     }
@@ -225,8 +225,8 @@ pub unsafe fn destroy(device: PDEVICE_OBJECT, linked: bool) {
 }
 
 fn link() -> Result<(), NTSTATUS> {
-    let mut link = unicode(&DOS_DEVICE_NAME);
-    let mut name = unicode(&DEVICE_NAME);
+    let mut link = unicode(DOS_DEVICE_NAME);
+    let mut name = unicode(DEVICE_NAME);
     // SAFETY: valid names.
     let status = unsafe { IoCreateSymbolicLink(&mut link, &mut name) };
     if status < 0 { Err(status) } else { Ok(()) }

@@ -364,11 +364,10 @@ macro_rules! debug_print {
     };
 }
 
-/// A `UNICODE_STRING` over a static UTF-16 string (`Buffer` is only ever read).
-pub const fn unicode(text: &'static [u16]) -> UNICODE_STRING {
-    let bytes = (text.len() * 2) as u16;
-    UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: text.as_ptr() as *mut u16 }
+/// A `UNICODE_STRING` over a static UTF-16 literal with its NUL (`Buffer` is only ever read).
+pub const fn unicode(text: UnicodeLiteral) -> UNICODE_STRING {
+    UNICODE_STRING { Length: text.length(), MaximumLength: text.maximum_length(), Buffer: text.buffer() as *mut u16 }
 }
 
-/// ASCII to UTF-16 at compile time, for the driver's object names.
-pub use ntpool::sys::utf16;
+/// ASCII to UTF-16 at compile time, and the literals of the driver's object names.
+pub use ntpool::sys::{UnicodeLiteral, utf16};

@@ -1,12 +1,22 @@
 //! Raw tagged allocation by `Layout`, shared by [`PoolBox`](crate::PoolBox) and
 //! [`PoolAllocator`], and the `allocator_api2` allocator.
 //!
-//! Alignment: the kernel aligns blocks on 16 bytes (a cache line with `POOL_FLAG_CACHE_ALIGNED`),
-//! and blocks of a page or more on a page. A stricter alignment is arranged here: the block is
-//! over-allocated by `align` bytes, the aligned address is handed out, and the address the kernel
-//! returned is kept in the eight bytes just below it, so that the free gets the original pointer
-//! back. Whether a layout needs this depends only on the layout and the pool, so the free decides
-//! the same way the allocation did.
+//! Alignment: ntpool hands out a block aligned for its `Layout` on every kernel, and trusts no
+//! promise it does not check. Windows aligns every block on 16 bytes (`MEMORY_ALLOCATION_ALIGNMENT`
+//! on x64), a block of a page or more on a page, and a cache-aligned block on a cache line; Wine's
+//! pool, a heap, keeps only the first. Where the data sits in the kernel's block depends only on the
+//! layout ([`Placement`]), so the free finds the kernel's own address the way the allocation put it:
+//! * **At the start** of the kernel's block, for an alignment of 16 bytes or less. The allocation
+//!   checks the address (one test on the path taken anyway); a block that breaks even
+//!   `MEMORY_ALLOCATION_ALIGNMENT` for this layout is freed and the allocation fails with
+//!   [`AllocError`].
+//! * **At the start if it is a page**, for a block of a page or more aligned on more than 16 bytes
+//!   and less than a page: Windows starts it on a page. Where the kernel did not, that block is
+//!   freed and the data goes inside a larger one, at an address that is never a page start, so the
+//!   free tells the two apart by the address alone.
+//! * **Inside** a block `align` bytes larger, for every other layout (more than 16 bytes below a
+//!   page, a page or more above it): the aligned address is handed out and the address the kernel
+//!   returned is kept in the eight bytes just below it.
 
 use core::alloc::Layout;
 use core::marker::PhantomData;
@@ -38,15 +48,45 @@ impl core::error::Error for AllocError {}
 
 const PAGE_SIZE: usize = 4096;
 
-/// The alignment ntpool relies on the kernel for, in every pool: `MEMORY_ALLOCATION_ALIGNMENT` on
-/// x64. A cache-aligned pool promises more ([`PoolType::ALIGN`]), but not every kernel keeps that
-/// promise (Wine's `ExAllocatePoolWithTag` ignores it), so a stricter layout is always arranged here.
+/// `MEMORY_ALLOCATION_ALIGNMENT` on x64: the alignment every kernel promises for every block, and
+/// the most that a block's own start is trusted with (after a check).
 const KERNEL_ALIGN: usize = 16;
 
-/// Whether `layout` needs the over-allocation described in the module documentation.
-const fn needs_header(layout: Layout) -> bool {
-    let align = layout.align();
-    align > KERNEL_ALIGN && !(layout.size() >= PAGE_SIZE && align <= PAGE_SIZE)
+/// Where the data of a layout sits in the kernel's block (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// At the start of the kernel's block.
+    Start,
+    /// At the start if that is a page; elsewhere inside a larger block, never at a page start.
+    StartIfPage,
+    /// Inside a larger block, with the kernel's address just below it.
+    Inside,
+}
+
+impl Placement {
+    /// Where a layout's data sits. A zero-sized layout has no block at all.
+    pub(crate) const fn of(layout: Layout) -> Self {
+        let align = layout.align();
+        if align <= KERNEL_ALIGN {
+            Placement::Start
+        } else if layout.size() >= PAGE_SIZE && align < PAGE_SIZE {
+            Placement::StartIfPage
+        } else {
+            Placement::Inside
+        }
+    }
+}
+
+/// Whether `data`, handed out by [`allocate`] for `layout`, is the start of the kernel's block:
+/// the address that `ExFreePoolWithTag` takes.
+#[inline(always)]
+pub(crate) fn starts_kernel_block(data: NonNull<u8>, layout: Layout) -> bool {
+    layout.size() != 0
+        && match Placement::of(layout) {
+            Placement::Start => true,
+            Placement::StartIfPage => data.addr().get() % PAGE_SIZE == 0,
+            Placement::Inside => false,
+        }
 }
 
 /// Allocates a block for `layout` from pool `P` with `tag`, zeroed unless `zeroed` is false.
@@ -76,28 +116,81 @@ pub(crate) fn allocate_with_flags<P: PoolType>(
         return NonNull::new(core::ptr::without_provenance_mut(layout.align())).ok_or(AllocError);
     }
     let flags = P::FLAGS | extra;
-    let header = needs_header(layout);
-    let size = if header { layout.size().checked_add(layout.align()).ok_or(AllocError)? } else { layout.size() };
-    // SAFETY: the caller holds a token proving the IRQL allows pool `P`; the size is not zero and the
-    // tag is valid (a `PoolTag`).
-    let block = unsafe { sys::ExAllocatePool2(flags, size as u64, tag.to_ulong()) }.cast::<u8>();
-    let block = NonNull::new(block).ok_or(AllocError)?;
-    if !header {
-        return Ok(block);
+    match Placement::of(layout) {
+        Placement::Start => {
+            let block = kernel_allocate(flags, layout.size(), tag)?;
+            if block.addr().get() % layout.align() == 0 {
+                return Ok(block);
+            }
+            refuse(block, tag)
+        }
+        Placement::StartIfPage => {
+            let block = kernel_allocate(flags, layout.size(), tag)?;
+            if block.addr().get() % PAGE_SIZE == 0 {
+                return Ok(block);
+            }
+            // SAFETY: the kernel's own block, just allocated with this tag and not handed out.
+            unsafe { sys::ExFreePoolWithTag(block.as_ptr().cast(), tag.to_ulong()) };
+            allocate_inside(layout, flags, tag, true)
+        }
+        Placement::Inside => allocate_inside(layout, flags, tag, false),
     }
-    let address = block.as_ptr() as usize;
-    let offset = (address + layout.align()) & !(layout.align() - 1);
-    let offset = offset - address;
-    // SAFETY: `offset` is at most `align`, and `size + align` bytes were allocated: the aligned block
-    // of `layout.size()` bytes fits. `offset >= 16` because the kernel's block is 16-byte aligned and
-    // `align > 16`, so the eight bytes below the aligned block are inside the allocation and aligned
-    // for a pointer.
-    let aligned = unsafe { block.add(offset) };
+}
+
+/// `ExAllocatePool2` for `size` bytes (not zero).
+#[cfg_attr(ntpool_emulated, track_caller)]
+#[inline(always)]
+fn kernel_allocate(flags: sys::POOL_FLAGS, size: usize, tag: PoolTag) -> Result<NonNull<u8>, AllocError> {
+    // SAFETY: the caller holds a token proving the IRQL allows the pool in `flags`; the size is not
+    // zero and the tag is valid (a `PoolTag`).
+    let block = unsafe { sys::ExAllocatePool2(flags, size as u64, tag.to_ulong()) };
+    NonNull::new(block.cast::<u8>()).ok_or(AllocError)
+}
+
+/// Frees a block whose address breaks the kernel's `MEMORY_ALLOCATION_ALIGNMENT` for the layout
+/// asked for, and fails the allocation: the block is never handed out.
+#[cold]
+#[inline(never)]
+fn refuse(block: NonNull<u8>, tag: PoolTag) -> Result<NonNull<u8>, AllocError> {
+    // SAFETY: the kernel's own block, just allocated with this tag and not handed out.
+    unsafe { sys::ExFreePoolWithTag(block.as_ptr().cast(), tag.to_ulong()) };
+    Err(AllocError)
+}
+
+/// Allocates `layout` inside a larger block ([`Placement::Inside`]), at an address that is not a
+/// page start when `off_page` is set ([`Placement::StartIfPage`], where a page start means the
+/// kernel's own block).
+#[cold]
+#[cfg_attr(ntpool_emulated, track_caller)]
+fn allocate_inside(
+    layout: Layout,
+    flags: sys::POOL_FLAGS,
+    tag: PoolTag,
+    off_page: bool,
+) -> Result<NonNull<u8>, AllocError> {
+    let align = layout.align();
+    let extra = if off_page { align.checked_mul(2).ok_or(AllocError)? } else { align };
+    let block = kernel_allocate(flags, layout.size().checked_add(extra).ok_or(AllocError)?, tag)?;
+    let address = block.addr().get();
+    if address % align_of::<*mut u8>() != 0 {
+        // Not even room for an aligned header below the data.
+        return refuse(block, tag);
+    }
+    // In `[8, align]`: `address` is a multiple of 8, and `align` (more than 16) of 16.
+    let mut offset = align - address % align;
+    if off_page && (address + offset) % PAGE_SIZE == 0 {
+        // `align` is less than a page here, so one more step leaves the page start.
+        offset += align;
+    }
+    // SAFETY: `offset <= extra`, and `size + extra` bytes were allocated: the aligned data of
+    // `layout.size()` bytes fits. `offset >= 8` and the data is aligned on more than 8 bytes, so the
+    // eight bytes below it are inside the allocation and aligned for a pointer.
+    let data = unsafe { block.add(offset) };
     // SAFETY: as above, the header slot is inside the block and aligned.
-    let header = unsafe { aligned.cast::<*mut u8>().sub(1) };
+    let header = unsafe { data.cast::<*mut u8>().sub(1) };
     // SAFETY: as above.
     unsafe { header.write(block.as_ptr()) };
-    Ok(aligned)
+    Ok(data)
 }
 
 /// Frees a block that [`allocate`] returned for the same `layout`, pool and tag.
@@ -110,13 +203,14 @@ pub(crate) unsafe fn free(block: NonNull<u8>, layout: Layout, tag: PoolTag) {
     if layout.size() == 0 {
         return;
     }
-    let original = if needs_header(layout) {
-        // SAFETY: `allocate` wrote the original pointer just below the aligned block, inside it.
+    let original = if starts_kernel_block(block, layout) {
+        block.as_ptr()
+    } else {
+        // SAFETY: `allocate` put the data inside the kernel's block and wrote the block's address
+        // just below it, inside the block.
         let header = unsafe { block.cast::<*mut u8>().sub(1) };
         // SAFETY: as above.
         unsafe { header.read() }
-    } else {
-        block.as_ptr()
     };
     // SAFETY: `original` is what ExAllocatePool2 returned, with this tag; the caller does not use
     // the block again.

@@ -189,6 +189,43 @@ impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
     }
 }
 
+impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
+    /// Gives up ownership of the kernel's block itself: the address to hand to a routine that frees
+    /// the block with `ExFreePoolWithTag(block, tag)` (with the box's [`tag`](PoolBox::tag)) or
+    /// `ExFreePool`, or to free it so yourself.
+    ///
+    /// Only for a `T` of non-zero size aligned on at most 16 bytes, whose content always starts the
+    /// kernel's block; for any other type this is a compile error (use
+    /// [`PoolBox::try_into_kernel_block`], which decides at run time).
+    ///
+    /// ```
+    /// use ntpool::{NonPagedBox, Passive, sys};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let request = NonPagedBox::<[u64; 4], Doc>::try_new(&passive, [1; 4]).unwrap();
+    ///     let tag = request.tag().to_ulong();
+    ///     let block = NonPagedBox::into_kernel_block(request);
+    ///     // ... handed to a routine that frees it with ExFreePoolWithTag(block, tag):
+    ///     // SAFETY: the start of the kernel's block, allocated with `tag`, given up by its box.
+    ///     unsafe { sys::ExFreePoolWithTag(block.cast(), tag) };
+    /// });
+    /// assert!(kernel.verify_unload().is_ok()); // freed once, with its own address and tag
+    /// ```
+    pub fn into_kernel_block(b: Self) -> *mut T {
+        const {
+            assert!(
+                size_of::<T>() != 0 && matches!(alloc::Placement::of(Layout::new::<T>()), alloc::Placement::Start),
+                "into_kernel_block: this type is zero-sized or aligned on more than 16 bytes, so its content \
+                 does not always start the kernel's block; use try_into_kernel_block"
+            )
+        };
+        PoolBox::into_raw(b)
+    }
+}
+
 impl<T, P: PoolType> PoolBox<T, PoolTag, P> {
     /// Allocates a zeroed block tagged with `tag`, a tag known only at run time, and moves `value`
     /// into it. The box stores the tag (it is two words wide) and frees with it.
@@ -469,6 +506,12 @@ impl<T: ?Sized, G: TagSource, P: PoolType> PoolBox<T, G, P> {
     /// Gives up ownership: the block is no longer freed on drop. Rebuild the box with
     /// [`PoolBox::from_raw`] to free it.
     ///
+    /// The pointer is the content's address, which is not always the start of the kernel's block: a
+    /// type aligned on more than 16 bytes may sit inside a larger block (see the crate's `alloc`
+    /// notes). So never give it to a routine that frees the block, nor to `ExFreePoolWithTag`
+    /// yourself: that is bug check 0xC4 / 0x10 under Driver Verifier. To hand the block itself to the
+    /// kernel, use [`PoolBox::into_kernel_block`] or [`PoolBox::try_into_kernel_block`].
+    ///
     /// ```
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
@@ -482,6 +525,44 @@ impl<T: ?Sized, G: TagSource, P: PoolType> PoolBox<T, G, P> {
     /// ```
     pub fn into_raw(b: Self) -> *mut T {
         core::mem::ManuallyDrop::new(b).ptr.as_ptr()
+    }
+
+    /// Gives up ownership of the kernel's block itself, if the content starts it (else gives the box
+    /// back): the address to hand to a routine that frees the block with `ExFreePoolWithTag(block,
+    /// tag)` (with the box's [`tag`](PoolBox::tag)) or `ExFreePool`, or to free it so yourself.
+    ///
+    /// The content starts the kernel's block when its alignment is at most 16 bytes (then
+    /// [`PoolBox::into_kernel_block`] says so at compile time), and for a block of a page or more
+    /// aligned on less than a page when the kernel started it on a page, as Windows does. It never
+    /// does for zero-sized content, which has no block.
+    ///
+    /// ```
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// #[repr(C, align(64))]
+    /// struct Line([u8; 64]);
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { Passive::assume() };
+    /// let line = NonPagedBox::<Line, Doc>::try_new(&passive, Line([0; 64])).unwrap();
+    /// // Below a page, a 64-byte alignment needs a larger block with the line inside it.
+    /// let line = NonPagedBox::try_into_kernel_block(line).unwrap_err();
+    /// let pages = NonPagedBox::<[Line], Doc>::try_new_zeroed_slice(&passive, 64).unwrap();
+    /// // SAFETY: 64 zeroed lines are valid.
+    /// let pages = unsafe { pages.assume_init() };
+    /// let tag = pages.tag().to_ulong();
+    /// // A page or more: the kernel started the block on a page, and the lines start there.
+    /// let block = NonPagedBox::try_into_kernel_block(pages).ok().unwrap();
+    /// // SAFETY: the start of the kernel's block, allocated with `tag`, given up by its box.
+    /// unsafe { ntpool::sys::ExFreePoolWithTag(block.cast(), tag) };
+    /// # drop(line);
+    /// # });
+    /// ```
+    pub fn try_into_kernel_block(b: Self) -> Result<*mut T, Self> {
+        // SAFETY: the box owns a valid `T` (invariant); the reference only serves to compute the
+        // layout.
+        let layout = Layout::for_value(unsafe { b.ptr.as_ref() });
+        if alloc::starts_kernel_block(b.ptr.cast(), layout) { Ok(PoolBox::into_raw(b)) } else { Err(b) }
     }
 
     /// The tag the block was allocated with, and will be freed with.

@@ -37,8 +37,9 @@
 //!   ever leak, padding included); [`VpBox::try_new_uninit`] hands it out as `MaybeUninit`.
 //! * **Fallible**: a NULL from `VideoPortAllocatePool` is an [`AllocError`], never a panic.
 //! * **Aligned**: `VideoPortAllocatePool` gives the pool's 16-byte alignment (x64), so `VpBox` takes
-//!   types aligned on at most 16 bytes; a type with a stricter alignment is a compile error. Values
-//!   of zero size allocate nothing.
+//!   types aligned on at most 16 bytes; a type with a stricter alignment is a compile error. The
+//!   promise is checked, not trusted: a block whose address breaks it for its type is freed at once
+//!   and the allocation fails with [`AllocError`]. Values of zero size allocate nothing.
 //!
 //! ```
 //! use ntpool::Passive;
@@ -283,7 +284,8 @@ unsafe impl<T: ?Sized + DispatchSafe, G: Tag, V: VpPoolType> DispatchSafe for Vp
 {
 }
 
-/// The alignment `VideoPortAllocatePool` promises on x64 (`MEMORY_ALLOCATION_ALIGNMENT`).
+/// The alignment `VideoPortAllocatePool` promises on x64 (`MEMORY_ALLOCATION_ALIGNMENT`), checked
+/// for every block (a block that breaks it for its layout is freed, and the allocation fails).
 const VP_ALIGN: usize = 16;
 
 /// Allocates `size` bytes (not zero) for `device` from pool `V` with tag `G`.
@@ -299,7 +301,15 @@ fn allocate<G: Tag, V: VpPoolType>(device: HwDeviceExtension, layout: Layout) ->
     let block = unsafe {
         sys::VideoPortAllocatePool(device.as_ptr(), V::VP_POOL_TYPE, layout.size() as u64, G::TAG.to_ulong())
     };
-    NonNull::new(block.cast::<u8>()).ok_or(AllocError)
+    let block = NonNull::new(block.cast::<u8>()).ok_or(AllocError)?;
+    if block.addr().get() % layout.align() != 0 {
+        // The promise is checked, not trusted: a block that breaks it for this layout goes back at
+        // once and is never handed out.
+        // SAFETY: the block `VideoPortAllocatePool` just returned for `device`, not handed out.
+        unsafe { sys::VideoPortFreePool(device.as_ptr(), block.as_ptr().cast()) };
+        return Err(AllocError);
+    }
+    Ok(block)
 }
 
 impl<T, G: Tag, V: VpPoolType> VpBox<T, G, V> {

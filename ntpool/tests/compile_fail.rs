@@ -117,6 +117,10 @@ const REASONS: &[(&str, &str)] = &[
     ("r5_box_cannot_be_freed_twice", "use of moved value: `b`"),
     ("r5_box_cannot_change_its_pool", "expected `PoolBox<u32, Tg, PagedPool>`, found `PoolBox<u32, Tg>`"),
     ("r5_box_cannot_change_its_tag", "expected `PoolBox<u32, Other>`, found `PoolBox<u32, Tg>`"),
+    (
+        "r5_kernel_block_of_an_over_aligned_type",
+        "into_kernel_block: this type is zero-sized or aligned on more than 16 bytes",
+    ),
     ("r5_from_raw_is_unsafe", "call to unsafe function `PoolBox::<T, G, P>::from_raw` is unsafe"),
     ("trap_default_tag", "invalid pool tag: `Wdm ` and `Ddk ` are default tags"),
     ("trap_pool_type_passed_as_pool_flags", "expected `u64`, found `i32`"),

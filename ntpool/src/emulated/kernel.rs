@@ -16,7 +16,10 @@ use std::vec::Vec;
 
 #[cfg(ntpool_pages)]
 use super::pages::{self, Pages};
-use super::{Allocation, AllocationSite, BugCheck, PoolKind, PoolUsage, PoolUsageRow, RawTag, SpecialPoolAlignment};
+use super::{
+    Allocation, AllocationSite, BugCheck, PoolAlignment, PoolKind, PoolUsage, PoolUsageRow, RawTag,
+    SpecialPoolAlignment,
+};
 use crate::sys::{
     self, APC_LEVEL, BAD_POOL_CALLER, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION, KIRQL, KSPIN_LOCK,
     PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG,
@@ -53,6 +56,8 @@ pub(crate) struct Config {
     pub(crate) lookaside_list_ex: bool,
     /// The pool quota of every process, in bytes (paged and non-paged together).
     pub(crate) process_quota: Option<u64>,
+    /// Which alignment promises the pool keeps.
+    pub(crate) pool_alignment: PoolAlignment,
 }
 
 impl Default for Config {
@@ -69,6 +74,7 @@ impl Default for Config {
             uninitialized_fill: UNINITIALIZED_FILL,
             lookaside_list_ex: true,
             process_quota: None,
+            pool_alignment: PoolAlignment::Windows,
         }
     }
 }
@@ -1052,11 +1058,19 @@ fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, B
         }
     }
     // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
-    // a page for a page or more, a cache line when asked, else 16 bytes (and never 32).
-    if request.size < PAGE_SIZE && align == POOL_ALIGNMENT {
+    // a page for a page or more, a cache line when asked, else 16 bytes (and never 32). A kernel that
+    // breaks the promises (`PoolAlignment`) takes this path for every size and alignment.
+    let below = match state.config.pool_alignment {
+        PoolAlignment::Windows if request.size >= PAGE_SIZE || align != POOL_ALIGNMENT => None,
+        PoolAlignment::Windows | PoolAlignment::Heap => Some(0),
+        PoolAlignment::Eight => Some(8),
+    };
+    if let Some(below) = below {
         // The host's plain allocator already aligns on 16 (no aligned-allocation path): take 16
-        // bytes more and start the block 16 bytes in when the host's block is 32-byte aligned.
-        let layout = Layout::from_size_align(request.size.checked_add(POOL_ALIGNMENT)?, POOL_ALIGNMENT).ok()?;
+        // bytes more (and `below`) and start the block 16 bytes in when the host's block is 32-byte
+        // aligned, then `below` bytes further.
+        let extra = POOL_ALIGNMENT + below;
+        let layout = Layout::from_size_align(request.size.checked_add(extra)?, POOL_ALIGNMENT).ok()?;
         let base = match pool.spare.take(layout) {
             // A block of the host's allocated with this layout, no longer used by anyone.
             Some(base) => base as *mut u8,
@@ -1066,8 +1080,8 @@ fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, B
         if base.is_null() {
             return None;
         }
-        let offset = if base as usize % (2 * POOL_ALIGNMENT) == 0 { POOL_ALIGNMENT } else { 0 };
-        // SAFETY: `size + 16` bytes were allocated at `base`, and `offset` is at most 16.
+        let offset = if base as usize % (2 * POOL_ALIGNMENT) == 0 { POOL_ALIGNMENT } else { 0 } + below;
+        // SAFETY: `size + extra` bytes were allocated at `base`, and `offset` is at most `extra`.
         return Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }));
     }
     let (align, offset) = if request.size >= PAGE_SIZE { (PAGE_SIZE, 0) } else { (2 * align, align) };

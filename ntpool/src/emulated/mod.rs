@@ -552,6 +552,32 @@ impl KernelBuilder {
         self
     }
 
+    /// Which alignment promises the pool keeps ([`PoolAlignment::Windows`] unless told otherwise).
+    /// A kernel that breaks them shows whether code relies on more than it checks: ntpool itself
+    /// hands out blocks aligned for their layout on every one of them.
+    ///
+    /// ```
+    /// use ntpool::emulated::{Kernel, PoolAlignment};
+    /// use ntpool::{NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// #[repr(C, align(4096))]
+    /// struct Page([u8; 4096]);
+    ///
+    /// let kernel = Kernel::builder().pool_alignment(PoolAlignment::Heap).build();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     // The kernel's block of 8 KiB does not start on a page; the box's does all the same.
+    ///     let page = NonPagedBox::<Page, Doc>::try_new(&passive, Page([0; 4096])).unwrap();
+    ///     assert_eq!(page.as_ptr() as usize % 4096, 0);
+    /// });
+    /// assert!(kernel.verify_unload().is_ok());
+    /// ```
+    pub fn pool_alignment(mut self, alignment: PoolAlignment) -> Self {
+        self.config.pool_alignment = alignment;
+        self
+    }
+
     /// The configured kernel.
     ///
     /// ```
@@ -563,6 +589,23 @@ impl KernelBuilder {
     pub fn build(self) -> Kernel {
         Kernel { state: Arc::new(State::new(self.config)) }
     }
+}
+
+/// Which alignment promises an emulated pool keeps ([`KernelBuilder::pool_alignment`]). Special pool
+/// and Force IRQL Checking place their blocks on pages of their own as Windows does, whatever this
+/// says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PoolAlignment {
+    /// Windows' promises, and no more: every block on 16 bytes (`MEMORY_ALLOCATION_ALIGNMENT`, never
+    /// on 32 unless asked), a cache line with `POOL_FLAG_CACHE_ALIGNED` or a cache-aligned pool type,
+    /// and a page for blocks of a page or more.
+    #[default]
+    Windows,
+    /// A heap's, as Wine 8's pool: every block on 16 bytes and never on 32, so none starts on a cache
+    /// line or a page, whatever its size or pool type.
+    Heap,
+    /// Not even `MEMORY_ALLOCATION_ALIGNMENT`: every block starts 8 bytes past a 16-byte boundary.
+    Eight,
 }
 
 /// Where Driver Verifier's special pool puts a block on its page.

@@ -528,9 +528,79 @@ pub const fn utf16<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
     wide
 }
 
+/// A UTF-16 literal that ends with its NUL, described as `RtlInitUnicodeString` describes a literal:
+/// `Length` without the NUL, `MaximumLength` with it. For `UNICODE_STRING`s of names the kernel
+/// reads (routine names for `MmGetSystemRoutineAddress`, device and link names): a loader or
+/// emulator that reads a name up to its NUL sees that name alone.
+///
+/// ```
+/// use ntpool::sys::{utf16, UnicodeLiteral};
+/// static NAME: UnicodeLiteral = UnicodeLiteral::new(&utf16(b"\\Device\\Ab\0"));
+/// assert_eq!((NAME.length(), NAME.maximum_length()), (20, 22));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct UnicodeLiteral(&'static [u16]);
+
+impl UnicodeLiteral {
+    /// The text in `wide`, which must end with its NUL and not be empty (checked at compile time in
+    /// a `static` or `const`).
+    ///
+    /// ```compile_fail
+    /// static NAME: ntpool::sys::UnicodeLiteral = ntpool::sys::UnicodeLiteral::new(&ntpool::sys::utf16(b"NoNul"));
+    /// ```
+    pub const fn new(wide: &'static [u16]) -> Self {
+        assert!(matches!(wide, [first, .., 0] if *first != 0), "a UnicodeLiteral is not empty and ends with its NUL");
+        UnicodeLiteral(wide)
+    }
+
+    /// `Length`: the text's bytes, without the NUL.
+    pub const fn length(self) -> u16 {
+        ((self.0.len() - 1) * 2) as u16
+    }
+
+    /// `MaximumLength`: the buffer's bytes, the NUL included.
+    pub const fn maximum_length(self) -> u16 {
+        (self.0.len() * 2) as u16
+    }
+
+    /// `Buffer`: the text, followed by its NUL.
+    pub const fn buffer(self) -> *const u16 {
+        self.0.as_ptr()
+    }
+}
+
+/// The routines ntpool looks up at run time (the real kernel's backend resolves them).
+#[cfg_attr(ntpool_emulated, allow(dead_code))]
+pub(crate) mod routine_names {
+    use super::{UnicodeLiteral, utf16};
+
+    pub(crate) static EX_ALLOCATE_POOL2: UnicodeLiteral = UnicodeLiteral::new(&utf16(b"ExAllocatePool2\0"));
+    pub(crate) static EX_INITIALIZE_LOOKASIDE_LIST_EX: UnicodeLiteral =
+        UnicodeLiteral::new(&utf16(b"ExInitializeLookasideListEx\0"));
+    pub(crate) static EX_DELETE_LOOKASIDE_LIST_EX: UnicodeLiteral =
+        UnicodeLiteral::new(&utf16(b"ExDeleteLookasideListEx\0"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routine_names_end_with_a_nul_beyond_their_length() {
+        use routine_names::*;
+        for (name, text) in [
+            (EX_ALLOCATE_POOL2, "ExAllocatePool2"),
+            (EX_INITIALIZE_LOOKASIDE_LIST_EX, "ExInitializeLookasideListEx"),
+            (EX_DELETE_LOOKASIDE_LIST_EX, "ExDeleteLookasideListEx"),
+        ] {
+            let length = usize::from(name.length()) / 2;
+            assert_eq!(usize::from(name.maximum_length()), 2 * (length + 1), "{text}");
+            // SAFETY: the buffer holds `MaximumLength` bytes.
+            let buffer = unsafe { core::slice::from_raw_parts(name.buffer(), length + 1) };
+            assert!(buffer[..length].iter().copied().eq(text.encode_utf16()), "{text}");
+            assert_eq!(buffer[length], 0, "{text}: the NUL beyond Length");
+        }
+    }
 
     #[test]
     fn pool_flags_map_to_the_legacy_pool_types() {

@@ -9,7 +9,10 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{KIRQL, KSPIN_LOCK, NTSTATUS, PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG};
+use super::{
+    KIRQL, KSPIN_LOCK, NTSTATUS, PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG, UnicodeLiteral,
+    routine_names,
+};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("ntpool's real-kernel backend supports x86_64 Windows drivers only");
@@ -53,7 +56,7 @@ unsafe extern "system" {
         BugCheckParameter3: usize,
         BugCheckParameter4: usize,
     ) -> !;
-    fn MmGetSystemRoutineAddress(SystemRoutineName: *const UNICODE_STRING) -> PVOID;
+    fn MmGetSystemRoutineAddress(SystemUnicodeLiteral: *const UNICODE_STRING) -> PVOID;
     /// `ExAllocatePoolWithQuotaTag`: charges the current process. ntpool always passes
     /// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE`.
     pub fn ExAllocatePoolWithQuotaTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
@@ -110,8 +113,8 @@ const STATUS_PROCEDURE_NOT_FOUND: NTSTATUS = 0xC000_007A_u32 as i32;
 /// Whether the running kernel exports `ExInitializeLookasideListEx` and `ExDeleteLookasideListEx`
 /// (Vista and later; not Wine). Resolves them if that has not happened yet and the IRQL allows it.
 pub fn uses_lookaside_list_ex() -> bool {
-    resolve(&EX_INITIALIZE_LOOKASIDE_LIST_EX, &EX_INITIALIZE_LOOKASIDE_LIST_EX_NAME).is_some()
-        && resolve(&EX_DELETE_LOOKASIDE_LIST_EX, &EX_DELETE_LOOKASIDE_LIST_EX_NAME).is_some()
+    resolve(&EX_INITIALIZE_LOOKASIDE_LIST_EX, routine_names::EX_INITIALIZE_LOOKASIDE_LIST_EX).is_some()
+        && resolve(&EX_DELETE_LOOKASIDE_LIST_EX, routine_names::EX_DELETE_LOOKASIDE_LIST_EX).is_some()
 }
 
 /// `ExInitializeLookasideListEx`, resolved at run time; `STATUS_PROCEDURE_NOT_FOUND` where the kernel
@@ -134,8 +137,8 @@ pub unsafe fn ExInitializeLookasideListEx(
     // The delete routine is looked up here too (at the initialization's IRQL, which
     // `MmGetSystemRoutineAddress` needs to be PASSIVE_LEVEL), so that a list is never initialized
     // that `ExDeleteLookasideListEx` could not delete later, at any IRQL.
-    let delete = resolve(&EX_DELETE_LOOKASIDE_LIST_EX, &EX_DELETE_LOOKASIDE_LIST_EX_NAME);
-    let initialize = resolve(&EX_INITIALIZE_LOOKASIDE_LIST_EX, &EX_INITIALIZE_LOOKASIDE_LIST_EX_NAME);
+    let delete = resolve(&EX_DELETE_LOOKASIDE_LIST_EX, routine_names::EX_DELETE_LOOKASIDE_LIST_EX);
+    let initialize = resolve(&EX_INITIALIZE_LOOKASIDE_LIST_EX, routine_names::EX_INITIALIZE_LOOKASIDE_LIST_EX);
     let (Some(address), Some(_)) = (initialize, delete) else {
         return STATUS_PROCEDURE_NOT_FOUND;
     };
@@ -151,7 +154,7 @@ pub unsafe fn ExInitializeLookasideListEx(
 /// # Safety
 /// As for `ExDeleteLookasideListEx`: an initialized list, deleted once.
 pub unsafe fn ExDeleteLookasideListEx(Lookaside: *mut super::LOOKASIDE_LIST_EX) {
-    if let Some(address) = resolve(&EX_DELETE_LOOKASIDE_LIST_EX, &EX_DELETE_LOOKASIDE_LIST_EX_NAME) {
+    if let Some(address) = resolve(&EX_DELETE_LOOKASIDE_LIST_EX, routine_names::EX_DELETE_LOOKASIDE_LIST_EX) {
         // SAFETY: the address MmGetSystemRoutineAddress returned for this routine, with its signature.
         let routine = unsafe { core::mem::transmute::<usize, ExDeleteLookasideListExFn>(address) };
         // SAFETY: the caller upholds the routine's contract.
@@ -172,23 +175,16 @@ static EX_ALLOCATE_POOL2: AtomicUsize = AtomicUsize::new(UNRESOLVED);
 static EX_INITIALIZE_LOOKASIDE_LIST_EX: AtomicUsize = AtomicUsize::new(UNRESOLVED);
 static EX_DELETE_LOOKASIDE_LIST_EX: AtomicUsize = AtomicUsize::new(UNRESOLVED);
 
-static EX_ALLOCATE_POOL2_NAME: [u16; 15] = super::utf16(b"ExAllocatePool2");
-static EX_INITIALIZE_LOOKASIDE_LIST_EX_NAME: [u16; 27] = super::utf16(b"ExInitializeLookasideListEx");
-static EX_DELETE_LOOKASIDE_LIST_EX_NAME: [u16; 23] = super::utf16(b"ExDeleteLookasideListEx");
-
 /// Looks a routine up once, at `PASSIVE_LEVEL` as `MmGetSystemRoutineAddress` requires, and caches
 /// the answer in `cache`. Until a lookup at `PASSIVE_LEVEL` has happened, callers get `None`.
-fn resolve(cache: &AtomicUsize, name: &'static [u16]) -> Option<usize> {
+fn resolve(cache: &AtomicUsize, name: UnicodeLiteral) -> Option<usize> {
     let mut address = cache.load(Ordering::Acquire);
     if address == UNRESOLVED {
         if KeGetCurrentIrql() != PASSIVE_LEVEL {
             return None;
         }
-        let name = UNICODE_STRING {
-            Length: (name.len() * 2) as u16,
-            MaximumLength: (name.len() * 2) as u16,
-            Buffer: name.as_ptr(),
-        };
+        let name =
+            UNICODE_STRING { Length: name.length(), MaximumLength: name.maximum_length(), Buffer: name.buffer() };
         // SAFETY: `name` is a valid UNICODE_STRING for the duration of the call, and the current
         // IRQL is PASSIVE_LEVEL (checked above).
         let routine = unsafe { MmGetSystemRoutineAddress(&name) };
@@ -200,7 +196,7 @@ fn resolve(cache: &AtomicUsize, name: &'static [u16]) -> Option<usize> {
 
 /// `ExAllocatePool2`, where the running kernel exports it.
 fn ex_allocate_pool2() -> Option<ExAllocatePool2Fn> {
-    let address = resolve(&EX_ALLOCATE_POOL2, &EX_ALLOCATE_POOL2_NAME)?;
+    let address = resolve(&EX_ALLOCATE_POOL2, routine_names::EX_ALLOCATE_POOL2)?;
     // SAFETY: `address` is what MmGetSystemRoutineAddress returned for "ExAllocatePool2", whose
     // signature is `PVOID ExAllocatePool2(POOL_FLAGS, SIZE_T, ULONG)` with the system ABI.
     Some(unsafe { core::mem::transmute::<usize, ExAllocatePool2Fn>(address) })
