@@ -28,6 +28,11 @@ pub const KERNEL_MODULES: &[&str] = &["ntoskrnl.exe", "hal.dll", "videoprt.sys"]
 /// kernel lacks does not load at all. Look them up with `MmGetSystemRoutineAddress` instead.
 pub const FORBIDDEN_IMPORTS: &[&str] = &["ExAllocatePool2", "ExAllocatePool3"];
 
+/// Routines drivers look up by name with `MmGetSystemRoutineAddress`: their UTF-16 names in the
+/// image must end with a NUL beyond `Length`, as `RtlInitUnicodeString` leaves a literal, or a loader
+/// that reads a name up to its NUL runs on into whatever follows it.
+pub const LOOKED_UP_ROUTINES: &[&str] = &["ExAllocatePool2", "ExInitializeLookasideListEx", "ExDeleteLookasideListEx"];
+
 /// The exported routine the entry point must be.
 pub const ENTRY_EXPORT: &str = "DriverEntry";
 
@@ -218,9 +223,47 @@ fn check_pe64(image: &[u8], policy: &Policy<'_>) -> Result<Vec<Check>, String> {
     ));
 
     checks.push(section_check(&file));
+    checks.push(names_check(image));
     checks.push(entry_check(&file, policy));
     checks.extend(import_checks(&file, policy));
     Ok(checks)
+}
+
+/// The looked-up routine names in `image` (UTF-16LE) that no NUL follows, and how many names it
+/// holds in all.
+fn unterminated_names(image: &[u8], names: &[&str]) -> (Vec<String>, usize) {
+    let mut unterminated = Vec::new();
+    let mut found = 0;
+    for name in names {
+        let wide: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        for (at, window) in image.windows(wide.len()).enumerate() {
+            if window == wide.as_slice() && at % 2 == 0 {
+                found += 1;
+                if image.get(at + wide.len()..at + wide.len() + 2) != Some(&[0, 0][..]) {
+                    unterminated.push(format!("{name} at file offset {at:#x}"));
+                }
+            }
+        }
+    }
+    (unterminated, found)
+}
+
+fn names_check(image: &[u8]) -> Check {
+    let (unterminated, found) = unterminated_names(image, LOOKED_UP_ROUTINES);
+    Check::new(
+        "routine names",
+        unterminated.is_empty(),
+        if !unterminated.is_empty() {
+            format!(
+                "{} without a NUL after it: a loader that reads names up to their NUL runs on into the next",
+                unterminated.join(", ")
+            )
+        } else if found == 0 {
+            "no routine looked up by name".to_owned()
+        } else {
+            format!("{found} UTF-16 name(s) of routines looked up at run time, each followed by its NUL")
+        },
+    )
 }
 
 fn section_permissions(flags: u32) -> String {
@@ -407,6 +450,21 @@ fn import_checks(file: &PeFile64<'_>, policy: &Policy<'_>) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routine_names_must_end_with_a_nul() {
+        let wide = |text: &str| text.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+        let mut packed = wide("ExAllocatePool2");
+        packed.extend(wide("ExDeleteLookasideListEx"));
+        packed.extend([0, 0]);
+        let (unterminated, found) = unterminated_names(&packed, LOOKED_UP_ROUTINES);
+        assert_eq!(found, 2);
+        assert_eq!(unterminated, ["ExAllocatePool2 at file offset 0x0"]);
+        let mut terminated = wide("ExAllocatePool2");
+        terminated.extend([0, 0]);
+        assert_eq!(unterminated_names(&terminated, LOOKED_UP_ROUTINES), (vec![], 1));
+        assert_eq!(unterminated_names(b"no names", LOOKED_UP_ROUTINES), (vec![], 0));
+    }
 
     /// Builds a small PE32+ image shaped like the cross-built driver: `.text` at 0x1000 with the
     /// entry point, `.rdata` at 0x2000 with the export and import directories.
@@ -644,7 +702,7 @@ mod tests {
     fn a_good_driver_passes() {
         let image = TestImage::default().build();
         let report = verify_image(&image, &Policy::default()).expect("all checks pass");
-        assert!(report.starts_with("all 11 driver image checks passed"), "{report}");
+        assert!(report.starts_with("all 12 driver image checks passed"), "{report}");
         assert!(report.contains("ntoskrnl.exe!DbgPrint"), "{report}");
         assert!(report.contains("RVA 0x1000 = exported DriverEntry"), "{report}");
     }
@@ -714,7 +772,7 @@ mod tests {
         let report = verify_image(&image, &Policy::default()).expect_err("must fail");
         assert!(
             report.starts_with(
-                "6 of 11 driver image checks FAILED: machine, subsystem, checksum, NX compatible, \
+                "6 of 12 driver image checks FAILED: machine, subsystem, checksum, NX compatible, \
                  import modules, forbidden imports"
             ),
             "{report}"
