@@ -22,8 +22,8 @@ use crate::tag::{PoolTag, Tag, TagSource};
 ///   the pool is exhausted.
 /// * Zeroed: the block is zeroed before the value is written, unless you ask for
 ///   [`MaybeUninit`] memory with [`PoolBox::try_new_uninit`].
-/// * Aligned for `T`, whatever its alignment (see the crate's `alloc` notes); zero-sized values
-///   allocate nothing.
+/// * Aligned for `T`, whatever its alignment and whatever alignment the kernel really gives (see
+///   "Aligned on every kernel" in the crate docs); zero-sized values allocate nothing.
 /// * One pointer wide for a sized `T`, and so is `Option<PoolBox<T, ..>>`.
 /// * IRQL-checked at compile time: making one needs a token that [`Allows`] pool `P`. A box of a
 ///   non-paged pool dereferences like `Box`; a box of paged pool does not: its contents are reached
@@ -507,8 +507,8 @@ impl<T: ?Sized, G: TagSource, P: PoolType> PoolBox<T, G, P> {
     /// [`PoolBox::from_raw`] to free it.
     ///
     /// The pointer is the content's address, which is not always the start of the kernel's block: a
-    /// type aligned on more than 16 bytes may sit inside a larger block (see the crate's `alloc`
-    /// notes). So never give it to a routine that frees the block, nor to `ExFreePoolWithTag`
+    /// type aligned on more than 16 bytes may sit inside a larger block (see "Aligned on every
+    /// kernel" in the crate docs). So never give it to a routine that frees the block, nor to `ExFreePoolWithTag`
     /// yourself: that is bug check 0xC4 / 0x10 under Driver Verifier. To hand the block itself to the
     /// kernel, use [`PoolBox::into_kernel_block`] or [`PoolBox::try_into_kernel_block`].
     ///

@@ -6,8 +6,13 @@
 //!   [`NonPagedPoolExecute`], each optionally [`CacheAligned`].
 //! * **Fallible**: every constructor returns `Result<_, AllocError>`; nothing panics or bug-checks
 //!   on out-of-memory. Memory is zeroed unless you ask for `MaybeUninit`.
-//! * **Aligned**: any `Layout` alignment, over-aligned types included; zero-sized types allocate
-//!   nothing.
+//! * **Aligned on every kernel**: any `Layout` alignment, over-aligned types included; zero-sized
+//!   types allocate nothing. The kernel's alignment promises are checked, not trusted: a page-sized
+//!   block that does not start on a page (Wine's pool is a heap) is replaced by one the data sits
+//!   inside, and a block that breaks even 16 bytes for its type fails the allocation. A type aligned
+//!   on more than 16 bytes may therefore sit inside a larger block: [`PoolBox::into_raw`] gives the
+//!   content's address, [`PoolBox::into_kernel_block`] and [`PoolBox::try_into_kernel_block`] the
+//!   kernel's block, for routines that free it.
 //! * **Collections on stable**: [`PoolAllocator`] implements `allocator_api2`'s `Allocator`.
 //! * **IRQL tokens**: [`Passive`], [`Apc`], [`Dispatch`], [`High`]: allocating, touching or freeing
 //!   paged memory at `DISPATCH_LEVEL` does not compile.
