@@ -1,22 +1,31 @@
-//! [`PoolBox`]: an owning pointer to a tagged pool block, freed with `ExFreePoolWithTag` and its own
-//! tag.
+//! [`PoolBox`]: the one owner of pool memory. Whatever gave the block out and takes it back (a tag
+//! and `ExFreePoolWithTag`, `VideoPortFreePool` and the device extension, `ExFreePool`, a lookaside
+//! list), the IRQL rule is written here once: the content of a paged block is reached only through a
+//! token, a box is [`DispatchSafe`] only when its pool is non-paged, and a drop runs the run-time
+//! backstop before the owner gives the block back.
+//!
+//! This file holds the type and everything done with one; boxes owned by a tag are made here too.
+//! Who gives a block back ([`Release`]) and the trait impls that follow from it (drop, dispatch
+//! safety, dereference) are in `release.rs`; the other owners are made in `videoport.rs`
+//! ([`VpBox`](crate::videoport::VpBox)), `ex_pool.rs` ([`ExPoolBuffer`](crate::ExPoolBuffer)) and
+//! `lookaside.rs` ([`LookasideBox`](crate::LookasideBox)).
 
 use core::alloc::Layout;
-use core::fmt;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
-use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
 use crate::alloc::{self, AllocError};
 use crate::irql::Allows;
 use crate::pool::{NonPagedPool, NonPagedPoolType, PagedPool, PoolType};
-use crate::safe::DispatchSafe;
+pub use crate::release::Release;
 use crate::sys;
 use crate::tag::{PoolTag, Tag, TagSource};
 
-/// An owning pointer to a `T` in pool `P`, allocated with tag `G`, freed on drop with
-/// `ExFreePoolWithTag(block, G::TAG)`.
+/// An owning pointer to a `T` in pool `P`, given back on drop by its owner `G`: for a tag (a
+/// [`Tag`](crate::Tag) type, or a run-time [`PoolTag`](crate::PoolTag)), `ExFreePoolWithTag(block,
+/// tag)`. [`VpBox`](crate::videoport::VpBox), [`ExPoolBuffer`](crate::ExPoolBuffer) and
+/// [`LookasideBox`](crate::LookasideBox) are the same type with other owners.
 ///
 /// * Fallible: every constructor returns `Result<_, AllocError>`; nothing panics or bug-checks when
 ///   the pool is exhausted.
@@ -48,15 +57,18 @@ use crate::tag::{PoolTag, Tag, TagSource};
 /// ```
 ///
 /// # Invariants
-/// `ptr` points to a valid `T` that this box owns, in a block that `alloc::allocate::<P>` returned
-/// for `Layout::for_value(&*ptr)` and the tag `tag.tag()` (dangling and aligned when that layout's
-/// size is zero).
-pub struct PoolBox<T: ?Sized, G: TagSource, P: PoolType = NonPagedPool> {
-    ptr: NonNull<T>,
-    /// Zero-sized for a [`Tag`] type; the tag itself for a run-time [`PoolTag`].
-    tag: G,
+/// `ptr` points to a valid `T` that this box owns, in a block of pool `P` that `owner` gives back
+/// with [`Release::release`] for `Layout::for_value(&*ptr)` (for a tag: a block that
+/// `alloc::allocate::<P>` returned for that layout and the tag, dangling and aligned when the
+/// layout's size is zero).
+pub struct PoolBox<T: ?Sized, G: Release<P>, P: PoolType = NonPagedPool> {
+    // Reached by `release.rs` (the traits every box gets); made elsewhere only through `from_parts`.
+    pub(crate) ptr: NonNull<T>,
+    /// Who gives the block back: zero-sized for a [`Tag`](crate::Tag) type; the tag itself for a
+    /// run-time [`PoolTag`](crate::PoolTag); the device extension, or the list, for the others.
+    pub(crate) owner: G,
     _owns: PhantomData<T>,
-    _pool: PhantomData<(G, P)>,
+    _pool: PhantomData<P>,
 }
 
 /// A box in non-paged, no-execute pool, usable up to `DISPATCH_LEVEL`.
@@ -89,13 +101,213 @@ pub type NonPagedBox<T, G> = PoolBox<T, G, NonPagedPool>;
 /// ```
 pub type PagedBox<T, G> = PoolBox<T, G, PagedPool>;
 
-// SAFETY: the box owns its `T` like `Box<T>` does; the pool block has no thread affinity.
-unsafe impl<T: ?Sized + Send, G: TagSource, P: PoolType> Send for PoolBox<T, G, P> {}
-// SAFETY: as above; `&PoolBox` only gives `&T`.
-unsafe impl<T: ?Sized + Sync, G: TagSource, P: PoolType> Sync for PoolBox<T, G, P> {}
 
-// SAFETY: a non-paged box owns only non-paged memory, and its content is `DispatchSafe`.
-unsafe impl<T: ?Sized + DispatchSafe, G: TagSource, P: NonPagedPoolType> DispatchSafe for PoolBox<T, G, P> {}
+impl<T: ?Sized, G: Release<P>, P: PoolType> PoolBox<T, G, P> {
+    /// A box of the content at `ptr`, given back by `owner`.
+    ///
+    /// # Safety
+    /// `ptr` and `owner` meet the type's invariant (the content may be `MaybeUninit`).
+    pub(crate) unsafe fn from_parts(ptr: NonNull<T>, owner: G) -> Self {
+        // INVARIANT: the caller's guarantee.
+        PoolBox { ptr, owner, _owns: PhantomData, _pool: PhantomData }
+    }
+
+    /// The content's address and the owner, given up: the block is no longer given back on drop.
+    pub(crate) fn into_parts(b: Self) -> (NonNull<T>, G) {
+        let b = core::mem::ManuallyDrop::new(b);
+        (b.ptr, b.owner)
+    }
+
+    /// The owner.
+    pub(crate) fn owner(&self) -> G {
+        self.owner
+    }
+
+    /// The layout of the content, which is the block's.
+    pub(crate) fn layout(&self) -> Layout {
+        // SAFETY: the box owns a valid `T` (invariant); the reference only serves to compute the
+        // layout.
+        Layout::for_value(unsafe { self.ptr.as_ref() })
+    }
+
+    /// The content's address.
+    pub(crate) fn data(&self) -> NonNull<u8> {
+        self.ptr.cast()
+    }
+    /// The content, reached with a token that allows the pool. For a paged box this is the only
+    /// way in; the reference borrows the token, so the IRQL cannot be raised while it lives.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::PagedBox::<u32, Doc>::try_new(&passive, 4).unwrap();
+    /// assert_eq!(*b.get(&passive), 4);
+    /// # });
+    /// ```
+    pub fn get<'a, I: Allows<P>>(&'a self, _token: &'a I) -> &'a T {
+        // SAFETY: the box owns a valid `T` (invariant), and the token proves the IRQL allows
+        // touching pool `P`.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The content, mutably; see [`PoolBox::get`].
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let mut b = ntpool::PagedBox::<u32, Doc>::try_new(&passive, 4).unwrap();
+    /// *b.get_mut(&passive) = 5;
+    /// assert_eq!(*b.get(&passive), 5);
+    /// # });
+    /// ```
+    pub fn get_mut<'a, I: Allows<P>>(&'a mut self, _token: &'a I) -> &'a mut T {
+        // SAFETY: as in `get`, and `&mut self` makes the access exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+
+    /// The address of the content, for FFI; reading through it is `unsafe` and subject to the
+    /// pool's IRQL rules.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<u64, Doc>::try_new(&passive, 1).unwrap();
+    /// assert_eq!(b.as_ptr() as usize % 8, 0);
+    /// # });
+    /// ```
+    pub fn as_ptr(&self) -> *const T {
+        self.ptr.as_ptr()
+    }
+}
+
+impl<T, G: Release<P>, P: PoolType> PoolBox<T, G, P> {
+    /// Moves the value out and frees the block; needs a token, since it frees.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::PagedBox::<u32, Doc>::try_new(&passive, 3).unwrap();
+    /// assert_eq!(b.into_inner(&passive), 3);
+    /// # });
+    /// ```
+    pub fn into_inner(self, _token: &impl Allows<P>) -> T {
+        let this = core::mem::ManuallyDrop::new(self);
+        alloc::check_free_irql::<P>(this.ptr.as_ptr().cast());
+        // SAFETY: the box owns a valid `T` (invariant); it is read once, and the block is freed
+        // without dropping it again.
+        let value = unsafe { this.ptr.read() };
+        // SAFETY: the block the owner gives back for this layout (invariant), its content moved out;
+        // the token allows pool `P`, and the backstop above checks it.
+        unsafe { this.owner.release(this.ptr.cast(), Layout::new::<T>()) };
+        value
+    }
+}
+
+impl<T, G: Release<P>, P: PoolType> PoolBox<MaybeUninit<T>, G, P> {
+    /// Writes `value` and returns the initialized box.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<u32, Doc>::try_new_uninit(&passive).unwrap().write(1);
+    /// assert_eq!(*b, 1);
+    /// # });
+    /// ```
+    pub fn write(self, value: T) -> PoolBox<T, G, P> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: the block is valid and aligned for a `T` (invariant).
+        unsafe { this.ptr.cast::<T>().write(value) };
+        // INVARIANT: the block now holds a valid `T`, and its layout is `T`'s.
+        PoolBox { ptr: this.ptr.cast(), owner: this.owner, _owns: PhantomData, _pool: PhantomData }
+    }
+
+    /// The initialized box.
+    ///
+    /// # Safety
+    /// The content is a valid `T`.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<u8, Doc>::try_new_zeroed(&passive).unwrap();
+    /// // SAFETY: zero is a valid u8.
+    /// assert_eq!(*unsafe { b.assume_init() }, 0);
+    /// # });
+    /// ```
+    pub unsafe fn assume_init(self) -> PoolBox<T, G, P> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // INVARIANT: the caller guarantees the content is a valid `T`; the layout is `T`'s.
+        PoolBox { ptr: this.ptr.cast(), owner: this.owner, _owns: PhantomData, _pool: PhantomData }
+    }
+}
+
+impl<T, G: Release<P>, P: PoolType> PoolBox<[MaybeUninit<T>], G, P> {
+    /// The initialized slice.
+    ///
+    /// # Safety
+    /// Every element is a valid `T`.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let b = ntpool::NonPagedBox::<[u8], Doc>::try_new_zeroed_slice(&passive, 3).unwrap();
+    /// // SAFETY: zero is a valid u8.
+    /// assert_eq!(unsafe { b.assume_init() }.len(), 3);
+    /// # });
+    /// ```
+    pub unsafe fn assume_init(self) -> PoolBox<[T], G, P> {
+        let this = core::mem::ManuallyDrop::new(self);
+        let ptr = NonNull::slice_from_raw_parts(this.ptr.cast::<T>(), this.ptr.len());
+        // INVARIANT: the caller guarantees every element is valid; the layout is unchanged.
+        PoolBox { ptr, owner: this.owner, _owns: PhantomData, _pool: PhantomData }
+    }
+}
+
+impl<T, G: Release<P>, P: PoolType> PoolBox<[MaybeUninit<T>], G, P> {
+    /// Writes element `i` as `f(i)`, in order, and returns the initialized slice. If `f` unwinds, the
+    /// elements written so far are dropped and the box gives its block back.
+    pub(crate) fn fill(mut self, mut f: impl FnMut(usize) -> T) -> PoolBox<[T], G, P> {
+        /// Drops the elements written so far if `f` unwinds (the box then gives the block back).
+        struct Written<'a, T> {
+            slice: &'a mut [MaybeUninit<T>],
+            count: usize,
+        }
+        impl<T> Drop for Written<'_, T> {
+            fn drop(&mut self) {
+                for element in &mut self.slice[..self.count] {
+                    // SAFETY: the first `count` elements were initialized.
+                    unsafe { element.assume_init_drop() };
+                }
+            }
+        }
+        let len = self.ptr.len();
+        // SAFETY: the box owns `len` elements (invariant); the mutable borrow ends before the box is
+        // used again.
+        let elements = unsafe { self.ptr.as_mut() };
+        let mut written = Written { slice: elements, count: 0 };
+        while written.count < len {
+            written.slice[written.count].write(f(written.count));
+            written.count += 1;
+        }
+        core::mem::forget(written);
+        // SAFETY: all `len` elements were written above.
+        unsafe { self.assume_init() }
+    }
+}
 
 impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// Allocates a zeroed block, moves `value` into it.
@@ -149,28 +361,6 @@ impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
 }
 
 impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
-    /// Moves the value out and frees the block; needs a token, since it frees.
-    ///
-    /// ```
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = ntpool::PagedBox::<u32, Doc>::try_new(&passive, 3).unwrap();
-    /// assert_eq!(b.into_inner(&passive), 3);
-    /// # });
-    /// ```
-    pub fn into_inner(self, _token: &impl Allows<P>) -> T {
-        let this = core::mem::ManuallyDrop::new(self);
-        alloc::check_free_irql::<P>(this.ptr.as_ptr().cast());
-        // SAFETY: the box owns a valid `T` (invariant); it is read once, and the block is freed
-        // without dropping it again.
-        let value = unsafe { this.ptr.read() };
-        // SAFETY: the block came from `allocate::<P>` for this layout and tag (invariant).
-        unsafe { alloc::free(this.ptr.cast(), Layout::new::<T>(), this.tag.tag()) };
-        value
-    }
-
     #[cfg_attr(ntpool_emulated, track_caller)]
     fn allocate(tag: G, zeroed: bool) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
         PoolBox::allocate_with_flags(tag, if zeroed { 0 } else { sys::POOL_FLAG_UNINITIALIZED })
@@ -184,8 +374,8 @@ impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
         extra: sys::POOL_FLAGS,
     ) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
         let block = alloc::allocate_with_flags::<P>(Layout::new::<T>(), extra, tag.tag())?;
-        // INVARIANT: a block for `Layout::new::<T>()`, which is `MaybeUninit<T>`'s layout, with `tag`.
-        Ok(PoolBox { ptr: block.cast(), tag, _owns: PhantomData, _pool: PhantomData })
+        // SAFETY: a block for `Layout::new::<T>()`, which is `MaybeUninit<T>`'s layout, with `tag`.
+        Ok(unsafe { PoolBox::from_parts(block.cast(), tag) })
     }
 }
 
@@ -243,48 +433,6 @@ impl<T, P: PoolType> PoolBox<T, PoolTag, P> {
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_with_tag(_token: &impl Allows<P>, tag: PoolTag, value: T) -> Result<Self, AllocError> {
         Ok(PoolBox::allocate(tag, true)?.write(value))
-    }
-}
-
-impl<T, G: TagSource, P: PoolType> PoolBox<MaybeUninit<T>, G, P> {
-    /// Writes `value` and returns the initialized box.
-    ///
-    /// ```
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = ntpool::NonPagedBox::<u32, Doc>::try_new_uninit(&passive).unwrap().write(1);
-    /// assert_eq!(*b, 1);
-    /// # });
-    /// ```
-    pub fn write(self, value: T) -> PoolBox<T, G, P> {
-        let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: the block is valid and aligned for a `T` (invariant).
-        unsafe { this.ptr.cast::<T>().write(value) };
-        // INVARIANT: the block now holds a valid `T`, and its layout is `T`'s.
-        PoolBox { ptr: this.ptr.cast(), tag: this.tag, _owns: PhantomData, _pool: PhantomData }
-    }
-
-    /// The initialized box.
-    ///
-    /// # Safety
-    /// The content is a valid `T`.
-    ///
-    /// ```
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = ntpool::NonPagedBox::<u8, Doc>::try_new_zeroed(&passive).unwrap();
-    /// // SAFETY: zero is a valid u8.
-    /// assert_eq!(*unsafe { b.assume_init() }, 0);
-    /// # });
-    /// ```
-    pub unsafe fn assume_init(self) -> PoolBox<T, G, P> {
-        let this = core::mem::ManuallyDrop::new(self);
-        // INVARIANT: the caller guarantees the content is a valid `T`; the layout is `T`'s.
-        PoolBox { ptr: this.ptr.cast(), tag: this.tag, _owns: PhantomData, _pool: PhantomData }
     }
 }
 
@@ -395,32 +543,8 @@ impl<T, P: PoolType> PoolBox<[T], PoolTag, P> {
 
 impl<T, G: TagSource, P: PoolType> PoolBox<[T], G, P> {
     #[cfg_attr(ntpool_emulated, track_caller)]
-    fn from_fn(tag: G, len: usize, mut f: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
-        let mut slice = PoolBox::<[T], G, P>::allocate_slice(tag, len, true)?;
-        /// Drops the elements written so far if `f` unwinds (the box then frees the block).
-        struct Written<'a, T> {
-            slice: &'a mut [MaybeUninit<T>],
-            count: usize,
-        }
-        impl<T> Drop for Written<'_, T> {
-            fn drop(&mut self) {
-                for element in &mut self.slice[..self.count] {
-                    // SAFETY: the first `count` elements were initialized.
-                    unsafe { element.assume_init_drop() };
-                }
-            }
-        }
-        // SAFETY: `slice` owns `len` elements (invariant); the mutable borrow ends before the box is
-        // used again.
-        let elements = unsafe { slice.ptr.as_mut() };
-        let mut written = Written { slice: elements, count: 0 };
-        while written.count < len {
-            written.slice[written.count].write(f(written.count));
-            written.count += 1;
-        }
-        core::mem::forget(written);
-        // SAFETY: all `len` elements were written above.
-        Ok(unsafe { slice.assume_init() })
+    fn from_fn(tag: G, len: usize, f: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        Ok(PoolBox::<[T], G, P>::allocate_slice(tag, len, true)?.fill(f))
     }
 
     #[cfg_attr(ntpool_emulated, track_caller)]
@@ -438,71 +562,12 @@ impl<T, G: TagSource, P: PoolType> PoolBox<[T], G, P> {
         let layout = Layout::array::<T>(len).map_err(|_| AllocError)?;
         let block = alloc::allocate_with_flags::<P>(layout, extra, tag.tag())?;
         let ptr = NonNull::slice_from_raw_parts(block.cast::<MaybeUninit<T>>(), len);
-        // INVARIANT: a block for `Layout::array::<T>(len)`, which is the slice's layout, with `tag`.
-        Ok(PoolBox { ptr, tag, _owns: PhantomData, _pool: PhantomData })
-    }
-}
-
-impl<T, G: TagSource, P: PoolType> PoolBox<[MaybeUninit<T>], G, P> {
-    /// The initialized slice.
-    ///
-    /// # Safety
-    /// Every element is a valid `T`.
-    ///
-    /// ```
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = ntpool::NonPagedBox::<[u8], Doc>::try_new_zeroed_slice(&passive, 3).unwrap();
-    /// // SAFETY: zero is a valid u8.
-    /// assert_eq!(unsafe { b.assume_init() }.len(), 3);
-    /// # });
-    /// ```
-    pub unsafe fn assume_init(self) -> PoolBox<[T], G, P> {
-        let this = core::mem::ManuallyDrop::new(self);
-        let ptr = NonNull::slice_from_raw_parts(this.ptr.cast::<T>(), this.ptr.len());
-        // INVARIANT: the caller guarantees every element is valid; the layout is unchanged.
-        PoolBox { ptr, tag: this.tag, _owns: PhantomData, _pool: PhantomData }
+        // SAFETY: a block for `Layout::array::<T>(len)`, which is the slice's layout, with `tag`.
+        Ok(unsafe { PoolBox::from_parts(ptr, tag) })
     }
 }
 
 impl<T: ?Sized, G: TagSource, P: PoolType> PoolBox<T, G, P> {
-    /// The content, reached with a token that allows the pool. For a paged box this is the only
-    /// way in; the reference borrows the token, so the IRQL cannot be raised while it lives.
-    ///
-    /// ```
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = ntpool::PagedBox::<u32, Doc>::try_new(&passive, 4).unwrap();
-    /// assert_eq!(*b.get(&passive), 4);
-    /// # });
-    /// ```
-    pub fn get<'a, I: Allows<P>>(&'a self, _token: &'a I) -> &'a T {
-        // SAFETY: the box owns a valid `T` (invariant), and the token proves the IRQL allows
-        // touching pool `P`.
-        unsafe { self.ptr.as_ref() }
-    }
-
-    /// The content, mutably; see [`PoolBox::get`].
-    ///
-    /// ```
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let mut b = ntpool::PagedBox::<u32, Doc>::try_new(&passive, 4).unwrap();
-    /// *b.get_mut(&passive) = 5;
-    /// assert_eq!(*b.get(&passive), 5);
-    /// # });
-    /// ```
-    pub fn get_mut<'a, I: Allows<P>>(&'a mut self, _token: &'a I) -> &'a mut T {
-        // SAFETY: as in `get`, and `&mut self` makes the access exclusive.
-        unsafe { self.ptr.as_mut() }
-    }
-
     /// Gives up ownership: the block is no longer freed on drop. Rebuild the box with
     /// [`PoolBox::from_raw`] to free it.
     ///
@@ -524,7 +589,7 @@ impl<T: ?Sized, G: TagSource, P: PoolType> PoolBox<T, G, P> {
     /// # });
     /// ```
     pub fn into_raw(b: Self) -> *mut T {
-        core::mem::ManuallyDrop::new(b).ptr.as_ptr()
+        PoolBox::into_parts(b).0.as_ptr()
     }
 
     /// Gives up ownership of the kernel's block itself, if the content starts it (else gives the box
@@ -559,10 +624,7 @@ impl<T: ?Sized, G: TagSource, P: PoolType> PoolBox<T, G, P> {
     /// # });
     /// ```
     pub fn try_into_kernel_block(b: Self) -> Result<*mut T, Self> {
-        // SAFETY: the box owns a valid `T` (invariant); the reference only serves to compute the
-        // layout.
-        let layout = Layout::for_value(unsafe { b.ptr.as_ref() });
-        if alloc::starts_kernel_block(b.ptr.cast(), layout) { Ok(PoolBox::into_raw(b)) } else { Err(b) }
+        if alloc::starts_kernel_block(b.data(), b.layout()) { Ok(PoolBox::into_raw(b)) } else { Err(b) }
     }
 
     /// The tag the block was allocated with, and will be freed with.
@@ -577,23 +639,7 @@ impl<T: ?Sized, G: TagSource, P: PoolType> PoolBox<T, G, P> {
     /// # });
     /// ```
     pub fn tag(&self) -> PoolTag {
-        self.tag.tag()
-    }
-
-    /// The address of the content, for FFI; reading through it is `unsafe` and subject to the
-    /// pool's IRQL rules.
-    ///
-    /// ```
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = ntpool::NonPagedBox::<u64, Doc>::try_new(&passive, 1).unwrap();
-    /// assert_eq!(b.as_ptr() as usize % 8, 0);
-    /// # });
-    /// ```
-    pub fn as_ptr(&self) -> *const T {
-        self.ptr.as_ptr()
+        self.owner().tag()
     }
 }
 
@@ -623,8 +669,8 @@ impl<T: ?Sized, G: Tag, P: PoolType> PoolBox<T, G, P> {
     pub unsafe fn from_raw(raw: *mut T) -> Self {
         // SAFETY: `into_raw` never returns null.
         let ptr = unsafe { NonNull::new_unchecked(raw) };
-        // INVARIANT: the caller guarantees `raw` came from a box of this type.
-        PoolBox { ptr, tag: G::default(), _owns: PhantomData, _pool: PhantomData }
+        // SAFETY: the caller guarantees `raw` came from a box of this type.
+        unsafe { PoolBox::from_parts(ptr, G::default()) }
     }
 }
 
@@ -651,8 +697,8 @@ impl<T: ?Sized, P: PoolType> PoolBox<T, PoolTag, P> {
     pub unsafe fn from_raw_with_tag(raw: *mut T, tag: PoolTag) -> Self {
         // SAFETY: `into_raw` never returns null.
         let ptr = unsafe { NonNull::new_unchecked(raw) };
-        // INVARIANT: the caller guarantees `raw` came from a box of this type with this tag.
-        PoolBox { ptr, tag, _owns: PhantomData, _pool: PhantomData }
+        // SAFETY: the caller guarantees `raw` came from a box of this type with this tag.
+        unsafe { PoolBox::from_parts(ptr, tag) }
     }
 }
 
@@ -674,42 +720,5 @@ impl<T: ?Sized, G: TagSource, P: NonPagedPoolType> PoolBox<T, G, P> {
     pub fn leak<'a>(b: Self) -> &'a mut T {
         // SAFETY: the box owned a valid `T` (invariant) that is never freed from now on.
         unsafe { &mut *PoolBox::into_raw(b) }
-    }
-}
-
-impl<T: ?Sized, G: TagSource, P: NonPagedPoolType> Deref for PoolBox<T, G, P> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        // SAFETY: the box owns a valid `T` (invariant) in non-paged memory, which may be touched at
-        // any IRQL.
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
-impl<T: ?Sized, G: TagSource, P: NonPagedPoolType> DerefMut for PoolBox<T, G, P> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
-        unsafe { self.ptr.as_mut() }
-    }
-}
-
-impl<T: ?Sized, G: TagSource, P: PoolType> Drop for PoolBox<T, G, P> {
-    fn drop(&mut self) {
-        // SAFETY: the box owns a valid `T` (invariant); the reference only serves to compute the
-        // layout.
-        let layout = Layout::for_value(unsafe { self.ptr.as_ref() });
-        alloc::check_free_irql::<P>(self.ptr.as_ptr().cast());
-        // SAFETY: the value is valid and owned, and dropped exactly once, here.
-        unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
-        // SAFETY: the block came from `allocate::<P>` for this layout and tag (invariant), and is not
-        // used again.
-        unsafe { alloc::free(self.ptr.cast(), layout, self.tag.tag()) };
-    }
-}
-
-impl<T: ?Sized + fmt::Debug, G: TagSource, P: NonPagedPoolType> fmt::Debug for PoolBox<T, G, P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
     }
 }

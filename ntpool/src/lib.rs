@@ -137,6 +137,7 @@ mod quota;
 mod safe;
 mod spin_lock;
 mod tag;
+mod release;
 
 pub mod sys;
 
@@ -148,7 +149,7 @@ pub mod emulated;
 pub mod videoport;
 
 pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
-pub use boxed::{NonPagedBox, PagedBox, PoolBox};
+pub use boxed::{NonPagedBox, PagedBox, PoolBox, Release};
 pub use ex_pool::ExPoolBuffer;
 pub use fast_mutex::FastMutex;
 pub use irql::{
