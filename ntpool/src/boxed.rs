@@ -323,7 +323,7 @@ impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new(token: &impl Allows<P>, value: T) -> Result<Self, AllocError> {
-        Ok(PoolBox::try_new_zeroed(token)?.write(value))
+        Ok(PoolBox::<T, G, P>::try_new_zeroed(token)?.write(value))
     }
 
     /// Allocates a block for a `T` and leaves it uninitialized (`POOL_FLAG_UNINITIALIZED`).

@@ -1,15 +1,13 @@
 //! [`ExPoolBuffer`]: memory that a system routine allocated and documents to be freed with
 //! `ExFreePool`, owned and freed at a legal IRQL.
 
-use core::fmt;
-use core::marker::PhantomData;
-use core::ops::Deref;
+use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use crate::alloc;
+use crate::boxed::PoolBox;
 use crate::irql::Allows;
-use crate::pool::{NonPagedPoolType, PoolType, UnknownPool};
-use crate::safe::DispatchSafe;
+use crate::pool::{PoolType, SystemPool, UnknownPool};
+use crate::release::{Release, sealed};
 use crate::sys;
 
 /// An owning pointer to a `T` that a system routine allocated in pool `P`, freed on drop with
@@ -17,12 +15,13 @@ use crate::sys;
 /// driver's).
 ///
 /// Examples: the symbolic link list of `IoGetDeviceInterfaces` (paged pool), the names that
-/// `IoVolumeDeviceToDosName` and `SeLocateProcessImageName` return, legacy untagged allocations. Adopting one is `unsafe` ([`ExPoolBuffer::from_raw`]): the caller vouches that the
-/// pointer is such a buffer and that it comes from pool `P`. When the documentation does not say
+/// `IoVolumeDeviceToDosName` and `SeLocateProcessImageName` return, legacy untagged allocations.
+/// Adopting one is `unsafe` ([`ExPoolBuffer::from_raw`]): the caller vouches that the pointer is
+/// such a buffer and that it comes from pool `P`. When the documentation does not say
 /// which pool, use [`UnknownPool`] (the default), which is treated as paged.
 ///
 /// The IRQL rules are [`PoolBox`](crate::PoolBox)'s: a buffer of a non-paged pool dereferences and is
-/// [`DispatchSafe`], so it may be used and dropped at `DISPATCH_LEVEL`; a buffer of paged or unknown
+/// [`DispatchSafe`](crate::DispatchSafe), so it may be used and dropped at `DISPATCH_LEVEL`; a buffer of paged or unknown
 /// pool is reached only through a `Passive` or `Apc` token ([`ExPoolBuffer::get`]) and is not
 /// `DispatchSafe`: it cannot enter a region at `DISPATCH_LEVEL`, so it is never freed there.
 ///
@@ -41,23 +40,28 @@ use crate::sys;
 /// # }); // freed with ExFreePool here
 /// ```
 ///
-/// # Invariants
-/// `ptr` points to a valid `T`, owned by this value, at the start of a pool block of pool `P` that
-/// `ExFreePool` frees (not one tagged with `PROTECTED_POOL`).
-pub struct ExPoolBuffer<T: ?Sized, P: PoolType = UnknownPool> {
-    ptr: NonNull<T>,
-    _owns: PhantomData<T>,
-    _pool: PhantomData<P>,
+/// It is a [`PoolBox`] whose owner is [`ExFreePoolOwner`] and whose pool is [`SystemPool<P>`] (`P`'s
+/// rules): the box's invariant, with a block of pool `P` that `ExFreePool` frees (not one tagged
+/// with `PROTECTED_POOL`) and whose start holds the `T`.
+pub type ExPoolBuffer<T, P = UnknownPool> = PoolBox<T, ExFreePoolOwner, SystemPool<P>>;
+
+/// The owner of an [`ExPoolBuffer`]: the block goes back with `ExFreePool`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExFreePoolOwner;
+
+impl sealed::Sealed for ExFreePoolOwner {}
+
+// SAFETY: `ExFreePool` gives back exactly the block it is handed, which starts with the content
+// (`ExPoolBuffer`'s invariant), whatever its size; the owner is zero-sized and owns nothing.
+unsafe impl<P: PoolType> Release<SystemPool<P>> for ExFreePoolOwner {
+    unsafe fn release(self, data: NonNull<u8>, _layout: Layout) {
+        // SAFETY: the caller's contract: the block, which ExFreePool frees, is not used again and the
+        // IRQL allows pool `P`.
+        unsafe { sys::ExFreePool(data.as_ptr().cast()) }
+    }
 }
 
-// SAFETY: the buffer owns its `T` like `Box<T>`; the pool block has no thread affinity.
-unsafe impl<T: ?Sized + Send, P: PoolType> Send for ExPoolBuffer<T, P> {}
-// SAFETY: as above; `&ExPoolBuffer` only gives `&T`.
-unsafe impl<T: ?Sized + Sync, P: PoolType> Sync for ExPoolBuffer<T, P> {}
-// SAFETY: a buffer of a non-paged pool owns only non-paged memory, and its content is `DispatchSafe`.
-unsafe impl<T: ?Sized + DispatchSafe, P: NonPagedPoolType> DispatchSafe for ExPoolBuffer<T, P> {}
-
-impl<T, P: PoolType> ExPoolBuffer<T, P> {
+impl<T, P: PoolType> PoolBox<T, ExFreePoolOwner, SystemPool<P>> {
     /// Adopts a buffer a system routine returned; `None` for a null pointer.
     ///
     /// # Safety
@@ -78,12 +82,12 @@ impl<T, P: PoolType> ExPoolBuffer<T, P> {
     /// # });
     /// ```
     pub unsafe fn from_raw(raw: *mut T) -> Option<Self> {
-        // INVARIANT: the caller guarantees what a non-null `raw` points to.
-        NonNull::new(raw).map(|ptr| ExPoolBuffer { ptr, _owns: PhantomData, _pool: PhantomData })
+        // SAFETY: the caller guarantees what a non-null `raw` points to.
+        NonNull::new(raw).map(|ptr| unsafe { PoolBox::from_parts(ptr, ExFreePoolOwner) })
     }
 }
 
-impl<T, P: PoolType> ExPoolBuffer<[T], P> {
+impl<T, P: PoolType> PoolBox<[T], ExFreePoolOwner, SystemPool<P>> {
     /// Adopts a buffer of `len` `T`s; `None` for a null pointer.
     ///
     /// # Safety
@@ -103,12 +107,12 @@ impl<T, P: PoolType> ExPoolBuffer<[T], P> {
     /// ```
     pub unsafe fn from_raw_parts(raw: *mut T, len: usize) -> Option<Self> {
         let ptr = NonNull::new(raw)?;
-        // INVARIANT: the caller guarantees `len` valid `T`s at `raw`, in a block ExFreePool frees.
-        Some(ExPoolBuffer { ptr: NonNull::slice_from_raw_parts(ptr, len), _owns: PhantomData, _pool: PhantomData })
+        // SAFETY: the caller guarantees `len` valid `T`s at `raw`, in a block ExFreePool frees.
+        Some(unsafe { PoolBox::from_parts(NonNull::slice_from_raw_parts(ptr, len), ExFreePoolOwner) })
     }
 }
 
-impl<P: PoolType> ExPoolBuffer<[u16], P> {
+impl<P: PoolType> PoolBox<[u16], ExFreePoolOwner, SystemPool<P>> {
     /// Adopts a `REG_MULTI_SZ`-style list of UTF-16 strings (`PZZWSTR`: each string ends with a NUL,
     /// the list with an empty string) that a routine such as `IoGetDeviceInterfaces` returned. The
     /// buffer covers the strings and the final NUL; `None` for a null pointer. Reading the list to find
@@ -134,7 +138,7 @@ impl<P: PoolType> ExPoolBuffer<[u16], P> {
     /// assert_eq!(found, [&[b'a' as u16][..], &[b'b' as u16, b'c' as u16][..]]);
     /// # });
     /// ```
-    pub unsafe fn from_multi_sz(_token: &impl Allows<P>, raw: *mut u16) -> Option<Self> {
+    pub unsafe fn from_multi_sz(_token: &impl Allows<SystemPool<P>>, raw: *mut u16) -> Option<Self> {
         if raw.is_null() {
             return None;
         }
@@ -167,103 +171,9 @@ impl<P: PoolType> ExPoolBuffer<[u16], P> {
     /// assert_eq!(empty.multi_sz(&passive).count(), 0);
     /// # });
     /// ```
-    pub fn multi_sz<'a, I: Allows<P>>(&'a self, token: &'a I) -> impl Iterator<Item = &'a [u16]> + 'a {
+    pub fn multi_sz<'a, I: Allows<SystemPool<P>>>(&'a self, token: &'a I) -> impl Iterator<Item = &'a [u16]> + 'a {
         let list = self.get(token);
         let list = list.strip_suffix(&[0]).unwrap_or(list);
         list.split(|&c| c == 0).filter(|s| !s.is_empty())
-    }
-}
-
-impl<T: ?Sized, P: PoolType> ExPoolBuffer<T, P> {
-    /// The content, reached with a token that allows pool `P`; for a paged or unknown pool the only
-    /// way in. The reference borrows the token, so the IRQL cannot be raised while it lives.
-    ///
-    /// ```
-    /// # use ntpool::{ExPoolBuffer, Passive, sys};
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { Passive::assume() };
-    /// // SAFETY: a plain allocation at PASSIVE_LEVEL (zeroed).
-    /// let raw = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_PAGED, 4, u32::from_le_bytes(*b"Sys1")) };
-    /// // SAFETY: a zeroed u32 in a block ExFreePool frees, owned by nobody else.
-    /// let value = unsafe { ExPoolBuffer::<u32>::from_raw(raw.cast()) }.unwrap();
-    /// assert_eq!(*value.get(&passive), 0);
-    /// # });
-    /// ```
-    pub fn get<'a, I: Allows<P>>(&'a self, _token: &'a I) -> &'a T {
-        // SAFETY: the buffer owns a valid `T` (invariant), and the token proves the IRQL allows
-        // touching pool `P`.
-        unsafe { self.ptr.as_ref() }
-    }
-
-    /// The content, mutably; see [`ExPoolBuffer::get`].
-    ///
-    /// ```
-    /// # use ntpool::{ExPoolBuffer, Passive, sys};
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { Passive::assume() };
-    /// // SAFETY: a plain allocation at PASSIVE_LEVEL (zeroed).
-    /// let raw = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_PAGED, 4, u32::from_le_bytes(*b"Sys1")) };
-    /// // SAFETY: a zeroed u32 in a block ExFreePool frees, owned by nobody else.
-    /// let mut value = unsafe { ExPoolBuffer::<u32>::from_raw(raw.cast()) }.unwrap();
-    /// *value.get_mut(&passive) = 3;
-    /// assert_eq!(*value.get(&passive), 3);
-    /// # });
-    /// ```
-    pub fn get_mut<'a, I: Allows<P>>(&'a mut self, _token: &'a I) -> &'a mut T {
-        // SAFETY: as in `get`; `&mut self` makes the access exclusive.
-        unsafe { self.ptr.as_mut() }
-    }
-
-    /// The buffer's address, for FFI.
-    ///
-    /// ```
-    /// # use ntpool::{ExPoolBuffer, sys};
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// // SAFETY: a plain allocation at PASSIVE_LEVEL.
-    /// let raw = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_PAGED, 4, u32::from_le_bytes(*b"Sys1")) };
-    /// // SAFETY: a zeroed u32 in a block ExFreePool frees, owned by nobody else.
-    /// let value = unsafe { ExPoolBuffer::<u32>::from_raw(raw.cast()) }.unwrap();
-    /// assert_eq!(value.as_ptr().cast(), raw);
-    /// # });
-    /// ```
-    pub fn as_ptr(&self) -> *const T {
-        self.ptr.as_ptr()
-    }
-}
-
-impl<T: ?Sized, P: NonPagedPoolType> Deref for ExPoolBuffer<T, P> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        // SAFETY: the buffer owns a valid `T` (invariant) in non-paged memory, which may be touched
-        // at any IRQL.
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
-impl<T: ?Sized, P: NonPagedPoolType> core::ops::DerefMut for ExPoolBuffer<T, P> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
-        unsafe { self.ptr.as_mut() }
-    }
-}
-
-impl<T: ?Sized, P: PoolType> Drop for ExPoolBuffer<T, P> {
-    fn drop(&mut self) {
-        alloc::check_free_irql::<P>(self.ptr.as_ptr().cast());
-        // SAFETY: the value is valid and owned (invariant), and dropped exactly once, here.
-        unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
-        // SAFETY: the block is one ExFreePool frees (invariant); it is not used again. The IRQL
-        // allows pool `P`: a paged buffer never reaches DISPATCH_LEVEL (not `DispatchSafe`), and the
-        // backstop above checks it.
-        unsafe { sys::ExFreePool(self.ptr.as_ptr().cast()) };
-    }
-}
-
-impl<T: ?Sized + fmt::Debug, P: NonPagedPoolType> fmt::Debug for ExPoolBuffer<T, P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
     }
 }

@@ -150,13 +150,15 @@ pub mod videoport;
 
 pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox, Release};
-pub use ex_pool::ExPoolBuffer;
+pub use ex_pool::{ExFreePoolOwner, ExPoolBuffer};
 pub use fast_mutex::FastMutex;
 pub use irql::{
     Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,
 };
 pub use lookaside::{LookasideBox, LookasideList, LookasideStatistics};
-pub use pool::{CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType, UnknownPool};
+pub use pool::{
+    CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType, SystemPool, UnknownPool,
+};
 pub use safe::{DispatchSafe, HighSafe};
 pub use spin_lock::SpinLock;
 pub use tag::{InvalidTag, PoolTag, Tag, TagSource};

@@ -6,11 +6,11 @@ use core::cell::UnsafeCell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
-use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
 use crate::alloc::{self, AllocError};
-use crate::boxed::NonPagedBox;
+use crate::boxed::{NonPagedBox, PoolBox};
+use crate::release::{Release, sealed};
 use crate::irql::Allows;
 use crate::pool::{NonPagedPool, NonPagedPoolType, PoolType};
 use crate::safe::DispatchSafe;
@@ -271,8 +271,8 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
         // SAFETY: an entry is a block of `ENTRY_SIZE >= size_of::<T>()` bytes, 16-byte aligned
         // (`align_of::<T>() <= 16`), owned by the caller of the allocate routine.
         unsafe { entry.write(value) };
-        // INVARIANT: an entry of this list, holding a valid `T`.
-        Ok(LookasideBox { ptr: entry, list: self })
+        // SAFETY: an entry of this list, holding a valid `T`.
+        Ok(unsafe { PoolBox::from_parts(entry, self) })
     }
 
     /// The list's counters.
@@ -409,123 +409,25 @@ entry_callbacks!("system");
 /// # });
 /// ```
 ///
-/// # Invariants
-/// `ptr` points to a valid `T` in an entry of `list`, owned by this value.
-pub struct LookasideBox<'a, T, G: Tag, P: PoolType = NonPagedPool> {
-    ptr: NonNull<T>,
-    list: &'a LookasideList<T, G, P>,
-}
+/// It is a [`PoolBox`] whose owner is the list: the box's invariant, with an entry of that list (at
+/// least an `SLIST_ENTRY`, 16-byte aligned) holding the `T`.
+pub type LookasideBox<'a, T, G, P = NonPagedPool> = PoolBox<T, &'a LookasideList<T, G, P>, P>;
 
-// SAFETY: the entry owns its `T`; giving it back to the list is allowed from any thread.
-unsafe impl<T: Send, G: Tag, P: PoolType> Send for LookasideBox<'_, T, G, P> {}
-// SAFETY: `&LookasideBox` only gives `&T`.
-unsafe impl<T: Sync + Send, G: Tag, P: PoolType> Sync for LookasideBox<'_, T, G, P> {}
-// SAFETY: an entry of a non-paged list is non-paged memory, given back at DISPATCH_LEVEL at most.
-unsafe impl<T: DispatchSafe, G: Tag, P: NonPagedPoolType> DispatchSafe for LookasideBox<'_, T, G, P> {}
+impl<T, G: Tag, P: PoolType> sealed::Sealed for &LookasideList<T, G, P> {}
 
-impl<'a, T, G: Tag, P: PoolType> LookasideBox<'a, T, G, P> {
-    /// The content, reached with a token that allows the pool; for a paged list the only way in.
-    ///
-    /// ```
-    /// # use ntpool::{LookasideList, Passive};
-    /// # ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { Passive::assume() };
-    /// let list = LookasideList::<u32, Doc, ntpool::PagedPool>::try_new(&passive).unwrap();
-    /// assert_eq!(*list.try_alloc(&passive, 5).unwrap().get(&passive), 5);
-    /// # });
-    /// ```
-    pub fn get<'b, I: Allows<P>>(&'b self, _token: &'b I) -> &'b T {
-        // SAFETY: a valid `T` (invariant); the token allows touching pool `P`.
-        unsafe { self.ptr.as_ref() }
-    }
-
-    /// The content, mutably; see [`LookasideBox::get`].
-    ///
-    /// ```
-    /// # use ntpool::{LookasideList, Passive};
-    /// # ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { Passive::assume() };
-    /// let list = LookasideList::<u32, Doc, ntpool::PagedPool>::try_new(&passive).unwrap();
-    /// let mut entry = list.try_alloc(&passive, 5).unwrap();
-    /// *entry.get_mut(&passive) = 6;
-    /// assert_eq!(*entry.get(&passive), 6);
-    /// # });
-    /// ```
-    pub fn get_mut<'b, I: Allows<P>>(&'b mut self, _token: &'b I) -> &'b mut T {
-        // SAFETY: as in `get`; `&mut self` makes the access exclusive.
-        unsafe { self.ptr.as_mut() }
-    }
-
-    /// Moves the value out and gives the entry back to the list.
-    ///
-    /// ```
-    /// # use ntpool::{LookasideList, Passive};
-    /// # ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { Passive::assume() };
-    /// let list = LookasideList::<u32, Doc>::try_new(&passive).unwrap();
-    /// assert_eq!(list.try_alloc(&passive, 9).unwrap().into_inner(&passive), 9);
-    /// # });
-    /// ```
-    pub fn into_inner(self, _token: &impl Allows<P>) -> T {
-        let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: a valid `T` (invariant), read once; the entry is given back without dropping it.
-        let value = unsafe { this.ptr.read() };
-        // SAFETY: an entry of the list, no longer used; the token allows pool `P`.
-        unsafe { this.give_back() };
-        value
-    }
-
-    /// Gives the entry back to the list.
-    ///
-    /// # Safety
-    /// Called once; the entry is not used afterwards, and the IRQL allows pool `P`.
-    unsafe fn give_back(&self) {
+// SAFETY: an entry goes back to the list it came from (`ExFreeToLookasideListEx`), which is live for
+// as long as it is borrowed; a list of a non-paged pool is non-paged and takes entries back at
+// DISPATCH_LEVEL.
+unsafe impl<T, G: Tag, P: PoolType> Release<P> for &LookasideList<T, G, P> {
+    unsafe fn release(self, data: NonNull<u8>, _layout: Layout) {
         // The list's free callback (`free_entry`, which `free_entry_ex` forwards to), called directly.
         let miss = |entry| {
             // SAFETY: an entry of this list, allocated by `allocate_entry` with tag `G`, given up.
             unsafe { free_entry::<G>(entry) }
         };
-        // SAFETY: an entry of `list`, which is live (it is borrowed); forwarded contract; `miss` is
-        // what the list's free callback does.
-        unsafe { sys::free_to_lookaside(self.list.header(), self.ptr.as_ptr().cast(), miss) };
-    }
-}
-
-impl<T, G: Tag, P: NonPagedPoolType> Deref for LookasideBox<'_, T, G, P> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        // SAFETY: a valid `T` (invariant) in non-paged memory.
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
-impl<T, G: Tag, P: NonPagedPoolType> DerefMut for LookasideBox<'_, T, G, P> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
-        unsafe { self.ptr.as_mut() }
-    }
-}
-
-impl<T, G: Tag, P: PoolType> Drop for LookasideBox<'_, T, G, P> {
-    fn drop(&mut self) {
-        alloc::check_free_irql::<P>(self.ptr.as_ptr().cast());
-        // SAFETY: a valid, owned `T` (invariant), dropped once, here.
-        unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
-        // SAFETY: given back once, here; a paged entry never reaches DISPATCH_LEVEL (not
-        // `DispatchSafe`), and the backstop above checks it.
-        unsafe { self.give_back() };
-    }
-}
-
-impl<T: fmt::Debug, G: Tag, P: NonPagedPoolType> fmt::Debug for LookasideBox<'_, T, G, P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
+        // SAFETY: an entry of `self`, which is live (it is borrowed), given up (the caller's
+        // contract, which also says the IRQL allows pool `P`); `miss` is what the list's free
+        // callback does.
+        unsafe { sys::free_to_lookaside(self.header(), data.as_ptr().cast(), miss) };
     }
 }

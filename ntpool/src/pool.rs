@@ -13,12 +13,14 @@ use core::marker::PhantomData;
 
 use crate::sys::{self, POOL_FLAGS};
 
-mod sealed {
+pub(crate) mod sealed {
+    /// Keeps [`PoolType`](super::PoolType) to ntpool's own pools.
     pub trait Sealed {}
 }
 
-/// A kind of pool. Implemented by [`PagedPool`], [`NonPagedPool`], [`NonPagedPoolExecute`] and
-/// [`CacheAligned`]; sealed, because the IRQL rules depend on knowing every pool.
+/// A kind of pool. Implemented by [`PagedPool`], [`NonPagedPool`], [`NonPagedPoolExecute`],
+/// [`CacheAligned`], [`UnknownPool`], [`SystemPool`] and the VideoPort pools
+/// (`ntpool::videoport::VpPoolType`); sealed, because the IRQL rules depend on knowing every pool.
 ///
 /// ```
 /// use ntpool::{NonPagedPool, PagedPool, PoolType};
@@ -143,3 +145,23 @@ impl PoolType for UnknownPool {
     const ALIGN: usize = 16;
     const NAME: &'static str = "UnknownPool";
 }
+
+/// Pool `P` as a system routine allocated it: the pool of an [`ExPoolBuffer`](crate::ExPoolBuffer),
+/// whose block the routine's documentation says the caller frees with `ExFreePool`. Its rules are
+/// `P`'s.
+///
+/// ```
+/// use ntpool::{NonPagedPool, PoolType, SystemPool, UnknownPool};
+/// assert!(SystemPool::<UnknownPool>::PAGED && !SystemPool::<NonPagedPool>::PAGED);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SystemPool<P>(PhantomData<P>);
+
+impl<P: PoolType> sealed::Sealed for SystemPool<P> {}
+impl<P: PoolType> PoolType for SystemPool<P> {
+    const FLAGS: POOL_FLAGS = P::FLAGS;
+    const PAGED: bool = P::PAGED;
+    const ALIGN: usize = P::ALIGN;
+    const NAME: &'static str = P::NAME;
+}
+impl<P: NonPagedPoolType> NonPagedPoolType for SystemPool<P> {}

@@ -89,12 +89,13 @@ use core::ffi::c_void;
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
-use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
-use crate::alloc::{self, AllocError};
+use crate::alloc::AllocError;
+use crate::boxed::PoolBox;
 use crate::irql::Allows;
 use crate::pool::{CacheAligned, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType};
+use crate::release::{self, Release};
 use crate::safe::{DispatchSafe, HighSafe};
 use crate::sys::{self, PVOID, VP_POOL_TYPE};
 use crate::tag::{PoolTag, Tag};
@@ -103,20 +104,20 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A `VP_POOL_TYPE`, as a type. Sealed: the IRQL rules depend on knowing every pool.
+/// A `VP_POOL_TYPE`, as a type: a pool of its own ([`PoolType`]), whose rules are those of the ntpool
+/// pool of the same memory ([`VpPoolType::Pool`]). Sealed: the IRQL rules depend on knowing every
+/// pool.
 ///
 /// ```
 /// use ntpool::videoport::{VpPagedPool, VpPoolType};
 /// assert_eq!(VpPagedPool::VP_POOL_TYPE, ntpool::sys::VpPagedPool);
 /// ```
-pub trait VpPoolType: sealed::Sealed + 'static {
+pub trait VpPoolType: PoolType + sealed::Sealed {
     /// The value passed to `VideoPortAllocatePool`.
     const VP_POOL_TYPE: VP_POOL_TYPE;
-    /// The ntpool pool of the same memory (the `POOL_TYPE` `videoprt.sys` allocates from): its
-    /// IRQL rules are this pool's. [`Allows`] and [`NonPagedPoolType`] are checked on it.
+    /// The ntpool pool of the same memory (the `POOL_TYPE` `videoprt.sys` allocates from): this
+    /// pool's flags, paging and alignment are its. The name ([`PoolType::NAME`]) is `video.h`'s.
     type Pool: PoolType;
-    /// The name, as `video.h` spells it.
-    const NAME: &'static str;
 }
 
 /// `VpNonPagedPool`: non-paged memory, usable up to `DISPATCH_LEVEL` (`POOL_TYPE` `NonPagedPool`,
@@ -162,6 +163,12 @@ macro_rules! vp_pool {
         impl VpPoolType for $name {
             const VP_POOL_TYPE: VP_POOL_TYPE = $value;
             type Pool = $pool;
+        }
+        impl crate::pool::sealed::Sealed for $name {}
+        impl PoolType for $name {
+            const FLAGS: sys::POOL_FLAGS = <$pool as PoolType>::FLAGS;
+            const PAGED: bool = <$pool as PoolType>::PAGED;
+            const ALIGN: usize = <$pool as PoolType>::ALIGN;
             const NAME: &'static str = stringify!($name);
         }
     };
@@ -170,6 +177,8 @@ vp_pool!(VpNonPagedPool, sys::VpNonPagedPool, NonPagedPoolExecute);
 vp_pool!(VpPagedPool, sys::VpPagedPool, PagedPool);
 vp_pool!(VpNonPagedPoolCacheAligned, sys::VpNonPagedPoolCacheAligned, CacheAligned<NonPagedPoolExecute>);
 vp_pool!(VpPagedPoolCacheAligned, sys::VpPagedPoolCacheAligned, CacheAligned<PagedPool>);
+impl NonPagedPoolType for VpNonPagedPool {}
+impl NonPagedPoolType for VpNonPagedPoolCacheAligned {}
 
 /// The miniport driver's device extension (`HwDeviceExtension`), as the video port driver passes
 /// it to `HwFindAdapter`, `HwInitialize` and the other miniport callbacks: the first parameter of
@@ -260,29 +269,52 @@ impl fmt::Debug for HwDeviceExtension {
 /// # Ok::<(), ntpool::AllocError>(())
 /// # }).unwrap();
 /// ```
-///
-/// # Invariants
-/// `ptr` points to a valid `T` that this box owns, in a block that `VideoPortAllocatePool` returned
-/// for `device`, pool `V`, tag `G::TAG` and at least `Layout::for_value(&*ptr).size()` bytes (dangling
-/// and aligned when that size is zero: then nothing was allocated).
-pub struct VpBox<T: ?Sized, G: Tag, V: VpPoolType = VpNonPagedPool> {
-    ptr: NonNull<T>,
+////// It is a [`PoolBox`] whose owner is a [`VpOwner`]: the box's invariant, with a block that
+/// `VideoPortAllocatePool` returned for the owner's device extension, pool `V`, tag `G::TAG` and at
+/// least `Layout::for_value(&*ptr).size()` bytes (dangling and aligned when that size is zero: then
+/// nothing was allocated).
+pub type VpBox<T, G, V = VpNonPagedPool> = PoolBox<T, VpOwner<G>, V>;
+
+/// The owner of a [`VpBox`]: the device extension its block was allocated for, which
+/// `VideoPortFreePool` gives it back with; the tag `G` is in its type.
+pub struct VpOwner<G> {
     device: HwDeviceExtension,
-    _owns: PhantomData<T>,
-    _pool: PhantomData<(G, V)>,
+    _tag: PhantomData<G>,
 }
 
-// SAFETY: the box owns its `T` like `Box<T>` does; the pool block has no thread affinity.
-unsafe impl<T: ?Sized + Send, G: Tag, V: VpPoolType> Send for VpBox<T, G, V> {}
-// SAFETY: as above; `&VpBox` only gives `&T`.
-unsafe impl<T: ?Sized + Sync, G: Tag, V: VpPoolType> Sync for VpBox<T, G, V> {}
-
-// SAFETY: a box of a `VpNonPaged*` pool owns only non-paged memory, and its content is
-// `DispatchSafe`; a `VpPaged*` box never is.
-unsafe impl<T: ?Sized + DispatchSafe, G: Tag, V: VpPoolType> DispatchSafe for VpBox<T, G, V> where
-    V::Pool: NonPagedPoolType
-{
+impl<G> VpOwner<G> {
+    fn new(device: HwDeviceExtension) -> Self {
+        VpOwner { device, _tag: PhantomData }
+    }
 }
+
+impl<G> Clone for VpOwner<G> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<G> Copy for VpOwner<G> {}
+
+impl<G> fmt::Debug for VpOwner<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("VpOwner").field(&self.device).finish()
+    }
+}
+
+impl<G: Tag> release::sealed::Sealed for VpOwner<G> {}
+
+// SAFETY: `VideoPortFreePool` with the device extension gives back exactly the block
+// `VideoPortAllocatePool` returned for it (nothing was allocated for a size of zero); the device
+// extension is a plain address, usable at any IRQL, and owns nothing paged.
+unsafe impl<G: Tag, V: VpPoolType> Release<V> for VpOwner<G> {
+    unsafe fn release(self, data: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: the caller's contract is VideoPortFreePool's, for this device's block.
+            unsafe { sys::VideoPortFreePool(self.device.as_ptr(), data.as_ptr().cast()) };
+        }
+    }
+}
+
 
 /// The alignment `VideoPortAllocatePool` promises on x64 (`MEMORY_ALLOCATION_ALIGNMENT`), checked
 /// for every block (a block that breaks it for its layout is freed, and the allocation fails).
@@ -312,7 +344,7 @@ fn allocate<G: Tag, V: VpPoolType>(device: HwDeviceExtension, layout: Layout) ->
     Ok(block)
 }
 
-impl<T, G: Tag, V: VpPoolType> VpBox<T, G, V> {
+impl<T, G: Tag, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
     /// Compile-time check: the pool's 16 bytes suffice for `T`.
     const ALIGNED: () = assert!(
         align_of::<T>() <= VP_ALIGN,
@@ -335,7 +367,7 @@ impl<T, G: Tag, V: VpPoolType> VpBox<T, G, V> {
     /// # });
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    pub fn try_new(token: &impl Allows<V::Pool>, device: HwDeviceExtension, value: T) -> Result<Self, AllocError> {
+    pub fn try_new(token: &impl Allows<V>, device: HwDeviceExtension, value: T) -> Result<Self, AllocError> {
         Ok(VpBox::try_new_zeroed(token, device)?.write(value))
     }
 
@@ -357,14 +389,14 @@ impl<T, G: Tag, V: VpPoolType> VpBox<T, G, V> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_uninit(
-        _token: &impl Allows<V::Pool>,
+        _token: &impl Allows<V>,
         device: HwDeviceExtension,
     ) -> Result<VpBox<MaybeUninit<T>, G, V>, AllocError> {
         let () = Self::ALIGNED;
         let block = allocate::<G, V>(device, Layout::new::<T>())?;
-        // INVARIANT: a block of `size_of::<T>()` bytes for `device`, `V` and `G`, aligned for `T`
+        // SAFETY: a block of `size_of::<T>()` bytes for `device`, `V` and `G`, aligned for `T`
         // (checked above), whose content is a valid `MaybeUninit<T>` whatever it holds.
-        Ok(VpBox { ptr: block.cast(), device, _owns: PhantomData, _pool: PhantomData })
+        Ok(unsafe { PoolBox::from_parts(block.cast(), VpOwner::new(device)) })
     }
 
     /// Allocates a block for `device` and zeroes it.
@@ -385,7 +417,7 @@ impl<T, G: Tag, V: VpPoolType> VpBox<T, G, V> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_zeroed(
-        token: &impl Allows<V::Pool>,
+        token: &impl Allows<V>,
         device: HwDeviceExtension,
     ) -> Result<VpBox<MaybeUninit<T>, G, V>, AllocError> {
         let b = VpBox::try_new_uninit(token, device)?;
@@ -394,88 +426,9 @@ impl<T, G: Tag, V: VpPoolType> VpBox<T, G, V> {
         unsafe { b.ptr.as_ptr().write_bytes(0, 1) };
         Ok(b)
     }
-
-    /// Moves the value out and frees the block; needs a token, since it frees.
-    ///
-    /// ```
-    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpPagedPool};
-    /// ntpool::pool_tag!(struct Doc = b"DvDc");
-    /// # let mut storage = [0u64; 8];
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
-    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = VpBox::<u32, Doc, VpPagedPool>::try_new(&passive, device, 3).unwrap();
-    /// assert_eq!(b.into_inner(&passive), 3);
-    /// # });
-    /// ```
-    pub fn into_inner(self, _token: &impl Allows<V::Pool>) -> T {
-        let this = core::mem::ManuallyDrop::new(self);
-        if size_of::<T>() != 0 {
-            alloc::check_free_irql::<V::Pool>(this.ptr.as_ptr().cast());
-        }
-        // SAFETY: the box owns a valid `T` (invariant); it is read once, and the block is freed
-        // below without dropping it again.
-        let value = unsafe { this.ptr.read() };
-        // SAFETY: the block came from `VideoPortAllocatePool` for this device (invariant), and the
-        // token allows freeing pool `V`.
-        unsafe { free(this.device, this.ptr.cast(), size_of::<T>()) };
-        value
-    }
 }
 
-impl<T, G: Tag, V: VpPoolType> VpBox<MaybeUninit<T>, G, V> {
-    /// Writes `value` and returns the initialized box.
-    ///
-    /// ```
-    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
-    /// ntpool::pool_tag!(struct Doc = b"DvDc");
-    /// # let mut storage = [0u64; 8];
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
-    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = VpBox::<u16, Doc, VpNonPagedPool>::try_new_uninit(&passive, device).unwrap().write(7);
-    /// assert_eq!(*b, 7);
-    /// # });
-    /// ```
-    pub fn write(self, value: T) -> VpBox<T, G, V> {
-        let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: the block is valid and aligned for a `T` (invariant).
-        unsafe { this.ptr.cast::<T>().write(value) };
-        // INVARIANT: the block now holds a valid `T`, and its size is `T`'s.
-        VpBox { ptr: this.ptr.cast(), device: this.device, _owns: PhantomData, _pool: PhantomData }
-    }
-
-    /// The initialized box.
-    ///
-    /// # Safety
-    /// The content is a valid `T`.
-    ///
-    /// ```
-    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
-    /// ntpool::pool_tag!(struct Doc = b"DvDc");
-    /// # let mut storage = [0u64; 8];
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
-    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = VpBox::<u8, Doc, VpNonPagedPool>::try_new_zeroed(&passive, device).unwrap();
-    /// // SAFETY: zero is a valid u8.
-    /// assert_eq!(*unsafe { b.assume_init() }, 0);
-    /// # });
-    /// ```
-    pub unsafe fn assume_init(self) -> VpBox<T, G, V> {
-        let this = core::mem::ManuallyDrop::new(self);
-        // INVARIANT: the caller guarantees the content is a valid `T`; the size is unchanged.
-        VpBox { ptr: this.ptr.cast(), device: this.device, _owns: PhantomData, _pool: PhantomData }
-    }
-}
-
-impl<T, G: Tag, V: VpPoolType> VpBox<[T], G, V> {
+impl<T, G: Tag, V: VpPoolType> PoolBox<[T], VpOwner<G>, V> {
     /// Allocates a slice of `len` elements for `device`, zeroed, each left as `MaybeUninit`.
     ///
     /// ```
@@ -494,7 +447,7 @@ impl<T, G: Tag, V: VpPoolType> VpBox<[T], G, V> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_zeroed_slice(
-        _token: &impl Allows<V::Pool>,
+        _token: &impl Allows<V>,
         device: HwDeviceExtension,
         len: usize,
     ) -> Result<VpBox<[MaybeUninit<T>], G, V>, AllocError> {
@@ -504,9 +457,9 @@ impl<T, G: Tag, V: VpPoolType> VpBox<[T], G, V> {
         // SAFETY: the block holds `layout.size()` writable bytes, or none at all for a size of zero.
         unsafe { block.as_ptr().write_bytes(0, layout.size()) };
         let ptr = NonNull::slice_from_raw_parts(block.cast::<MaybeUninit<T>>(), len);
-        // INVARIANT: a block of `Layout::array::<T>(len)`, the slice's size, for `device`, `V` and
-        // `G`, aligned for `T` (checked above).
-        Ok(VpBox { ptr, device, _owns: PhantomData, _pool: PhantomData })
+        // SAFETY: a block of `Layout::array::<T>(len)`, the slice's size, for `device`, `V` and `G`,
+        // aligned for `T` (checked above).
+        Ok(unsafe { PoolBox::from_parts(ptr, VpOwner::new(device)) })
     }
 
     /// Allocates a slice for `device` holding a copy of `source`.
@@ -526,99 +479,19 @@ impl<T, G: Tag, V: VpPoolType> VpBox<[T], G, V> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_from_slice(
-        token: &impl Allows<V::Pool>,
+        token: &impl Allows<V>,
         device: HwDeviceExtension,
         source: &[T],
     ) -> Result<Self, AllocError>
     where
         T: Copy,
     {
-        let mut slice = VpBox::<[T], G, V>::try_new_zeroed_slice(token, device, source.len())?;
-        // SAFETY: the box owns `source.len()` elements (invariant); the token allows touching
-        // pool `V`.
-        let elements = unsafe { slice.ptr.as_mut() };
-        for (element, value) in elements.iter_mut().zip(source) {
-            element.write(*value);
-        }
-        let this = core::mem::ManuallyDrop::new(slice);
-        let ptr = NonNull::slice_from_raw_parts(this.ptr.cast::<T>(), this.ptr.len());
-        // INVARIANT: every element was written above; the size is unchanged.
-        Ok(VpBox { ptr, device: this.device, _owns: PhantomData, _pool: PhantomData })
+        let slice = VpBox::<[T], G, V>::try_new_zeroed_slice(token, device, source.len())?;
+        Ok(slice.fill(|i| source[i]))
     }
 }
 
-impl<T, G: Tag, V: VpPoolType> VpBox<[MaybeUninit<T>], G, V> {
-    /// The initialized slice.
-    ///
-    /// # Safety
-    /// Every element is a valid `T`.
-    ///
-    /// ```
-    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
-    /// ntpool::pool_tag!(struct Doc = b"DvDc");
-    /// # let mut storage = [0u64; 8];
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
-    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = VpBox::<[u8], Doc, VpNonPagedPool>::try_new_zeroed_slice(&passive, device, 3).unwrap();
-    /// // SAFETY: zero is a valid u8.
-    /// assert_eq!(unsafe { b.assume_init() }.len(), 3);
-    /// # });
-    /// ```
-    pub unsafe fn assume_init(self) -> VpBox<[T], G, V> {
-        let this = core::mem::ManuallyDrop::new(self);
-        let ptr = NonNull::slice_from_raw_parts(this.ptr.cast::<T>(), this.ptr.len());
-        // INVARIANT: the caller guarantees every element is valid; the size is unchanged.
-        VpBox { ptr, device: this.device, _owns: PhantomData, _pool: PhantomData }
-    }
-}
-
-impl<T: ?Sized, G: Tag, V: VpPoolType> VpBox<T, G, V> {
-    /// The content, reached with a token that allows the pool. For a `VpPaged*` box this is the only
-    /// way in; the reference borrows the token, so the IRQL cannot be raised while it lives.
-    ///
-    /// ```
-    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpPagedPool};
-    /// ntpool::pool_tag!(struct Doc = b"DvDc");
-    /// # let mut storage = [0u64; 8];
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
-    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = VpBox::<u32, Doc, VpPagedPool>::try_new(&passive, device, 4).unwrap();
-    /// assert_eq!(*b.get(&passive), 4);
-    /// # });
-    /// ```
-    pub fn get<'a, I: Allows<V::Pool>>(&'a self, _token: &'a I) -> &'a T {
-        // SAFETY: the box owns a valid `T` (invariant), and the token proves the IRQL allows
-        // touching pool `V`.
-        unsafe { self.ptr.as_ref() }
-    }
-
-    /// The content, mutably; see [`VpBox::get`].
-    ///
-    /// ```
-    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpPagedPool};
-    /// ntpool::pool_tag!(struct Doc = b"DvDc");
-    /// # let mut storage = [0u64; 8];
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
-    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let mut b = VpBox::<u32, Doc, VpPagedPool>::try_new(&passive, device, 4).unwrap();
-    /// *b.get_mut(&passive) = 5;
-    /// assert_eq!(*b.get(&passive), 5);
-    /// # });
-    /// ```
-    pub fn get_mut<'a, I: Allows<V::Pool>>(&'a mut self, _token: &'a I) -> &'a mut T {
-        // SAFETY: as in `get`, and `&mut self` makes the access exclusive.
-        unsafe { self.ptr.as_mut() }
-    }
-
+impl<T: ?Sized, G: Tag, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
     /// The device extension the block was allocated for, and will be freed with.
     ///
     /// ```
@@ -635,7 +508,7 @@ impl<T: ?Sized, G: Tag, V: VpPoolType> VpBox<T, G, V> {
     /// # });
     /// ```
     pub fn device_extension(&self) -> HwDeviceExtension {
-        self.device
+        self.owner.device
     }
 
     /// The tag the block was allocated with.
@@ -656,88 +529,8 @@ impl<T: ?Sized, G: Tag, V: VpPoolType> VpBox<T, G, V> {
     pub fn tag(&self) -> PoolTag {
         G::TAG
     }
-
-    /// The address of the content, for FFI; reading through it is `unsafe` and subject to the
-    /// pool's IRQL rules.
-    ///
-    /// ```
-    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
-    /// ntpool::pool_tag!(struct Doc = b"DvDc");
-    /// # let mut storage = [0u64; 8];
-    /// # ntpool::emulated::Kernel::new().run(|| {
-    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
-    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
-    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let b = VpBox::<u64, Doc, VpNonPagedPool>::try_new(&passive, device, 1).unwrap();
-    /// assert_eq!(b.as_ptr() as usize % 16, 0);
-    /// # });
-    /// ```
-    pub fn as_ptr(&self) -> *const T {
-        self.ptr.as_ptr()
-    }
 }
 
-/// Frees a block of `size` bytes (nothing for zero) that `VideoPortAllocatePool` returned for
-/// `device`.
-///
-/// # Safety
-/// `block` came from [`allocate`] for `device`, pool `V` and this size, and is not used afterwards;
-/// the IRQL allows freeing pool `V` (the caller has run the backstop, `check_free_irql`).
-unsafe fn free(device: HwDeviceExtension, block: NonNull<u8>, size: usize) {
-    if size == 0 {
-        return;
-    }
-    // SAFETY: the caller's contract is VideoPortFreePool's.
-    unsafe { sys::VideoPortFreePool(device.as_ptr(), block.as_ptr().cast()) };
-}
-
-impl<T: ?Sized, G: Tag, V: VpPoolType> Deref for VpBox<T, G, V>
-where
-    V::Pool: NonPagedPoolType,
-{
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        // SAFETY: the box owns a valid `T` (invariant) in non-paged memory, which may be touched at
-        // any IRQL.
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
-impl<T: ?Sized, G: Tag, V: VpPoolType> DerefMut for VpBox<T, G, V>
-where
-    V::Pool: NonPagedPoolType,
-{
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
-        unsafe { self.ptr.as_mut() }
-    }
-}
-
-impl<T: ?Sized, G: Tag, V: VpPoolType> Drop for VpBox<T, G, V> {
-    fn drop(&mut self) {
-        // SAFETY: the box owns a valid `T` (invariant); the reference only serves to compute the size.
-        let size = size_of_val(unsafe { self.ptr.as_ref() });
-        if size != 0 {
-            alloc::check_free_irql::<V::Pool>(self.ptr.as_ptr().cast());
-        }
-        // SAFETY: the value is valid and owned, and dropped exactly once, here.
-        unsafe { core::ptr::drop_in_place(self.ptr.as_ptr()) };
-        // SAFETY: the block came from `VideoPortAllocatePool` for this device, pool and size
-        // (invariant), and is not used again.
-        unsafe { free(self.device, self.ptr.cast(), size) };
-    }
-}
-
-impl<T: ?Sized + fmt::Debug, G: Tag, V: VpPoolType> fmt::Debug for VpBox<T, G, V>
-where
-    V::Pool: NonPagedPoolType,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
 
 #[cfg(test)]
 mod tests {

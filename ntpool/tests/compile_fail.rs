@@ -35,7 +35,7 @@ const REASONS: &[(&str, &str)] = &[
     ("r2_implicit_drop_at_end_of_region", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
     (
         "r2_ex_pool_buffer_of_unknown_pool_freed_at_dispatch",
-        "required for `ntpool::ExPoolBuffer<u32>` to implement `DispatchSafe`",
+        "required for `PoolBox<u32, ExFreePoolOwner, SystemPool<ntpool::UnknownPool>>` to implement `DispatchSafe`",
     ),
     (
         "r2_mem_replace_through_mut_ref",
@@ -55,7 +55,7 @@ const REASONS: &[(&str, &str)] = &[
     ),
     (
         "r2_paged_lookaside_entry_dropped_at_dispatch",
-        "required for `LookasideBox<'_, u32, Tg, ntpool::PagedPool>` to implement `DispatchSafe`",
+        "required for `PoolBox<u32, &ntpool::LookasideList<u32, Tg, ntpool::PagedPool>, ntpool::PagedPool>` to implement `DispatchSafe`",
     ),
     (
         "r2_paged_box_passed_into_spin_lock_region",
@@ -74,7 +74,10 @@ const REASONS: &[(&str, &str)] = &[
         "r2_tuple_with_paged_box_in_region",
         "required for `(u32, PoolBox<u32, Tg, PagedPool>)` to implement `DispatchSafe`",
     ),
-    ("r2_vp_paged_box_dropped_at_dispatch", "required for `VpBox<u32, Tg, VpPagedPool>` to implement `DispatchSafe`"),
+    (
+        "r2_vp_paged_box_dropped_at_dispatch",
+        "`VpPagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL",
+    ),
     (
         "r2_vec_of_paged_boxes_in_region",
         "required for `allocator_api2::vec::Vec<PoolBox<u32, Tg, PagedPool>, ntpool::PoolAllocator<Tg>>` to implement `DispatchSafe`",
