@@ -4,7 +4,7 @@
 
 use core::mem::size_of;
 
-use ntpool::{Apc, NonPagedBox, PagedBox, Passive, PoolTag};
+use ntpool::{Alloc, Apc, NonPagedBox, PagedBox, Passive, PoolTag};
 use ntpool_protocol::{
     AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, FreeRequest, IOCTL_NTPOOL_ALLOCATE,
     IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ,
@@ -248,25 +248,14 @@ fn allocate(
 /// charged to the current process: the client's, since a top-level driver's device control runs in
 /// the context of the thread that sent the request.
 fn new_block(apc: &Apc, pool: u32, tag: PoolTag, size: usize, quota: bool) -> Option<Block> {
-    if pool == POOL_PAGED {
-        let block = if quota {
-            PagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag_and_quota(apc, tag, size)
-        } else {
-            PagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag(apc, tag, size)
-        };
-        let block = block.ok()?;
+    let alloc = Alloc::with_tag(tag).quota_if(quota);
+    Some(if pool == POOL_PAGED {
         // SAFETY: zeroed bytes are valid `u8`s.
-        Some(Block::Paged(unsafe { block.assume_init() }))
+        Block::Paged(unsafe { PagedBox::try_alloc_slice(apc, alloc, size).ok()?.assume_init() })
     } else {
-        let block = if quota {
-            NonPagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag_and_quota(apc, tag, size)
-        } else {
-            NonPagedBox::<[u8], PoolTag>::try_new_zeroed_slice_with_tag(apc, tag, size)
-        };
-        let block = block.ok()?;
         // SAFETY: as above.
-        Some(Block::NonPaged(unsafe { block.assume_init() }))
-    }
+        Block::NonPaged(unsafe { NonPagedBox::try_alloc_slice(apc, alloc, size).ok()?.assume_init() })
+    })
 }
 
 /// Blocks outstanding (of `owner`, or of everyone), and bytes of non-paged and of paged pool they

@@ -17,9 +17,9 @@ use core::ptr::NonNull;
 
 use crate::alloc::{self, AllocError};
 use crate::irql::Allows;
+use crate::options::{Alloc, Charge};
 use crate::pool::{NonPagedPool, NonPagedPoolType, PagedPool, PoolType};
 pub use crate::release::Release;
-use crate::sys;
 use crate::tag::{PoolTag, Tag, TagSource};
 
 /// An owning pointer to a `T` in pool `P`, given back on drop by its owner `G`: for a tag (a
@@ -100,7 +100,6 @@ pub type NonPagedBox<T, G> = PoolBox<T, G, NonPagedPool>;
 /// # });
 /// ```
 pub type PagedBox<T, G> = PoolBox<T, G, PagedPool>;
-
 
 impl<T: ?Sized, G: Release<P>, P: PoolType> PoolBox<T, G, P> {
     /// A box of the content at `ptr`, given back by `owner`.
@@ -338,8 +337,8 @@ impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// # });
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    pub fn try_new_uninit(_token: &impl Allows<P>) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
-        PoolBox::allocate(G::default(), false)
+    pub fn try_new_uninit(token: &impl Allows<P>) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
+        PoolBox::try_alloc(token, Alloc::new().uninit())
     }
 
     /// Allocates a zeroed block for a `T`.
@@ -355,27 +354,34 @@ impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// # });
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    pub fn try_new_zeroed(_token: &impl Allows<P>) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
-        PoolBox::allocate(G::default(), true)
+    pub fn try_new_zeroed(token: &impl Allows<P>) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
+        PoolBox::try_alloc(token, Alloc::new())
     }
 }
 
 impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
+    /// Allocates a block for a `T` as `alloc` says (tag, zeroed or not, quota or not; see
+    /// [`Alloc`]): the one call behind every value constructor.
+    ///
+    /// ```
+    /// use ntpool::{Alloc, NonPagedBox, Passive};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { Passive::assume() };
+    /// let b = NonPagedBox::<u32, Doc>::try_alloc(&passive, Alloc::new().uninit().quota())?.write(3);
+    /// assert_eq!(*b, 3);
+    /// # Ok::<(), ntpool::AllocError>(())
+    /// # }).unwrap();
+    /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    fn allocate(tag: G, zeroed: bool) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
-        PoolBox::allocate_with_flags(tag, if zeroed { 0 } else { sys::POOL_FLAG_UNINITIALIZED })
-    }
-
-    /// Allocates a block for a `T` with `extra` flags besides the pool's (see
-    /// `alloc::allocate_with_flags`).
-    #[cfg_attr(ntpool_emulated, track_caller)]
-    pub(crate) fn allocate_with_flags(
-        tag: G,
-        extra: sys::POOL_FLAGS,
+    pub fn try_alloc<I: Allows<P>, Q: Charge<I>>(
+        _token: &I,
+        alloc: Alloc<G, Q>,
     ) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
-        let block = alloc::allocate_with_flags::<P>(Layout::new::<T>(), extra, tag.tag())?;
-        // SAFETY: a block for `Layout::new::<T>()`, which is `MaybeUninit<T>`'s layout, with `tag`.
-        Ok(unsafe { PoolBox::from_parts(block.cast(), tag) })
+        let block = alloc::allocate_with_flags::<P>(Layout::new::<T>(), alloc.flags(), alloc.tag().tag())?;
+        // SAFETY: a block for `Layout::new::<T>()`, which is `MaybeUninit<T>`'s layout, with the tag.
+        Ok(unsafe { PoolBox::from_parts(block.cast(), alloc.tag()) })
     }
 }
 
@@ -431,8 +437,8 @@ impl<T, P: PoolType> PoolBox<T, PoolTag, P> {
     /// # });
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    pub fn try_new_with_tag(_token: &impl Allows<P>, tag: PoolTag, value: T) -> Result<Self, AllocError> {
-        Ok(PoolBox::allocate(tag, true)?.write(value))
+    pub fn try_new_with_tag(token: &impl Allows<P>, tag: PoolTag, value: T) -> Result<Self, AllocError> {
+        Ok(PoolBox::try_alloc(token, Alloc::with_tag(tag))?.write(value))
     }
 }
 
@@ -451,10 +457,10 @@ impl<T, G: Tag, P: PoolType> PoolBox<[T], G, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_zeroed_slice(
-        _token: &impl Allows<P>,
+        token: &impl Allows<P>,
         len: usize,
     ) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
-        PoolBox::allocate_slice(G::default(), len, true)
+        PoolBox::try_alloc_slice(token, Alloc::new(), len)
     }
 
     /// Allocates an uninitialized slice of `len` elements (`POOL_FLAG_UNINITIALIZED`).
@@ -473,10 +479,10 @@ impl<T, G: Tag, P: PoolType> PoolBox<[T], G, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_uninit_slice(
-        _token: &impl Allows<P>,
+        token: &impl Allows<P>,
         len: usize,
     ) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
-        PoolBox::allocate_slice(G::default(), len, false)
+        PoolBox::try_alloc_slice(token, Alloc::new().uninit(), len)
     }
 
     /// Allocates a slice of `len` elements, element `i` being `f(i)`.
@@ -491,8 +497,8 @@ impl<T, G: Tag, P: PoolType> PoolBox<[T], G, P> {
     /// # });
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    pub fn try_from_fn(_token: &impl Allows<P>, len: usize, f: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
-        PoolBox::from_fn(G::default(), len, f)
+    pub fn try_from_fn(token: &impl Allows<P>, len: usize, f: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
+        Ok(PoolBox::<[T], G, P>::try_alloc_slice(token, Alloc::new(), len)?.fill(f))
     }
 
     /// Allocates a slice holding a copy of `source`.
@@ -507,11 +513,11 @@ impl<T, G: Tag, P: PoolType> PoolBox<[T], G, P> {
     /// # });
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    pub fn try_from_slice(_token: &impl Allows<P>, source: &[T]) -> Result<Self, AllocError>
+    pub fn try_from_slice(token: &impl Allows<P>, source: &[T]) -> Result<Self, AllocError>
     where
         T: Clone,
     {
-        PoolBox::from_fn(G::default(), source.len(), |i| source[i].clone())
+        Ok(PoolBox::<[T], G, P>::try_alloc_slice(token, Alloc::new(), source.len())?.fill(|i| source[i].clone()))
     }
 }
 
@@ -533,37 +539,41 @@ impl<T, P: PoolType> PoolBox<[T], PoolTag, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_zeroed_slice_with_tag(
-        _token: &impl Allows<P>,
+        token: &impl Allows<P>,
         tag: PoolTag,
         len: usize,
     ) -> Result<PoolBox<[MaybeUninit<T>], PoolTag, P>, AllocError> {
-        PoolBox::allocate_slice(tag, len, true)
+        PoolBox::try_alloc_slice(token, Alloc::with_tag(tag), len)
     }
 }
 
 impl<T, G: TagSource, P: PoolType> PoolBox<[T], G, P> {
+    /// Allocates a block for `len` `T`s as `alloc` says (see [`Alloc`]): the one call behind every
+    /// slice constructor.
+    ///
+    /// ```
+    /// use ntpool::{Alloc, NonPagedBox, Passive, PoolTag};
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { Passive::assume() };
+    /// let alloc = Alloc::with_tag(PoolTag::new(*b"Dyn1"));
+    /// let b = NonPagedBox::<[u16], PoolTag>::try_alloc_slice(&passive, alloc, 3)?;
+    /// // SAFETY: zeroed `u16`s are valid.
+    /// assert_eq!(&*unsafe { b.assume_init() }, &[0; 3]);
+    /// # Ok::<(), ntpool::AllocError>(())
+    /// # }).unwrap();
+    /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    fn from_fn(tag: G, len: usize, f: impl FnMut(usize) -> T) -> Result<Self, AllocError> {
-        Ok(PoolBox::<[T], G, P>::allocate_slice(tag, len, true)?.fill(f))
-    }
-
-    #[cfg_attr(ntpool_emulated, track_caller)]
-    fn allocate_slice(tag: G, len: usize, zeroed: bool) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
-        PoolBox::allocate_slice_with_flags(tag, len, if zeroed { 0 } else { sys::POOL_FLAG_UNINITIALIZED })
-    }
-
-    /// Allocates a block for `len` `T`s with `extra` flags besides the pool's.
-    #[cfg_attr(ntpool_emulated, track_caller)]
-    pub(crate) fn allocate_slice_with_flags(
-        tag: G,
+    pub fn try_alloc_slice<I: Allows<P>, Q: Charge<I>>(
+        _token: &I,
+        alloc: Alloc<G, Q>,
         len: usize,
-        extra: sys::POOL_FLAGS,
     ) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
         let layout = Layout::array::<T>(len).map_err(|_| AllocError)?;
-        let block = alloc::allocate_with_flags::<P>(layout, extra, tag.tag())?;
+        let block = alloc::allocate_with_flags::<P>(layout, alloc.flags(), alloc.tag().tag())?;
         let ptr = NonNull::slice_from_raw_parts(block.cast::<MaybeUninit<T>>(), len);
-        // SAFETY: a block for `Layout::array::<T>(len)`, which is the slice's layout, with `tag`.
-        Ok(unsafe { PoolBox::from_parts(ptr, tag) })
+        // SAFETY: a block for `Layout::array::<T>(len)`, which is the slice's layout, with the tag.
+        Ok(unsafe { PoolBox::from_parts(ptr, alloc.tag()) })
     }
 }
 

@@ -132,12 +132,13 @@ mod ex_pool;
 mod fast_mutex;
 mod irql;
 mod lookaside;
+mod options;
 mod pool;
 mod quota;
+mod release;
 mod safe;
 mod spin_lock;
 mod tag;
-mod release;
 
 pub mod sys;
 
@@ -156,6 +157,7 @@ pub use irql::{
     Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,
 };
 pub use lookaside::{LookasideBox, LookasideList, LookasideStatistics};
+pub use options::{Alloc, Charge, NoQuota, Quota};
 pub use pool::{
     CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType, SystemPool, UnknownPool,
 };

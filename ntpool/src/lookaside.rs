@@ -10,9 +10,9 @@ use core::ptr::NonNull;
 
 use crate::alloc::{self, AllocError};
 use crate::boxed::{NonPagedBox, PoolBox};
-use crate::release::{Release, sealed};
 use crate::irql::Allows;
 use crate::pool::{NonPagedPool, NonPagedPoolType, PoolType};
+use crate::release::{Release, sealed};
 use crate::safe::DispatchSafe;
 use crate::sys::{self, GENERAL_LOOKASIDE_POOL, LookasideCallbacks, POOL_TYPE, PVOID, SIZE_T, ULONG};
 use crate::tag::Tag;

@@ -17,8 +17,8 @@ use core::mem::MaybeUninit;
 use crate::alloc::AllocError;
 use crate::boxed::PoolBox;
 use crate::irql::{Allows, BelowDispatch};
+use crate::options::Alloc;
 use crate::pool::PoolType;
-use crate::sys::POOL_FLAG_USE_QUOTA;
 use crate::tag::{PoolTag, Tag};
 
 impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
@@ -41,8 +41,8 @@ impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// # Ok::<(), ntpool::AllocError>(())
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    pub fn try_new_with_quota<I: Allows<P> + BelowDispatch>(_token: &I, value: T) -> Result<Self, AllocError> {
-        Ok(PoolBox::allocate_with_flags(G::default(), POOL_FLAG_USE_QUOTA)?.write(value))
+    pub fn try_new_with_quota<I: Allows<P> + BelowDispatch>(token: &I, value: T) -> Result<Self, AllocError> {
+        Ok(PoolBox::try_alloc(token, Alloc::new().quota())?.write(value))
     }
 }
 
@@ -62,10 +62,10 @@ impl<T, G: Tag, P: PoolType> PoolBox<[T], G, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_zeroed_slice_with_quota<I: Allows<P> + BelowDispatch>(
-        _token: &I,
+        token: &I,
         len: usize,
     ) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
-        PoolBox::allocate_slice_with_flags(G::default(), len, POOL_FLAG_USE_QUOTA)
+        PoolBox::try_alloc_slice(token, Alloc::new().quota(), len)
     }
 }
 
@@ -88,10 +88,10 @@ impl<T, P: PoolType> PoolBox<[T], PoolTag, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_zeroed_slice_with_tag_and_quota<I: Allows<P> + BelowDispatch>(
-        _token: &I,
+        token: &I,
         tag: PoolTag,
         len: usize,
     ) -> Result<PoolBox<[MaybeUninit<T>], PoolTag, P>, AllocError> {
-        PoolBox::allocate_slice_with_flags(tag, len, POOL_FLAG_USE_QUOTA)
+        PoolBox::try_alloc_slice(token, Alloc::with_tag(tag).quota(), len)
     }
 }

@@ -59,7 +59,6 @@ unsafe impl<T: ?Sized + Sync, G: Release<P> + Sync, P: PoolType> Sync for PoolBo
 // its owner may be used at DISPATCH_LEVEL (`Release`'s contract).
 unsafe impl<T: ?Sized + DispatchSafe, G: Release<P>, P: NonPagedPoolType> DispatchSafe for PoolBox<T, G, P> {}
 
-
 impl<T: ?Sized, G: Release<P>, P: NonPagedPoolType> Deref for PoolBox<T, G, P> {
     type Target = T;
 

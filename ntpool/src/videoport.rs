@@ -315,7 +315,6 @@ unsafe impl<G: Tag, V: VpPoolType> Release<V> for VpOwner<G> {
     }
 }
 
-
 /// The alignment `VideoPortAllocatePool` promises on x64 (`MEMORY_ALLOCATION_ALIGNMENT`), checked
 /// for every block (a block that breaks it for its layout is freed, and the allocation fails).
 const VP_ALIGN: usize = 16;
@@ -478,11 +477,7 @@ impl<T, G: Tag, V: VpPoolType> PoolBox<[T], VpOwner<G>, V> {
     /// # });
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
-    pub fn try_from_slice(
-        token: &impl Allows<V>,
-        device: HwDeviceExtension,
-        source: &[T],
-    ) -> Result<Self, AllocError>
+    pub fn try_from_slice(token: &impl Allows<V>, device: HwDeviceExtension, source: &[T]) -> Result<Self, AllocError>
     where
         T: Copy,
     {
@@ -530,7 +525,6 @@ impl<T: ?Sized, G: Tag, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
         G::TAG
     }
 }
-
 
 #[cfg(test)]
 mod tests {

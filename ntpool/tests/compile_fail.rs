@@ -21,6 +21,7 @@ const REASONS: &[(&str, &str)] = &[
         "r1_non_paged_alloc_above_dispatch",
         "`NonPagedPool` cannot be allocated, touched or freed with a `ntpool::High` token",
     ),
+    ("r1_alloc_quota_with_dispatch_token", "required for `Quota` to implement `Charge<ntpool::Dispatch>`"),
     ("r1_quota_alloc_with_dispatch_token", "`ntpool::Dispatch` does not prove an IRQL below DISPATCH_LEVEL"),
     (
         "r1_paged_alloc_with_dispatch_token",
