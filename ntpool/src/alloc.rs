@@ -116,25 +116,30 @@ pub(crate) fn allocate_with_flags<P: PoolType>(
         return NonNull::new(core::ptr::without_provenance_mut(layout.align())).ok_or(AllocError);
     }
     let flags = P::FLAGS | extra;
-    match Placement::of(layout) {
-        Placement::Start => {
-            let block = kernel_allocate(flags, layout.size(), tag)?;
-            if block.addr().get() % layout.align() == 0 {
-                return Ok(block);
-            }
-            refuse(block, tag)
-        }
-        Placement::StartIfPage => {
-            let block = kernel_allocate(flags, layout.size(), tag)?;
-            if block.addr().get() % PAGE_SIZE == 0 {
-                return Ok(block);
-            }
-            // SAFETY: the kernel's own block, just allocated with this tag and not handed out.
-            unsafe { sys::ExFreePoolWithTag(block.as_ptr().cast(), tag.to_ulong()) };
-            allocate_inside(layout, flags, tag, true)
-        }
-        Placement::Inside => allocate_inside(layout, flags, tag, false),
+    if Placement::of(layout) != Placement::Start {
+        return allocate_placed(layout, flags, tag);
     }
+    let block = kernel_allocate(flags, layout.size(), tag)?;
+    // `align` is a power of two.
+    if block.addr().get() & (layout.align() - 1) == 0 { Ok(block) } else { Err(refuse(block, tag)) }
+}
+
+/// [`allocate_with_flags`] for the layouts whose data does not simply start the kernel's block
+/// ([`Placement::StartIfPage`], [`Placement::Inside`]): out of line, so that the common path stays
+/// small enough to inline and its alignment check folds away wherever the layout is known.
+#[inline(never)]
+#[cfg_attr(ntpool_emulated, track_caller)]
+fn allocate_placed(layout: Layout, flags: sys::POOL_FLAGS, tag: PoolTag) -> Result<NonNull<u8>, AllocError> {
+    if Placement::of(layout) == Placement::StartIfPage {
+        let block = kernel_allocate(flags, layout.size(), tag)?;
+        if block.addr().get() % PAGE_SIZE == 0 {
+            return Ok(block);
+        }
+        // SAFETY: the kernel's own block, just allocated with this tag and not handed out.
+        unsafe { sys::ExFreePoolWithTag(block.as_ptr().cast(), tag.to_ulong()) };
+        return allocate_inside(layout, flags, tag, true);
+    }
+    allocate_inside(layout, flags, tag, false)
 }
 
 /// `ExAllocatePool2` for `size` bytes (not zero).
@@ -148,19 +153,17 @@ fn kernel_allocate(flags: sys::POOL_FLAGS, size: usize, tag: PoolTag) -> Result<
 }
 
 /// Frees a block whose address breaks the kernel's `MEMORY_ALLOCATION_ALIGNMENT` for the layout
-/// asked for, and fails the allocation: the block is never handed out.
-#[cold]
-#[inline(never)]
-fn refuse(block: NonNull<u8>, tag: PoolTag) -> Result<NonNull<u8>, AllocError> {
+/// asked for: the block is never handed out, and the allocation fails.
+#[inline(always)]
+fn refuse(block: NonNull<u8>, tag: PoolTag) -> AllocError {
     // SAFETY: the kernel's own block, just allocated with this tag and not handed out.
     unsafe { sys::ExFreePoolWithTag(block.as_ptr().cast(), tag.to_ulong()) };
-    Err(AllocError)
+    AllocError
 }
 
 /// Allocates `layout` inside a larger block ([`Placement::Inside`]), at an address that is not a
 /// page start when `off_page` is set ([`Placement::StartIfPage`], where a page start means the
 /// kernel's own block).
-#[cold]
 #[cfg_attr(ntpool_emulated, track_caller)]
 fn allocate_inside(
     layout: Layout,
@@ -174,7 +177,7 @@ fn allocate_inside(
     let address = block.addr().get();
     if address % align_of::<*mut u8>() != 0 {
         // Not even room for an aligned header below the data.
-        return refuse(block, tag);
+        return Err(refuse(block, tag));
     }
     // In `[8, align]`: `address` is a multiple of 8, and `align` (more than 16) of 16.
     let mut offset = align - address % align;
