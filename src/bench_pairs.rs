@@ -49,28 +49,16 @@ pub unsafe extern "system" fn ntpool_bench_paged_box_ntpool(value: u64) -> bool 
     PagedBox::<u64, BenchTag>::try_new(&passive, value).is_ok()
 }
 
-/// Paged pool, by hand: `ExAllocatePool2` (zeroed), its address checked for the `u64`'s alignment
-/// (a block that breaks the kernel's promise is freed, and the allocation fails), the value written,
-/// the IRQL checked before the free as ntpool's `irql-backstop` feature (on by default) does,
-/// `ExFreePoolWithTag`.
+/// Paged pool, by hand: the allocation ([`raw_u64`]), the IRQL checked before the free as ntpool's
+/// `irql-backstop` feature (on by default) does, `ExFreePoolWithTag`.
 ///
 /// # Safety
 /// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub unsafe extern "system" fn ntpool_bench_paged_box_raw(value: u64) -> bool {
-    // SAFETY: PASSIVE_LEVEL allows paged pool; a non-zero size and a valid tag.
-    let block = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_PAGED, 8, BENCH_TAG) }.cast::<u64>();
-    if block.is_null() {
-        return false;
-    }
-    if !block.is_aligned() {
-        // SAFETY: allocated above with this tag, never used.
-        unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };
-        return false;
-    }
-    // SAFETY: a fresh block of 8 bytes, aligned for a `u64` (checked).
-    unsafe { block.write(value) };
+    // SAFETY: PASSIVE_LEVEL allows paged pool.
+    let Some(block) = (unsafe { raw_u64(sys::POOL_FLAG_PAGED, value) }) else { return false };
     let irql = sys::KeGetCurrentIrql();
     if irql > sys::APC_LEVEL {
         // SAFETY: a deliberate stop: Driver Verifier's 0xC4 / 0x11 (paged free above APC_LEVEL).
@@ -84,9 +72,32 @@ pub unsafe extern "system" fn ntpool_bench_paged_box_raw(value: u64) -> bool {
             )
         }
     }
-    // SAFETY: allocated above with this tag, not used afterwards; the IRQL allows the free.
+    // SAFETY: allocated with this tag, not used afterwards; the IRQL allows the free.
     unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };
     true
+}
+
+/// The allocation both raw box sides make by hand: `ExAllocatePool2` (zeroed) for a `u64` with
+/// `flags`, its address checked for the `u64`'s alignment (a block that breaks the kernel's promise
+/// is freed, and the allocation fails), `value` written. `None` when the allocation failed.
+///
+/// # Safety
+/// The IRQL allows the pool in `flags`.
+#[inline(always)]
+unsafe fn raw_u64(flags: sys::POOL_FLAGS, value: u64) -> Option<*mut u64> {
+    // SAFETY: the caller's IRQL allows the pool; a non-zero size and a valid tag.
+    let block = unsafe { sys::ExAllocatePool2(flags, 8, BENCH_TAG) }.cast::<u64>();
+    if block.is_null() {
+        return None;
+    }
+    if !block.is_aligned() {
+        // SAFETY: allocated above with this tag, never used.
+        unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };
+        return None;
+    }
+    // SAFETY: a fresh block of 8 bytes, aligned for a `u64` (checked).
+    unsafe { block.write(value) };
+    Some(block)
 }
 
 /// Non-paged pool, through ntpool: a `NonPagedBox<u64>` made with `value` and dropped.
@@ -101,27 +112,16 @@ pub unsafe extern "system" fn ntpool_bench_non_paged_box_ntpool(value: u64) -> b
     NonPagedBox::<u64, BenchTag>::try_new(&passive, value).is_ok()
 }
 
-/// Non-paged pool, by hand: `ExAllocatePool2` (zeroed), its address checked as on the paged side,
-/// the value written, `ExFreePoolWithTag`.
+/// Non-paged pool, by hand: the allocation ([`raw_u64`]), `ExFreePoolWithTag`.
 ///
 /// # Safety
 /// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub unsafe extern "system" fn ntpool_bench_non_paged_box_raw(value: u64) -> bool {
-    // SAFETY: PASSIVE_LEVEL allows non-paged pool; a non-zero size and a valid tag.
-    let block = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 8, BENCH_TAG) }.cast::<u64>();
-    if block.is_null() {
-        return false;
-    }
-    if !block.is_aligned() {
-        // SAFETY: allocated above with this tag, never used.
-        unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };
-        return false;
-    }
-    // SAFETY: a fresh block of 8 bytes, aligned for a `u64` (checked).
-    unsafe { block.write(value) };
-    // SAFETY: allocated above with this tag, not used afterwards.
+    // SAFETY: PASSIVE_LEVEL allows non-paged pool.
+    let Some(block) = (unsafe { raw_u64(sys::POOL_FLAG_NON_PAGED, value) }) else { return false };
+    // SAFETY: allocated with this tag, not used afterwards.
     unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };
     true
 }
