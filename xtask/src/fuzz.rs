@@ -14,11 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use crate::host::cargo::{HOST_TRIPLE, nightly_available, toolchain_cargo};
+
 /// The fuzz target's name.
 const TARGET: &str = "ioctl";
-/// The host triple: with `--target`, `RUSTFLAGS` reach the target's crates and not build scripts or
-/// proc-macros.
-const TRIPLE: &str = "x86_64-unknown-linux-gnu";
 /// Largest input libFuzzer makes (the seeds stay below it).
 const MAX_LEN: u32 = 4096;
 
@@ -73,28 +72,9 @@ pub fn command(root: &Path, args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// A cargo for `toolchain` ("nightly", or the one running xtask), without the variables the outer
-/// cargo set for xtask.
-fn cargo(root: &Path, toolchain: Option<&str>) -> Command {
-    let mut command = match toolchain {
-        Some(toolchain) => {
-            let mut rustup = Command::new("rustup");
-            rustup.args(["run", toolchain, "cargo"]);
-            rustup
-        }
-        None => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
-    };
-    command.current_dir(root);
-    for variable in ["RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR"]
-    {
-        command.env_remove(variable);
-    }
-    command
-}
-
 /// Builds the fuzz target; returns its path and whether AddressSanitizer is in.
 fn build(root: &Path) -> Result<(PathBuf, bool), String> {
-    let asan = crate::sanitize::available();
+    let asan = nightly_available();
     let mut flags = vec![
         "-Cpasses=sancov-module",
         "-Cllvm-args=-sanitizer-coverage-level=4",
@@ -108,9 +88,9 @@ fn build(root: &Path) -> Result<(PathBuf, bool), String> {
         flags.push("-Zsanitizer=address");
     }
     let target_dir = root.join("target/fuzz");
-    let mut build = cargo(root, asan.then_some("nightly"));
+    let mut build = toolchain_cargo(root, asan.then_some("nightly"));
     build
-        .args(["build", "--locked", "--release", "--manifest-path", "fuzz/Cargo.toml", "--target", TRIPLE])
+        .args(["build", "--locked", "--release", "--manifest-path", "fuzz/Cargo.toml", "--target", HOST_TRIPLE])
         .args(["--bin", TARGET])
         .env("RUSTFLAGS", flags.join(" "))
         .env("CARGO_TARGET_DIR", &target_dir);
@@ -121,7 +101,7 @@ fn build(root: &Path) -> Result<(PathBuf, bool), String> {
              (Debian: apt-get install g++)"
         ));
     }
-    Ok((target_dir.join(TRIPLE).join("release").join(TARGET), asan))
+    Ok((target_dir.join(HOST_TRIPLE).join("release").join(TARGET), asan))
 }
 
 /// Fuzzes for `seconds`, starting from the seeds and what earlier runs found.
@@ -208,7 +188,7 @@ fn reproduce(root: &Path, input: &Path) -> Result<(), String> {
 /// Rewrites the seed corpus from the meaningful requests in `fuzz/src/bin/seeds.rs`.
 fn seeds(root: &Path) -> Result<(), String> {
     let dir = root.join("fuzz/corpus").join(TARGET);
-    let mut run = cargo(root, None);
+    let mut run = toolchain_cargo(root, None);
     run.args(["run", "--locked", "--manifest-path", "fuzz/Cargo.toml", "--bin", "seeds", "--"])
         .arg(&dir)
         .env("CARGO_TARGET_DIR", root.join("target/fuzz-seeds"))

@@ -16,27 +16,18 @@
 use std::path::Path;
 use std::process::Command;
 
-const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+use crate::host::cargo::{HOST_TRIPLE, toolchain_cargo};
+
 /// The trybuild test, the one test not run under the sanitizer.
 const COMPILE_FAIL: &str = "irql_tag_and_pool_rules_are_enforced_at_compile_time";
 
-/// Whether rustup has a nightly toolchain.
-pub fn available() -> bool {
-    let list = Command::new("rustup").args(["toolchain", "list"]).output();
-    list.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).lines().any(|line| line.starts_with("nightly")))
-}
-
 /// `cargo test` of the host tests under AddressSanitizer; fails on any report.
 pub fn command(root: &Path) -> Command {
-    let mut command = Command::new("rustup");
-    command.args(["run", "nightly", "cargo", "test", "--locked", "--target", TRIPLE]);
+    let mut command = toolchain_cargo(root, Some("nightly"));
+    command.args(["test", "--locked", "--target", HOST_TRIPLE]);
     command.args(["-p", "ntpool", "-p", "ntpool-driver", "-p", "ntpool-protocol", "-p", "ntpool-client"]);
     command.args(["--lib", "--tests", "--", "--skip", COMPILE_FAIL]);
-    for variable in ["RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "CARGO_ENCODED_RUSTFLAGS"] {
-        command.env_remove(variable);
-    }
     command
-        .current_dir(root)
         .env("CARGO_TARGET_DIR", root.join("target/asan"))
         .env("RUSTFLAGS", "-Zsanitizer=address -Cforce-frame-pointers=yes")
         .env(

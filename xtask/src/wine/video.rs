@@ -20,19 +20,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use super::{
-    CRASH_PATTERNS, MARK, Relay, STEP_TIMEOUT, Session, Tag, Wine, ensure_wine, indent_block, parse_relay,
-    problem_report, service_state_is, split_thread, tag_name,
-};
+use super::install::ensure_wine;
+use super::log::{CRASH_PATTERNS, MARK, Relay, Tag, parse_relay, split_thread, tag_name};
+use super::messages::problem_report;
+use super::prefix::RunFiles;
+use super::session::{Interrupted, Session, run_session};
+use crate::host::files;
 
 /// The miniport's service name, and the two files in `system32\drivers`.
 const SERVICE: &str = "ntpoolvideo";
 const MINIPORT_SYS: &str = "ntpool_video.sys";
-const FIXTURE_SYS: &str = crate::video::FIXTURE_SYS;
+const FIXTURE_SYS: &str = crate::images::FIXTURE_SYS;
 /// The prefixes of the miniport's and the fixture's `DbgPrint` lines.
 const MINIPORT_PREFIX: &str = "ntpool-video: ";
 const FIXTURE_PREFIX: &str = "videoprt: ";
@@ -52,7 +52,7 @@ pub struct VideoReport {
 
 /// Per tag, one cycle: the `VP_POOL_TYPE`, allocations, frees, bytes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(super) struct Summary {
+struct Summary {
     tags: BTreeMap<u32, (u64, u64, u64, u64)>,
     extension_bytes: u64,
 }
@@ -64,35 +64,14 @@ pub fn run_video(root: &Path, miniport: &Path, fixture: &Path, cycles: u32) -> R
     if cycles == 0 {
         return Err("wine: at least one load/unload cycle is needed".into());
     }
-    let root = std::path::absolute(root).map_err(|e| format!("cannot resolve {}: {e}", root.display()))?;
+    let root = files::absolute(root)?;
     let wine_version = ensure_wine()?;
-    let dir = root.join("target/wine-video");
-    let wine = Wine { prefix: dir.join("prefix") };
-    let out_dir = dir.join("out");
-    let log_path = dir.join("wine.log");
-    eprintln!("wine: {wine_version}; creating a fresh prefix in {}", wine.prefix.display());
-    wine.create_prefix(&dir)?;
-    let drivers = wine.prefix.join("drive_c/windows/system32/drivers");
-    for (from, name) in [(miniport, MINIPORT_SYS), (fixture, FIXTURE_SYS)] {
-        let to = drivers.join(name);
-        fs::copy(from, &to).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
-    }
+    let (run_files, _) = RunFiles::fresh(&root, "target/wine-video", &wine_version)?;
+    run_files.install(&[(miniport, MINIPORT_SYS), (fixture, FIXTURE_SYS)])?;
 
-    let mut session = Session::new(&wine, out_dir, &log_path)?;
-    let outcome = video_cycles(&mut session, cycles);
-    let shutdown = session.shutdown();
-
-    let text = fs::read(&log_path).map_err(|e| format!("cannot read {}: {e}", log_path.display()))?;
-    let text = String::from_utf8_lossy(&text);
-    let mut problems = Vec::new();
-    let timings = outcome.unwrap_or_else(|(error, timings)| {
-        problems.push(error);
-        timings
-    });
-    if let Err(error) = shutdown {
-        problems.push(error);
-    }
-    let summary = match check_video_log(&text, cycles) {
+    let ended = run_session(&run_files, |session| video_cycles(session, cycles))?;
+    let mut problems = ended.problems;
+    let summary = match check_video_log(&ended.log, cycles) {
         Ok(summary) => Some(summary),
         Err(found) => {
             problems.extend(found);
@@ -101,23 +80,18 @@ pub fn run_video(root: &Path, miniport: &Path, fixture: &Path, cycles: u32) -> R
     };
     match summary {
         Some(summary) if problems.is_empty() => {
-            Ok(VideoReport { wine_version, log: log_path, cycles: timings, summary })
+            Ok(VideoReport { wine_version, log: run_files.log_path, cycles: ended.cycles, summary })
         }
-        _ => Err(problem_report(MINIPORT_SYS, &problems, &log_path)),
+        _ => Err(problem_report(MINIPORT_SYS, &problems, &run_files.log_path)),
     }
 }
 
 /// `(cycle, sc start seconds, sc stop seconds)` of each completed cycle.
 type Timings = Vec<(u32, f64, f64)>;
 
-fn video_cycles(session: &mut Session<'_>, cycles: u32) -> Result<Timings, (String, Timings)> {
+fn video_cycles(session: &mut Session<'_>, cycles: u32) -> Result<Timings, Interrupted<Timings>> {
     let mut timings = Vec::new();
-    if let Err(error) = session.start_server() {
-        return Err((error, timings));
-    }
-    let bin_path = format!(r"C:\windows\system32\drivers\{MINIPORT_SYS}");
-    let create = ["sc", "create", SERVICE, "type=", "kernel", "start=", "demand", "binPath=", &bin_path];
-    if let Err(error) = session.mark("setup: sc create").and_then(|()| session.expect_success(&create)) {
+    if let Err(error) = session.create_service(SERVICE, MINIPORT_SYS) {
         return Err((error, timings));
     }
     for number in 1..=cycles {
@@ -134,35 +108,12 @@ fn video_cycles(session: &mut Session<'_>, cycles: u32) -> Result<Timings, (Stri
 
 fn video_cycle(session: &mut Session<'_>, number: u32) -> Result<(f64, f64), String> {
     session.mark(&format!("video {number} start"))?;
-    let started = Instant::now();
-    let start = session.expect_success(&["sc", "start", SERVICE])?;
-    wait_for(session, start.stdout, "RUNNING")?;
-    let start_secs = started.elapsed().as_secs_f64();
+    let start_secs = session.start_service(SERVICE)?;
     session.mark(&format!("video {number} stop"))?;
-    let stopped = Instant::now();
-    let stop = session.expect_success(&["sc", "stop", SERVICE])?;
     // DriverUnload (the fixture's) has returned once the service is STOPPED.
-    wait_for(session, stop.stdout, "STOPPED")?;
-    let stop_secs = stopped.elapsed().as_secs_f64();
+    let stop_secs = session.stop_service(SERVICE)?;
     session.mark(&format!("video {number} end"))?;
     Ok((start_secs, stop_secs))
-}
-
-/// Polls `wine sc query` until the miniport's service is in `state`.
-fn wait_for(session: &mut Session<'_>, mut last: String, state: &str) -> Result<(), String> {
-    let started = Instant::now();
-    while !service_state_is(&last, state) {
-        if started.elapsed() >= STEP_TIMEOUT {
-            return Err(format!(
-                "the {SERVICE} service did not reach {state} within {} s; `sc query` says{}",
-                STEP_TIMEOUT.as_secs(),
-                indent_block(&last)
-            ));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        last = session.expect_success(&["sc", "query", SERVICE])?.stdout;
-    }
-    Ok(())
 }
 
 /// One cycle's view of the log.
@@ -185,7 +136,7 @@ struct VideoCycle {
 }
 
 /// Reads the log and checks every cycle; see the module documentation.
-pub(super) fn check_video_log(log: &str, cycles: u32) -> Result<Summary, Vec<String>> {
+fn check_video_log(log: &str, cycles: u32) -> Result<Summary, Vec<String>> {
     let mut problems = Vec::new();
     let mut all = Vec::new();
     let mut current: Option<VideoCycle> = None;
@@ -270,7 +221,7 @@ pub(super) fn check_video_log(log: &str, cycles: u32) -> Result<Summary, Vec<Str
 
 /// Reads one of the fixture's lines into `cycle`; false if it cannot be read.
 fn fixture_line(cycle: &mut VideoCycle, number: usize, text: &str) -> bool {
-    let hex = |word: &str| super::hex(word.trim());
+    let hex = |word: &str| super::log::hex(word.trim());
     let decimal = |word: &str| word.trim().parse::<u64>().ok();
     if let Some(rest) = text.strip_prefix("VideoPortAllocatePool(") {
         let Some((args, block)) = rest.split_once(") = ") else { return false };

@@ -1,7 +1,9 @@
-//! `cargo xtask video`: the sample video miniport (`ntpool-video`) and the `videoprt.sys` test
-//! fixture (`ntpool-videoprt`), cross-built into real kernel images and checked.
+//! The project's Windows images, cross-built ([`crate::cross`]) and checked ([`crate::pe`]): the
+//! sample driver's `.sys` ([`driver`]), the user-mode client's `.exe` ([`client`]), and for
+//! `cargo xtask video` the sample video miniport (`ntpool-video`) and the `videoprt.sys` test
+//! fixture (`ntpool-videoprt`) ([`video`]).
 //!
-//! Both images get the driver checks of [`pe::verify`] (AMD64, PE32+, NATIVE, checksum, NX, W^X,
+//! The video images both get the driver checks of [`pe::verify`] (AMD64, PE32+, NATIVE, checksum, NX, W^X,
 //! entry point `DriverEntry`, imports only from `ntoskrnl.exe`, `hal.dll` and `videoprt.sys`), and
 //! on top of them the link between the two: the miniport imports its VideoPort routines from
 //! `videoprt.sys` and its pool from nowhere else (no `ExAllocatePool*` or `ExFreePool*` of its own),
@@ -10,9 +12,24 @@
 
 use std::path::{Path, PathBuf};
 
-use object::read::pe::PeFile64;
-
+use crate::host::files;
 use crate::{cross, pe};
+
+/// `cargo xtask driver`: cross-builds the driver (release) into a real `.sys` for x86_64 Windows,
+/// checks the image with [`pe::verify`] and prints what the checks found; returns the `.sys`.
+pub fn driver(root: &Path) -> Result<PathBuf, String> {
+    let toolchain = cross::provision(root)?;
+    let sys = cross::build_driver(root, &toolchain, "ntpool-driver", true)?;
+    let report = pe::verify(&sys)?;
+    println!("{report}");
+    Ok(sys)
+}
+
+/// `cargo xtask client`: cross-builds `ntpool-client.exe` for x86_64 Windows; returns its path.
+pub fn client(root: &Path) -> Result<PathBuf, String> {
+    let toolchain = cross::provision(root)?;
+    cross::build_client(root, &toolchain)
+}
 
 /// The workspace packages.
 const MINIPORT_PACKAGE: &str = "ntpool-video";
@@ -22,8 +39,8 @@ pub const FIXTURE_SYS: &str = "videoprt.sys";
 /// The VideoPort routines the miniport must import from `videoprt.sys`.
 const VIDEOPORT_IMPORTS: &[&str] = &["VideoPortAllocatePool", "VideoPortFreePool", "VideoPortInitialize"];
 
-/// The two images, built and checked.
-pub struct Images {
+/// The two video images, built and checked.
+pub struct VideoImages {
     /// `ntpool_video.sys`.
     pub miniport: PathBuf,
     /// `videoprt.sys`.
@@ -32,35 +49,31 @@ pub struct Images {
     pub report: String,
 }
 
-/// Builds both images (release) with the cross toolchain and checks them; see the module
+/// Builds both video images (release) with the cross toolchain and checks them; see the module
 /// documentation.
-pub fn build(root: &Path, toolchain: &cross::Toolchain) -> Result<Images, String> {
+pub fn video(root: &Path, toolchain: &cross::Toolchain) -> Result<VideoImages, String> {
     let miniport = cross::build_driver(root, toolchain, MINIPORT_PACKAGE, true)?;
     let dll =
         cross::build_artifact(root, toolchain, FIXTURE_PACKAGE, cross::Artifact::Cdylib, &[], true, "target/cross")?;
     let fixture = dll.with_file_name(FIXTURE_SYS);
-    std::fs::copy(&dll, &fixture)
-        .map_err(|e| format!("cannot copy {} to {}: {e}", dll.display(), fixture.display()))?;
+    files::copy(&dll, &fixture)?;
     let mut report = String::new();
     for image in [&miniport, &fixture] {
         report.push_str(&pe::verify(image)?);
     }
     report.push_str(&check_link(&miniport, &fixture)?);
-    Ok(Images { miniport, fixture, report })
+    Ok(VideoImages { miniport, fixture, report })
 }
 
 /// The miniport's imports as `(module, routine)`, and the fixture's exports.
 fn check_link(miniport: &Path, fixture: &Path) -> Result<String, String> {
-    let miniport_image = std::fs::read(miniport).map_err(|e| format!("cannot read {}: {e}", miniport.display()))?;
-    let fixture_image = std::fs::read(fixture).map_err(|e| format!("cannot read {}: {e}", fixture.display()))?;
-    let imports = imports(&miniport_image)?;
-    let exports = exports(&fixture_image)?;
+    let miniport_image = files::read(miniport)?;
+    let fixture_image = files::read(fixture)?;
+    let imports = pe::imports(&pe::parse(&miniport_image)?)?;
+    let fixture_file = pe::parse(&fixture_image)?;
+    let exports = pe::exports(&fixture_file)?;
 
-    let from_videoprt: Vec<&str> = imports
-        .iter()
-        .filter(|(module, _)| module.eq_ignore_ascii_case(FIXTURE_SYS))
-        .map(|(_, routine)| routine.as_str())
-        .collect();
+    let from_videoprt = imported_from(&imports, FIXTURE_SYS);
     let missing: Vec<&&str> = VIDEOPORT_IMPORTS.iter().filter(|routine| !from_videoprt.contains(routine)).collect();
     let own_pool: Vec<String> = imports
         .iter()
@@ -69,12 +82,8 @@ fn check_link(miniport: &Path, fixture: &Path) -> Result<String, String> {
         .collect();
     let unexported: Vec<&str> =
         from_videoprt.iter().copied().filter(|routine| !exports.iter().any(|export| export == routine)).collect();
-    let fixture_imports = self::imports(&fixture_image)?;
-    let fixture_self_imports: Vec<&str> = fixture_imports
-        .iter()
-        .filter(|(module, _)| module.eq_ignore_ascii_case(FIXTURE_SYS))
-        .map(|(_, routine)| routine.as_str())
-        .collect();
+    let fixture_imports = pe::imports(&fixture_file)?;
+    let fixture_self_imports = imported_from(&fixture_imports, FIXTURE_SYS);
     if !missing.is_empty() || !own_pool.is_empty() || !unexported.is_empty() || !fixture_self_imports.is_empty() {
         return Err(format!(
             "the miniport and videoprt.sys do not fit: VideoPort imports missing {missing:?}, pool routines \
@@ -90,16 +99,7 @@ fn check_link(miniport: &Path, fixture: &Path) -> Result<String, String> {
     ))
 }
 
-fn imports(image: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let file = PeFile64::parse(image).map_err(|e| format!("not a PE32+ image: {e}"))?;
-    pe::imports(&file)
-}
-
-fn exports(image: &[u8]) -> Result<Vec<String>, String> {
-    let file = PeFile64::parse(image).map_err(|e| format!("not a PE32+ image: {e}"))?;
-    let Some(table) = file.export_table().map_err(|e| e.to_string())? else {
-        return Ok(Vec::new());
-    };
-    let exports = table.exports().map_err(|e| e.to_string())?;
-    Ok(exports.iter().filter_map(|export| export.name.map(|name| String::from_utf8_lossy(name).into_owned())).collect())
+/// The routines of `imports` (as `(module, routine)`) that come from `module`.
+fn imported_from<'a>(imports: &'a [(String, String)], module: &str) -> Vec<&'a str> {
+    imports.iter().filter(|(from, _)| from.eq_ignore_ascii_case(module)).map(|(_, routine)| routine.as_str()).collect()
 }
