@@ -1,16 +1,14 @@
 //! The sample driver's device and IOCTLs on the emulated kernel: every request, good and bad input,
 //! the limits, the device's DACL, and unload with blocks still outstanding.
 
-use std::sync::Mutex;
+mod common;
 
+use common::{Emulated, assert_no_leak, driver_kernel, one_driver};
 use ntpool::emulated::{Kernel, PoolKind};
 use ntpool_driver::device::{ADMINISTRATORS_SID, SYSTEM_SID};
 use ntpool_driver::host::{self, Handle};
 use ntpool_driver::kernel::FILE_ALL_ACCESS;
 use ntpool_protocol::*;
-
-/// The driver keeps global state, as a driver does: one load at a time.
-static ONE_DRIVER: Mutex<()> = Mutex::new(());
 
 const TAG: u32 = u32::from_le_bytes(*b"Tst1");
 
@@ -33,8 +31,8 @@ fn statistics(handle: &Handle<'_>) -> Statistics {
 /// Loads the driver on a fresh kernel, runs `f` with an open handle, unloads, and checks nothing
 /// leaked.
 fn with_device(f: impl FnOnce(&Handle<'_>, &Kernel)) {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
-    let kernel = Kernel::builder().driver_name("ntpool_driver.sys").build();
+    let _one = one_driver();
+    let kernel = driver_kernel().build();
     kernel.run(|| {
         let loaded = host::load();
         assert_eq!(loaded.status, status::SUCCESS, "{:#?}", loaded.output);
@@ -45,14 +43,12 @@ fn with_device(f: impl FnOnce(&Handle<'_>, &Kernel)) {
         }
         driver.unload();
     });
-    if let Err(leak) = kernel.verify_unload() {
-        panic!("{leak}");
-    }
+    assert_no_leak(&kernel);
 }
 
 #[test]
 fn the_device_is_open_to_system_and_administrators_only() {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = one_driver();
     let kernel = Kernel::new();
     kernel.run(|| {
         let driver = host::load().driver.expect("loaded");
@@ -275,8 +271,8 @@ fn the_limits_stop_user_mode_from_exhausting_pool() {
 
 #[test]
 fn closing_a_handle_frees_its_blocks_and_unload_frees_the_rest() {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
-    let kernel = Kernel::builder().driver_name("ntpool_driver.sys").build();
+    let _one = one_driver();
+    let kernel = driver_kernel().build();
     let tst1 = |kernel: &Kernel| kernel.outstanding().iter().filter(|a| a.tag.to_string() == "Tst1").count();
     kernel.run(|| {
         let driver = host::load().driver.expect("loaded");
@@ -299,9 +295,7 @@ fn closing_a_handle_frees_its_blocks_and_unload_frees_the_rest() {
         second.abandon();
         driver.unload();
     });
-    if let Err(leak) = kernel.verify_unload() {
-        panic!("{leak}");
-    }
+    assert_no_leak(&kernel);
 }
 
 #[test]
@@ -338,17 +332,6 @@ fn a_quota_allocation_is_charged_to_the_requesting_process() {
         // The flag with an unknown pool is still an unknown pool.
         assert_eq!(allocate(handle, 2 | POOL_CHARGE_QUOTA, TAG, 8).0, status::INVALID_PARAMETER_1);
     });
-}
-
-/// The client's device interface over the host I/O manager.
-struct Emulated<'a, 'b>(&'a Handle<'b>);
-
-impl ntpool_client::Device for Emulated<'_, '_> {
-    fn control(&mut self, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
-        let (status, reply) = self.0.device_control(code, input, output.len());
-        output[..reply.len()].copy_from_slice(&reply);
-        (status, reply.len())
-    }
 }
 
 /// The client's whole scenario (every IOCTL, good and bad input, the limits, clean-up), which

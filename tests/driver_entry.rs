@@ -1,20 +1,18 @@
 //! The sample driver's DriverEntry and DriverUnload on the emulated kernel, with Driver Verifier's
 //! checks on.
 
-use std::sync::Mutex;
+mod common;
 
+use common::{driver_kernel, one_driver};
 use ntpool::emulated::{Kernel, PoolKind, catch_bug_check};
 use ntpool::sys::{APC_LEVEL, DISPATCH_LEVEL};
 use ntpool_driver::host;
 use ntpool_driver::kernel::{STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS};
 
-/// The driver keeps its state in a `static`, as a driver does: one load at a time.
-static ONE_DRIVER: Mutex<()> = Mutex::new(());
-
 #[test]
 fn driver_entry_self_test_passes_and_unload_frees_everything() {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
-    let kernel = Kernel::builder().driver_name("ntpool_driver.sys").build();
+    let _one = one_driver();
+    let kernel = driver_kernel().build();
     kernel.run(|| {
         let loaded = host::load();
         assert_eq!(loaded.status, STATUS_SUCCESS, "{:#?}", loaded.output);
@@ -43,7 +41,7 @@ fn driver_entry_self_test_passes_and_unload_frees_everything() {
 
 #[test]
 fn driver_entry_frees_the_device_interface_list_with_ex_free_pool() {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = one_driver();
     let kernel = Kernel::new();
     kernel.run(|| {
         let loaded = host::load();
@@ -58,7 +56,7 @@ fn driver_entry_frees_the_device_interface_list_with_ex_free_pool() {
 
 #[test]
 fn self_test_sees_the_irql_of_each_region() {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = one_driver();
     Kernel::new().run(|| {
         // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
         let mut passive = unsafe { ntpool::Passive::assume() };
@@ -72,7 +70,7 @@ fn self_test_sees_the_irql_of_each_region() {
 
 #[test]
 fn driver_entry_falls_back_to_ex_allocate_pool_with_tag_where_ex_allocate_pool2_is_missing() {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = one_driver();
     let kernel = Kernel::builder().ex_allocate_pool2(false).build();
     kernel.run(|| {
         let loaded = host::load();
@@ -90,7 +88,7 @@ fn driver_entry_falls_back_to_ex_allocate_pool_with_tag_where_ex_allocate_pool2_
 /// for `IoGetDeviceInterfaces`: its failure is the routine's, which DriverEntry reports and goes on.
 #[test]
 fn driver_entry_survives_every_allocation_failing_in_turn() {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = one_driver();
     let clean = Kernel::new();
     clean.run(|| host::load().driver.expect("loaded").unload());
     let total = clean.allocation_calls();

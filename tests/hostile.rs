@@ -2,39 +2,12 @@
 //! the emulated kernel: every row gets its NTSTATUS from the driver's code, with Driver Verifier's
 //! checks on, and nothing leaks. `cargo xtask wine` runs the same rows against the real `.sys`.
 
-use std::sync::Mutex;
+mod common;
 
+use common::{Emulated, EmulatedHandles, Exchange, Watched, assert_no_leak, driver_kernel, one_driver};
 use ntpool::emulated::Kernel;
 use ntpool_client::hostile::{CASES, Devices, run_table};
-use ntpool_driver::host::{self, Handle, LoadedDriver};
-
-/// The driver keeps global state, as a driver does: one load at a time.
-static ONE_DRIVER: Mutex<()> = Mutex::new(());
-
-/// Handles to the driver on the emulated kernel, by index.
-struct Emulated<'a> {
-    driver: &'a LoadedDriver,
-    handles: Vec<Option<Handle<'a>>>,
-}
-
-impl Devices for Emulated<'_> {
-    fn open(&mut self) -> Option<usize> {
-        let handle = self.driver.open().ok()?;
-        self.handles.push(Some(handle));
-        Some(self.handles.len() - 1)
-    }
-
-    fn control(&mut self, handle: usize, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
-        let handle = self.handles[handle].as_ref().expect("an open handle");
-        let (status, reply) = handle.device_control(code, input, output.len());
-        output[..reply.len()].copy_from_slice(&reply);
-        (status, reply.len())
-    }
-
-    fn close(&mut self, handle: usize) {
-        self.handles[handle] = None;
-    }
-}
+use ntpool_driver::host;
 
 /// Runs the table on a freshly loaded driver; its output.
 fn run(kernel: &Kernel) -> (ntpool_client::Summary, String) {
@@ -42,7 +15,7 @@ fn run(kernel: &Kernel) -> (ntpool_client::Summary, String) {
         let driver = host::load().driver.expect("loaded");
         let mut out = String::new();
         let summary = {
-            let mut devices = Emulated { driver: &driver, handles: Vec::new() };
+            let mut devices = EmulatedHandles::new(&driver);
             run_table(&mut devices, &mut out)
         };
         driver.unload();
@@ -52,21 +25,19 @@ fn run(kernel: &Kernel) -> (ntpool_client::Summary, String) {
 
 #[test]
 fn every_row_of_the_hostile_input_table_gets_its_status_on_the_emulated_kernel() {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
-    let kernel = Kernel::builder().driver_name("ntpool_driver.sys").build();
+    let _one = one_driver();
+    let kernel = driver_kernel().build();
     let (summary, out) = run(&kernel);
     println!("{out}");
     assert_eq!((summary.passed, summary.failed), (CASES.len() as u32, 0), "{out}");
     let ok_lines = out.lines().filter(|line| line.starts_with("ok   #")).count();
     assert_eq!(ok_lines, CASES.len(), "{out}");
-    if let Err(leak) = kernel.verify_unload() {
-        panic!("{leak}");
-    }
+    assert_no_leak(&kernel);
 }
 
-/// One request and its answer, as user mode saw it.
+/// One request and its answer, as user mode saw it, kept.
 #[derive(Debug, PartialEq, Eq)]
-struct Exchange {
+struct Recorded {
     code: u32,
     input: Vec<u8>,
     output_length: usize,
@@ -80,12 +51,13 @@ struct Exchange {
 struct Recorder<'k> {
     kernel: &'k Kernel,
     device: usize,
-    exchanges: Vec<Exchange>,
+    exchanges: Vec<Recorded>,
     addresses: Vec<String>,
 }
 
 impl Recorder<'_> {
-    fn record(&mut self, code: u32, input: &[u8], output_length: usize, status: i32, returned: &[u8]) {
+    fn record(&mut self, exchange: &Exchange<'_>) {
+        let &Exchange { code, input, output_length, status, returned } = exchange;
         let blocks = self.kernel.outstanding();
         for (offset, window) in returned.windows(8).enumerate() {
             let value = usize::from_le_bytes(window.try_into().expect("8 bytes"));
@@ -98,7 +70,7 @@ impl Recorder<'_> {
                 self.addresses.push(format!("IOCTL {code:#x} returned {value:#x} at {offset}: the device object"));
             }
         }
-        self.exchanges.push(Exchange {
+        self.exchanges.push(Recorded {
             code,
             input: input.to_vec(),
             output_length,
@@ -108,48 +80,11 @@ impl Recorder<'_> {
     }
 }
 
-/// The scenario's single handle, recorded.
-struct RecordedHandle<'r, 'k, 'h> {
-    recorder: &'r mut Recorder<'k>,
-    handle: &'r Handle<'h>,
-}
-
-impl ntpool_client::Device for RecordedHandle<'_, '_, '_> {
-    fn control(&mut self, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
-        let (status, reply) = self.handle.device_control(code, input, output.len());
-        self.recorder.record(code, input, output.len(), status, &reply);
-        output[..reply.len()].copy_from_slice(&reply);
-        (status, reply.len())
-    }
-}
-
-/// The table's handles, recorded.
-struct RecordedDevices<'r, 'k, 'a> {
-    recorder: &'r mut Recorder<'k>,
-    devices: Emulated<'a>,
-}
-
-impl Devices for RecordedDevices<'_, '_, '_> {
-    fn open(&mut self) -> Option<usize> {
-        self.devices.open()
-    }
-
-    fn control(&mut self, handle: usize, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
-        let (status, information) = self.devices.control(handle, code, input, output);
-        self.recorder.record(code, input, output.len(), status, &output[..information]);
-        (status, information)
-    }
-
-    fn close(&mut self, handle: usize) {
-        self.devices.close(handle);
-    }
-}
-
 /// Loads the driver on a kernel that fills non-zeroed pool with `pool_fill`, with system buffers
 /// filled with `buffer_fill`, runs the client's scenario and the hostile-input table, and returns
 /// every exchange.
-fn record_everything(pool_fill: u8, buffer_fill: u8) -> Vec<Exchange> {
-    let kernel = Kernel::builder().driver_name("ntpool_driver.sys").uninitialized_fill(pool_fill).build();
+fn record_everything(pool_fill: u8, buffer_fill: u8) -> Vec<Recorded> {
+    let kernel = driver_kernel().uninitialized_fill(pool_fill).build();
     let exchanges = kernel.run(|| {
         host::set_system_buffer_fill(buffer_fill);
         let driver = host::load().driver.expect("loaded");
@@ -163,11 +98,11 @@ fn record_everything(pool_fill: u8, buffer_fill: u8) -> Vec<Exchange> {
         {
             let handle = driver.open().expect("opens");
             // Whether its checks pass is tested elsewhere: here, only what comes back counts.
-            ntpool_client::run_scenario(&mut RecordedHandle { recorder: &mut recorder, handle: &handle }, &mut out);
+            let mut device = Watched::new(Emulated(&handle), |exchange| recorder.record(exchange));
+            ntpool_client::run_scenario(&mut device, &mut out);
         }
         {
-            let mut devices =
-                RecordedDevices { recorder: &mut recorder, devices: Emulated { driver: &driver, handles: Vec::new() } };
+            let mut devices = Watched::new(EmulatedHandles::new(&driver), |exchange| recorder.record(exchange));
             run_table(&mut devices, &mut out);
         }
         driver.unload();
@@ -179,9 +114,7 @@ fn record_everything(pool_fill: u8, buffer_fill: u8) -> Vec<Exchange> {
         );
         recorder.exchanges
     });
-    if let Err(leak) = kernel.verify_unload() {
-        panic!("{leak}");
-    }
+    assert_no_leak(&kernel);
     exchanges
 }
 
@@ -191,7 +124,7 @@ fn record_everything(pool_fill: u8, buffer_fill: u8) -> Vec<Exchange> {
 /// returned 8 bytes point into a live pool block or the device object.
 #[test]
 fn every_byte_returned_to_user_mode_is_the_same_whatever_uninitialized_memory_holds() {
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = one_driver();
     let first = record_everything(0xCD, 0xCD);
     let second = record_everything(0x5A, 0x33);
     assert!(first.len() > 500, "{} exchanges", first.len());
@@ -211,11 +144,11 @@ fn every_byte_returned_to_user_mode_is_the_same_whatever_uninitialized_memory_ho
 fn the_soak_worker_passes_on_the_emulated_kernel() {
     use ntpool_client::soak::{REQUESTS_PER_STEP, SoakReport, soak_worker};
 
-    let _one = ONE_DRIVER.lock().unwrap_or_else(|p| p.into_inner());
-    let kernel = Kernel::builder().driver_name("ntpool_driver.sys").build();
+    let _one = one_driver();
+    let kernel = driver_kernel().build();
     let total = kernel.run(|| {
         let driver = host::load().driver.expect("loaded");
-        let mut devices = Emulated { driver: &driver, handles: Vec::new() };
+        let mut devices = EmulatedHandles::new(&driver);
         let mut total = SoakReport::default();
         // A block of another handle stays outstanding meanwhile: workers must not see it.
         let other = devices.open().expect("opens");
@@ -233,7 +166,7 @@ fn the_soak_worker_passes_on_the_emulated_kernel() {
         );
         for worker in 0..4 {
             let handle = driver.open().expect("opens");
-            let report = soak_worker(&mut Emulated1(&handle), worker, 25);
+            let report = soak_worker(&mut Emulated(&handle), worker, 25);
             assert!(report.all_passed(), "worker {worker}: {report:?}");
             total.add(&report);
         }
@@ -243,18 +176,5 @@ fn the_soak_worker_passes_on_the_emulated_kernel() {
     });
     assert_eq!(total.requests, 4 * (25 * u64::from(REQUESTS_PER_STEP) + 1));
     assert_eq!((total.allocations, total.frees), (100, 100));
-    if let Err(leak) = kernel.verify_unload() {
-        panic!("{leak}");
-    }
-}
-
-/// One handle as the client's `Device`.
-struct Emulated1<'a, 'b>(&'a Handle<'b>);
-
-impl ntpool_client::Device for Emulated1<'_, '_> {
-    fn control(&mut self, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
-        let (status, reply) = self.0.device_control(code, input, output.len());
-        output[..reply.len()].copy_from_slice(&reply);
-        (status, reply.len())
-    }
+    assert_no_leak(&kernel);
 }

@@ -5,26 +5,14 @@
 //! that fails request k must end with clean statuses, no bug check and no leak, and every source
 //! location that allocates must have been failed at least once.
 
+mod common;
+
 use std::collections::BTreeSet;
 
+use common::{Emulated, Watched, driver_kernel};
 use ntpool::emulated::{Kernel, catch_bug_check};
-use ntpool_driver::host::{self, Handle};
+use ntpool_driver::host;
 use ntpool_protocol::*;
-
-/// The client's device interface over the host I/O manager, recording every status.
-struct Recorder<'a, 'b> {
-    handle: &'a Handle<'b>,
-    statuses: Vec<(u32, i32)>,
-}
-
-impl ntpool_client::Device for Recorder<'_, '_> {
-    fn control(&mut self, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
-        let (status, reply) = self.handle.device_control(code, input, output.len());
-        output[..reply.len()].copy_from_slice(&reply);
-        self.statuses.push((code, status));
-        (status, reply.len())
-    }
-}
 
 /// What one life of the driver did.
 #[derive(Debug)]
@@ -52,10 +40,11 @@ fn life(kernel: &Kernel) -> Life {
     {
         let first = driver.open().expect("the device opens");
         let second = driver.open().expect("a second handle opens");
-        let mut recorder = Recorder { handle: &first, statuses: Vec::new() };
+        let mut statuses = Vec::new();
+        let mut recorder = Watched::new(Emulated(&first), |exchange| statuses.push((exchange.code, exchange.status)));
         let mut out = String::new();
         life.scenario_failed = ntpool_client::run_scenario(&mut recorder, &mut out).failed;
-        life.statuses = recorder.statuses;
+        life.statuses = statuses;
         // A second client leaves a block in each pool for DriverUnload to free.
         for pool in [POOL_PAGED, POOL_NON_PAGED] {
             let request = AllocateRequest { pool, tag: u32::from_le_bytes(*b"Two2"), size: 4000, reserved: 0 };
@@ -71,7 +60,7 @@ fn life(kernel: &Kernel) -> Life {
 
 #[test]
 fn every_allocation_failing_in_turn_over_the_whole_driver_life() {
-    let clean = Kernel::builder().driver_name("ntpool_driver.sys").build();
+    let clean = driver_kernel().build();
     let reference = clean.run(|| life(&clean));
     clean.verify_unload().expect("the clean run leaks nothing");
     assert_eq!(reference.entry, status::SUCCESS);
@@ -102,7 +91,7 @@ fn every_allocation_failing_in_turn_over_the_whole_driver_life() {
     let mut failed_sites = BTreeSet::new();
     let (mut entry_failures, mut visible, mut silent) = (0, 0, 0);
     for k in 1..=total {
-        let kernel = Kernel::builder().driver_name("ntpool_driver.sys").fail_allocation(k).build();
+        let kernel = driver_kernel().fail_allocation(k).build();
         let run = kernel.run(|| catch_bug_check(|| life(&kernel)));
         let run = run.unwrap_or_else(|bug_check| panic!("allocation {k} of {total} failing: {bug_check}"));
         if let Err(leak) = kernel.verify_unload() {

@@ -1,12 +1,19 @@
-//! The scenario against an in-memory model of the driver: it passes on a faithful model, and
-//! fails when the model misbehaves.
+//! The scenario against the model of the driver's rules (`ntpool_protocol::model`): it passes on
+//! the model, and fails when a fault injected around the model breaks one of the rules.
 
-use std::collections::BTreeMap;
 use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
-use super::*;
+use ntpool_protocol::model::{Block, LIMITS, Limits, Model, Prediction, Sender, Totals, allocations_reply};
+use ntpool_protocol::{
+    AllocateRequest, IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_READ,
+    ReadRequest, Statistics, Wire, status,
+};
+
+use crate::display::{Status, Tag, tag};
+use crate::hostile::{CASES, Devices, run_table};
+use crate::{Device, Summary, run_scenario};
 
 /// Ways the model can misbehave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,27 +51,33 @@ enum Fault {
     RefusesEmptyReadAtEnd,
 }
 
-struct Block {
-    pool: u32,
-    tag: u32,
-    data: Vec<u8>,
-}
+/// One handle, in one process: the scenario's.
+const SCENARIO: Sender = Sender { handle: 1, process: 0x1000 };
 
-/// The driver, as its rules say.
-struct Model {
-    blocks: BTreeMap<u64, Block>,
-    next_id: u64,
-    statistics: Statistics,
+/// The driver as [`Model`] says, with `fault` injected around the model: the scenario's device.
+struct Faulty {
+    model: Model,
     fault: Fault,
     successful_frees: u32,
     /// Blocks kept by [`Fault::LeaksOnFree`].
     leaked: u32,
 }
 
-impl Model {
+impl Faulty {
     fn new(fault: Fault) -> Self {
+        let limits = match fault {
+            Fault::NoCountLimit => Limits {
+                driver: Totals { blocks: u32::MAX, ..LIMITS.driver },
+                handle: Totals { blocks: u32::MAX, ..LIMITS.handle },
+            },
+            Fault::NoNonPagedLimit => Limits {
+                driver: Totals { non_paged_bytes: u64::MAX, ..LIMITS.driver },
+                handle: Totals { non_paged_bytes: u64::MAX, ..LIMITS.handle },
+            },
+            _ => LIMITS,
+        };
         // A driver that has been used before: the counters are not zero, nothing is outstanding.
-        let statistics = Statistics {
+        let counters = Statistics {
             allocations: 1000,
             frees: 1000,
             failures: 3,
@@ -72,195 +85,172 @@ impl Model {
             requests: 5000,
             ..Default::default()
         };
-        Model { blocks: BTreeMap::new(), next_id: 1001, statistics, fault, successful_frees: 0, leaked: 0 }
+        let model = Model::new().with_limits(limits).with_history(counters, 1001);
+        Faulty { model, fault, successful_frees: 0, leaked: 0 }
     }
 
-    fn bytes(&self, pool: u32) -> u64 {
-        self.blocks.values().filter(|block| block.pool == pool).map(|block| block.data.len() as u64).sum()
+    /// The size of the scenario's block `id`, if it is outstanding.
+    fn size(&self, id: u64) -> Option<u32> {
+        self.model.blocks().get(&id).map(|block| block.size)
     }
 
-    fn valid_tag(&self, tag: u32) -> bool {
-        let bytes = tag.to_le_bytes();
-        let alphanumeric =
-            self.fault == Fault::AcceptsTagWithoutAlphanumeric || bytes.iter().any(u8::is_ascii_alphanumeric);
-        bytes.iter().all(|byte| (0x20..=0x7E).contains(byte)) && alphanumeric && bytes != *b"Wdm " && bytes != *b"Ddk "
-    }
-
-    fn allocate(&mut self, input: &[u8], output: &mut [u8]) -> (i32, usize) {
-        let Some(request) = AllocateRequest::from_bytes(input) else { return (status::INFO_LENGTH_MISMATCH, 0) };
-        if output.len() < 8 {
-            return (status::BUFFER_TOO_SMALL, 0);
-        }
-        let reserved_first = self.fault != Fault::ReservedCheckedLast;
-        if reserved_first && request.reserved != 0 {
-            return (status::INVALID_PARAMETER_4, 0);
-        }
-        let request = AllocateRequest { pool: request.pool & !POOL_CHARGE_QUOTA, ..request };
-        if request.pool != POOL_NON_PAGED && request.pool != POOL_PAGED {
-            return (status::INVALID_PARAMETER_1, 0);
-        }
-        if !self.valid_tag(request.tag) {
-            return (status::INVALID_PARAMETER_2, 0);
-        }
-        if !reserved_first && request.reserved != 0 {
-            return (status::INVALID_PARAMETER_4, 0);
-        }
-        if request.size == 0 || request.size > MAX_SIZE {
-            return (status::INVALID_PARAMETER_3, 0);
-        }
-        let (limit, enforced) = if request.pool == POOL_PAGED {
-            (MAX_HANDLE_PAGED_BYTES, true)
-        } else {
-            (MAX_HANDLE_NON_PAGED_BYTES, self.fault != Fault::NoNonPagedLimit)
-        };
-        let too_many = self.fault != Fault::NoCountLimit && self.blocks.len() >= MAX_HANDLE_ALLOCATIONS as usize;
-        if too_many || (enforced && self.bytes(request.pool) + u64::from(request.size) > limit) {
-            return (status::QUOTA_EXCEEDED, 0);
-        }
-        let mut data = vec![0; request.size as usize];
-        if self.fault == Fault::DirtyNewBlocks {
-            data[request.size as usize / 2] = 0x41;
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        self.blocks.insert(id, Block { pool: request.pool, tag: request.tag, data });
-        self.statistics.allocations += 1;
-        output[..8].copy_from_slice(AllocateReply { id }.as_bytes());
-        (status::SUCCESS, 8)
-    }
-
-    fn free(&mut self, input: &[u8]) -> (i32, usize) {
-        let Some(request) = FreeRequest::from_bytes(input) else { return (status::INFO_LENGTH_MISMATCH, 0) };
-        if !self.blocks.contains_key(&request.id) {
-            if self.fault == Fault::DoubleFreeSucceeds {
-                self.statistics.frees += 1;
-                return (status::SUCCESS, 0);
+    /// The model's prediction, as the fault changes it.
+    fn predict(&self, code: u32, input: &[u8], output: usize) -> Prediction {
+        let prediction = self.model.predict(SCENARIO, code, input, output);
+        match (self.fault, code, prediction) {
+            (Fault::ReservedCheckedLast, IOCTL_NTPOOL_ALLOCATE, prediction) => {
+                let Some(request) = AllocateRequest::from_bytes(input).filter(|request| request.reserved != 0) else {
+                    return prediction;
+                };
+                // The checks up to the tag's decide first, then `reserved`.
+                let without = AllocateRequest { reserved: 0, ..request };
+                match self.model.predict(SCENARIO, code, without.as_bytes(), output) {
+                    Prediction::Fail(
+                        status @ (status::BUFFER_TOO_SMALL | status::INVALID_PARAMETER_1 | status::INVALID_PARAMETER_2),
+                    ) => Prediction::Fail(status),
+                    _ => Prediction::Fail(status::INVALID_PARAMETER_4),
+                }
             }
-            return (status::NOT_FOUND, 0);
+            (
+                Fault::AcceptsTagWithoutAlphanumeric,
+                IOCTL_NTPOOL_ALLOCATE,
+                Prediction::Fail(status::INVALID_PARAMETER_2),
+            ) => {
+                let request = AllocateRequest::from_bytes(input).expect("a request that got as far as its tag");
+                let bytes = request.tag.to_le_bytes();
+                let printable = bytes.iter().all(|byte| (0x20..=0x7E).contains(byte));
+                if !printable || bytes == *b"Wdm " || bytes == *b"Ddk " {
+                    return Prediction::Fail(status::INVALID_PARAMETER_2);
+                }
+                // Decided as for a valid tag; the block keeps its own.
+                let valid = AllocateRequest { tag: tag(*b"Tst1"), ..request };
+                match self.model.predict(SCENARIO, code, valid.as_bytes(), output) {
+                    Prediction::Allocate(block) => Prediction::Allocate(Block { tag: request.tag, ..block }),
+                    other => other,
+                }
+            }
+            (Fault::DoubleFreeSucceeds, IOCTL_NTPOOL_FREE, Prediction::Fail(status::NOT_FOUND)) => {
+                Prediction::Reply(Vec::new())
+            }
+            (Fault::ReadOverflow, IOCTL_NTPOOL_READ, Prediction::Fail(status::INVALID_PARAMETER_3)) => {
+                let request = ReadRequest::from_bytes(input).expect("a request that got as far as its length");
+                let size = self.size(request.id).expect("a block that got as far as its length");
+                if request.offset.wrapping_add(request.length) > size {
+                    return Prediction::Fail(status::INVALID_PARAMETER_3);
+                }
+                // `offset + length` wrapped past the check: the next one, the output's room, fails
+                // (no output buffer holds more than 4 GiB less a block).
+                Prediction::Fail(status::BUFFER_TOO_SMALL)
+            }
+            (Fault::RefusesEmptyReadAtEnd, IOCTL_NTPOOL_READ, Prediction::Reply(reply)) => {
+                let request = ReadRequest::from_bytes(input).expect("a request that succeeded");
+                if request.length == 0 && Some(request.offset) == self.size(request.id) {
+                    return Prediction::Fail(status::INVALID_PARAMETER_2);
+                }
+                Prediction::Reply(reply)
+            }
+            (Fault::ListsDescending, IOCTL_NTPOOL_QUERY_ALLOCATIONS, Prediction::Reply(_)) => {
+                let mut entries = self.model.allocations(SCENARIO.handle);
+                entries.reverse();
+                Prediction::Reply(allocations_reply(&entries, output))
+            }
+            (_, _, prediction) => prediction,
         }
-        self.successful_frees += 1;
-        if self.fault == Fault::LeaksOnFree && self.successful_frees == 5 {
-            self.leaked += 1;
+    }
+
+    /// Serves one request: the status and the bytes the driver returns.
+    fn serve(&mut self, code: u32, input: &[u8], output: usize) -> (i32, Vec<u8>) {
+        let code = if self.fault == Fault::AcceptsMethodNeither && code == IOCTL_NTPOOL_ALLOCATE | 3 {
+            IOCTL_NTPOOL_ALLOCATE
         } else {
-            self.blocks.remove(&request.id);
-        }
-        if self.fault == Fault::ReusesIds {
-            self.next_id = self.blocks.keys().next_back().map_or(1, |last| last + 1);
-        }
-        self.statistics.frees += 1;
-        (status::SUCCESS, 0)
-    }
-
-    fn read(&mut self, input: &[u8], output: &mut [u8]) -> (i32, usize) {
-        let Some(request) = ReadRequest::from_bytes(input) else { return (status::INFO_LENGTH_MISMATCH, 0) };
-        let Some(block) = self.blocks.get(&request.id) else { return (status::NOT_FOUND, 0) };
-        let size = block.data.len() as u32;
-        if request.offset > size {
-            return (status::INVALID_PARAMETER_2, 0);
-        }
-        let past_end = if self.fault == Fault::ReadOverflow {
-            request.offset.wrapping_add(request.length) > size
-        } else {
-            request.length > size - request.offset
+            code
         };
-        if past_end {
-            return (status::INVALID_PARAMETER_3, 0);
-        }
-        if self.fault == Fault::RefusesEmptyReadAtEnd && request.length == 0 && request.offset == size {
-            return (status::INVALID_PARAMETER_2, 0);
-        }
-        if output.len() < request.length as usize {
-            return (status::BUFFER_TOO_SMALL, 0);
-        }
-        let start = request.offset as usize;
-        let length = request.length as usize;
-        output[..length].copy_from_slice(&block.data[start..start + length]);
-        (status::SUCCESS, length)
-    }
-
-    fn query_allocations(&mut self, output: &mut [u8]) -> (i32, usize) {
-        if output.len() < 8 {
-            return (status::BUFFER_TOO_SMALL, 0);
-        }
-        let fit = (output.len() - 8) / 24;
-        let mut entries: Vec<AllocationInfo> = self
-            .blocks
-            .iter()
-            .map(|(&id, block)| AllocationInfo {
-                id,
-                pool: block.pool,
-                tag: block.tag,
-                size: block.data.len() as u32,
-                reserved: 0,
-            })
-            .collect();
-        if self.fault == Fault::ListsDescending {
-            entries.reverse();
-        }
-        let returned = entries.len().min(fit);
-        let header = AllocationsHeader { outstanding: entries.len() as u32, returned: returned as u32 };
-        output[..8].copy_from_slice(header.as_bytes());
-        for (index, entry) in entries.iter().take(returned).enumerate() {
-            output[8 + 24 * index..8 + 24 * (index + 1)].copy_from_slice(entry.as_bytes());
-        }
-        (status::SUCCESS, 8 + 24 * returned)
-    }
-
-    fn query_statistics(&mut self, output: &mut [u8]) -> (i32, usize) {
-        if output.len() < 64 {
-            return (status::BUFFER_TOO_SMALL, 0);
-        }
-        let statistics = Statistics {
-            outstanding: self.blocks.len() as u64,
-            non_paged_bytes: self.bytes(POOL_NON_PAGED),
-            paged_bytes: self.bytes(POOL_PAGED),
-            ..self.statistics
+        let prediction = self.predict(code, input, output);
+        let status = prediction.status();
+        let mut reply = match prediction {
+            Prediction::Free(id) => {
+                self.successful_frees += 1;
+                if self.fault == Fault::LeaksOnFree && self.successful_frees == 5 {
+                    self.leaked += 1;
+                    self.model.counters_mut().frees += 1;
+                } else {
+                    self.model.apply(Prediction::Free(id));
+                }
+                if self.fault == Fault::ReusesIds {
+                    let next = self.model.blocks().keys().next_back().map_or(1, |last| last + 1);
+                    self.model.set_next_id(next);
+                }
+                Vec::new()
+            }
+            // A `FREE` that succeeds without a block to free ([`Fault::DoubleFreeSucceeds`]) is
+            // counted as a free all the same.
+            Prediction::Reply(reply) if code == IOCTL_NTPOOL_FREE => {
+                self.model.counters_mut().frees += 1;
+                reply
+            }
+            prediction => self.model.apply(prediction),
         };
-        output[..64].copy_from_slice(statistics.as_bytes());
-        (status::SUCCESS, 64)
+        self.model.count(status);
+        if self.fault == Fault::UnknownNotRejected && status == status::INVALID_DEVICE_REQUEST {
+            self.model.counters_mut().rejected -= 1;
+        }
+        if self.fault == Fault::DirtyNewBlocks && code == IOCTL_NTPOOL_READ && status == status::SUCCESS {
+            // One byte in the middle of every block is left over.
+            let request = ReadRequest::from_bytes(input).expect("a request that succeeded");
+            let middle = self.size(request.id).expect("a block read") / 2;
+            if (request.offset..request.offset + request.length).contains(&middle) {
+                reply[(middle - request.offset) as usize] = 0x41;
+            }
+        }
+        (status, reply)
     }
 }
 
-impl Device for Model {
+impl Device for Faulty {
     fn control(&mut self, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
-        // Counted on entry, so QUERY_STATISTICS includes itself.
-        self.statistics.requests += 1;
+        let (status, reply) = self.serve(code, input, output.len());
         // METHOD_BUFFERED: the driver writes into a system buffer, and the I/O manager copies
         // `information` bytes back, and nothing on failure.
-        let mut system = vec![0u8; output.len()];
-        let (status, information) = match code {
-            IOCTL_NTPOOL_ALLOCATE => self.allocate(input, &mut system),
-            code if code == IOCTL_NTPOOL_ALLOCATE | 3 && self.fault == Fault::AcceptsMethodNeither => {
-                self.allocate(input, &mut system)
-            }
-            IOCTL_NTPOOL_FREE => self.free(input),
-            IOCTL_NTPOOL_READ => self.read(input, &mut system),
-            IOCTL_NTPOOL_QUERY_ALLOCATIONS => self.query_allocations(&mut system),
-            IOCTL_NTPOOL_QUERY_STATISTICS => self.query_statistics(&mut system),
-            _ => {
-                if self.fault == Fault::UnknownNotRejected {
-                    self.statistics.rejected -= 1;
-                }
-                (status::INVALID_DEVICE_REQUEST, 0)
-            }
-        };
-        if status == status::INSUFFICIENT_RESOURCES {
-            self.statistics.failures += 1;
-        } else if status < 0 {
-            self.statistics.rejected += 1;
-        }
         if status < 0 {
             let information = if self.fault == Fault::InformationOnFailure { 8 } else { 0 };
             return (status, information);
         }
-        let copied = if self.fault == Fault::WritesWholeOutput { output.len() } else { information };
+        let mut system = vec![0u8; output.len()];
+        system[..reply.len()].copy_from_slice(&reply);
+        let copied = if self.fault == Fault::WritesWholeOutput { output.len() } else { reply.len() };
         output[..copied].copy_from_slice(&system[..copied]);
-        (status, information)
+        (status, reply.len())
     }
 }
 
-fn run(fault: Fault) -> (Summary, String, Model) {
-    let mut model = Model::new(fault);
+/// Handles to the model, by index, each its own [`Sender`]: the hostile-input table's devices.
+struct ModelHandles {
+    model: Model,
+    open: Vec<bool>,
+}
+
+impl Devices for ModelHandles {
+    fn open(&mut self) -> Option<usize> {
+        self.open.push(true);
+        Some(self.open.len() - 1)
+    }
+
+    fn control(&mut self, handle: usize, code: u32, input: &[u8], output: &mut [u8]) -> (i32, usize) {
+        assert!(self.open[handle], "a request through closed handle {handle}");
+        let sender = Sender { handle: handle as u64, process: SCENARIO.process };
+        let (status, reply) = self.model.serve(sender, code, input, output.len());
+        output[..reply.len()].copy_from_slice(&reply);
+        (status, reply.len())
+    }
+
+    fn close(&mut self, handle: usize) {
+        self.open[handle] = false;
+        self.model.close(handle as u64);
+    }
+}
+
+fn run(fault: Fault) -> (Summary, String, Faulty) {
+    let mut model = Faulty::new(fault);
     let mut out = String::new();
     let summary = run_scenario(&mut model, &mut out);
     (summary, out, model)
@@ -277,9 +267,10 @@ fn passes_on_a_faithful_model_and_leaves_nothing_behind() {
     assert_eq!(summary.failed, 0);
     assert!(summary.passed > 120, "only {} checks:\n{out}", summary.passed);
     assert!(summary.all_passed());
-    assert!(model.blocks.is_empty(), "left outstanding: {:?}", model.blocks.keys().collect::<Vec<_>>());
-    assert_eq!(model.statistics.allocations - 1000, model.statistics.frees - 1000);
-    assert_eq!(model.statistics.failures, 3);
+    let (blocks, statistics) = (model.model.blocks(), model.model.statistics());
+    assert!(blocks.is_empty(), "left outstanding: {:?}", blocks.keys().collect::<Vec<_>>());
+    assert_eq!(statistics.allocations - 1000, statistics.frees - 1000);
+    assert_eq!(statistics.failures, 3);
 }
 
 #[test]
@@ -328,7 +319,7 @@ fn covers_every_ioctl_and_the_limits() {
 #[test]
 fn counters_are_compared_relative_to_the_start() {
     // The model starts with counters far from zero; a second run on the same model passes too.
-    let mut model = Model::new(Fault::None);
+    let mut model = Faulty::new(Fault::None);
     let mut out = String::new();
     assert!(run_scenario(&mut model, &mut out).all_passed(), "{out}");
     out.clear();
@@ -390,17 +381,29 @@ fn reports_failures_when_the_model_misbehaves() {
         );
         assert_eq!(out.lines().last(), Some(std::format!("{summary}").as_str()));
         // Whatever went wrong, the scenario freed what the driver told it about.
-        assert_eq!(model.blocks.len() as u32, model.leaked, "{fault:?}: left blocks outstanding:\n{out}");
+        assert_eq!(model.model.blocks().len() as u32, model.leaked, "{fault:?}: left blocks outstanding:\n{out}");
     }
 }
 
 #[test]
 fn a_leak_shows_in_the_final_list_and_statistics() {
     let (_, out, model) = run(Fault::LeaksOnFree);
-    assert_eq!(model.blocks.len(), 1);
+    assert_eq!(model.model.blocks().len(), 1);
     let failures = fail_lines(&out);
     assert!(failures.iter().any(|line| line.starts_with("FAIL QUERY_ALLOCATIONS into 1640 bytes at the end")), "{out}");
     assert!(failures.iter().any(|line| line.contains("outstanding: expected 0, got 1")), "{out}");
+}
+
+/// The table and the model agree on every row (the host tests check the table against the driver,
+/// the fuzzer the model).
+#[test]
+fn every_row_of_the_hostile_input_table_gets_its_status_from_the_model() {
+    let mut devices = ModelHandles { model: Model::new(), open: Vec::new() };
+    let mut out = String::new();
+    let summary = run_table(&mut devices, &mut out);
+    assert_eq!((summary.passed, summary.failed), (CASES.len() as u32, 0), "{out}");
+    assert!(devices.model.blocks().is_empty(), "the table left blocks outstanding");
+    assert!(devices.open.iter().all(|open| !open), "the table left handles open");
 }
 
 #[test]

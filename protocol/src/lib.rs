@@ -4,7 +4,16 @@
 //! Shared by the driver (kernel mode) and its client (user mode). Every structure is `#[repr(C)]`
 //! with explicit reserved fields and no implicit padding, so that no byte the driver returns is
 //! uninitialized, and every size is fixed on 64-bit Windows.
+//!
+//! With the `model` feature, [`model`] is an executable model of the driver's rules, which the
+//! fuzzer and the client's unit tests check answers against.
 #![no_std]
+
+#[cfg(any(test, feature = "model"))]
+extern crate alloc;
+
+#[cfg(any(test, feature = "model"))]
+pub mod model;
 
 /// The device's name in the object manager namespace.
 pub const DEVICE_NAME: &str = "\\Device\\NtPool";
