@@ -46,6 +46,8 @@ impl core::fmt::Display for AllocError {
 
 impl core::error::Error for AllocError {}
 
+crate::safe::plain!(AllocError);
+
 const PAGE_SIZE: usize = 4096;
 
 /// `MEMORY_ALLOCATION_ALIGNMENT` on x64: the alignment every kernel promises for every block, and

@@ -37,7 +37,7 @@ use crate::tag::{PoolTag, Tag, TagSource};
 /// * IRQL-checked at compile time: making one needs a token that [`Allows`] pool `P`. A box of a
 ///   non-paged pool dereferences like `Box`; a box of paged pool does not: its contents are reached
 ///   with [`PoolBox::get`] / [`PoolBox::get_mut`] and a `Passive` or `Apc` token, and it is not
-///   [`DispatchSafe`], so it can be neither touched nor dropped at `DISPATCH_LEVEL`.
+///   [`DispatchSafe`](crate::DispatchSafe), so it can be neither touched nor dropped at `DISPATCH_LEVEL`.
 ///
 /// ```
 /// use ntpool::{NonPagedBox, PagedBox, Passive};

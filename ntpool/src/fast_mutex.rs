@@ -22,9 +22,10 @@ use crate::tag::Tag;
 ///
 /// The `FAST_MUTEX` itself must not move while in use and must be in non-paged memory (its event is
 /// waited on at `APC_LEVEL`): it lives in a non-paged block of its own, tagged `G`, allocated by
-/// [`FastMutex::try_new`]. The `FastMutex` value (and the data) can move freely. It is not
-/// [`DispatchSafe`](crate::DispatchSafe): it cannot be acquired, nor its data reached, at
-/// `DISPATCH_LEVEL`.
+/// [`FastMutex::try_new`]. The `FastMutex` value (and the data) can move freely. It cannot be
+/// acquired at `DISPATCH_LEVEL` ([`FastMutex::lock`] takes a token below it); it is
+/// [`DispatchSafe`](crate::DispatchSafe) when its data is, so it may sit inside data that a spin lock
+/// protects, and be moved or dropped there (its own block is non-paged).
 ///
 /// ```
 /// use ntpool::{FastMutex, PagedBox, Passive};
@@ -53,6 +54,10 @@ unsafe impl<T: Send, G: Tag> Sync for FastMutex<T, G> {}
 // SAFETY: as above; nothing in it is tied to a thread while it is not held, and it is never held
 // across a move (`lock` borrows it).
 unsafe impl<T: Send, G: Tag> Send for FastMutex<T, G> {}
+// SAFETY: its own block is non-paged; at DISPATCH_LEVEL it can only be moved, dropped or reached
+// through `&mut self` (its data, which is `DispatchSafe`): acquiring it needs a token below
+// DISPATCH_LEVEL.
+unsafe impl<T: crate::DispatchSafe, G: Tag> crate::DispatchSafe for FastMutex<T, G> {}
 
 impl<T, G: Tag> FastMutex<T, G> {
     /// A released fast mutex protecting `value`, its `FAST_MUTEX` in a non-paged block tagged `G`

@@ -336,6 +336,8 @@ unsafe fn raised<R>(level: KIRQL, f: impl FnOnce() -> R) -> R {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HighIrql(KIRQL);
 
+crate::safe::plain!(HighIrql);
+
 impl HighIrql {
     /// `PROFILE_LEVEL`.
     ///
@@ -388,7 +390,8 @@ macro_rules! raise_to_dispatch {
             /// `f` is a plain function: a closure that captures nothing coerces to it. Everything it
             /// works on comes in through `context`, which must be [`DispatchSafe`]: it cannot own or
             /// reach paged memory. While the region runs, `self` is borrowed, so this token cannot
-            /// be used at the raised IRQL.
+            /// be used at the raised IRQL. If a call does not compile, [the
+            /// errors](crate#the-errors-and-what-each-means) say which rule it broke and the fix.
             ///
             /// ```
             /// use ntpool::{NonPagedBox, Passive};
@@ -412,7 +415,8 @@ macro_rules! raise_to_dispatch {
 
             /// Raises the IRQL above `DISPATCH_LEVEL` to `level`, runs `f` with a [`High`] token and the
             /// context, and lowers it again. Nothing can be allocated or freed in there; `context`
-            /// must be [`HighSafe`].
+            /// must be [`HighSafe`]. If a call does not compile, [the
+            /// errors](crate#the-errors-and-what-each-means) say which rule it broke and the fix.
             ///
             /// ```
             /// # ntpool::emulated::Kernel::new().run(|| {

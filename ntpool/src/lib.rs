@@ -84,6 +84,20 @@
 //! The compile-fail suite in `tests/ui` shows each rule failing to compile with the error it
 //! names, and `tests/ui/pass` shows the legitimate patterns compiling.
 //!
+//! ## The errors, and what each means
+//!
+//! | the compiler says | the rule | the fix |
+//! |---|---|---|
+//! | expected fn pointer, found closure; *closures can only be coerced to `fn` types if they do not capture any variables* | 2: a region's body reaches only its context | pass what the body needs as the region's context argument (it must be `DispatchSafe`) |
+//! | *`X` may own or reach paged memory, so it cannot enter code that runs at DISPATCH_LEVEL* | 3: nothing paged gets in | keep the paged value outside the region, or allocate it from a non-paged pool |
+//! | *`PagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL* | 1: the token does not allow the pool | allocate or reach it with a `Passive` or `Apc` token, outside the region |
+//! | type `PoolBox<_, _, PagedPool>` cannot be dereferenced (E0614) | 4: paged memory only through a token | `b.get(&token)` / `b.get_mut(&token)` with a `Passive` or `Apc` token |
+//! | cannot borrow `passive` as mutable because it is also borrowed as immutable, at a region | 4: a reference into paged memory borrows the token | end the use of the reference (or copy the value out) before raising the IRQL |
+//! | *`ntpool::Dispatch` does not prove an IRQL below DISPATCH_LEVEL* | quota and fast mutexes need IRQL < `DISPATCH_LEVEL` | charge quota or acquire the mutex with a `Passive` or `Apc` token |
+//!
+//! The region methods ([`Passive::raise_to_dispatch`], [`SpinLock::with`], ...) link here: a closure
+//! error names the method, whose documentation is the way in.
+//!
 //! ## What is out of reach, and the backstop
 //!
 //! * **`unsafe` code**: a token assumed at the wrong IRQL, two tokens assumed on one thread, raw

@@ -102,14 +102,17 @@ pub unsafe trait DispatchSafe {}
 )]
 pub unsafe trait HighSafe: DispatchSafe {}
 
+/// Both traits for types whose values own and reach no memory (also used next to ntpool's own
+/// plain types: tags, errors, IRQLs).
 macro_rules! plain {
     ($($t:ty),* $(,)?) => {$(
         // SAFETY: a plain value owns and reaches no memory.
-        unsafe impl DispatchSafe for $t {}
+        unsafe impl $crate::safe::DispatchSafe for $t {}
         // SAFETY: as above.
-        unsafe impl HighSafe for $t {}
+        unsafe impl $crate::safe::HighSafe for $t {}
     )*};
 }
+pub(crate) use plain;
 
 plain!(
     (),
@@ -219,6 +222,42 @@ unsafe impl<T: ?Sized> HighSafe for NonNull<T> {}
 unsafe impl<T> DispatchSafe for AtomicPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T> HighSafe for AtomicPtr<T> {}
+
+macro_rules! ranges {
+    ($($t:ident),* $(,)?) => {$(
+        // SAFETY: a range owns and reaches what its bounds do.
+        unsafe impl<T: DispatchSafe> DispatchSafe for core::ops::$t<T> {}
+        // SAFETY: as above.
+        unsafe impl<T: HighSafe> HighSafe for core::ops::$t<T> {}
+    )*};
+}
+
+ranges!(Range, RangeInclusive, RangeFrom, RangeTo, RangeToInclusive);
+plain!(core::ops::RangeFull);
+
+macro_rules! functions {
+    ($(($($arg:ident),*)),* $(,)?) => {$(
+        // SAFETY: a function pointer owns nothing and captures nothing: what the function reaches is
+        // what any code reaches (its arguments, and `static`s, which the types do not cover).
+        unsafe impl<R, $($arg),*> DispatchSafe for fn($($arg),*) -> R {}
+        // SAFETY: as above.
+        unsafe impl<R, $($arg),*> HighSafe for fn($($arg),*) -> R {}
+        // SAFETY: as above.
+        unsafe impl<R, $($arg),*> DispatchSafe for unsafe fn($($arg),*) -> R {}
+        // SAFETY: as above.
+        unsafe impl<R, $($arg),*> HighSafe for unsafe fn($($arg),*) -> R {}
+        // SAFETY: as above.
+        unsafe impl<R, $($arg),*> DispatchSafe for extern "system" fn($($arg),*) -> R {}
+        // SAFETY: as above.
+        unsafe impl<R, $($arg),*> HighSafe for extern "system" fn($($arg),*) -> R {}
+        // SAFETY: as above.
+        unsafe impl<R, $($arg),*> DispatchSafe for unsafe extern "system" fn($($arg),*) -> R {}
+        // SAFETY: as above.
+        unsafe impl<R, $($arg),*> HighSafe for unsafe extern "system" fn($($arg),*) -> R {}
+    )*};
+}
+
+functions!((), (A), (A, B), (A, B, C), (A, B, C, D), (A, B, C, D, E), (A, B, C, D, E, F));
 
 macro_rules! tuples {
     ($(($($name:ident),+)),* $(,)?) => {$(

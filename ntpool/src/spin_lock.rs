@@ -61,7 +61,9 @@ impl<T: DispatchSafe> SpinLock<T> {
     /// and `context`, and releases the lock, returning the IRQL to where `token` proves it was.
     ///
     /// `token` is borrowed mutably for the region, so it cannot be used inside it; `f` captures
-    /// nothing (a plain function), so everything it reaches comes through `context`.
+    /// nothing (a plain function), so everything it reaches comes through `context`. If a call does
+    /// not compile, [the errors](crate#the-errors-and-what-each-means) say which rule it broke and
+    /// the fix.
     ///
     /// ```
     /// # ntpool::emulated::Kernel::new().run(|| {

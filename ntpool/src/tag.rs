@@ -34,6 +34,8 @@ use core::fmt;
 #[repr(transparent)]
 pub struct PoolTag(u32);
 
+crate::safe::plain!(PoolTag, InvalidTag);
+
 /// Why a tag was rejected.
 ///
 /// ```
@@ -239,6 +241,11 @@ macro_rules! pool_tag {
         impl $crate::Tag for $name {
             const TAG: $crate::PoolTag = $crate::PoolTag::new(*$bytes);
         }
+
+        // SAFETY: a tag type is a zero-sized value that owns and reaches nothing.
+        unsafe impl $crate::DispatchSafe for $name {}
+        // SAFETY: as above.
+        unsafe impl $crate::HighSafe for $name {}
 
         const _: $crate::PoolTag = <$name as $crate::Tag>::TAG;
     };

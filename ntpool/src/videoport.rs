@@ -10,13 +10,13 @@
 //! VOID  VideoPortFreePool(PVOID HwDeviceExtension, PVOID Ptr);
 //! ```
 //!
-//! The same guarantees as [`PoolBox`](crate::PoolBox), for these two routines:
+//! The same guarantees as [`PoolBox`], for these two routines:
 //!
 //! * **Pools as types**: the four `VP_POOL_TYPE` values are the types [`VpNonPagedPool`],
 //!   [`VpPagedPool`], [`VpNonPagedPoolCacheAligned`] and [`VpPagedPoolCacheAligned`]. Each has the
 //!   IRQL rules of the ntpool pool it stands for ([`VpPoolType::Pool`]).
 //! * **IRQL-checked at compile time**, by the same tokens and rules as paged and non-paged
-//!   [`PoolBox`](crate::PoolBox)es. `VideoPortFreePool`'s rule is "callers must be running at IRQL
+//!   [`PoolBox`]es. `VideoPortFreePool`'s rule is "callers must be running at IRQL
 //!   <= `DISPATCH_LEVEL`. A caller at `DISPATCH_LEVEL` must have specified a `VpNonPaged`*Xxx*
 //!   pool type when the memory was allocated. Otherwise, the caller must be running at IRQL <
 //!   `DISPATCH_LEVEL`." So a `VpBox` of a `VpNonPaged*` type can be made, used and dropped with a

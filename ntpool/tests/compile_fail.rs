@@ -13,10 +13,7 @@ fn irql_tag_and_pool_rules_are_enforced_at_compile_time() {
 /// that a case cannot pass by failing for some other reason (a typo, a missing import).
 const REASONS: &[(&str, &str)] = &[
     ("r1_allocator_above_dispatch", "`NonPagedPool` cannot be allocated, touched or freed with a `ntpool::High` token"),
-    (
-        "r1_fast_mutex_acquired_at_dispatch",
-        "`ntpool::FastMutex<u32, Tg>` may own or reach paged memory, so it cannot enter code that runs at DISPATCH_LEVEL",
-    ),
+    ("r1_fast_mutex_acquired_at_dispatch", "`ntpool::Dispatch` does not prove an IRQL below DISPATCH_LEVEL"),
     (
         "r1_non_paged_alloc_above_dispatch",
         "`NonPagedPool` cannot be allocated, touched or freed with a `ntpool::High` token",
