@@ -13,7 +13,7 @@ use super::{POOL_TYPE, PVOID, SIZE_T, ULONG};
 /// `LIST_ENTRY`.
 ///
 /// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::LIST_ENTRY>(), 16);
+/// assert_eq!(core::mem::size_of::<ntpool_sys::LIST_ENTRY>(), 16);
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -27,7 +27,7 @@ pub struct LIST_ENTRY {
 /// `SLIST_ENTRY` (x64: 16-byte aligned, one pointer).
 ///
 /// ```
-/// assert_eq!(core::mem::align_of::<ntpool::sys::SLIST_ENTRY>(), 16);
+/// assert_eq!(core::mem::align_of::<ntpool_sys::SLIST_ENTRY>(), 16);
 /// ```
 #[repr(C, align(16))]
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub struct SLIST_ENTRY {
 /// `Alignment` (`HeaderX64.Depth`); the rest is the kernel's to encode.
 ///
 /// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::SLIST_HEADER>(), 16);
+/// assert_eq!(core::mem::size_of::<ntpool_sys::SLIST_HEADER>(), 16);
 /// ```
 #[repr(C, align(16))]
 #[derive(Debug)]
@@ -104,7 +104,7 @@ pub union LOOKASIDE_FREE {
 /// `AllocateHits`, ...) are given their first name.
 ///
 /// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::GENERAL_LOOKASIDE_POOL>(), 0x60);
+/// assert_eq!(core::mem::size_of::<ntpool_sys::GENERAL_LOOKASIDE_POOL>(), 0x60);
 /// ```
 #[repr(C)]
 pub struct GENERAL_LOOKASIDE_POOL {
@@ -146,7 +146,7 @@ pub struct GENERAL_LOOKASIDE_POOL {
 /// (x64: 0x80 bytes).
 ///
 /// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::GENERAL_LOOKASIDE>(), 0x80);
+/// assert_eq!(core::mem::size_of::<ntpool_sys::GENERAL_LOOKASIDE>(), 0x80);
 /// ```
 #[repr(C, align(64))]
 pub struct GENERAL_LOOKASIDE {
@@ -157,7 +157,7 @@ pub struct GENERAL_LOOKASIDE {
 /// `LOOKASIDE_LIST_EX` (Vista and later).
 ///
 /// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::LOOKASIDE_LIST_EX>(), 0x60);
+/// assert_eq!(core::mem::size_of::<ntpool_sys::LOOKASIDE_LIST_EX>(), 0x60);
 /// ```
 #[repr(C)]
 pub struct LOOKASIDE_LIST_EX {
@@ -168,7 +168,7 @@ pub struct LOOKASIDE_LIST_EX {
 /// `NPAGED_LOOKASIDE_LIST` (x64: no lock field).
 ///
 /// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::NPAGED_LOOKASIDE_LIST>(), 0x80);
+/// assert_eq!(core::mem::size_of::<ntpool_sys::NPAGED_LOOKASIDE_LIST>(), 0x80);
 /// ```
 #[repr(C, align(64))]
 pub struct NPAGED_LOOKASIDE_LIST {
@@ -179,7 +179,7 @@ pub struct NPAGED_LOOKASIDE_LIST {
 /// `PAGED_LOOKASIDE_LIST` (x64: no lock field).
 ///
 /// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::PAGED_LOOKASIDE_LIST>(), 0x80);
+/// assert_eq!(core::mem::size_of::<ntpool_sys::PAGED_LOOKASIDE_LIST>(), 0x80);
 /// ```
 #[repr(C, align(64))]
 pub struct PAGED_LOOKASIDE_LIST {
@@ -191,7 +191,7 @@ pub struct PAGED_LOOKASIDE_LIST {
 /// callbacks (`LOOKASIDE_LIST_EX`) or the legacy ones (`NPAGED_LOOKASIDE_LIST`, `PAGED_LOOKASIDE_LIST`).
 ///
 /// ```
-/// assert_ne!(ntpool::sys::LookasideCallbacks::Ex, ntpool::sys::LookasideCallbacks::Legacy);
+/// assert_ne!(ntpool_sys::LookasideCallbacks::Ex, ntpool_sys::LookasideCallbacks::Legacy);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LookasideCallbacks {
@@ -202,13 +202,17 @@ pub enum LookasideCallbacks {
 }
 
 /// A pointer to field `$field` (of type `$type`) of the `GENERAL_LOOKASIDE_POOL` at `$list`,
-/// computed without dereferencing it.
-macro_rules! lookaside_field {
+/// computed without dereferencing it. For ntpool's lookaside lists, which read the counters as the
+/// inline routines here write them.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __lookaside_field {
     ($list:expr, $field:ident: $type:ty) => {
-        $list.wrapping_byte_add(core::mem::offset_of!($crate::sys::GENERAL_LOOKASIDE_POOL, $field)).cast::<$type>()
+        $list.wrapping_byte_add(core::mem::offset_of!($crate::GENERAL_LOOKASIDE_POOL, $field)).cast::<$type>()
     };
 }
-pub(crate) use lookaside_field;
+#[doc(hidden)]
+pub use __lookaside_field as lookaside_field;
 
 /// Adds one to a lookaside counter, as `wdm.h` does (`Lookaside->L.TotalAllocates += 1`): a plain,
 /// not interlocked increment of an aligned `ULONG` (`inc dword ptr [...]`). The counters are
@@ -236,7 +240,7 @@ unsafe fn bump(counter: *mut ULONG) {
 ///
 /// ```
 /// // See `ntpool::LookasideList`, which is built on this.
-/// let _ = ntpool::sys::ExAllocateFromLookasideListEx;
+/// let _ = ntpool_sys::ExAllocateFromLookasideListEx;
 /// ```
 #[cfg_attr(ntpool_emulated, track_caller)]
 #[inline(always)]
@@ -274,7 +278,8 @@ pub unsafe fn ExAllocateFromLookasideListEx(
 /// As for [`ExAllocateFromLookasideListEx`]; `miss` does what the list's allocate callback does.
 #[cfg_attr(ntpool_emulated, track_caller)]
 #[inline(always)]
-pub(crate) unsafe fn allocate_from_lookaside(
+#[doc(hidden)]
+pub unsafe fn allocate_from_lookaside(
     Lookaside: *mut GENERAL_LOOKASIDE_POOL,
     miss: impl FnOnce(POOL_TYPE, SIZE_T, ULONG) -> PVOID,
 ) -> PVOID {
@@ -306,7 +311,7 @@ pub(crate) unsafe fn allocate_from_lookaside(
 ///
 /// ```
 /// // See `ntpool::LookasideList`, which is built on this.
-/// let _ = ntpool::sys::ExFreeToLookasideListEx;
+/// let _ = ntpool_sys::ExFreeToLookasideListEx;
 /// ```
 #[inline(always)]
 pub unsafe fn ExFreeToLookasideListEx(
@@ -344,7 +349,8 @@ pub unsafe fn ExFreeToLookasideListEx(
 /// # Safety
 /// As for [`ExFreeToLookasideListEx`]; `miss` does what the list's free callback does.
 #[inline(always)]
-pub(crate) unsafe fn free_to_lookaside(Lookaside: *mut GENERAL_LOOKASIDE_POOL, Entry: PVOID, miss: impl FnOnce(PVOID)) {
+#[doc(hidden)]
+pub unsafe fn free_to_lookaside(Lookaside: *mut GENERAL_LOOKASIDE_POOL, Entry: PVOID, miss: impl FnOnce(PVOID)) {
     // SAFETY: the list is live (caller).
     unsafe { bump(lookaside_field!(Lookaside, TotalFrees: ULONG)) };
     // SAFETY: as above.
