@@ -12,9 +12,9 @@
 pub use ntpool_sys::wdm::*;
 pub use ntpool_sys::{
     DbgPrint, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IoGetDeviceInterfaces,
-    IofCompleteRequest, KIRQL, LIST_ENTRY, NTSTATUS, ObOpenObjectByPointer, PVOID, RtlAddAccessAllowedAce, RtlCreateAcl,
-    RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, ULONG, UNICODE_STRING, UnicodeLiteral, ZwClose,
-    ZwSetSecurityObject, unicode, utf16,
+    IofCompleteRequest, KIRQL, LIST_ENTRY, NTSTATUS, ObOpenObjectByPointer, PVOID, RtlAddAccessAllowedAce,
+    RtlCreateAcl, RtlCreateSecurityDescriptor, RtlSetDaclSecurityDescriptor, ULONG, UNICODE_STRING, UnicodeLiteral,
+    ZwClose, ZwSetSecurityObject, unicode, utf16,
 };
 
 /// The symbolic links of the enabled interfaces of class `class` (`IoGetDeviceInterfaces` with no

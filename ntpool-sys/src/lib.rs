@@ -530,12 +530,12 @@ pub use emulated::pool::{
     uses_ex_allocate_pool2,
 };
 #[cfg(ntpool_emulated)]
+pub use emulated::reports::KeBugCheckEx;
+#[cfg(ntpool_emulated)]
 pub use emulated::sync::{
     ExAcquireFastMutex, ExReleaseFastMutex, KeAcquireSpinLockAtDpcLevel, KeAcquireSpinLockRaiseToDpc,
     KeInitializeEvent, KeReleaseSpinLock, KeReleaseSpinLockFromDpcLevel,
 };
-#[cfg(ntpool_emulated)]
-pub use emulated::reports::KeBugCheckEx;
 
 #[cfg(not(ntpool_emulated))]
 mod ntoskrnl;

@@ -1,5 +1,6 @@
 //! The host tests under AddressSanitizer (with LeakSanitizer): nightly's `-Zsanitizer=address`, in
-//! `target/asan/`, for the crate, the driver, its protocol and its client.
+//! `target/asan/`, for the crate and its kernel interface (`ntpool-sys`, the emulated kernel), the
+//! driver, its protocol and its client.
 //!
 //! `ASAN_OPTIONS`:
 //! * `handle_segv=0`: the emulated kernel's special pool and Force IRQL Checking turn page faults
@@ -30,6 +31,8 @@ pub fn available() -> bool {
 pub fn command(root: &Path) -> Command {
     let mut command = Command::new("rustup");
     command.args(["run", "nightly", "cargo", "test", "--locked", "--target", TRIPLE]);
+    // The kernel interface and its emulation, whose unit tests are there.
+    command.args(["-p", "ntpool-sys"]);
     command.args(["-p", "ntpool", "-p", "ntpool-driver", "-p", "ntpool-protocol", "-p", "ntpool-client"]);
     command.args(["--lib", "--tests", "--", "--skip", COMPILE_FAIL]);
     for variable in ["RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "CARGO_ENCODED_RUSTFLAGS"] {

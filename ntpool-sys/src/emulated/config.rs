@@ -51,7 +51,7 @@ impl Default for Config {
     }
 }
 
-/// Which alignment promises an emulated pool keeps ([`KernelBuilder::pool_alignment`]). Special pool
+/// Which alignment promises an emulated pool keeps ([`KernelBuilder::pool_alignment`](super::KernelBuilder::pool_alignment)). Special pool
 /// and Force IRQL Checking place their blocks on pages of their own as Windows does, whatever this
 /// says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

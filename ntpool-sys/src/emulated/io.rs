@@ -165,10 +165,7 @@ pub unsafe fn IoDeleteDevice(DeviceObject: PDEVICE_OBJECT) {
 ///
 /// # Safety
 /// As for `IoCreateSymbolicLink`: valid names.
-pub unsafe fn IoCreateSymbolicLink(
-    SymbolicLinkName: *mut UNICODE_STRING,
-    DeviceName: *mut UNICODE_STRING,
-) -> NTSTATUS {
+pub unsafe fn IoCreateSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING, DeviceName: *mut UNICODE_STRING) -> NTSTATUS {
     // SAFETY: the driver passes a valid name.
     let link = unsafe { text(SymbolicLinkName) };
     // SAFETY: as above.
@@ -262,12 +259,7 @@ unsafe fn sid_bytes<'a>(sid: *const u8) -> &'a [u8] {
 ///
 /// # Safety
 /// `Acl` was made by `RtlCreateAcl`; `Sid` is a valid SID.
-pub unsafe fn RtlAddAccessAllowedAce(
-    Acl: PVOID,
-    _AceRevision: ULONG,
-    AccessMask: ACCESS_MASK,
-    Sid: PVOID,
-) -> NTSTATUS {
+pub unsafe fn RtlAddAccessAllowedAce(Acl: PVOID, _AceRevision: ULONG, AccessMask: ACCESS_MASK, Sid: PVOID) -> NTSTATUS {
     // SAFETY: the caller passes an ACL made by RtlCreateAcl.
     let acl = unsafe { acl_bytes(Acl.cast()) };
     // SAFETY: the caller passes a valid SID.

@@ -42,7 +42,8 @@ pub(crate) fn lower_irql(new: KIRQL) {
     let old = current_irql();
     if new > old {
         let state = current();
-        let code = if state.config.verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { crate::IRQL_NOT_LESS_OR_EQUAL };
+        let code =
+            if state.config.verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { crate::IRQL_NOT_LESS_OR_EQUAL };
         let parameters = if state.config.verifier {
             [VERIFIER_LOWER_TO_HIGHER, old.into(), new.into(), 0]
         } else {
@@ -112,4 +113,3 @@ pub unsafe fn KfRaiseIrql(NewIrql: KIRQL) -> KIRQL {
 pub unsafe fn KeLowerIrql(NewIrql: KIRQL) {
     lower_irql(NewIrql);
 }
-

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::vec::Vec;
 
 use super::config::{Config, PoolAlignment, SpecialPoolAlignment};
-use super::reports::{
-    self, Allocation, AllocationSite, BugCheck, PoolUsage, QuotaCharge, RawTag, install_panic_hook,
-};
+use super::reports::{self, Allocation, AllocationSite, BugCheck, PoolUsage, QuotaCharge, RawTag, install_panic_hook};
 use super::state::{self, State};
 
 /// One emulated kernel: its pool, its configuration, and the bug checks it deferred.
@@ -148,7 +146,7 @@ impl Kernel {
     /// });
     /// let sites = kernel.allocation_sites();
     /// assert_eq!(sites.len(), 1); // one call site, three requests, the second one failed
-    /// assert_eq!((sites[0].line, sites[0].calls, sites[0].failed), (line!() - 10, 3, 1));
+    /// assert_eq!((sites[0].line, sites[0].calls, sites[0].failed), (line!() - 9, 3, 1));
     /// ```
     pub fn allocation_sites(&self) -> Vec<AllocationSite> {
         self.state.allocation_sites()
@@ -321,7 +319,7 @@ impl KernelBuilder {
     /// blocks stay inaccessible while in quarantine, so a use after free stops with 0xCC.
     ///
     /// Faults end the process with the stop line (they cannot unwind): test them with
-    /// [`expect_stop_in_child`]. Linux on x86_64 only.
+    /// [`expect_stop_in_child`](super::expect_stop_in_child). Linux on x86_64 only.
     ///
     /// ```
     /// use ntpool_sys::emulated::{Kernel, SpecialPoolAlignment};
@@ -343,10 +341,8 @@ impl KernelBuilder {
         self
     }
 
-    /// Special pool for blocks of this tag only (see [`KernelBuilder::special_pool`]).
-    ///
-    /// ```
-    /// The tag is a [`RawTag`] (or a `ULONG`; ntpool's `PoolTag` converts too).
+    /// Special pool for blocks of this tag only (see [`KernelBuilder::special_pool`]). The tag is a
+    /// [`RawTag`] (or a `ULONG`; ntpool's `PoolTag` converts too).
     ///
     /// ```
     /// use ntpool_sys::emulated::{Kernel, RawTag, SpecialPoolAlignment};
@@ -377,7 +373,7 @@ impl KernelBuilder {
     /// bug check 0xD1 (`DRIVER_IRQL_NOT_LESS_OR_EQUAL`: address, IRQL, 0 read / 1 write / 8
     /// execute, instruction address) every time, instead of only when the page happens to be out.
     /// Below `DISPATCH_LEVEL` a touch pages the block back in. Test the stop with
-    /// [`expect_stop_in_child`]. Linux on x86_64 only.
+    /// [`expect_stop_in_child`](super::expect_stop_in_child). Linux on x86_64 only.
     ///
     /// ```
     /// use ntpool_sys as sys;

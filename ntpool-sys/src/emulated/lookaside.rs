@@ -259,7 +259,7 @@ pub(crate) unsafe fn delete(list: *mut GENERAL_LOOKASIDE_POOL, ex: bool) {
 /// `ListHead` is a valid, initialized `SLIST_HEADER`.
 ///
 /// ```
-/// use ntpool_sys::{self, SLIST_ENTRY, SLIST_HEADER};
+/// use ntpool_sys::{self as sys, SLIST_ENTRY, SLIST_HEADER};
 /// let mut head = SLIST_HEADER { Alignment: 0, Region: 0 };
 /// let mut entry = SLIST_ENTRY { Next: core::ptr::null_mut() };
 /// // SAFETY: a valid header and a free, aligned entry that outlives its time on the list.
@@ -280,7 +280,7 @@ pub unsafe fn ExpInterlockedPopEntrySList(ListHead: *mut crate::SLIST_HEADER) ->
 /// `ListHead` is a valid `SLIST_HEADER`; `ListEntry` is valid, 16-byte aligned and on no list.
 ///
 /// ```
-/// use ntpool_sys::{self, SLIST_ENTRY, SLIST_HEADER};
+/// use ntpool_sys::{self as sys, SLIST_ENTRY, SLIST_HEADER};
 /// let mut head = SLIST_HEADER { Alignment: 0, Region: 0 };
 /// let mut entry = SLIST_ENTRY { Next: core::ptr::null_mut() };
 /// // SAFETY: a valid header and a free, aligned entry.

@@ -386,7 +386,7 @@ impl fmt::Display for Allocation {
     }
 }
 
-/// A source location that requested pool, with its counts ([`Kernel::allocation_sites`]).
+/// A source location that requested pool, with its counts ([`Kernel::allocation_sites`](super::Kernel::allocation_sites)).
 ///
 /// ```
 /// use ntpool_sys::emulated::Kernel;
@@ -574,7 +574,6 @@ pub struct QuotaCharge {
     /// Non-paged bytes.
     pub non_paged: u64,
 }
-
 
 /// A lookaside list the driver initialized and has not deleted, as the unload check reports it.
 #[derive(Clone, Debug)]

@@ -3,14 +3,16 @@
 //! with the queries its reports are made from. The routines above it reach their kernel through
 //! [`current`] and [`with_current`].
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::vec::Vec;
-use std::cell::{Cell, RefCell};
 
 use super::config::Config;
-use super::reports::{Allocation, AllocationSite, BugCheck, ListRecord, PoolUsage, PoolUsageRow, RawTag, bug_check_now};
+use super::reports::{
+    Allocation, AllocationSite, BugCheck, ListRecord, PoolUsage, PoolUsageRow, RawTag, bug_check_now,
+};
 use super::table::{Pool, PoolGuard, PoolLock};
 use crate::ULONG;
 
@@ -194,4 +196,3 @@ pub(crate) fn bug_check(state: &State, code: ULONG, parameters: [u64; 4]) {
     }
     bug_check_now(code, parameters)
 }
-

@@ -112,7 +112,7 @@ unsafe fn fast_mutex_words<'a>(mutex: *mut crate::FAST_MUTEX) -> (&'a core::sync
 /// `SpinLock` must point to an initialized spin lock that stays valid until released.
 ///
 /// ```
-/// use ntpool_sys::{self, KSPIN_LOCK};
+/// use ntpool_sys::{self as sys, KSPIN_LOCK};
 /// # ntpool_sys::emulated::Kernel::new().run(|| {
 /// let mut lock: KSPIN_LOCK = 0;
 /// // SAFETY: `lock` is initialized (zero) and outlives the acquisition.
@@ -133,7 +133,7 @@ pub unsafe fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL {
 /// The lock must be held by this thread; `NewIrql` is what the acquire returned.
 ///
 /// ```
-/// use ntpool_sys::{self, KSPIN_LOCK};
+/// use ntpool_sys::{self as sys, KSPIN_LOCK};
 /// # ntpool_sys::emulated::Kernel::new().run(|| {
 /// let mut lock: KSPIN_LOCK = 0;
 /// // SAFETY: `lock` is initialized (zero) and outlives the acquisition.
@@ -155,7 +155,7 @@ pub unsafe fn KeReleaseSpinLock(SpinLock: *mut KSPIN_LOCK, NewIrql: KIRQL) {
 /// As for [`KeAcquireSpinLockRaiseToDpc`], and the IRQL must be `DISPATCH_LEVEL`.
 ///
 /// ```
-/// use ntpool_sys::{self, KSPIN_LOCK};
+/// use ntpool_sys::{self as sys, KSPIN_LOCK};
 /// # ntpool_sys::emulated::Kernel::new().run(|| {
 /// let mut lock: KSPIN_LOCK = 0;
 /// // SAFETY: DISPATCH_LEVEL is above the current PASSIVE_LEVEL; lowered again below.
@@ -181,7 +181,7 @@ pub unsafe fn KeAcquireSpinLockAtDpcLevel(SpinLock: *mut KSPIN_LOCK) {
 /// The lock must be held by this thread, acquired at `DISPATCH_LEVEL`.
 ///
 /// ```
-/// use ntpool_sys::{self, KSPIN_LOCK};
+/// use ntpool_sys::{self as sys, KSPIN_LOCK};
 /// # ntpool_sys::emulated::Kernel::new().run(|| {
 /// let mut lock: KSPIN_LOCK = 0;
 /// // SAFETY: DISPATCH_LEVEL is above the current PASSIVE_LEVEL; lowered again below.
@@ -262,4 +262,3 @@ pub unsafe fn ExReleaseFastMutex(FastMutex: *mut crate::FAST_MUTEX) {
     // SAFETY: forwarded contract.
     unsafe { release_fast_mutex(FastMutex) };
 }
-
