@@ -502,6 +502,9 @@ pub unsafe fn KeInitializeSpinLock(SpinLock: *mut KSPIN_LOCK) {
 mod lookaside;
 pub use lookaside::*;
 
+mod inline;
+pub use inline::*;
+
 mod strings;
 pub use strings::*;
 
