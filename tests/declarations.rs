@@ -40,14 +40,15 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ntpool::sys::*;
+// The kernel declarations of ntpool and of the driver: all in ntpool-sys (the driver's `kernel`
+// module re-exports its WDM part).
 use ntpool_driver::device::{ADMINISTRATORS_SID, SYSTEM_SID};
-use ntpool_driver::kernel::*;
 use ntpool_protocol::status;
 use ntpool_protocol::{
     FILE_READ_DATA, FILE_WRITE_DATA, IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS,
     IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ, METHOD_BUFFERED,
 };
+use ntpool_sys::*;
 
 /// The cross compiler that carries mingw-w64's DDK headers.
 const COMPILER: &str = "x86_64-w64-mingw32-gcc";
@@ -282,7 +283,7 @@ const LIST_ENTRY_STRUCT: &str =
 /// Everything checked: the table.
 fn checks() -> Vec<Check> {
     let checks = [
-        // --- Basic types (src/kernel.rs, ntpool/src/sys/mod.rs) ---
+        // --- Basic types (ntpool-sys/src/wdm.rs, ntpool-sys/src/lib.rs) ---
         size!(UCHAR),
         signed!(UCHAR),
         size!(CCHAR),
@@ -465,7 +466,7 @@ fn checks() -> Vec<Check> {
         field!(IO_STACK_LOCATION, FileObject),
         field!(IO_STACK_LOCATION, CompletionRoutine),
         field!(IO_STACK_LOCATION, Context),
-        // --- KEVENT, FAST_MUTEX (ntpool/src/sys/mod.rs) ---
+        // --- KEVENT, FAST_MUTEX (ntpool-sys/src/lib.rs) ---
         size!(KEVENT),
         field!(KEVENT, Header),
         size!(FAST_MUTEX),
@@ -474,7 +475,7 @@ fn checks() -> Vec<Check> {
         field!(FAST_MUTEX, Contention),
         field!(FAST_MUTEX, Event),
         field!(FAST_MUTEX, OldIrql),
-        // --- Constants of src/kernel.rs ---
+        // --- Constants of ntpool-sys/src/wdm.rs (the driver's) ---
         constant!(STATUS_SUCCESS),
         constant!(STATUS_UNSUCCESSFUL),
         constant!(STATUS_INSUFFICIENT_RESOURCES),
@@ -494,7 +495,7 @@ fn checks() -> Vec<Check> {
         constant!(KernelMode),
         constant!(FILE_ALL_ACCESS),
         constant!(SECURITY_DESCRIPTOR_SIZE => "sizeof(SECURITY_DESCRIPTOR)"),
-        // --- Constants of ntpool/src/sys/mod.rs ---
+        // --- Constants of ntpool-sys/src/lib.rs ---
         constant!(PASSIVE_LEVEL),
         constant!(APC_LEVEL),
         constant!(DISPATCH_LEVEL),
@@ -566,8 +567,8 @@ fn checks() -> Vec<Check> {
     checks.into_iter().flatten().collect()
 }
 
-/// The lookaside list and SLIST structures (`ntpool/src/sys/lookaside.rs`), the quota flag, and the
-/// `GUID` of `IoGetDeviceInterfaces` (`src/kernel.rs`). The counters' and callbacks' unions are
+/// The lookaside list and SLIST structures (`ntpool-sys/src/lookaside.rs`), the quota flag, and the
+/// `GUID` of `IoGetDeviceInterfaces` (`ntpool-sys/src/wdm.rs`). The counters' and callbacks' unions are
 /// anonymous in C: their first member names them.
 fn lookaside_layouts() -> Vec<Check> {
     let checks = [

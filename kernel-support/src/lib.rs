@@ -3,7 +3,8 @@
 //!
 //! * [`DebugLine`] and [`debug_print!`]: `DbgPrint` with Rust formatting, each line with its image's
 //!   prefix, formatted into a fixed stack buffer (no allocation);
-//! * [`DbgPrint`], imported from `ntoskrnl.exe` on Windows targets;
+//! * [`DbgPrint`], ntpool-sys's: imported from `ntoskrnl.exe` on Windows targets, the emulated
+//!   kernel's (which keeps the lines for tests) elsewhere;
 //! * [`kernel_image_runtime!`]: the panic handler and `_fltused` of an image built without the WDK's
 //!   crates.
 //!
@@ -16,7 +17,12 @@
 #![no_std]
 
 #[doc(hidden)]
-pub use ntpool as __ntpool;
+pub use ntpool_sys as __sys;
+
+/// `DbgPrint`: on Windows targets the import from `ntoskrnl.exe` (variadic, C calling convention);
+/// elsewhere the emulated kernel's, which takes `"%s"` and one string and keeps the line for tests
+/// (`ntpool_sys::emulated::io::take_debug_output`).
+pub use ntpool_sys::DbgPrint;
 
 /// The bytes of a [`DebugLine`]'s buffer: the text, then `"\n"` and a NUL.
 pub const DEBUG_LINE_BUFFER: usize = 256;
@@ -86,8 +92,8 @@ impl core::fmt::Write for DebugLine {
 
 /// `DbgPrint` with Rust formatting: `debug_print!(print, prefix, format, args...)` formats
 /// `prefix` and the message into a [`DebugLine`] and calls `print("%s", line)`, where `print` is
-/// [`DbgPrint`] on Windows targets (or a host stand-in with the signature
-/// `unsafe fn(*const u8, *const u8) -> u32` that keeps the lines for tests).
+/// [`DbgPrint`] (or any stand-in with the signature `unsafe fn(*const u8, *const u8) -> u32`, as the
+/// emulated kernel's is).
 ///
 /// Each image wraps it in a `debug_print!` of its own with its prefix, such as `ntpool-driver: `.
 ///
@@ -116,20 +122,6 @@ macro_rules! debug_print {
     }};
 }
 
-#[cfg(windows)]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
-unsafe extern "C" {
-    /// `DbgPrint` (variadic, C calling convention): prints `Format` with its arguments to the kernel
-    /// debugger. Windows targets only.
-    ///
-    /// ```
-    /// #[cfg(windows)]
-    /// // SAFETY: a NUL-terminated format that consumes one NUL-terminated string.
-    /// unsafe { ntpool_kernel_support::DbgPrint(c"%s".as_ptr().cast(), c"hello\n".as_ptr()) };
-    /// ```
-    pub fn DbgPrint(Format: *const u8, ...) -> u32;
-}
-
 /// The items a kernel image built without the WDK's crates needs from a runtime, for its crate
 /// root:
 ///
@@ -152,7 +144,7 @@ macro_rules! kernel_image_runtime {
         #[panic_handler]
         fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
             // SAFETY: a deliberate stop.
-            unsafe { $crate::__ntpool::sys::KeBugCheckEx(0x5250_4E43, 0, 0, 0, 0) }
+            unsafe { $crate::__sys::KeBugCheckEx(0x5250_4E43, 0, 0, 0, 0) }
         }
 
         /// Debug builds reference the floating-point marker the MSVC runtime would define.

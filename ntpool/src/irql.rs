@@ -145,14 +145,14 @@ macro_rules! token {
             /// ```
             /// # ntpool::emulated::Kernel::new().run(|| {
             /// # // SAFETY: sets the level this example assumes a token for.
-            /// # unsafe { ntpool::__doc_set_irql(
+            /// # unsafe { ntpool::emulated::__set_irql(
             #[doc = stringify!($level)]
             /// # ) };
             /// // SAFETY: the IRQL is as documented for this entry point, and no other token exists.
             #[doc = concat!("let token = unsafe { ntpool::", stringify!($name), "::assume() };")]
             /// # drop(token);
             /// # // SAFETY: back to where the example started.
-            /// # unsafe { ntpool::__doc_set_irql(0) };
+            /// # unsafe { ntpool::emulated::__set_irql(0) };
             /// # });
             /// ```
             #[track_caller]

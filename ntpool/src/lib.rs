@@ -127,10 +127,11 @@
 //!
 //! # Kernels
 //!
-//! All calls into the kernel go through [`sys`]. On a Windows target they are imports from
-//! `ntoskrnl.exe` (and CR8 accesses for the IRQL), and with the `videoport` feature from
-//! `videoprt.sys`; everywhere else, and on Windows with the `emulated` feature, they go to the
-//! [emulated kernel](emulated).
+//! All calls into the kernel go through [`sys`], the crate `ntpool-sys` (re-exported here). On a
+//! Windows target they are imports from `ntoskrnl.exe` (and CR8 accesses for the IRQL), and with the
+//! `videoport` feature from `videoprt.sys`; everywhere else, and on Windows with the `emulated`
+//! feature, they go to the [emulated kernel](emulated). `ntpool-sys` chooses, and this crate follows
+//! its choice.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -154,7 +155,9 @@ mod safe;
 mod spin_lock;
 mod tag;
 
-pub mod sys;
+/// The kernel interface: every routine ntpool calls, with the names and types of the WDK, on the
+/// real kernel or the emulated one (the crate `ntpool-sys`).
+pub use ntpool_sys as sys;
 
 #[cfg(ntpool_emulated)]
 pub mod emulated;
@@ -189,14 +192,3 @@ pub use ntpool_macros::HighSafe;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeExamples;
-
-/// Sets the emulated thread's IRQL; for the documentation's examples only.
-///
-/// # Safety
-/// Changes the IRQL behind every token's back: only for examples that then assume a token for the
-/// level set.
-#[cfg(ntpool_emulated)]
-#[doc(hidden)]
-pub unsafe fn __doc_set_irql(irql: sys::KIRQL) {
-    emulated::kernel::force_irql(irql);
-}

@@ -104,20 +104,17 @@ impl PoolTag {
     /// assert_eq!(PoolTag::try_new(*b"Wdm "), Err(InvalidTag::DefaultTag));
     /// ```
     pub const fn try_new(bytes: [u8; 4]) -> Result<PoolTag, InvalidTag> {
-        let mut has_alphanumeric = false;
         let mut i = 0;
         while i < 4 {
-            let byte = bytes[i];
-            if byte < 0x20 || byte > 0x7E {
+            if !crate::sys::tag_byte_is_printable(bytes[i]) {
                 return Err(InvalidTag::NotPrintable);
             }
-            has_alphanumeric |= byte.is_ascii_alphanumeric();
             i += 1;
         }
-        if !has_alphanumeric {
+        let value = u32::from_le_bytes(bytes);
+        if !crate::sys::tag_has_letter_or_digit(value) {
             return Err(InvalidTag::NoLetterOrDigit);
         }
-        let value = u32::from_le_bytes(bytes);
         if value == u32::from_le_bytes(*b"Wdm ") || value == u32::from_le_bytes(*b"Ddk ") {
             return Err(InvalidTag::DefaultTag);
         }
@@ -159,11 +156,27 @@ impl PoolTag {
 
 impl fmt::Display for PoolTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.to_bytes() {
-            // Every byte is printable ASCII (invariant).
-            fmt::Write::write_char(f, byte as char)?;
+        // Every byte is printable ASCII (invariant), so each shows as itself.
+        for character in crate::sys::tag_text(self.0) {
+            fmt::Write::write_char(f, character)?;
         }
         Ok(())
+    }
+}
+
+/// The emulated kernel's view of a tag: its `ULONG`, so that a `PoolTag` goes wherever the kernel
+/// takes a tag, for example [`KernelBuilder::special_pool_tag`](crate::emulated::KernelBuilder).
+///
+/// ```
+/// use ntpool::emulated::RawTag;
+/// let tag = ntpool::PoolTag::new(*b"Npl1");
+/// assert_eq!(RawTag::from(tag), RawTag(0x316C_704E));
+/// assert_eq!(RawTag::from(tag).to_string(), tag.to_string());
+/// ```
+#[cfg(ntpool_emulated)]
+impl From<PoolTag> for crate::emulated::RawTag {
+    fn from(tag: PoolTag) -> Self {
+        crate::emulated::RawTag(tag.0)
     }
 }
 

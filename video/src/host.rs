@@ -1,40 +1,18 @@
 //! The miniport on ntpool's emulated kernel (host builds only): the video port driver is the
 //! `videoprt.sys` test fixture (its `VideoPortInitialize` calls the miniport's `HwFindAdapter` and
-//! `HwInitialize`), and `DbgPrint` keeps its lines for the tests.
+//! `HwInitialize`), and the emulated kernel's `DbgPrint` keeps its lines for the tests.
 
 use std::boxed::Box;
 use std::string::String;
-use std::sync::Mutex;
 use std::vec::Vec;
 
 use videoprt::DRIVER_OBJECT;
 
-static DEBUG_OUTPUT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// `VideoPortInitialize`: the `videoprt.sys` test fixture's.
+pub use videoprt::VideoPortInitialize;
 
-/// The routines [`crate::videoprt`] declares, on the host.
-#[allow(non_snake_case, clippy::missing_safety_doc)]
-pub mod routines {
-    use super::*;
-    use crate::videoprt::ULONG;
-
-    /// `VideoPortInitialize`: the fixture's.
-    pub use videoprt::VideoPortInitialize;
-
-    /// `DbgPrint`, called with `"%s"` and one NUL-terminated string: the line is kept for
-    /// [`take_debug_output`](super::take_debug_output).
-    pub unsafe fn DbgPrint(_format: *const u8, text: *const u8) -> ULONG {
-        // SAFETY: the driver always passes a NUL-terminated string.
-        let text = unsafe { core::ffi::CStr::from_ptr(text.cast()) };
-        let line = String::from_utf8_lossy(text.to_bytes()).trim_end().into();
-        DEBUG_OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-        0
-    }
-}
-
-/// Everything the miniport printed since the last call.
-pub fn take_debug_output() -> Vec<String> {
-    core::mem::take(&mut *DEBUG_OUTPUT.lock().unwrap_or_else(|p| p.into_inner()))
-}
+/// Everything the miniport printed since the last call (the emulated kernel's `DbgPrint` keeps it).
+pub use ntpool_sys::emulated::io::take_debug_output;
 
 /// A loaded miniport: its driver object, until [`Loaded::unload`].
 pub struct Loaded {

@@ -13,15 +13,16 @@
 //!
 //! It is not a video port driver: no device object, no PnP, no IOCTLs, no `HwStartIO` calls, no
 //! hardware resources, one adapter per process. On the host, the same code runs on ntpool's
-//! emulated kernel (through [`ntpool::sys`]) for the miniport's host tests.
+//! emulated kernel (through [`ntpool_sys`], the kernel interface alone) for the miniport's host
+//! tests.
 #![cfg_attr(windows, no_std)]
 #![allow(non_snake_case, non_camel_case_types)]
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-use ntpool::sys::{
-    self, NO_ERROR, NTSTATUS, PVOID, SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA, SIZE_T, ULONG,
+use ntpool_sys::{
+    self as sys, NO_ERROR, NTSTATUS, PVOID, SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA, SIZE_T, ULONG,
     VIDEO_HW_INITIALIZATION_DATA, VIDEO_PORT_CONFIG_INFO, VP_POOL_TYPE,
 };
 
@@ -41,28 +42,8 @@ pub const STATUS_DEVICE_ALREADY_ATTACHED: NTSTATUS = 0xC000_0038_u32 as i32;
 /// The tag of the device extensions this fixture allocates (`VPdx`: `VP` for the video port).
 pub const EXTENSION_TAG: ULONG = u32::from_le_bytes(*b"VPdx");
 
-/// `DRIVER_OBJECT`, as far as `DriverUnload` (x64 offset 0x68); the rest is opaque.
-#[allow(missing_docs)] // the fields of the WDK structure
-#[repr(C)]
-pub struct DRIVER_OBJECT {
-    pub Type: i16,
-    pub Size: i16,
-    pub DeviceObject: PVOID,
-    pub Flags: ULONG,
-    pub DriverStart: PVOID,
-    pub DriverSize: ULONG,
-    pub DriverSection: PVOID,
-    pub DriverExtension: PVOID,
-    /// `DriverName`, a `UNICODE_STRING`.
-    pub DriverName: [u64; 2],
-    pub HardwareDatabase: PVOID,
-    pub FastIoDispatch: PVOID,
-    pub DriverInit: PVOID,
-    pub DriverStartIo: PVOID,
-    pub DriverUnload: Option<unsafe extern "system" fn(DriverObject: *mut DRIVER_OBJECT)>,
-    /// `MajorFunction[IRP_MJ_MAXIMUM_FUNCTION + 1]`.
-    pub MajorFunction: [PVOID; 28],
-}
+/// `DRIVER_OBJECT`, the WDM declaration (the fixture sets its `DriverUnload`).
+pub use ntpool_sys::DRIVER_OBJECT;
 
 /// One line of the fixture's own trace, `videoprt: ...`, printed with `DbgPrint` on Windows targets
 /// (Wine's relay trace does not show calls into a native DLL such as this one, so `cargo xtask
@@ -208,17 +189,6 @@ unsafe extern "system" fn unload(_driver: *mut DRIVER_OBJECT) {
 pub unsafe extern "system" fn DriverEntry(_driver: PVOID, _registry_path: PVOID) -> NTSTATUS {
     STATUS_SUCCESS
 }
-
-ntpool::pool_tag! {
-    /// Blocks of `alloc`'s global allocator, which the fixture never uses.
-    struct GlobalTag = b"VPga";
-}
-
-/// `alloc` is linked (ntpool's `allocator_api2` support needs it), so the kernel build needs a
-/// global allocator: non-paged and tagged, unused.
-#[cfg(windows)]
-#[global_allocator]
-static GLOBAL: ntpool::GlobalPoolAllocator<GlobalTag> = ntpool::GlobalPoolAllocator::new();
 
 // The panic handler (a bug check) and `_fltused` of the kernel image.
 #[cfg(windows)]

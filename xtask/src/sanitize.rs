@@ -1,5 +1,6 @@
 //! The host tests under AddressSanitizer (with LeakSanitizer): nightly's `-Zsanitizer=address`, in
-//! `target/asan/`, for the crate, the driver, its protocol and its client.
+//! `target/asan/`, for the crate and its kernel interface (`ntpool-sys`, the emulated kernel), the
+//! driver, its protocol and its client.
 //!
 //! `ASAN_OPTIONS`:
 //! * `handle_segv=0`: the emulated kernel's special pool and Force IRQL Checking turn page faults
@@ -25,6 +26,8 @@ const COMPILE_FAIL: &str = "irql_tag_and_pool_rules_are_enforced_at_compile_time
 pub fn command(root: &Path) -> Command {
     let mut command = toolchain_cargo(root, Some("nightly"));
     command.args(["test", "--locked", "--target", HOST_TRIPLE]);
+    // The kernel interface and its emulation, whose unit tests are there.
+    command.args(["-p", "ntpool-sys"]);
     command.args(["-p", "ntpool", "-p", "ntpool-driver", "-p", "ntpool-protocol", "-p", "ntpool-client"]);
     command.args(["--lib", "--tests", "--", "--skip", COMPILE_FAIL]);
     command

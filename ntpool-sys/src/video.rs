@@ -16,40 +16,40 @@ use super::{PVOID, ULONG};
 /// `ExAllocatePoolWithTag` as such.
 ///
 /// ```
-/// let pool: ntpool::sys::VP_POOL_TYPE = ntpool::sys::VpPagedPool;
-/// assert_eq!(pool, ntpool::sys::PagedPool);
+/// let pool: ntpool_sys::VP_POOL_TYPE = ntpool_sys::VpPagedPool;
+/// assert_eq!(pool, ntpool_sys::PagedPool);
 /// ```
 pub type VP_POOL_TYPE = i32;
 
 /// `VpNonPagedPool`: non-paged memory (`POOL_TYPE` `NonPagedPool`, which is executable).
 ///
 /// ```
-/// assert_eq!(ntpool::sys::VpNonPagedPool, 0);
+/// assert_eq!(ntpool_sys::VpNonPagedPool, 0);
 /// ```
 pub const VpNonPagedPool: VP_POOL_TYPE = 0;
 /// `VpPagedPool`: paged memory.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::VpPagedPool, 1);
+/// assert_eq!(ntpool_sys::VpPagedPool, 1);
 /// ```
 pub const VpPagedPool: VP_POOL_TYPE = 1;
 /// `VpNonPagedPoolCacheAligned`: non-paged memory aligned on a processor cache line.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::VpNonPagedPoolCacheAligned, 4);
+/// assert_eq!(ntpool_sys::VpNonPagedPoolCacheAligned, 4);
 /// ```
 pub const VpNonPagedPoolCacheAligned: VP_POOL_TYPE = 4;
 /// `VpPagedPoolCacheAligned`: paged memory aligned on a processor cache line.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::VpPagedPoolCacheAligned, 5);
+/// assert_eq!(ntpool_sys::VpPagedPoolCacheAligned, 5);
 /// ```
 pub const VpPagedPoolCacheAligned: VP_POOL_TYPE = 5;
 
 /// `VP_STATUS`: what a miniport's callbacks return, a Win32 error code.
 ///
 /// ```
-/// let status: ntpool::sys::VP_STATUS = ntpool::sys::NO_ERROR;
+/// let status: ntpool_sys::VP_STATUS = ntpool_sys::NO_ERROR;
 /// assert_eq!(status, 0);
 /// ```
 pub type VP_STATUS = i32;
@@ -57,25 +57,25 @@ pub type VP_STATUS = i32;
 /// `NO_ERROR`: success.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::NO_ERROR, 0);
+/// assert_eq!(ntpool_sys::NO_ERROR, 0);
 /// ```
 pub const NO_ERROR: VP_STATUS = 0;
 /// `ERROR_INVALID_FUNCTION`: a request the miniport does not implement.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::ERROR_INVALID_FUNCTION, 1);
+/// assert_eq!(ntpool_sys::ERROR_INVALID_FUNCTION, 1);
 /// ```
 pub const ERROR_INVALID_FUNCTION: VP_STATUS = 1;
 /// `ERROR_NOT_ENOUGH_MEMORY`: an allocation failed.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::ERROR_NOT_ENOUGH_MEMORY, 8);
+/// assert_eq!(ntpool_sys::ERROR_NOT_ENOUGH_MEMORY, 8);
 /// ```
 pub const ERROR_NOT_ENOUGH_MEMORY: VP_STATUS = 8;
 /// `ERROR_DEV_NOT_EXIST`: `HwFindAdapter` found no adapter.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::ERROR_DEV_NOT_EXIST, 55);
+/// assert_eq!(ntpool_sys::ERROR_DEV_NOT_EXIST, 55);
 /// ```
 pub const ERROR_DEV_NOT_EXIST: VP_STATUS = 55;
 
@@ -84,7 +84,7 @@ pub const ERROR_DEV_NOT_EXIST: VP_STATUS = 55;
 /// the miniport sets to be called again).
 ///
 /// ```
-/// use ntpool::sys::{PVIDEO_HW_FIND_ADAPTER, PVOID, VIDEO_PORT_CONFIG_INFO, VP_STATUS, NO_ERROR};
+/// use ntpool_sys::{PVIDEO_HW_FIND_ADAPTER, PVOID, VIDEO_PORT_CONFIG_INFO, VP_STATUS, NO_ERROR};
 /// unsafe extern "system" fn find(_: PVOID, _: PVOID, _: *mut u16, _: *mut VIDEO_PORT_CONFIG_INFO, _: *mut u8) -> VP_STATUS {
 ///     NO_ERROR
 /// }
@@ -104,10 +104,10 @@ pub type PVIDEO_HW_FIND_ADAPTER = Option<
 /// successful `HwFindAdapter`; returns a `BOOLEAN`.
 ///
 /// ```
-/// unsafe extern "system" fn initialize(_: ntpool::sys::PVOID) -> u8 {
+/// unsafe extern "system" fn initialize(_: ntpool_sys::PVOID) -> u8 {
 ///     1
 /// }
-/// let callback: ntpool::sys::PVIDEO_HW_INITIALIZE = Some(initialize);
+/// let callback: ntpool_sys::PVIDEO_HW_INITIALIZE = Some(initialize);
 /// assert!(callback.is_some());
 /// ```
 pub type PVIDEO_HW_INITIALIZE = Option<unsafe extern "system" fn(HwDeviceExtension: PVOID) -> u8>;
@@ -115,11 +115,11 @@ pub type PVIDEO_HW_INITIALIZE = Option<unsafe extern "system" fn(HwDeviceExtensi
 /// returns a `BOOLEAN`.
 ///
 /// ```
-/// use ntpool::sys::{PVOID, VIDEO_REQUEST_PACKET};
+/// use ntpool_sys::{PVOID, VIDEO_REQUEST_PACKET};
 /// unsafe extern "system" fn start_io(_: PVOID, _: *mut VIDEO_REQUEST_PACKET) -> u8 {
 ///     1
 /// }
-/// let callback: ntpool::sys::PVIDEO_HW_START_IO = Some(start_io);
+/// let callback: ntpool_sys::PVIDEO_HW_START_IO = Some(start_io);
 /// assert!(callback.is_some());
 /// ```
 pub type PVIDEO_HW_START_IO =
@@ -129,7 +129,7 @@ pub type PVIDEO_HW_START_IO =
 /// `VideoPortInitialize`. Callbacks that neither side here calls are plain pointers.
 ///
 /// ```
-/// use ntpool::sys::VIDEO_HW_INITIALIZATION_DATA;
+/// use ntpool_sys::VIDEO_HW_INITIALIZATION_DATA;
 /// assert_eq!(core::mem::size_of::<VIDEO_HW_INITIALIZATION_DATA>(), 144);
 /// // SAFETY: plain data for which all-zero bytes are valid (null pointers, `None`).
 /// let data: VIDEO_HW_INITIALIZATION_DATA = unsafe { core::mem::zeroed() };
@@ -186,7 +186,7 @@ pub struct VIDEO_HW_INITIALIZATION_DATA {
 /// the oldest size a video port driver of Windows 2000 or later accepts.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA, 140);
+/// assert_eq!(ntpool_sys::SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA, 140);
 /// ```
 pub const SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA: ULONG = 140;
 
@@ -194,7 +194,7 @@ pub const SIZE_OF_W2K_VIDEO_HW_INITIALIZATION_DATA: ULONG = 140;
 /// here but for `Length`.
 ///
 /// ```
-/// use ntpool::sys::VIDEO_PORT_CONFIG_INFO;
+/// use ntpool_sys::VIDEO_PORT_CONFIG_INFO;
 /// let config = VIDEO_PORT_CONFIG_INFO { Length: 128, Rest: [0; 124] };
 /// assert_eq!(core::mem::size_of_val(&config), config.Length as usize);
 /// ```
@@ -210,7 +210,7 @@ pub struct VIDEO_PORT_CONFIG_INFO {
 /// `STATUS_BLOCK`: the outcome of a video request.
 ///
 /// ```
-/// use ntpool::sys::{ERROR_INVALID_FUNCTION, STATUS_BLOCK};
+/// use ntpool_sys::{ERROR_INVALID_FUNCTION, STATUS_BLOCK};
 /// let status = STATUS_BLOCK { Status: ERROR_INVALID_FUNCTION as usize, Information: 0 };
 /// assert_eq!(core::mem::size_of_val(&status), 16);
 /// ```
@@ -226,7 +226,7 @@ pub struct STATUS_BLOCK {
 /// `VIDEO_REQUEST_PACKET`: a video request, as `HwStartIO` receives it.
 ///
 /// ```
-/// use ntpool::sys::{STATUS_BLOCK, VIDEO_REQUEST_PACKET};
+/// use ntpool_sys::{STATUS_BLOCK, VIDEO_REQUEST_PACKET};
 /// let mut status = STATUS_BLOCK { Status: 0, Information: 0 };
 /// let packet = VIDEO_REQUEST_PACKET {
 ///     IoControlCode: 0x0023_0400,
@@ -254,3 +254,10 @@ pub struct VIDEO_REQUEST_PACKET {
     /// Its bytes.
     pub OutputBufferLength: ULONG,
 }
+
+/// `INTERFACE_TYPE::Internal`, the `AdapterInterfaceType` of a legacy adapter on no bus.
+///
+/// ```
+/// assert_eq!(ntpool_sys::Internal, 0);
+/// ```
+pub const Internal: i32 = 0;

@@ -1,5 +1,5 @@
-//! The lookaside list and interlocked singly linked list (`SLIST`) structures of the WDK, x64 layout,
-//! and the inline routines `wdm.h` builds on them.
+//! The routines `wdm.h` inlines on x64 over the lookaside structures, above both kernels: they call
+//! the exported routines by their WDK names, whichever kernel provides them.
 //!
 //! `ExAllocateFromLookasideListEx` and `ExFreeToLookasideListEx` (like their `NPAGED_LOOKASIDE_LIST`
 //! counterparts) are `FORCEINLINE` in `wdm.h` on x64: a driver compiles them into itself. ntpool does
@@ -8,207 +8,10 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::{POOL_TYPE, PVOID, SIZE_T, ULONG};
-
-/// `LIST_ENTRY`.
-///
-/// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::LIST_ENTRY>(), 16);
-/// ```
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct LIST_ENTRY {
-    /// The next entry.
-    pub Flink: *mut LIST_ENTRY,
-    /// The previous entry.
-    pub Blink: *mut LIST_ENTRY,
-}
-
-/// `SLIST_ENTRY` (x64: 16-byte aligned, one pointer).
-///
-/// ```
-/// assert_eq!(core::mem::align_of::<ntpool::sys::SLIST_ENTRY>(), 16);
-/// ```
-#[repr(C, align(16))]
-#[derive(Debug)]
-pub struct SLIST_ENTRY {
-    /// The next entry.
-    pub Next: *mut SLIST_ENTRY,
-}
-
-/// `SLIST_HEADER` (x64): two `ULONGLONG`s, 16-byte aligned. The depth is the low 16 bits of
-/// `Alignment` (`HeaderX64.Depth`); the rest is the kernel's to encode.
-///
-/// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::SLIST_HEADER>(), 16);
-/// ```
-#[repr(C, align(16))]
-#[derive(Debug)]
-pub struct SLIST_HEADER {
-    /// Depth (bits 0-15) and sequence.
-    pub Alignment: u64,
-    /// The first entry (and header type).
-    pub Region: u64,
-}
-
-/// The callback types, with the ABI `$abi`.
-macro_rules! callback_types {
-    ($abi:literal) => {
-        /// `PALLOCATE_FUNCTION`: the allocate callback of `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST`.
-        pub type PALLOCATE_FUNCTION =
-            Option<unsafe extern $abi fn(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID>;
-        /// `PFREE_FUNCTION`: the free callback of `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST`.
-        pub type PFREE_FUNCTION = Option<unsafe extern $abi fn(Buffer: PVOID)>;
-        /// `PALLOCATE_FUNCTION_EX`: the allocate callback of `LOOKASIDE_LIST_EX`.
-        pub type PALLOCATE_FUNCTION_EX = Option<
-            unsafe extern $abi fn(
-                PoolType: POOL_TYPE,
-                NumberOfBytes: SIZE_T,
-                Tag: ULONG,
-                Lookaside: *mut LOOKASIDE_LIST_EX,
-            ) -> PVOID,
-        >;
-        /// `PFREE_FUNCTION_EX`: the free callback of `LOOKASIDE_LIST_EX`.
-        pub type PFREE_FUNCTION_EX = Option<unsafe extern $abi fn(Buffer: PVOID, Lookaside: *mut LOOKASIDE_LIST_EX)>;
-    };
-}
-// On the emulated kernel the callbacks are `extern "system-unwind"` (on x64 the same calling
-// convention as `extern "system"`), so that a bug check (a panic) raised inside one unwinds through
-// it to the test that catches it. A kernel build aborts on panic: plain `extern "system"`.
-#[cfg(ntpool_emulated)]
-callback_types!("system-unwind");
-#[cfg(not(ntpool_emulated))]
-callback_types!("system");
-
-/// The `AllocateEx` / `Allocate` union of a lookaside list.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub union LOOKASIDE_ALLOCATE {
-    /// `LOOKASIDE_LIST_EX`'s callback.
-    pub AllocateEx: PALLOCATE_FUNCTION_EX,
-    /// The legacy lists' callback.
-    pub Allocate: PALLOCATE_FUNCTION,
-}
-
-/// The `FreeEx` / `Free` union of a lookaside list.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub union LOOKASIDE_FREE {
-    /// `LOOKASIDE_LIST_EX`'s callback.
-    pub FreeEx: PFREE_FUNCTION_EX,
-    /// The legacy lists' callback.
-    pub Free: PFREE_FUNCTION,
-}
-
-/// `GENERAL_LOOKASIDE_POOL` (x64: 0x60 bytes). The unions of counters (`AllocateMisses` /
-/// `AllocateHits`, ...) are given their first name.
-///
-/// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::GENERAL_LOOKASIDE_POOL>(), 0x60);
-/// ```
-#[repr(C)]
-pub struct GENERAL_LOOKASIDE_POOL {
-    /// The free entries.
-    pub ListHead: SLIST_HEADER,
-    /// How many free entries the list keeps at most right now (the kernel adjusts it).
-    pub Depth: u16,
-    /// The most it may ever keep.
-    pub MaximumDepth: u16,
-    /// Allocations from the list.
-    pub TotalAllocates: ULONG,
-    /// Allocations the list could not serve (the allocate callback did).
-    pub AllocateMisses: ULONG,
-    /// Frees to the list.
-    pub TotalFrees: ULONG,
-    /// Frees the list did not keep (the free callback freed the entry).
-    pub FreeMisses: ULONG,
-    /// The entries' pool.
-    pub Type: POOL_TYPE,
-    /// The entries' tag.
-    pub Tag: ULONG,
-    /// The entries' size.
-    pub Size: ULONG,
-    /// The allocate callback.
-    pub Allocate: LOOKASIDE_ALLOCATE,
-    /// The free callback.
-    pub Free: LOOKASIDE_FREE,
-    /// The kernel's list of lookaside lists.
-    pub ListEntry: LIST_ENTRY,
-    /// The kernel's bookkeeping for depth adjustment.
-    pub LastTotalAllocates: ULONG,
-    /// As above.
-    pub LastAllocateMisses: ULONG,
-    /// Reserved.
-    pub Future: [ULONG; 2],
-}
-
-/// `GENERAL_LOOKASIDE`: the same fields as [`GENERAL_LOOKASIDE_POOL`], aligned on a cache line
-/// (x64: 0x80 bytes).
-///
-/// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::GENERAL_LOOKASIDE>(), 0x80);
-/// ```
-#[repr(C, align(64))]
-pub struct GENERAL_LOOKASIDE {
-    /// The fields.
-    pub L: GENERAL_LOOKASIDE_POOL,
-}
-
-/// `LOOKASIDE_LIST_EX` (Vista and later).
-///
-/// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::LOOKASIDE_LIST_EX>(), 0x60);
-/// ```
-#[repr(C)]
-pub struct LOOKASIDE_LIST_EX {
-    /// The list.
-    pub L: GENERAL_LOOKASIDE_POOL,
-}
-
-/// `NPAGED_LOOKASIDE_LIST` (x64: no lock field).
-///
-/// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::NPAGED_LOOKASIDE_LIST>(), 0x80);
-/// ```
-#[repr(C, align(64))]
-pub struct NPAGED_LOOKASIDE_LIST {
-    /// The list.
-    pub L: GENERAL_LOOKASIDE,
-}
-
-/// `PAGED_LOOKASIDE_LIST` (x64: no lock field).
-///
-/// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::PAGED_LOOKASIDE_LIST>(), 0x80);
-/// ```
-#[repr(C, align(64))]
-pub struct PAGED_LOOKASIDE_LIST {
-    /// The list.
-    pub L: GENERAL_LOOKASIDE,
-}
-
-/// The list a `GENERAL_LOOKASIDE_POOL` pointer stands for in the inline routines below: the Ex
-/// callbacks (`LOOKASIDE_LIST_EX`) or the legacy ones (`NPAGED_LOOKASIDE_LIST`, `PAGED_LOOKASIDE_LIST`).
-///
-/// ```
-/// assert_ne!(ntpool::sys::LookasideCallbacks::Ex, ntpool::sys::LookasideCallbacks::Legacy);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LookasideCallbacks {
-    /// `AllocateEx` / `FreeEx`, which also receive the list.
-    Ex,
-    /// `Allocate` / `Free`.
-    Legacy,
-}
-
-/// A pointer to field `$field` (of type `$type`) of the `GENERAL_LOOKASIDE_POOL` at `$list`,
-/// computed without dereferencing it.
-macro_rules! lookaside_field {
-    ($list:expr, $field:ident: $type:ty) => {
-        $list.wrapping_byte_add(core::mem::offset_of!($crate::sys::GENERAL_LOOKASIDE_POOL, $field)).cast::<$type>()
-    };
-}
-pub(crate) use lookaside_field;
+use super::{
+    GENERAL_LOOKASIDE_POOL, LOOKASIDE_ALLOCATE, LOOKASIDE_FREE, LookasideCallbacks, POOL_TYPE, PVOID, SIZE_T,
+    SLIST_HEADER, ULONG, lookaside_field,
+};
 
 /// Adds one to a lookaside counter, as `wdm.h` does (`Lookaside->L.TotalAllocates += 1`): a plain,
 /// not interlocked increment of an aligned `ULONG` (`inc dword ptr [...]`). The counters are
@@ -236,7 +39,7 @@ unsafe fn bump(counter: *mut ULONG) {
 ///
 /// ```
 /// // See `ntpool::LookasideList`, which is built on this.
-/// let _ = ntpool::sys::ExAllocateFromLookasideListEx;
+/// let _ = ntpool_sys::ExAllocateFromLookasideListEx;
 /// ```
 #[cfg_attr(ntpool_emulated, track_caller)]
 #[inline(always)]
@@ -274,7 +77,8 @@ pub unsafe fn ExAllocateFromLookasideListEx(
 /// As for [`ExAllocateFromLookasideListEx`]; `miss` does what the list's allocate callback does.
 #[cfg_attr(ntpool_emulated, track_caller)]
 #[inline(always)]
-pub(crate) unsafe fn allocate_from_lookaside(
+#[doc(hidden)]
+pub unsafe fn allocate_from_lookaside(
     Lookaside: *mut GENERAL_LOOKASIDE_POOL,
     miss: impl FnOnce(POOL_TYPE, SIZE_T, ULONG) -> PVOID,
 ) -> PVOID {
@@ -306,7 +110,7 @@ pub(crate) unsafe fn allocate_from_lookaside(
 ///
 /// ```
 /// // See `ntpool::LookasideList`, which is built on this.
-/// let _ = ntpool::sys::ExFreeToLookasideListEx;
+/// let _ = ntpool_sys::ExFreeToLookasideListEx;
 /// ```
 #[inline(always)]
 pub unsafe fn ExFreeToLookasideListEx(
@@ -344,7 +148,8 @@ pub unsafe fn ExFreeToLookasideListEx(
 /// # Safety
 /// As for [`ExFreeToLookasideListEx`]; `miss` does what the list's free callback does.
 #[inline(always)]
-pub(crate) unsafe fn free_to_lookaside(Lookaside: *mut GENERAL_LOOKASIDE_POOL, Entry: PVOID, miss: impl FnOnce(PVOID)) {
+#[doc(hidden)]
+pub unsafe fn free_to_lookaside(Lookaside: *mut GENERAL_LOOKASIDE_POOL, Entry: PVOID, miss: impl FnOnce(PVOID)) {
     // SAFETY: the list is live (caller).
     unsafe { bump(lookaside_field!(Lookaside, TotalFrees: ULONG)) };
     // SAFETY: as above.

@@ -1,12 +1,13 @@
-//! The video port driver's pool routines (`videoprt.sys`, the `videoport` feature):
-//! `VideoPortAllocatePool` and `VideoPortFreePool`, with the names and types of the WDK's `video.h`
-//! (`VP_POOL_TYPE` and its values are declared with the rest of `video.h`'s types, under the
-//! `videoport-types` feature that `videoport` includes).
+//! The video port driver's routines (`videoprt.sys`, the `videoport` feature) that a miniport
+//! imports: `VideoPortAllocatePool` and `VideoPortFreePool`, and `VideoPortInitialize`, with the
+//! names and types of the WDK's `video.h` (`VP_POOL_TYPE` and its values are declared with the rest
+//! of `video.h`'s types, under the `videoport-types` feature that `videoport` includes).
 //!
 //! On a Windows target they are `raw-dylib` imports from `videoprt.sys`, so a driver that uses them
-//! is a video miniport driver and loads only where `videoprt.sys` is present. Everywhere else they
-//! go to the [emulated kernel](crate::emulated), which tracks and checks them like every other pool
-//! call.
+//! is a video miniport driver and loads only where `videoprt.sys` is present. Everywhere else the
+//! pool routines go to the [emulated kernel](crate::emulated), which tracks and checks them like
+//! every other pool call; `VideoPortInitialize` is the video port driver's own work, which a host
+//! test takes from a stand-in for `videoprt.sys` (the workspace's `videoprt` test fixture).
 
 use super::{PVOID, SIZE_T, ULONG, VP_POOL_TYPE};
 
@@ -24,6 +25,15 @@ unsafe extern "system" {
     /// `VideoPortFreePool`: frees a block `VideoPortAllocatePool` returned. Up to `DISPATCH_LEVEL`
     /// for a `VpNonPaged*` block, below it for a `VpPaged*` one.
     pub fn VideoPortFreePool(HwDeviceExtension: PVOID, Ptr: PVOID);
+    /// `VideoPortInitialize`: registers the miniport's callbacks (`HwInitializationData`) with the
+    /// video port driver, which finds and initializes the adapter. Called from `DriverEntry` with
+    /// its two arguments.
+    pub fn VideoPortInitialize(
+        Argument1: PVOID,
+        Argument2: PVOID,
+        HwInitializationData: *const super::VIDEO_HW_INITIALIZATION_DATA,
+        HwContext: PVOID,
+    ) -> ULONG;
 }
 
 /// `VideoPortAllocatePool`: on the emulated kernel, what `videoprt.sys` does, an
@@ -35,8 +45,8 @@ unsafe extern "system" {
 /// IRQL is below `DISPATCH_LEVEL`, or at it for a `VpNonPaged*` type.
 ///
 /// ```
-/// use ntpool::emulated::Kernel;
-/// use ntpool::sys;
+/// use ntpool_sys::emulated::Kernel;
+/// use ntpool_sys as sys;
 /// let kernel = Kernel::new();
 /// let mut extension = [0u64; 8];
 /// kernel.run(|| {
@@ -60,7 +70,7 @@ pub unsafe fn VideoPortAllocatePool(
     Tag: ULONG,
 ) -> PVOID {
     let _ = HwDeviceExtension;
-    crate::emulated::kernel::videoport_allocate_pool(PoolType, NumberOfBytes, Tag, core::panic::Location::caller())
+    crate::emulated::pool::videoport_allocate_pool(PoolType, NumberOfBytes, Tag, core::panic::Location::caller())
 }
 
 /// `VideoPortFreePool`: on the emulated kernel, what `videoprt.sys` does, an `ExFreePool` of the
@@ -71,8 +81,8 @@ pub unsafe fn VideoPortAllocatePool(
 /// As for `VideoPortFreePool`.
 ///
 /// ```
-/// use ntpool::emulated::{catch_bug_check, Kernel};
-/// use ntpool::sys;
+/// use ntpool_sys::emulated::{catch_bug_check, Kernel};
+/// use ntpool_sys as sys;
 /// let mut extension = [0u64; 8];
 /// let device: sys::PVOID = extension.as_mut_ptr().cast();
 /// let bug_check = Kernel::new().run(|| {
@@ -91,5 +101,5 @@ pub unsafe fn VideoPortAllocatePool(
 #[cfg(ntpool_emulated)]
 pub unsafe fn VideoPortFreePool(HwDeviceExtension: PVOID, Ptr: PVOID) {
     let _ = HwDeviceExtension;
-    crate::emulated::kernel::free_pool(Ptr, None);
+    crate::emulated::pool::free_pool(Ptr, None);
 }

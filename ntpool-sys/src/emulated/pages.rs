@@ -14,15 +14,16 @@
 
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-use crate::sys::{DISPATCH_LEVEL, KIRQL};
+use super::config::SpecialPoolAlignment;
+use super::reports::bug_check_name;
+use super::thread::current_irql;
+use crate::{DISPATCH_LEVEL, KIRQL};
 
 pub(crate) const PAGE: usize = 4096;
 /// What the slack around a special-pool block is filled with, and checked for at free.
 pub(crate) const SLACK_FILL: u8 = 0x5A;
 /// The exit code of a process stopped by a bug check found in the fault handler.
 pub(crate) const STOP_EXIT_CODE: i32 = 0xC4;
-
-use super::SpecialPoolAlignment;
 
 const FREE: u8 = 0;
 const RESERVED: u8 = 1;
@@ -236,14 +237,14 @@ extern "C" fn on_fault(signal: libc::c_int, info: *mut libc::siginfo_t, context:
     let in_open_pages =
         entry.open_start.load(Ordering::Relaxed) <= address && address < entry.open_end.load(Ordering::Relaxed);
     match entry.state.load(Ordering::Acquire) {
-        FREED => stop(crate::sys::PAGE_FAULT_IN_FREED_SPECIAL_POOL, [address as u64, access.min(1), rip, 0]),
+        FREED => stop(crate::PAGE_FAULT_IN_FREED_SPECIAL_POOL, [address as u64, access.min(1), rip, 0]),
         _ if !in_open_pages => {
-            stop(crate::sys::PAGE_FAULT_BEYOND_END_OF_ALLOCATION, [address as u64, access.min(1), rip, 0])
+            stop(crate::PAGE_FAULT_BEYOND_END_OF_ALLOCATION, [address as u64, access.min(1), rip, 0])
         }
         TRIMMED => {
-            let irql: KIRQL = super::kernel::current_irql();
+            let irql: KIRQL = current_irql();
             if irql >= DISPATCH_LEVEL {
-                stop(crate::sys::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [address as u64, irql.into(), access, rip]);
+                stop(crate::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [address as u64, irql.into(), access, rip]);
             }
             // Below DISPATCH_LEVEL a trimmed page is simply paged back in.
             if entry.state.compare_exchange(TRIMMED, LIVE_PAGED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
@@ -297,7 +298,7 @@ fn stop(code: u32, parameters: [u64; 4]) -> ! {
         put(&hex(*parameter, 16));
     }
     put(b") ");
-    put(super::bug_check_name(code).as_bytes());
+    put(bug_check_name(code).as_bytes());
     put(b"\n");
     // SAFETY: writes `len` bytes of a stack buffer to stderr.
     unsafe { libc::write(2, line.as_ptr().cast(), len) };

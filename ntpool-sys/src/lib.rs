@@ -1,21 +1,27 @@
-//! The kernel interface: every routine ntpool calls, with the names and types of the WDK (as bound
-//! by `wdk-sys`), and nothing else.
+//! The Windows kernel interface of ntpool, and nowhere else: the routines of `ntoskrnl.exe` (and,
+//! with the `videoport` feature, of `videoprt.sys`) that ntpool and the sample drivers call, the
+//! WDM and `video.h` structures they use, with the names and types of the WDK (as bound by
+//! `wdk-sys`), and an emulation of them.
 //!
-//! There are two implementations behind the same signatures:
+//! There are two implementations behind the same names and signatures:
 //!
-//! * on a Windows target, the real kernel: imports from `ntoskrnl.exe`, and the IRQL routines that
-//!   the WDK headers inline on x64 (reads and writes of CR8);
-//! * everywhere else (and on Windows with the `emulated` feature), the [emulated kernel]
-//!   (crate::emulated), which checks every call the way Driver Verifier does and reports a
-//!   violation as a bug check with Microsoft's code and parameters.
+//! * on a Windows target, the real kernel: `raw-dylib` imports from `ntoskrnl.exe` and
+//!   `videoprt.sys`, the IRQL routines that the WDK headers inline on x64 (reads and writes of
+//!   CR8), and the routines that not every Windows version exports, looked up at run time with
+//!   `MmGetSystemRoutineAddress`;
+//! * everywhere else (and on Windows with the `emulated` feature), the [emulated kernel](emulated),
+//!   which checks every call the way Driver Verifier does and reports a violation as a bug check with
+//!   Microsoft's code and parameters.
 //!
-//! Nothing above this module knows which one it runs on. Driver code may call these routines
-//! directly, for example to test how the emulated verifier reacts to a misuse that the safe API
-//! makes impossible:
+//! Nothing built on this crate knows which one it runs on; this crate's build script chooses, and
+//! tells the crates that depend on it through its `links` metadata (`DEP_NTPOOL_SYS_EMULATED`).
+//! The typed API is ntpool's, which re-exports this crate as `ntpool::sys` and its emulated kernel
+//! as `ntpool::emulated`. Driver code may call these routines directly, for example to test how the
+//! emulated verifier reacts to a misuse that a safe API makes impossible:
 //!
 //! ```
-//! use ntpool::sys;
-//! # ntpool::emulated::Kernel::new().run(|| {
+//! use ntpool_sys as sys;
+//! # ntpool_sys::emulated::Kernel::new().run(|| {
 //! let tag = u32::from_le_bytes(*b"Doc1");
 //! // SAFETY: a plain allocation, freed below with the tag it was allocated with.
 //! let p = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 64, tag) };
@@ -24,41 +30,46 @@
 //! unsafe { sys::ExFreePoolWithTag(p, tag) };
 //! # });
 //! ```
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
+
+#[cfg(ntpool_emulated)]
+extern crate std;
 
 use core::ffi::c_void;
 
 /// An interrupt request level (`KIRQL`).
 ///
 /// ```
-/// let level: ntpool::sys::KIRQL = ntpool::sys::DISPATCH_LEVEL;
+/// let level: ntpool_sys::KIRQL = ntpool_sys::DISPATCH_LEVEL;
 /// assert_eq!(level, 2);
 /// ```
 pub type KIRQL = u8;
 /// `ULONG`.
 ///
 /// ```
-/// let tag: ntpool::sys::ULONG = u32::from_le_bytes(*b"Doc1");
+/// let tag: ntpool_sys::ULONG = u32::from_le_bytes(*b"Doc1");
 /// assert_eq!(tag, 0x3163_6F44);
 /// ```
 pub type ULONG = u32;
 /// `SIZE_T` (64 bits, as on x64).
 ///
 /// ```
-/// assert_eq!(core::mem::size_of::<ntpool::sys::SIZE_T>(), 8);
+/// assert_eq!(core::mem::size_of::<ntpool_sys::SIZE_T>(), 8);
 /// ```
 pub type SIZE_T = u64;
 /// `PVOID`.
 ///
 /// ```
-/// let block: ntpool::sys::PVOID = core::ptr::null_mut();
+/// let block: ntpool_sys::PVOID = core::ptr::null_mut();
 /// assert!(block.is_null()); // what a failed allocation returns
 /// ```
 pub type PVOID = *mut c_void;
 /// `POOL_FLAGS`, the first parameter of `ExAllocatePool2`.
 ///
 /// ```
-/// let flags: ntpool::sys::POOL_FLAGS = ntpool::sys::POOL_FLAG_NON_PAGED | ntpool::sys::POOL_FLAG_CACHE_ALIGNED;
+/// let flags: ntpool_sys::POOL_FLAGS = ntpool_sys::POOL_FLAG_NON_PAGED | ntpool_sys::POOL_FLAG_CACHE_ALIGNED;
 /// assert_eq!(flags, 0x48);
 /// ```
 pub type POOL_FLAGS = u64;
@@ -66,21 +77,21 @@ pub type POOL_FLAGS = u64;
 /// [`POOL_FLAGS`] on purpose: passing one where the other is expected does not compile.
 ///
 /// ```
-/// let pool_type: ntpool::sys::POOL_TYPE = ntpool::sys::NonPagedPoolNx;
+/// let pool_type: ntpool_sys::POOL_TYPE = ntpool_sys::NonPagedPoolNx;
 /// assert_eq!(pool_type, 0x200);
 /// ```
 pub type POOL_TYPE = i32;
 /// `KSPIN_LOCK` (a `ULONG_PTR`).
 ///
 /// ```
-/// let lock: ntpool::sys::KSPIN_LOCK = 0; // a released spin lock
+/// let lock: ntpool_sys::KSPIN_LOCK = 0; // a released spin lock
 /// assert_eq!(core::mem::size_of_val(&lock), 8);
 /// ```
 pub type KSPIN_LOCK = u64;
 /// `NTSTATUS`.
 ///
 /// ```
-/// const STATUS_SUCCESS: ntpool::sys::NTSTATUS = 0;
+/// const STATUS_SUCCESS: ntpool_sys::NTSTATUS = 0;
 /// assert!(STATUS_SUCCESS >= 0); // NT_SUCCESS
 /// ```
 pub type NTSTATUS = i32;
@@ -88,118 +99,118 @@ pub type NTSTATUS = i32;
 /// `PASSIVE_LEVEL`: threads run here; everything is allowed.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::PASSIVE_LEVEL, 0);
+/// assert_eq!(ntpool_sys::PASSIVE_LEVEL, 0);
 /// ```
 pub const PASSIVE_LEVEL: KIRQL = 0;
 /// `APC_LEVEL`: asynchronous procedure calls are masked; paged memory is still usable.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::APC_LEVEL, 1);
+/// assert_eq!(ntpool_sys::APC_LEVEL, 1);
 /// ```
 pub const APC_LEVEL: KIRQL = 1;
 /// `DISPATCH_LEVEL`: the scheduler is masked; page faults cannot be served, so paged memory must not
 /// be touched, allocated or freed.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::DISPATCH_LEVEL, 2);
+/// assert_eq!(ntpool_sys::DISPATCH_LEVEL, 2);
 /// ```
 pub const DISPATCH_LEVEL: KIRQL = 2;
 /// `PROFILE_LEVEL` on x64.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::PROFILE_LEVEL, 15);
+/// assert_eq!(ntpool_sys::PROFILE_LEVEL, 15);
 /// ```
 pub const PROFILE_LEVEL: KIRQL = 15;
 /// `CLOCK_LEVEL` on x64.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::CLOCK_LEVEL, 13);
+/// assert_eq!(ntpool_sys::CLOCK_LEVEL, 13);
 /// ```
 pub const CLOCK_LEVEL: KIRQL = 13;
 /// `IPI_LEVEL` on x64.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::IPI_LEVEL, 14);
+/// assert_eq!(ntpool_sys::IPI_LEVEL, 14);
 /// ```
 pub const IPI_LEVEL: KIRQL = 14;
 /// `POWER_LEVEL` on x64.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POWER_LEVEL, 14);
+/// assert_eq!(ntpool_sys::POWER_LEVEL, 14);
 /// ```
 pub const POWER_LEVEL: KIRQL = 14;
 /// `HIGH_LEVEL`: every interrupt is masked. On x64 the IRQL is the task-priority register CR8,
 /// which holds 0 to 15.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::HIGH_LEVEL, 15);
+/// assert_eq!(ntpool_sys::HIGH_LEVEL, 15);
 /// ```
 pub const HIGH_LEVEL: KIRQL = 15;
 
 /// Charge the allocation to the current process's quota.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_USE_QUOTA, 0x1);
+/// assert_eq!(ntpool_sys::POOL_FLAG_USE_QUOTA, 0x1);
 /// ```
 pub const POOL_FLAG_USE_QUOTA: POOL_FLAGS = 0x1;
 /// Do not zero the allocation.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_UNINITIALIZED, 0x2);
+/// assert_eq!(ntpool_sys::POOL_FLAG_UNINITIALIZED, 0x2);
 /// ```
 pub const POOL_FLAG_UNINITIALIZED: POOL_FLAGS = 0x2;
 /// Session pool.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_SESSION, 0x4);
+/// assert_eq!(ntpool_sys::POOL_FLAG_SESSION, 0x4);
 /// ```
 pub const POOL_FLAG_SESSION: POOL_FLAGS = 0x4;
 /// Align the allocation on a processor cache line.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_CACHE_ALIGNED, 0x8);
+/// assert_eq!(ntpool_sys::POOL_FLAG_CACHE_ALIGNED, 0x8);
 /// ```
 pub const POOL_FLAG_CACHE_ALIGNED: POOL_FLAGS = 0x8;
 /// Raise an exception instead of returning NULL on failure (ntpool never sets it).
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_RAISE_ON_FAILURE, 0x20);
+/// assert_eq!(ntpool_sys::POOL_FLAG_RAISE_ON_FAILURE, 0x20);
 /// ```
 pub const POOL_FLAG_RAISE_ON_FAILURE: POOL_FLAGS = 0x20;
 /// Non-paged, non-executable pool.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_NON_PAGED, 0x40);
+/// assert_eq!(ntpool_sys::POOL_FLAG_NON_PAGED, 0x40);
 /// ```
 pub const POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x40;
 /// Non-paged, executable pool.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_NON_PAGED_EXECUTE, 0x80);
+/// assert_eq!(ntpool_sys::POOL_FLAG_NON_PAGED_EXECUTE, 0x80);
 /// ```
 pub const POOL_FLAG_NON_PAGED_EXECUTE: POOL_FLAGS = 0x80;
 /// Paged pool.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_PAGED, 0x100);
+/// assert_eq!(ntpool_sys::POOL_FLAG_PAGED, 0x100);
 /// ```
 pub const POOL_FLAG_PAGED: POOL_FLAGS = 0x100;
 /// Optional flag: allocate from special pool where Driver Verifier offers it.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_SPECIAL_POOL & ntpool::sys::POOL_FLAG_REQUIRED_MASK, 0); // optional
+/// assert_eq!(ntpool_sys::POOL_FLAG_SPECIAL_POOL & ntpool_sys::POOL_FLAG_REQUIRED_MASK, 0); // optional
 /// ```
 pub const POOL_FLAG_SPECIAL_POOL: POOL_FLAGS = 0x1_0000_0000;
 /// The required flags `ExAllocatePool2` understands; any other bit in the low 32 bits fails the call.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_REQUIRED_MASK, 0xFFFF_FFFF);
+/// assert_eq!(ntpool_sys::POOL_FLAG_REQUIRED_MASK, 0xFFFF_FFFF);
 /// ```
 pub const POOL_FLAG_REQUIRED_MASK: POOL_FLAGS = 0xFFFF_FFFF;
 /// Every required flag this kernel version knows.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_FLAG_REQUIRED_KNOWN, 0x1EF);
+/// assert_eq!(ntpool_sys::POOL_FLAG_REQUIRED_KNOWN, 0x1EF);
 /// ```
 pub const POOL_FLAG_REQUIRED_KNOWN: POOL_FLAGS = POOL_FLAG_USE_QUOTA
     | POOL_FLAG_UNINITIALIZED
@@ -213,49 +224,49 @@ pub const POOL_FLAG_REQUIRED_KNOWN: POOL_FLAGS = POOL_FLAG_USE_QUOTA
 /// `NonPagedPool` (executable).
 ///
 /// ```
-/// assert_eq!(ntpool::sys::NonPagedPool, 0);
+/// assert_eq!(ntpool_sys::NonPagedPool, 0);
 /// ```
 pub const NonPagedPool: POOL_TYPE = 0;
 /// `NonPagedPoolExecute`, the same value as `NonPagedPool`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::NonPagedPoolExecute, ntpool::sys::NonPagedPool);
+/// assert_eq!(ntpool_sys::NonPagedPoolExecute, ntpool_sys::NonPagedPool);
 /// ```
 pub const NonPagedPoolExecute: POOL_TYPE = 0;
 /// `PagedPool`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::PagedPool, 1);
+/// assert_eq!(ntpool_sys::PagedPool, 1);
 /// ```
 pub const PagedPool: POOL_TYPE = 1;
 /// `NonPagedPoolMustSucceed`: bug check 0xC2 / 0x9A on any use.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::NonPagedPoolMustSucceed, 2);
+/// assert_eq!(ntpool_sys::NonPagedPoolMustSucceed, 2);
 /// ```
 pub const NonPagedPoolMustSucceed: POOL_TYPE = 2;
 /// `NonPagedPoolCacheAligned`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::NonPagedPoolCacheAligned, 4);
+/// assert_eq!(ntpool_sys::NonPagedPoolCacheAligned, 4);
 /// ```
 pub const NonPagedPoolCacheAligned: POOL_TYPE = 4;
 /// `PagedPoolCacheAligned`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::PagedPoolCacheAligned, 5);
+/// assert_eq!(ntpool_sys::PagedPoolCacheAligned, 5);
 /// ```
 pub const PagedPoolCacheAligned: POOL_TYPE = 5;
 /// `NonPagedPoolNx`, non-executable non-paged pool.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::NonPagedPoolNx, 0x200);
+/// assert_eq!(ntpool_sys::NonPagedPoolNx, 0x200);
 /// ```
 pub const NonPagedPoolNx: POOL_TYPE = 0x200;
 /// `NonPagedPoolNxCacheAligned`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::NonPagedPoolNxCacheAligned, 0x204);
+/// assert_eq!(ntpool_sys::NonPagedPoolNxCacheAligned, 0x204);
 /// ```
 pub const NonPagedPoolNxCacheAligned: POOL_TYPE = 0x204;
 
@@ -263,7 +274,7 @@ pub const NonPagedPoolNxCacheAligned: POOL_TYPE = 0x204;
 /// makes it return NULL instead of raising an exception when the pool or the quota is exhausted.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE, 8);
+/// assert_eq!(ntpool_sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE, 8);
 /// ```
 pub const POOL_QUOTA_FAIL_INSTEAD_OF_RAISE: POOL_TYPE = 8;
 
@@ -271,56 +282,56 @@ pub const POOL_QUOTA_FAIL_INSTEAD_OF_RAISE: POOL_TYPE = 8;
 /// the same tag (including this bit).
 ///
 /// ```
-/// assert_eq!(ntpool::sys::PROTECTED_POOL, 0x8000_0000);
+/// assert_eq!(ntpool_sys::PROTECTED_POOL, 0x8000_0000);
 /// ```
 pub const PROTECTED_POOL: ULONG = 0x8000_0000;
 
 /// `DRIVER_VERIFIER_DETECTED_VIOLATION`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::DRIVER_VERIFIER_DETECTED_VIOLATION, 0xC4);
+/// assert_eq!(ntpool_sys::DRIVER_VERIFIER_DETECTED_VIOLATION, 0xC4);
 /// ```
 pub const DRIVER_VERIFIER_DETECTED_VIOLATION: ULONG = 0xC4;
 /// `BAD_POOL_CALLER`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::BAD_POOL_CALLER, 0xC2);
+/// assert_eq!(ntpool_sys::BAD_POOL_CALLER, 0xC2);
 /// ```
 pub const BAD_POOL_CALLER: ULONG = 0xC2;
 /// `DRIVER_IRQL_NOT_LESS_OR_EQUAL`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::DRIVER_IRQL_NOT_LESS_OR_EQUAL, 0xD1);
+/// assert_eq!(ntpool_sys::DRIVER_IRQL_NOT_LESS_OR_EQUAL, 0xD1);
 /// ```
 pub const DRIVER_IRQL_NOT_LESS_OR_EQUAL: ULONG = 0xD1;
 /// `IRQL_NOT_GREATER_OR_EQUAL`: `KeRaiseIrql` to a lower level.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::IRQL_NOT_GREATER_OR_EQUAL, 0x09);
+/// assert_eq!(ntpool_sys::IRQL_NOT_GREATER_OR_EQUAL, 0x09);
 /// ```
 pub const IRQL_NOT_GREATER_OR_EQUAL: ULONG = 0x09;
 /// `IRQL_NOT_LESS_OR_EQUAL`: `KeLowerIrql` to a higher level, or a page fault at `DISPATCH_LEVEL`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::IRQL_NOT_LESS_OR_EQUAL, 0x0A);
+/// assert_eq!(ntpool_sys::IRQL_NOT_LESS_OR_EQUAL, 0x0A);
 /// ```
 pub const IRQL_NOT_LESS_OR_EQUAL: ULONG = 0x0A;
 /// `SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION, 0xC1);
+/// assert_eq!(ntpool_sys::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION, 0xC1);
 /// ```
 pub const SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION: ULONG = 0xC1;
 /// `PAGE_FAULT_BEYOND_END_OF_ALLOCATION`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::PAGE_FAULT_BEYOND_END_OF_ALLOCATION, 0xCD);
+/// assert_eq!(ntpool_sys::PAGE_FAULT_BEYOND_END_OF_ALLOCATION, 0xCD);
 /// ```
 pub const PAGE_FAULT_BEYOND_END_OF_ALLOCATION: ULONG = 0xCD;
 /// `PAGE_FAULT_IN_FREED_SPECIAL_POOL`.
 ///
 /// ```
-/// assert_eq!(ntpool::sys::PAGE_FAULT_IN_FREED_SPECIAL_POOL, 0xCC);
+/// assert_eq!(ntpool_sys::PAGE_FAULT_IN_FREED_SPECIAL_POOL, 0xCC);
 /// ```
 pub const PAGE_FAULT_IN_FREED_SPECIAL_POOL: ULONG = 0xCC;
 
@@ -329,7 +340,7 @@ pub const PAGE_FAULT_IN_FREED_SPECIAL_POOL: ULONG = 0xCC;
 /// routine, or no pool at all).
 ///
 /// ```
-/// use ntpool::sys::{self, pool_type_for_flags};
+/// use ntpool_sys::{self as sys, pool_type_for_flags};
 /// assert_eq!(pool_type_for_flags(sys::POOL_FLAG_NON_PAGED), Some(sys::NonPagedPoolNx));
 /// assert_eq!(pool_type_for_flags(sys::POOL_FLAG_PAGED | sys::POOL_FLAG_CACHE_ALIGNED), Some(sys::PagedPoolCacheAligned));
 /// assert_eq!(pool_type_for_flags(sys::POOL_FLAG_PAGED | sys::POOL_FLAG_USE_QUOTA), None);
@@ -354,7 +365,7 @@ pub const fn pool_type_for_flags(flags: POOL_FLAGS) -> Option<POOL_TYPE> {
 /// Whether a legacy `POOL_TYPE` is paged (the low bit of the base type, as in the kernel).
 ///
 /// ```
-/// use ntpool::sys::{self, pool_type_is_paged};
+/// use ntpool_sys::{self as sys, pool_type_is_paged};
 /// assert!(pool_type_is_paged(sys::PagedPoolCacheAligned));
 /// assert!(!pool_type_is_paged(sys::NonPagedPoolNx));
 /// ```
@@ -434,8 +445,8 @@ pub struct FAST_MUTEX {
 /// wait list points to itself).
 ///
 /// ```
-/// use ntpool::sys;
-/// # ntpool::emulated::Kernel::new().run(|| {
+/// use ntpool_sys as sys;
+/// # ntpool_sys::emulated::Kernel::new().run(|| {
 /// let mut mutex = core::mem::MaybeUninit::<sys::FAST_MUTEX>::uninit();
 /// // SAFETY: a fresh, unused structure that does not move while in use below.
 /// unsafe { sys::ExInitializeFastMutex(mutex.as_mut_ptr()) };
@@ -469,8 +480,8 @@ pub unsafe fn ExInitializeFastMutex(FastMutex: *mut FAST_MUTEX) {
 /// `SpinLock` must be valid for writes and not held.
 ///
 /// ```
-/// use ntpool::sys::{self, KSPIN_LOCK};
-/// # ntpool::emulated::Kernel::new().run(|| {
+/// use ntpool_sys::{self as sys, KSPIN_LOCK};
+/// # ntpool_sys::emulated::Kernel::new().run(|| {
 /// let mut lock: KSPIN_LOCK = u64::MAX;
 /// // SAFETY: `lock` is a local, valid for writes, and nobody holds it.
 /// unsafe { sys::KeInitializeSpinLock(&mut lock) };
@@ -491,10 +502,43 @@ pub unsafe fn KeInitializeSpinLock(SpinLock: *mut KSPIN_LOCK) {
 mod lookaside;
 pub use lookaside::*;
 
+mod inline;
+pub use inline::*;
+
+mod strings;
+pub use strings::*;
+
+pub mod wdm;
+pub use wdm::*;
+
 #[cfg(ntpool_emulated)]
-mod emulated;
+pub mod emulated;
 #[cfg(ntpool_emulated)]
-pub use emulated::*;
+pub use emulated::io::{
+    DbgPrint, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IoGetDeviceInterfaces,
+    IofCompleteRequest, ObOpenObjectByPointer, RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
+    RtlSetDaclSecurityDescriptor, ZwClose, ZwSetSecurityObject,
+};
+#[cfg(ntpool_emulated)]
+pub use emulated::irql::{KeGetCurrentIrql, KeLowerIrql, KfRaiseIrql};
+#[cfg(ntpool_emulated)]
+pub use emulated::lookaside::{
+    ExDeleteLookasideListEx, ExDeleteNPagedLookasideList, ExDeletePagedLookasideList, ExInitializeLookasideListEx,
+    ExInitializeNPagedLookasideList, ExInitializePagedLookasideList, ExQueryDepthSList, ExpInterlockedPopEntrySList,
+    ExpInterlockedPushEntrySList, uses_lookaside_list_ex,
+};
+#[cfg(ntpool_emulated)]
+pub use emulated::pool::{
+    ExAllocatePool2, ExAllocatePoolWithQuotaTag, ExAllocatePoolWithTag, ExFreePool, ExFreePoolWithTag,
+    uses_ex_allocate_pool2,
+};
+#[cfg(ntpool_emulated)]
+pub use emulated::reports::KeBugCheckEx;
+#[cfg(ntpool_emulated)]
+pub use emulated::sync::{
+    ExAcquireFastMutex, ExReleaseFastMutex, KeAcquireSpinLockAtDpcLevel, KeAcquireSpinLockRaiseToDpc,
+    KeInitializeEvent, KeReleaseSpinLock, KeReleaseSpinLockFromDpcLevel,
+};
 
 #[cfg(not(ntpool_emulated))]
 mod ntoskrnl;
@@ -511,96 +555,59 @@ mod video;
 #[cfg(feature = "videoport-types")]
 pub use video::*;
 
-/// ASCII to UTF-16 at compile time: the wide strings kernel routines take (object names,
-/// `MmGetSystemRoutineAddress`'s routine names). The length is the literal's, checked by the type.
+/// Whether a byte of a pool tag is shown as itself: printable ASCII, 0x20 to 0x7E. A valid tag has
+/// only such bytes (ntpool's `PoolTag` checks it), and poolmon shows any other byte of a tag as `.`.
 ///
 /// ```
-/// static NAME: [u16; 7] = ntpool::sys::utf16(b"\\Device");
-/// assert_eq!(NAME, [92, 68, 101, 118, 105, 99, 101]);
+/// assert!(ntpool_sys::tag_byte_is_printable(b' ') && ntpool_sys::tag_byte_is_printable(b'~'));
+/// assert!(!ntpool_sys::tag_byte_is_printable(0) && !ntpool_sys::tag_byte_is_printable(0x7F));
 /// ```
-pub const fn utf16<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
-    let mut wide = [0u16; N];
+pub const fn tag_byte_is_printable(byte: u8) -> bool {
+    matches!(byte, 0x20..=0x7E)
+}
+
+/// Whether a tag has a letter or a digit among its bytes: Driver Verifier stops with bug check 0xC2 /
+/// 0x9D on an allocation whose tag has none (ntpool's `PoolTag` refuses such a tag).
+///
+/// ```
+/// assert!(ntpool_sys::tag_has_letter_or_digit(u32::from_le_bytes(*b"--1-")));
+/// assert!(!ntpool_sys::tag_has_letter_or_digit(u32::from_le_bytes(*b"----")));
+/// ```
+pub const fn tag_has_letter_or_digit(tag: ULONG) -> bool {
+    let bytes = tag.to_le_bytes();
     let mut i = 0;
-    while i < N {
-        wide[i] = ascii[i] as u16;
+    while i < 4 {
+        if bytes[i].is_ascii_alphanumeric() {
+            return true;
+        }
         i += 1;
     }
-    wide
+    false
 }
 
-/// A UTF-16 literal that ends with its NUL, described as `RtlInitUnicodeString` describes a literal:
-/// `Length` without the NUL, `MaximumLength` with it. For `UNICODE_STRING`s of names the kernel
-/// reads (routine names for `MmGetSystemRoutineAddress`, device and link names): a loader or
-/// emulator that reads a name up to its NUL sees that name alone.
+/// A tag as poolmon shows it: its four bytes in memory order, each printable byte
+/// ([`tag_byte_is_printable`]) as itself and any other as `.`.
 ///
 /// ```
-/// use ntpool::sys::{utf16, UnicodeLiteral};
-/// static NAME: UnicodeLiteral = UnicodeLiteral::new(&utf16(b"\\Device\\Ab\0"));
-/// assert_eq!((NAME.length(), NAME.maximum_length()), (20, 22));
+/// assert_eq!(ntpool_sys::tag_text(u32::from_le_bytes(*b"Doc1")), ['D', 'o', 'c', '1']);
+/// assert_eq!(ntpool_sys::tag_text(u32::from_le_bytes(*b"ab\0\n")), ['a', 'b', '.', '.']);
 /// ```
-#[derive(Clone, Copy, Debug)]
-pub struct UnicodeLiteral(&'static [u16]);
-
-impl UnicodeLiteral {
-    /// The text in `wide`, which must end with its NUL and not be empty (checked at compile time in
-    /// a `static` or `const`).
-    ///
-    /// ```compile_fail
-    /// static NAME: ntpool::sys::UnicodeLiteral = ntpool::sys::UnicodeLiteral::new(&ntpool::sys::utf16(b"NoNul"));
-    /// ```
-    pub const fn new(wide: &'static [u16]) -> Self {
-        assert!(matches!(wide, [first, .., 0] if *first != 0), "a UnicodeLiteral is not empty and ends with its NUL");
-        UnicodeLiteral(wide)
+pub const fn tag_text(tag: ULONG) -> [char; 4] {
+    let bytes = tag.to_le_bytes();
+    let mut text = ['.'; 4];
+    let mut i = 0;
+    while i < 4 {
+        if tag_byte_is_printable(bytes[i]) {
+            text[i] = bytes[i] as char;
+        }
+        i += 1;
     }
-
-    /// `Length`: the text's bytes, without the NUL.
-    pub const fn length(self) -> u16 {
-        ((self.0.len() - 1) * 2) as u16
-    }
-
-    /// `MaximumLength`: the buffer's bytes, the NUL included.
-    pub const fn maximum_length(self) -> u16 {
-        (self.0.len() * 2) as u16
-    }
-
-    /// `Buffer`: the text, followed by its NUL.
-    pub const fn buffer(self) -> *const u16 {
-        self.0.as_ptr()
-    }
-}
-
-/// The routines ntpool looks up at run time (the real kernel's backend resolves them).
-#[cfg_attr(ntpool_emulated, allow(dead_code))]
-pub(crate) mod routine_names {
-    use super::{UnicodeLiteral, utf16};
-
-    pub(crate) static EX_ALLOCATE_POOL2: UnicodeLiteral = UnicodeLiteral::new(&utf16(b"ExAllocatePool2\0"));
-    pub(crate) static EX_INITIALIZE_LOOKASIDE_LIST_EX: UnicodeLiteral =
-        UnicodeLiteral::new(&utf16(b"ExInitializeLookasideListEx\0"));
-    pub(crate) static EX_DELETE_LOOKASIDE_LIST_EX: UnicodeLiteral =
-        UnicodeLiteral::new(&utf16(b"ExDeleteLookasideListEx\0"));
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routine_names_end_with_a_nul_beyond_their_length() {
-        use routine_names::*;
-        for (name, text) in [
-            (EX_ALLOCATE_POOL2, "ExAllocatePool2"),
-            (EX_INITIALIZE_LOOKASIDE_LIST_EX, "ExInitializeLookasideListEx"),
-            (EX_DELETE_LOOKASIDE_LIST_EX, "ExDeleteLookasideListEx"),
-        ] {
-            let length = usize::from(name.length()) / 2;
-            assert_eq!(usize::from(name.maximum_length()), 2 * (length + 1), "{text}");
-            // SAFETY: the buffer holds `MaximumLength` bytes.
-            let buffer = unsafe { core::slice::from_raw_parts(name.buffer(), length + 1) };
-            assert!(buffer[..length].iter().copied().eq(text.encode_utf16()), "{text}");
-            assert_eq!(buffer[length], 0, "{text}: the NUL beyond Length");
-        }
-    }
 
     #[test]
     fn pool_flags_map_to_the_legacy_pool_types() {

@@ -1,5 +1,6 @@
-//! The real kernel: imports from `ntoskrnl.exe`, plus the IRQL routines that the WDK headers inline
-//! on x64 as reads and writes of CR8.
+//! The real kernel: imports from `ntoskrnl.exe` (the pool's, and the I/O manager's and the run-time
+//! library's that the sample drivers call), plus the IRQL routines that the WDK headers inline on x64
+//! as reads and writes of CR8.
 //!
 //! Imports are declared `raw-dylib`, so no import library is needed to link the driver, and
 //! `+verbatim` so that the import names `ntoskrnl.exe` itself. `ExAllocatePool2` is deliberately
@@ -10,20 +11,13 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{
-    KIRQL, KSPIN_LOCK, NTSTATUS, PASSIVE_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG, UnicodeLiteral,
-    routine_names,
+    ACCESS_MASK, BOOLEAN, CCHAR, DEVICE_TYPE, DRIVER_OBJECT, GUID, HANDLE, KIRQL, KPROCESSOR_MODE, KSPIN_LOCK,
+    NTSTATUS, PASSIVE_LEVEL, PDEVICE_OBJECT, PIRP, POOL_FLAGS, POOL_TYPE, PVOID, SECURITY_INFORMATION, SIZE_T, ULONG,
+    UNICODE_STRING, UnicodeLiteral, routine_names,
 };
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("ntpool's real-kernel backend supports x86_64 Windows drivers only");
-
-/// `UNICODE_STRING`, only as far as `MmGetSystemRoutineAddress` needs it.
-#[repr(C)]
-struct UNICODE_STRING {
-    Length: u16,
-    MaximumLength: u16,
-    Buffer: *const u16,
-}
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "system" {
@@ -56,7 +50,7 @@ unsafe extern "system" {
         BugCheckParameter3: usize,
         BugCheckParameter4: usize,
     ) -> !;
-    fn MmGetSystemRoutineAddress(SystemUnicodeLiteral: *const UNICODE_STRING) -> PVOID;
+    fn MmGetSystemRoutineAddress(SystemRoutineName: *const UNICODE_STRING) -> PVOID;
     /// `ExAllocatePoolWithQuotaTag`: charges the current process. ntpool always passes
     /// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE`.
     pub fn ExAllocatePoolWithQuotaTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
@@ -93,6 +87,75 @@ unsafe extern "system" {
     );
     /// `ExDeletePagedLookasideList`.
     pub fn ExDeletePagedLookasideList(Lookaside: *mut super::PAGED_LOOKASIDE_LIST);
+    /// `IoCreateDevice`.
+    pub fn IoCreateDevice(
+        DriverObject: *mut DRIVER_OBJECT,
+        DeviceExtensionSize: ULONG,
+        DeviceName: *mut UNICODE_STRING,
+        DeviceType: DEVICE_TYPE,
+        DeviceCharacteristics: ULONG,
+        Exclusive: BOOLEAN,
+        DeviceObject: *mut PDEVICE_OBJECT,
+    ) -> NTSTATUS;
+    /// `IoDeleteDevice`.
+    pub fn IoDeleteDevice(DeviceObject: PDEVICE_OBJECT);
+    /// `IoCreateSymbolicLink`.
+    pub fn IoCreateSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING, DeviceName: *mut UNICODE_STRING) -> NTSTATUS;
+    /// `IoDeleteSymbolicLink`.
+    pub fn IoDeleteSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING) -> NTSTATUS;
+    /// `IofCompleteRequest`.
+    pub fn IofCompleteRequest(Irp: PIRP, PriorityBoost: CCHAR);
+    /// `RtlCreateSecurityDescriptor`.
+    pub fn RtlCreateSecurityDescriptor(SecurityDescriptor: PVOID, Revision: ULONG) -> NTSTATUS;
+    /// `RtlCreateAcl`.
+    pub fn RtlCreateAcl(Acl: PVOID, AclLength: ULONG, AclRevision: ULONG) -> NTSTATUS;
+    /// `RtlAddAccessAllowedAce`.
+    pub fn RtlAddAccessAllowedAce(Acl: PVOID, AceRevision: ULONG, AccessMask: ACCESS_MASK, Sid: PVOID) -> NTSTATUS;
+    /// `RtlSetDaclSecurityDescriptor`.
+    pub fn RtlSetDaclSecurityDescriptor(
+        SecurityDescriptor: PVOID,
+        DaclPresent: BOOLEAN,
+        Dacl: PVOID,
+        DaclDefaulted: BOOLEAN,
+    ) -> NTSTATUS;
+    /// `ObOpenObjectByPointer`.
+    pub fn ObOpenObjectByPointer(
+        Object: PVOID,
+        HandleAttributes: ULONG,
+        PassedAccessState: PVOID,
+        DesiredAccess: ACCESS_MASK,
+        ObjectType: PVOID,
+        AccessMode: KPROCESSOR_MODE,
+        Handle: *mut HANDLE,
+    ) -> NTSTATUS;
+    /// `ZwSetSecurityObject`.
+    pub fn ZwSetSecurityObject(
+        Handle: HANDLE,
+        SecurityInformation: SECURITY_INFORMATION,
+        SecurityDescriptor: PVOID,
+    ) -> NTSTATUS;
+    /// `ZwClose`.
+    pub fn ZwClose(Handle: HANDLE) -> NTSTATUS;
+    /// `IoGetDeviceInterfaces`.
+    pub fn IoGetDeviceInterfaces(
+        InterfaceClassGuid: *const GUID,
+        PhysicalDeviceObject: PDEVICE_OBJECT,
+        Flags: ULONG,
+        SymbolicLinkList: *mut *mut u16,
+    ) -> NTSTATUS;
+}
+
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "C" {
+    /// `DbgPrint` (variadic, C calling convention): prints `Format` with its arguments to the kernel
+    /// debugger.
+    ///
+    /// ```
+    /// #[cfg(windows)]
+    /// // SAFETY: a NUL-terminated format that consumes one NUL-terminated string.
+    /// unsafe { ntpool_sys::DbgPrint(c"%s".as_ptr().cast(), c"hello\n".as_ptr()) };
+    /// ```
+    pub fn DbgPrint(Format: *const u8, ...) -> u32;
 }
 
 type ExInitializeLookasideListExFn = unsafe extern "system" fn(
@@ -183,8 +246,7 @@ fn resolve(cache: &AtomicUsize, name: UnicodeLiteral) -> Option<usize> {
         if KeGetCurrentIrql() != PASSIVE_LEVEL {
             return None;
         }
-        let name =
-            UNICODE_STRING { Length: name.length(), MaximumLength: name.maximum_length(), Buffer: name.buffer() };
+        let name = super::unicode(name);
         // SAFETY: `name` is a valid UNICODE_STRING for the duration of the call, and the current
         // IRQL is PASSIVE_LEVEL (checked above).
         let routine = unsafe { MmGetSystemRoutineAddress(&name) };

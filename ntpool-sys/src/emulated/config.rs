@@ -1,0 +1,79 @@
+//! How an emulated kernel behaves: what [`KernelBuilder`](super::KernelBuilder) sets, and the
+//! choices it offers for the pool's alignment and for special pool.
+
+use std::string::String;
+
+use crate::ULONG;
+
+/// Bytes a fresh block is filled with when the caller did not ask for zeroed memory, so that
+/// reading uninitialized pool shows.
+pub(crate) const UNINITIALIZED_FILL: u8 = 0xCD;
+
+/// How an emulated kernel behaves; set through [`KernelBuilder`](super::KernelBuilder).
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) verifier: bool,
+    pub(crate) ex_allocate_pool2: bool,
+    pub(crate) fail_allocation: Option<u64>,
+    /// Low resources simulation: a seed, and the percentage of requests that fail.
+    pub(crate) low_resources: Option<(u64, u8)>,
+    pub(crate) special_pool: Option<SpecialPoolAlignment>,
+    /// Special pool for this tag only (all tags when `None`).
+    pub(crate) special_pool_tag: Option<ULONG>,
+    pub(crate) force_irql_checking: bool,
+    pub(crate) driver_name: String,
+    /// What blocks not asked for zeroed are filled with.
+    pub(crate) uninitialized_fill: u8,
+    /// Whether `ExInitializeLookasideListEx` and `ExDeleteLookasideListEx` are exported.
+    pub(crate) lookaside_list_ex: bool,
+    /// The pool quota of every process, in bytes (paged and non-paged together).
+    pub(crate) process_quota: Option<u64>,
+    /// Which alignment promises the pool keeps.
+    pub(crate) pool_alignment: PoolAlignment,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            verifier: true,
+            ex_allocate_pool2: true,
+            fail_allocation: None,
+            low_resources: None,
+            special_pool: None,
+            special_pool_tag: None,
+            force_irql_checking: false,
+            driver_name: "driver.sys".into(),
+            uninitialized_fill: UNINITIALIZED_FILL,
+            lookaside_list_ex: true,
+            process_quota: None,
+            pool_alignment: PoolAlignment::Windows,
+        }
+    }
+}
+
+/// Which alignment promises an emulated pool keeps ([`KernelBuilder::pool_alignment`](super::KernelBuilder::pool_alignment)). Special pool
+/// and Force IRQL Checking place their blocks on pages of their own as Windows does, whatever this
+/// says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PoolAlignment {
+    /// Windows' promises, and no more: every block on 16 bytes (`MEMORY_ALLOCATION_ALIGNMENT`, never
+    /// on 32 unless asked), a cache line with `POOL_FLAG_CACHE_ALIGNED` or a cache-aligned pool type,
+    /// and a page for blocks of a page or more.
+    #[default]
+    Windows,
+    /// A heap's, as Wine 8's pool: every block on 16 bytes and never on 32, so none starts on a cache
+    /// line or a page, whatever its size or pool type.
+    Heap,
+    /// Not even `MEMORY_ALLOCATION_ALIGNMENT`: every block starts 8 bytes past a 16-byte boundary.
+    Eight,
+}
+
+/// Where Driver Verifier's special pool puts a block on its page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecialPoolAlignment {
+    /// "Verify End" (Driver Verifier's default): the block ends where a guard page begins, so
+    /// overruns fault.
+    VerifyEnd,
+    /// "Verify Start": the block starts right after a guard page, so underruns fault.
+    VerifyStart,
+}

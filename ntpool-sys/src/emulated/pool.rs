@@ -1,0 +1,579 @@
+//! The pool: allocation (`ExAllocatePool2`, `ExAllocatePoolWithTag`, the quota form and
+//! `VideoPortAllocatePool`'s) and free, each checked as Driver Verifier checks it, recorded in the
+//! kernel's bookkeeping ([`table`](super::table)) and served from the host's heap, or from pages of
+//! their own for special pool and Force IRQL Checking ([`pages`](super::pages)).
+#![allow(non_snake_case)]
+
+use std::alloc::Layout;
+#[cfg(ntpool_pages)]
+use std::boxed::Box;
+use std::panic::Location;
+use std::sync::atomic::Ordering;
+
+use super::config::PoolAlignment;
+#[cfg(ntpool_pages)]
+use super::pages;
+use super::reports::PoolKind;
+use super::state::{State, bug_check, current, with_current};
+use super::table::{Backing, Block, CACHE_LINE, PAGE_SIZE, POOL_ALIGNMENT, Pool, Retired};
+use super::thread::{current_irql, current_process};
+use crate::{
+    APC_LEVEL, BAD_POOL_CALLER, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION, POOL_FLAGS, POOL_TYPE, PVOID,
+    SIZE_T, ULONG,
+};
+
+/// Bytes a freed block is filled with while it sits in quarantine.
+pub(crate) const FREED_FILL: u8 = 0xFE;
+
+pub(crate) fn exports_ex_allocate_pool2() -> bool {
+    with_current(|state| state.config.ex_allocate_pool2)
+}
+
+/// What an allocation request asks for, in the terms both allocation routines share.
+struct Request {
+    kind: PoolKind,
+    pool_type: POOL_TYPE,
+    size: usize,
+    tag: ULONG,
+    cache_aligned: bool,
+    zeroed: bool,
+    routine: &'static str,
+    /// Charge the current process's quota.
+    quota: bool,
+}
+
+pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: &'static Location<'static>) -> PVOID {
+    with_current(|state| allocate_pool2_in(state, flags, size, tag, site))
+}
+
+fn allocate_pool2_in(
+    state: &State,
+    flags: POOL_FLAGS,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> PVOID {
+    let pool_type = crate::pool_type_for_flags(flags & !crate::POOL_FLAG_USE_QUOTA);
+    let quota = flags & crate::POOL_FLAG_USE_QUOTA != 0;
+    let unknown = flags & crate::POOL_FLAG_REQUIRED_MASK & !crate::POOL_FLAG_REQUIRED_KNOWN;
+    let (Some(pool_type), 0) = (pool_type, unknown) else {
+        // No pool, two pools, or a required flag this kernel does not know: the call fails.
+        return core::ptr::null_mut();
+    };
+    let request = Request {
+        kind: PoolKind::of_pool_type(pool_type, flags & crate::POOL_FLAG_NON_PAGED_EXECUTE != 0),
+        pool_type,
+        size: size as usize,
+        tag,
+        cache_aligned: flags & crate::POOL_FLAG_CACHE_ALIGNED != 0,
+        zeroed: flags & crate::POOL_FLAG_UNINITIALIZED == 0,
+        routine: "ExAllocatePool2",
+        quota,
+    };
+    if tag == 0 && !state.config.verifier {
+        return core::ptr::null_mut();
+    }
+    allocate(state, request, site)
+}
+
+pub(crate) fn allocate_pool_with_tag(
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> PVOID {
+    allocate_legacy(pool_type, size, tag, site, "ExAllocatePoolWithTag")
+}
+
+/// `VideoPortAllocatePool`: `videoprt.sys` hands the `VP_POOL_TYPE` (whose values are the
+/// `POOL_TYPE` values of the same pools) to `ExAllocatePoolWithTag`; the block is recorded under the
+/// miniport's call.
+#[cfg(feature = "videoport")]
+pub(crate) fn videoport_allocate_pool(
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> PVOID {
+    allocate_legacy(pool_type, size, tag, site, "VideoPortAllocatePool")
+}
+
+/// An allocation by `POOL_TYPE`, as `ExAllocatePoolWithTag` makes it, on behalf of `routine`.
+fn allocate_legacy(
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+    routine: &'static str,
+) -> PVOID {
+    let state = current();
+    if pool_type == crate::NonPagedPoolMustSucceed {
+        bug_check(&state, BAD_POOL_CALLER, [0x9A, pool_type as u64, size, 0]);
+        return core::ptr::null_mut();
+    }
+    let Some(request) = legacy_request(pool_type, size, tag, routine, false) else { return core::ptr::null_mut() };
+    allocate(&state, request, site)
+}
+
+/// The request `ExAllocatePoolWithTag` (or its quota form, `quota`) makes of a `POOL_TYPE`, on behalf
+/// of `routine`; `None` for a type it does not take, which fails the call.
+fn legacy_request(
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    routine: &'static str,
+    quota: bool,
+) -> Option<Request> {
+    let base_type = pool_type & !(0x200 | 4);
+    if !(0..=1).contains(&base_type) || pool_type & !(0x200 | 4 | 1) != 0 {
+        return None;
+    }
+    Some(Request {
+        kind: PoolKind::of_pool_type(pool_type, pool_type & 0x201 == 0),
+        pool_type,
+        size: size as usize,
+        tag,
+        cache_aligned: pool_type & 4 != 0,
+        zeroed: false,
+        routine,
+        quota,
+    })
+}
+
+/// `STATUS_QUOTA_EXCEEDED`, the exception the raising form of `ExAllocatePoolWithQuotaTag` raises
+/// when the process's quota is used up.
+const STATUS_QUOTA_EXCEEDED: u64 = 0xC000_0044;
+/// `STATUS_INSUFFICIENT_RESOURCES`, the exception it raises when the pool itself cannot serve it.
+const STATUS_INSUFFICIENT_RESOURCES: u64 = 0xC000_009A;
+/// `KMODE_EXCEPTION_NOT_HANDLED`: what an exception no handler catches ends in.
+const KMODE_EXCEPTION_NOT_HANDLED: ULONG = 0x1E;
+
+/// `ExAllocatePoolWithQuotaTag`: as `ExAllocatePoolWithTag`, charged to the current process. With
+/// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE` a failure is NULL; without it, the routine raises an exception,
+/// which Rust code cannot catch: bug check 0x1E (`KMODE_EXCEPTION_NOT_HANDLED`, parameter 1 the
+/// exception code).
+pub(crate) fn allocate_pool_with_quota_tag(
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> PVOID {
+    let state = current();
+    let raise = pool_type & crate::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE == 0;
+    let pool_type = pool_type & !crate::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
+    if pool_type == crate::NonPagedPoolMustSucceed {
+        bug_check(&state, BAD_POOL_CALLER, [0x9A, pool_type as u64, size, 0]);
+        return core::ptr::null_mut();
+    }
+    let Some(request) = legacy_request(pool_type, size, tag, "ExAllocatePoolWithQuotaTag", true) else {
+        return core::ptr::null_mut();
+    };
+    // Which exception the raising form raises: the quota's, or the pool's own failure.
+    let over_quota = !charge_fits(&state, current_process(), size as usize);
+    let block = allocate(&state, request, site);
+    if block.is_null() && raise {
+        let exception = if over_quota { STATUS_QUOTA_EXCEEDED } else { STATUS_INSUFFICIENT_RESOURCES };
+        bug_check(&state, KMODE_EXCEPTION_NOT_HANDLED, [exception, 0, 0, 0]);
+    }
+    block
+}
+
+fn allocate(state: &State, request: Request, site: &'static Location<'static>) -> PVOID {
+    let irql = current_irql();
+    let verifier = state.config.verifier;
+    let Request { kind, pool_type, size, tag, .. } = request;
+    let pool_type_param = pool_type as u64;
+    let max_irql = if kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
+    if irql > max_irql {
+        let parameters = if verifier {
+            [if kind == PoolKind::Paged { 0x01 } else { 0x02 }, irql.into(), pool_type_param, size as u64]
+        } else {
+            [0x08, irql.into(), pool_type_param, size as u64]
+        };
+        bug_check(state, if verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { BAD_POOL_CALLER }, parameters);
+        return core::ptr::null_mut();
+    }
+    if size == 0 {
+        let (code, parameters) = if verifier {
+            (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x00, irql.into(), pool_type_param, 0])
+        } else {
+            (BAD_POOL_CALLER, [0x00, 0, pool_type_param, tag.into()])
+        };
+        bug_check(state, code, parameters);
+        return core::ptr::null_mut();
+    }
+    if verifier && tag == 0 {
+        bug_check(state, BAD_POOL_CALLER, [0x9B, pool_type_param, size as u64, 0]);
+        return core::ptr::null_mut();
+    }
+    if verifier && !crate::tag_has_letter_or_digit(tag) {
+        bug_check(state, BAD_POOL_CALLER, [0x9D, tag.into(), pool_type_param, 0]);
+        return core::ptr::null_mut();
+    }
+    let call = state.allocation_calls.fetch_add(1, Ordering::SeqCst) + 1;
+    if state.config.fail_allocation == Some(call) {
+        state.pool().count_site(site, true);
+        return core::ptr::null_mut();
+    }
+    if let Some((_, percent)) = state.config.low_resources {
+        if state.next_random() % 100 < u64::from(percent) {
+            state.pool().count_site(site, true);
+            return core::ptr::null_mut();
+        }
+    }
+    let process = current_process();
+    if request.quota && !charge_fits(state, process, size) {
+        return core::ptr::null_mut();
+    }
+    let mut pool = state.pool();
+    let Some((block, backing)) = back(state, &mut pool, &request) else {
+        return core::ptr::null_mut();
+    };
+    let fill = if request.zeroed { 0 } else { state.config.uninitialized_fill };
+    // SAFETY: `block` is valid for `size` bytes.
+    unsafe { block.write_bytes(fill, size) };
+    let address = block as usize;
+    pool.count_site(site, false);
+    let row = pool.row(tag, kind);
+    if let Some(usage) = pool.usage.get_mut(row) {
+        usage.allocs += 1;
+        usage.bytes += size as u64;
+    }
+    let charged = request.quota.then_some(process);
+    if charged.is_some() {
+        let charge = pool.quota.entry(process).or_default();
+        *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } += size as u64;
+    }
+    let block_record = Block { tag, kind, pool_type, size, backing, site, routine: request.routine, charged, row };
+    pool.live.insert(address, block_record);
+    block.cast()
+}
+
+/// Whether `size` more bytes fit in `process`'s pool quota.
+fn charge_fits(state: &State, process: u64, size: usize) -> bool {
+    let Some(limit) = state.config.process_quota else { return true };
+    let (paged, non_paged) = state.pool().quota.get(&process).copied().unwrap_or_default();
+    paged + non_paged + size as u64 <= limit
+}
+
+/// Finds memory for a request: pages of its own for special pool (blocks under a page) and for
+/// pageable memory under Force IRQL Checking, the host's heap otherwise.
+fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, Backing)> {
+    let align = if request.cache_aligned { CACHE_LINE } else { POOL_ALIGNMENT };
+    #[cfg(ntpool_pages)]
+    if state.config.special_pool.is_some() || state.config.force_irql_checking {
+        let config = &state.config;
+        let special = config
+            .special_pool
+            .filter(|_| request.size < PAGE_SIZE && config.special_pool_tag.is_none_or(|tag| tag == request.tag));
+        let paged = request.kind == PoolKind::Paged;
+        if special.is_some() || (paged && config.force_irql_checking) {
+            let pages = pages::allocate(request.size, align, paged, special)?;
+            return Some((
+                pages.data as *mut u8,
+                Backing::Pages { pages: Box::new(pages), special: special.is_some() },
+            ));
+        }
+    }
+    // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
+    // a page for a page or more, a cache line when asked, else 16 bytes (and never 32). A kernel that
+    // breaks the promises (`PoolAlignment`) takes this path for every size and alignment.
+    let below = match state.config.pool_alignment {
+        PoolAlignment::Windows if request.size >= PAGE_SIZE || align != POOL_ALIGNMENT => None,
+        PoolAlignment::Windows | PoolAlignment::Heap => Some(0),
+        PoolAlignment::Eight => Some(8),
+    };
+    if let Some(below) = below {
+        // The host's plain allocator already aligns on 16 (no aligned-allocation path): take 16
+        // bytes more (and `below`) and start the block 16 bytes in when the host's block is 32-byte
+        // aligned, then `below` bytes further.
+        let extra = POOL_ALIGNMENT + below;
+        let layout = Layout::from_size_align(request.size.checked_add(extra)?, POOL_ALIGNMENT).ok()?;
+        let base = match pool.spare.take(layout) {
+            // A block of the host's allocated with this layout, no longer used by anyone.
+            Some(base) => base as *mut u8,
+            // SAFETY: `layout` has a non-zero size.
+            None => unsafe { std::alloc::alloc(layout) },
+        };
+        if base.is_null() {
+            return None;
+        }
+        let offset = if base as usize % (2 * POOL_ALIGNMENT) == 0 { POOL_ALIGNMENT } else { 0 } + below;
+        // SAFETY: `size + extra` bytes were allocated at `base`, and `offset` is at most `extra`.
+        return Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }));
+    }
+    let (align, offset) = if request.size >= PAGE_SIZE { (PAGE_SIZE, 0) } else { (2 * align, align) };
+    let layout = Layout::from_size_align(request.size.checked_add(offset)?, align).ok()?;
+    // SAFETY: `layout` has a non-zero size (the request's size is not zero).
+    let base = unsafe { std::alloc::alloc(layout) };
+    if base.is_null() {
+        return None;
+    }
+    // SAFETY: `offset + size` bytes were allocated at `base`.
+    Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }))
+}
+
+pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
+    with_current(|state| free_pool_in(state, pointer, tag));
+}
+
+fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
+    let verifier = state.config.verifier;
+    let address = pointer as usize;
+    let irql = current_irql();
+    let mut guard = state.pool();
+    let pool = &mut *guard;
+    let (slot, block) = match pool.live.find(address) {
+        Some(found) => found,
+        None => {
+            let freed_tag = pool.quarantine.freed_tag(address);
+            drop(guard);
+            let (code, parameters) = match (freed_tag, verifier) {
+                (Some(old_tag), true) => {
+                    (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x13, 0, address.wrapping_sub(16) as u64, old_tag.into()])
+                }
+                (Some(old_tag), false) => (BAD_POOL_CALLER, [0x07, 0, old_tag.into(), address as u64]),
+                (None, true) => (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x10, address as u64, 0, 0]),
+                (None, false) => (BAD_POOL_CALLER, [0x99, address as u64, 0, 0]),
+            };
+            bug_check(state, code, parameters);
+            return;
+        }
+    };
+    let max_irql = if block.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
+    if irql > max_irql {
+        let pool_type = block.pool_type as u64;
+        let paged = block.kind == PoolKind::Paged;
+        drop(guard);
+        let (code, parameters) = if verifier {
+            (
+                DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [if paged { 0x11 } else { 0x12 }, irql.into(), pool_type, address as u64],
+            )
+        } else {
+            (BAD_POOL_CALLER, [0x09, irql.into(), pool_type, address as u64])
+        };
+        bug_check(state, code, parameters);
+        return;
+    }
+    if let Some((allocated_with, used)) = wrong_tag(block.tag, tag) {
+        drop(guard);
+        bug_check(state, BAD_POOL_CALLER, [0x0A, address as u64, allocated_with.into(), used.into()]);
+        return;
+    }
+    #[cfg(ntpool_pages)]
+    if let Backing::Pages { pages, special: true } = &block.backing {
+        if let Some((corrupted, subcode)) = pages.corrupted_slack() {
+            drop(guard);
+            bug_check(
+                state,
+                crate::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION,
+                [address as u64, corrupted as u64, 0, subcode],
+            );
+            return;
+        }
+    }
+    let Some(block) = pool.live.remove(slot) else { return };
+    let row = &mut pool.usage[block.row];
+    row.frees += 1;
+    row.bytes -= block.size as u64;
+    if let Some(charge) = block.charged.and_then(|process| pool.quota.get_mut(&process)) {
+        *if block.kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= block.size as u64;
+    }
+    retire(&block.backing, address, block.size);
+    if let Some(oldest) = pool.quarantine.retire(Retired { address, tag: block.tag, backing: block.backing }) {
+        if let Some(backing) = pool.spare.keep(oldest.backing) {
+            backing.release();
+        }
+    }
+}
+
+/// Whether a free with `tag` (`None`: `ExFreePool`, which is `ExFreePoolWithTag(P, 0)`) of a block
+/// allocated with `allocated` is the wrong tag, and if so the tags bug check 0xC2 / 0x0A reports
+/// (parameters 3 and 4).
+///
+/// * `ExFreePoolWithTag` with another tag than the block's: reported with both tags as given.
+/// * A block whose tag has [`PROTECTED_POOL`](crate::PROTECTED_POOL) set must be freed with
+///   `ExFreePoolWithTag` and its tag: the kernel compares the two tags without that bit, and reports
+///   them without it; `ExFreePool` passes tag 0, which never matches.
+/// * `ExFreePool` of an unprotected block is fine.
+fn wrong_tag(allocated: ULONG, tag: Option<ULONG>) -> Option<(ULONG, ULONG)> {
+    let protected = allocated & crate::PROTECTED_POOL != 0;
+    match tag {
+        None if protected => Some((allocated & !crate::PROTECTED_POOL, 0)),
+        None => None,
+        Some(tag) if protected && (tag & !crate::PROTECTED_POOL) != (allocated & !crate::PROTECTED_POOL) => {
+            Some((allocated & !crate::PROTECTED_POOL, tag & !crate::PROTECTED_POOL))
+        }
+        Some(tag) if !protected && tag != allocated => Some((allocated, tag)),
+        Some(_) => None,
+    }
+}
+
+/// Makes a freed block unusable while it sits in quarantine: special pool pages become inaccessible
+/// (a later touch is bug check 0xCC), other memory is filled with [`FREED_FILL`].
+fn retire(backing: &Backing, address: usize, size: usize) {
+    match *backing {
+        #[cfg(ntpool_pages)]
+        Backing::Pages { ref pages, special: true } => pages.retire(),
+        #[cfg(ntpool_pages)]
+        Backing::Pages { ref pages, special: false } => {
+            pages.touch();
+            // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
+            unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) };
+        }
+        // SAFETY: as above.
+        Backing::Heap { .. } => unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) },
+    }
+}
+
+/// Whether allocations go to `ExAllocatePool2` (true) or to the `ExAllocatePoolWithTag` fallback
+/// (false); on the emulated kernel, as configured with
+/// [`KernelBuilder::ex_allocate_pool2`](super::KernelBuilder::ex_allocate_pool2).
+///
+/// ```
+/// use ntpool_sys::emulated::Kernel;
+/// assert!(Kernel::new().run(ntpool_sys::uses_ex_allocate_pool2));
+/// let old_windows = Kernel::builder().ex_allocate_pool2(false).build();
+/// assert!(!old_windows.run(ntpool_sys::uses_ex_allocate_pool2));
+/// ```
+pub fn uses_ex_allocate_pool2() -> bool {
+    exports_ex_allocate_pool2()
+}
+
+/// `ExAllocatePool2`, or its fallback through `ExAllocatePoolWithTag` where the emulated kernel is
+/// configured as a Windows version that lacks it.
+///
+/// # Safety
+/// As for `ExAllocatePool2`. The emulated kernel checks the IRQL and the arguments and bug-checks
+/// as Driver Verifier does.
+///
+/// ```
+/// use ntpool_sys as sys;
+/// # ntpool_sys::emulated::Kernel::new().run(|| {
+/// let tag = u32::from_le_bytes(*b"Doc1");
+/// // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+/// let p = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_PAGED, 16, tag) };
+/// assert!(!p.is_null());
+/// // SAFETY: `p` points to 16 bytes that ExAllocatePool2 zeroed (no POOL_FLAG_UNINITIALIZED).
+/// assert_eq!(unsafe { p.cast::<[u8; 16]>().read() }, [0; 16]);
+/// // SAFETY: `p` came from ExAllocatePool2 with this tag and is not used afterwards.
+/// unsafe { sys::ExFreePoolWithTag(p, tag) };
+/// # });
+/// ```
+#[track_caller]
+pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+    let site = core::panic::Location::caller();
+    if exports_ex_allocate_pool2() {
+        return allocate_pool2(Flags, NumberOfBytes, Tag, site);
+    }
+    // SAFETY: forwarded contract; the same fallback as on the real kernel.
+    unsafe {
+        crate::allocate_pool2_with_legacy_routine(
+            Flags,
+            NumberOfBytes,
+            Tag,
+            |pool_type, size, tag| allocate_pool_with_tag(pool_type, size, tag, site),
+            |pool_type, size, tag| allocate_pool_with_quota_tag(pool_type, size, tag, site),
+        )
+    }
+}
+
+/// `ExAllocatePoolWithTag`.
+///
+/// # Safety
+/// As for `ExAllocatePoolWithTag`.
+///
+/// ```
+/// use ntpool_sys::emulated::Kernel;
+/// use ntpool_sys as sys;
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     let tag = u32::from_le_bytes(*b"Doc1");
+///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+///     let p = unsafe { sys::ExAllocatePoolWithTag(sys::NonPagedPoolNx, 32, tag) };
+///     assert!(!p.is_null());
+///     assert_eq!(kernel.outstanding()[0].routine, "ExAllocatePoolWithTag");
+///     // SAFETY: `p` came from ExAllocatePoolWithTag with this tag and is not used afterwards.
+///     unsafe { sys::ExFreePoolWithTag(p, tag) };
+/// });
+/// assert!(kernel.verify_unload().is_ok());
+/// ```
+#[track_caller]
+pub unsafe fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+    allocate_pool_with_tag(PoolType, NumberOfBytes, Tag, core::panic::Location::caller())
+}
+
+/// `ExFreePoolWithTag`.
+///
+/// # Safety
+/// As for `ExFreePoolWithTag`. The emulated kernel bug-checks on a wrong tag, an unknown address,
+/// a double free or a bad IRQL, and never touches memory it did not hand out.
+///
+/// ```
+/// use ntpool_sys::emulated::Kernel;
+/// use ntpool_sys as sys;
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     let tag = u32::from_le_bytes(*b"Doc1");
+///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+///     let p = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 8, tag) };
+///     assert_eq!(kernel.outstanding().len(), 1);
+///     // SAFETY: `p` came from ExAllocatePool2 with this tag and is not used afterwards.
+///     unsafe { sys::ExFreePoolWithTag(p, tag) };
+/// });
+/// assert!(kernel.outstanding().is_empty());
+/// assert_eq!(kernel.pool_usage().rows[0].frees, 1);
+/// ```
+pub unsafe fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
+    free_pool(P, Some(Tag));
+}
+
+/// `ExFreePool`.
+///
+/// # Safety
+/// As for `ExFreePool`.
+///
+/// ```
+/// use ntpool_sys::emulated::Kernel;
+/// use ntpool_sys as sys;
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below.
+///     let p = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 8, u32::from_le_bytes(*b"Doc1")) };
+///     // SAFETY: `p` came from ExAllocatePool2, is not protected, and is not used afterwards.
+///     unsafe { sys::ExFreePool(p) };
+/// });
+/// assert!(kernel.verify_unload().is_ok());
+/// ```
+pub unsafe fn ExFreePool(P: PVOID) {
+    free_pool(P, None);
+}
+
+/// `ExAllocatePoolWithQuotaTag`: as `ExAllocatePoolWithTag`, charged to the current process's pool
+/// quota ([`in_process`](super::in_process) picks the process). With
+/// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE` in `PoolType` a failure returns NULL; without it the emulated
+/// routine raises, which no Rust code catches: bug check 0x1E.
+///
+/// # Safety
+/// As for `ExAllocatePoolWithQuotaTag`.
+///
+/// ```
+/// use ntpool_sys::emulated::Kernel;
+/// use ntpool_sys as sys;
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     let tag = u32::from_le_bytes(*b"Doc1");
+///     let pool_type = sys::PagedPool | sys::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
+///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+///     let p = unsafe { sys::ExAllocatePoolWithQuotaTag(pool_type, 32, tag) };
+///     assert_eq!(kernel.quota_charges()[0].paged, 32);
+///     // SAFETY: `p` came from ExAllocatePoolWithQuotaTag with this tag and is not used afterwards.
+///     unsafe { sys::ExFreePoolWithTag(p, tag) };
+/// });
+/// assert_eq!(kernel.quota_charges()[0].paged, 0);
+/// ```
+#[track_caller]
+pub unsafe fn ExAllocatePoolWithQuotaTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+    allocate_pool_with_quota_tag(PoolType, NumberOfBytes, Tag, core::panic::Location::caller())
+}

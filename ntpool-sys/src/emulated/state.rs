@@ -1,0 +1,198 @@
+//! The state of one emulated kernel (its configuration, its pool, its lookaside lists, the bug
+//! checks it deferred) and which kernel a thread has entered ([`Kernel::run`](super::Kernel::run)),
+//! with the queries its reports are made from. The routines above it reach their kernel through
+//! [`current`] and [`with_current`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::vec::Vec;
+
+use super::config::Config;
+use super::reports::{
+    Allocation, AllocationSite, BugCheck, ListRecord, PoolUsage, PoolUsageRow, RawTag, bug_check_now,
+};
+use super::table::{Pool, PoolGuard, PoolLock};
+use crate::ULONG;
+
+/// The lookaside lists of one emulated kernel.
+#[derive(Debug, Default)]
+pub(crate) struct Lists {
+    /// Initialized and not deleted, by address.
+    pub(crate) live: BTreeMap<usize, ListRecord>,
+    /// Deleted (and not initialized again).
+    pub(crate) deleted: HashSet<usize>,
+}
+
+/// The state of one emulated kernel, shared by every thread that entered it.
+pub(crate) struct State {
+    pub(crate) config: Config,
+    pool: PoolLock<Pool>,
+    pub(crate) allocation_calls: AtomicU64,
+    deferred: Mutex<Vec<BugCheck>>,
+    /// The low resources simulation's generator (xorshift64*).
+    random: Mutex<u64>,
+    /// The lookaside lists initialized and not deleted, and those deleted.
+    pub(crate) lookaside: Mutex<Lists>,
+}
+
+impl State {
+    pub(crate) fn new(config: Config) -> Self {
+        // splitmix64 of the seed: every seed, zero included, gives a distinct non-zero state.
+        let seed = config.low_resources.map_or(0, |(seed, _)| seed);
+        let mut mixed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let seed = (mixed ^ (mixed >> 31)).max(1);
+        State {
+            config,
+            pool: PoolLock::new(Pool::default()),
+            allocation_calls: AtomicU64::new(0),
+            deferred: Mutex::default(),
+            random: Mutex::new(seed),
+            lookaside: Mutex::default(),
+        }
+    }
+
+    /// The next number of the low resources simulation's sequence.
+    pub(crate) fn next_random(&self) -> u64 {
+        let mut x = self.random.lock().unwrap_or_else(|p| p.into_inner());
+        *x ^= *x >> 12;
+        *x ^= *x << 25;
+        *x ^= *x >> 27;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub(crate) fn pool(&self) -> PoolGuard<'_, Pool> {
+        self.pool.lock()
+    }
+
+    pub(crate) fn allocation_calls(&self) -> u64 {
+        self.allocation_calls.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn usage(&self) -> PoolUsage {
+        let mut rows: Vec<PoolUsageRow> = self.pool().usage.clone();
+        // poolmon order: by tag as it reads, then by pool.
+        rows.sort_by_key(|row| (row.tag.0.to_le_bytes(), row.pool));
+        PoolUsage { rows }
+    }
+
+    pub(crate) fn outstanding(&self) -> Vec<Allocation> {
+        let pool = self.pool();
+        let mut list: Vec<Allocation> = pool
+            .live
+            .iter()
+            .map(|(address, block)| Allocation {
+                address,
+                tag: RawTag(block.tag),
+                pool: block.kind,
+                size: block.size,
+                routine: block.routine,
+                file: block.site.file(),
+                line: block.site.line(),
+                column: block.site.column(),
+            })
+            .collect();
+        list.sort_by_key(|a| a.address);
+        list
+    }
+
+    /// Bytes charged to each process's pool quota: (process, paged, non-paged), by process.
+    pub(crate) fn quota(&self) -> Vec<(u64, u64, u64)> {
+        self.pool().quota.iter().map(|(&process, &(paged, non_paged))| (process, paged, non_paged)).collect()
+    }
+
+    pub(crate) fn allocation_sites(&self) -> Vec<AllocationSite> {
+        // One source location may have more than one `Location` (one per codegen unit): merged.
+        let mut sites: BTreeMap<(&'static str, u32, u32), (u64, u64)> = BTreeMap::new();
+        for &(site, calls, failed) in &self.pool().sites {
+            let counts = sites.entry((site.file(), site.line(), site.column())).or_default();
+            counts.0 += calls;
+            counts.1 += failed;
+        }
+        let sites = sites.into_iter();
+        sites
+            .map(|((file, line, column), (calls, failed))| AllocationSite { file, line, column, calls, failed })
+            .collect()
+    }
+
+    pub(crate) fn take_deferred(&self) -> Vec<BugCheck> {
+        core::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        let pool = self.pool.get_mut();
+        let live = pool.live.drain().map(|(_, block)| block.backing);
+        for backing in live.chain(pool.quarantine.drain().map(|r| r.backing)).chain(pool.spare.drain()) {
+            backing.release();
+        }
+    }
+}
+
+static DEFAULT: OnceLock<Arc<State>> = OnceLock::new();
+
+std::thread_local! {
+    static ENTERED: RefCell<Vec<Arc<State>>> = const { RefCell::new(Vec::new()) };
+    /// The state at the top of `ENTERED` (null when it is empty): what [`with_current`] reads, one
+    /// load instead of a borrow of `ENTERED` and a reference count.
+    static CURRENT: Cell<*const State> = const { Cell::new(core::ptr::null()) };
+}
+
+fn default_state() -> &'static Arc<State> {
+    DEFAULT.get_or_init(|| Arc::new(State::new(Config::default())))
+}
+
+/// The kernel the calling thread has entered, or the process-wide default one.
+pub(crate) fn current() -> Arc<State> {
+    ENTERED.with(|entered| entered.borrow().last().cloned()).unwrap_or_else(|| default_state().clone())
+}
+
+/// Runs `f` with the kernel the calling thread has entered, or the process-wide default one: what
+/// [`current`] returns, without taking a reference count (the pool routines' fast path).
+pub(crate) fn with_current<R>(f: impl FnOnce(&State) -> R) -> R {
+    let entered = CURRENT.with(Cell::get);
+    if entered.is_null() {
+        return f(default_state());
+    }
+    // SAFETY: `CURRENT` points to the state of the `Arc` at the top of this thread's `ENTERED`
+    // (`enter` and `EnterGuard::drop` keep it so). That `Arc` stays in `ENTERED` until the guard of
+    // the `Kernel::run` that pushed it is dropped, which happens after `f` returns, since kernel
+    // routines never return from the `run` they were called in.
+    f(unsafe { &*entered })
+}
+
+/// Makes `state` the calling thread's kernel until the returned guard is dropped.
+pub(crate) fn enter(state: Arc<State>) -> EnterGuard {
+    CURRENT.with(|current| current.set(Arc::as_ptr(&state)));
+    ENTERED.with(|entered| entered.borrow_mut().push(state));
+    EnterGuard(())
+}
+
+pub(crate) struct EnterGuard(());
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let top = ENTERED.with(|entered| {
+            let mut entered = entered.borrow_mut();
+            entered.pop();
+            entered.last().map_or(core::ptr::null(), Arc::as_ptr)
+        });
+        CURRENT.with(|current| current.set(top));
+    }
+}
+
+/// Reports a violation. While the thread is already unwinding from an earlier bug check, a second
+/// panic would abort the process, so the report is kept on the kernel (see
+/// [`Kernel::deferred_bug_checks`](super::Kernel::deferred_bug_checks)) and the offending
+/// operation is skipped.
+pub(crate) fn bug_check(state: &State, code: ULONG, parameters: [u64; 4]) {
+    if std::thread::panicking() {
+        state.deferred.lock().unwrap_or_else(|p| p.into_inner()).push(BugCheck::new(code, parameters));
+        return;
+    }
+    bug_check_now(code, parameters)
+}
