@@ -12,6 +12,8 @@
 //!   its path as the last line. `client`: the same for `ntpool-client.exe`.
 //! * `video`: cross-build the sample video miniport and the `videoprt.sys` test fixture, check both
 //!   images, and load the miniport under Wine against the fixture with the VideoPort pool trace.
+//! * `speakeasy`: the driver under a second Windows emulator (speakeasy, from PyPI), every pool
+//!   call checked.
 //! * `bench`: what ntpool costs: the release driver's ntpool functions against hand-written ones
 //!   (instructions and bytes), type sizes, the emulated kernel's throughput against malloc, build
 //!   times (see `bench/`).
@@ -36,6 +38,7 @@ mod images;
 mod pe;
 mod sanitize;
 mod soak;
+mod speakeasy;
 mod suite;
 mod wine;
 
@@ -51,6 +54,9 @@ fn main() -> ExitCode {
         Some("client") => images::client(&root()).map(|exe| println!("{}", exe.display())),
         Some("video") => video(&args[1..]),
         Some("fuzz") => fuzz::command(&root(), &args[1..]),
+        Some("speakeasy") => images::driver(&root()).and_then(|sys| speakeasy::run(&root(), &sys)).map(|report| {
+            println!("{report}");
+        }),
         _ => Err(usage()),
     };
     match result {
@@ -63,7 +69,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <run | test | bench | emulate | driver | client | wine | video | fuzz>\n  \
+    "usage: cargo xtask <run | test | bench | emulate | driver | client | wine | video | fuzz | speakeasy>\n  \
      run      build the driver and its client, load the driver under Wine, run the client, unload,\n  \
               and print what it did (same as `wine`)\n  \
      test     every test, clippy, the driver's cross build, its PE checks and the Wine run\n  \
@@ -79,7 +85,9 @@ fn usage() -> String {
               and load the miniport under Wine against the fixture [--no-wine] [--cycles N]\n  \
      fuzz     libFuzzer on the driver's IOCTL dispatcher (emulated kernel, Driver Verifier checks)\n  \
               [--seconds N (60)] | --reproduce FILE (runs one input, traced) | --seeds (rewrites\n  \
-              fuzz/corpus/ioctl)"
+              fuzz/corpus/ioctl)\n  \
+     speakeasy  load the driver under speakeasy, a second Windows emulator (pip, target/speakeasy),
+              and check every pool call"
         .into()
 }
 

@@ -2,7 +2,8 @@
 //! Debian tools the steps need, every test of the workspace, the systematic low resources
 //! simulation, a bounded fuzz run, the host tests under AddressSanitizer, clippy, rustfmt, the
 //! driver's cross build with its PE checks, llvm-readobj's second reading and a reproducibility
-//! check, the client's build, the Wine run with the hostile-input table, a short soak, and the
+//! check, the client's build, the Wine run with the hostile-input table, a short soak, the driver
+//! under a second emulator (speakeasy), and the
 //! video miniport with its `videoprt.sys` fixture (built, checked, and run under Wine).
 
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use crate::host::apt::tool;
 use crate::host::cargo::{cargo, nightly_available, root};
 use crate::host::process::step;
-use crate::{cross, fuzz, images, pe, sanitize, soak, wine};
+use crate::{cross, fuzz, images, pe, sanitize, soak, speakeasy, wine};
 
 /// The systematic low resources simulation (tests/low_resources.rs), run on its own so that its
 /// figures (runs, allocation sites) show.
@@ -88,6 +89,10 @@ pub fn run() -> Result<(), String> {
     let timer = Instant::now();
     println!("{}", soak::run(&root, &sys, &client, plan)?);
     println!("<== soak: ok in {:.1} s", timer.elapsed().as_secs_f64());
+    println!("==> cargo xtask speakeasy (the driver under a second Windows emulator, the pool calls checked)");
+    let timer = Instant::now();
+    println!("{}", speakeasy::run(&root, &sys)?);
+    println!("<== speakeasy: ok in {:.1} s", timer.elapsed().as_secs_f64());
     let timer = Instant::now();
     test_video(&root, &toolchain)?;
     println!("<== video: ok in {:.1} s", timer.elapsed().as_secs_f64());
