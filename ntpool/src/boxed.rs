@@ -7,7 +7,7 @@
 //! This file holds the type and everything done with one; boxes owned by a tag are made here too.
 //! Who gives a block back ([`Release`]) and the trait impls that follow from it (drop, dispatch
 //! safety, dereference) are in `release.rs`; the other owners are made in `videoport.rs`
-//! ([`VpBox`](crate::videoport::VpBox)), `ex_pool.rs` ([`ExPoolBuffer`](crate::ExPoolBuffer)) and
+//! (`videoport::VpBox` (feature `videoport`)), `ex_pool.rs` ([`ExPoolBuffer`](crate::ExPoolBuffer)) and
 //! `lookaside.rs` ([`LookasideBox`](crate::LookasideBox)).
 
 use core::alloc::Layout;
@@ -24,7 +24,7 @@ use crate::tag::{PoolTag, Tag, TagSource};
 
 /// An owning pointer to a `T` in pool `P`, given back on drop by its owner `G`: for a tag (a
 /// [`Tag`](crate::Tag) type, or a run-time [`PoolTag`](crate::PoolTag)), `ExFreePoolWithTag(block,
-/// tag)`. [`VpBox`](crate::videoport::VpBox), [`ExPoolBuffer`](crate::ExPoolBuffer) and
+/// tag)`. `videoport::VpBox` (feature `videoport`), [`ExPoolBuffer`](crate::ExPoolBuffer) and
 /// [`LookasideBox`](crate::LookasideBox) are the same type with other owners.
 ///
 /// * Fallible: every constructor returns `Result<_, AllocError>`; nothing panics or bug-checks when
@@ -37,7 +37,7 @@ use crate::tag::{PoolTag, Tag, TagSource};
 /// * IRQL-checked at compile time: making one needs a token that [`Allows`] pool `P`. A box of a
 ///   non-paged pool dereferences like `Box`; a box of paged pool does not: its contents are reached
 ///   with [`PoolBox::get`] / [`PoolBox::get_mut`] and a `Passive` or `Apc` token, and it is not
-///   [`DispatchSafe`], so it can be neither touched nor dropped at `DISPATCH_LEVEL`.
+///   [`DispatchSafe`](crate::DispatchSafe), so it can be neither touched nor dropped at `DISPATCH_LEVEL`.
 ///
 /// ```
 /// use ntpool::{NonPagedBox, PagedBox, Passive};

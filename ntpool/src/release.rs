@@ -15,7 +15,7 @@ use crate::tag::TagSource;
 
 /// Who gives a [`PoolBox`]'s block back, and how. Sealed: the owners are ntpool's own: every
 /// [`TagSource`](crate::TagSource) (`ExFreePoolWithTag` with the tag), `VideoPortFreePool` with the
-/// device extension ([`VpBox`](crate::videoport::VpBox)), `ExFreePool`
+/// device extension (`videoport::VpBox` (feature `videoport`)), `ExFreePool`
 /// ([`ExPoolBuffer`](crate::ExPoolBuffer)), and a lookaside list ([`LookasideBox`](crate::LookasideBox)).
 ///
 /// # Safety
