@@ -23,10 +23,10 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use crate::irql::Allows;
-use crate::pool::{NonPagedPoolType, PoolType};
+use crate::pool::{NonPagedPoolType, PagedPool, PoolType};
 use crate::safe::DispatchSafe;
 use crate::sys::{self, POOL_FLAG_UNINITIALIZED};
-use crate::tag::{PoolTag, Tag};
+use crate::tag::{PoolTag, Tag, TagSource};
 
 /// An allocation failed: the pool had no block of that size (or the size was too large to express).
 /// Nothing was allocated, and nothing panicked or bug-checked.
@@ -249,22 +249,29 @@ pub(crate) fn check_free_irql<P: PoolType>(address: *const u8) {
         }
     }
     #[cfg(not(feature = "irql-backstop"))]
-    let _ = address;
+    let _ = (address, P::PAGED);
 }
 
-/// An [`allocator_api2`] allocator over a non-paged pool with a tag: `allocator_api2`'s `Vec`, `Box`
-/// and friends on stable Rust, each freed with `ExFreePoolWithTag` and its tag.
+/// An [`allocator_api2`] allocator with a tag: `allocator_api2`'s `Vec`, `Box` and friends on stable
+/// Rust, and hashbrown's `HashMap` and `HashSet`, each block freed with `ExFreePoolWithTag` and its
+/// tag.
 ///
-/// It is made from a token that allows the pool (`IRQL <= DISPATCH_LEVEL`), and it is
-/// [`DispatchSafe`] but not [`HighSafe`](crate::HighSafe): collections using it cannot reach code
-/// above `DISPATCH_LEVEL`, where they could neither grow nor be dropped.
-///
-/// Paged pool has no allocator: a collection hands out plain references to its memory, which could
-/// then be read at `DISPATCH_LEVEL`. Paged data lives in a [`PagedBox`](crate::PagedBox), whose
-/// contents are only reachable with a token.
+/// * **Non-paged**: it is made for a non-paged pool `P` (the default is
+///   [`NonPagedPool`](crate::NonPagedPool)) from a token that allows the pool
+///   (`IRQL <= DISPATCH_LEVEL`), and it is [`DispatchSafe`] but not [`HighSafe`](crate::HighSafe):
+///   collections using it cannot reach code above `DISPATCH_LEVEL`, where they could neither grow
+///   nor be dropped.
+/// * **Tagged at compile time or at run time**: with a [`Tag`] type ([`PoolAllocator::new`]) the
+///   allocator is zero-sized, and a `Vec` with it is as wide as one with the global allocator; with
+///   a [`PoolTag`] known only at run time ([`PoolAllocator::with_tag`]) it stores the tag.
+/// * **Both allocator-api2 versions**: it implements allocator-api2 0.4's `Allocator`
+///   (re-exported as `ntpool::allocator_api2`) and, with the feature `allocator-api2-02`, 0.2's,
+///   which hashbrown's collections take (re-exported as `ntpool::allocator_api2_02`; the feature
+///   `hashbrown` turns it on and re-exports hashbrown as `ntpool::hashbrown`). Both are the same two
+///   functions: one allocation path, one free.
 ///
 /// ```
-/// use allocator_api2::vec::Vec;
+/// use ntpool::allocator_api2::vec::Vec; // the version ntpool implements, re-exported
 /// use ntpool::{NonPagedPool, Passive, PoolAllocator};
 /// ntpool::pool_tag!(struct Doc = b"Doc1");
 /// # ntpool::emulated::Kernel::new().run(|| {
@@ -276,8 +283,93 @@ pub(crate) fn check_free_irql<P: PoolType>(address: *const u8) {
 /// assert_eq!(v.iter().sum::<u32>(), 6);
 /// # });
 /// ```
-pub struct PoolAllocator<G: Tag, P: NonPagedPoolType = crate::NonPagedPool> {
-    _marker: PhantomData<(G, P)>,
+///
+/// A hashbrown map in non-paged pool (feature `hashbrown`):
+///
+/// ```
+/// use ntpool::hashbrown::{DefaultHashBuilder, HashMap};
+/// use ntpool::{Passive, PoolAllocator};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let passive = unsafe { Passive::assume() };
+/// let mut devices = HashMap::with_hasher_in(DefaultHashBuilder::default(), PoolAllocator::<Doc>::new(&passive));
+/// devices.try_reserve(1)?;
+/// devices.insert(7_u32, "disk");
+/// assert_eq!(devices.get(&7), Some(&"disk"));
+/// # Ok::<(), ntpool::hashbrown::TryReserveError>(())
+/// # }).unwrap();
+/// ```
+///
+/// # Out of memory: reserve, then push
+///
+/// The allocator never panics or bug-checks: when the pool has no block, it returns an error. But
+/// a collection's infallible methods cannot return one: `Vec::push`, `insert`, `extend`,
+/// `with_capacity_in` and the like, when they must grow and the allocation fails, call
+/// `handle_alloc_error`, which in `no_std` code panics, and a driver's panic handler is a bug check
+/// (wdk-panic's is 0x52504E43, `RPNC`): **an infallible `push` that runs out of pool brings the
+/// machine down.** In a driver, grow with the fallible methods first, `try_reserve` (on `Vec`,
+/// `HashMap` and `HashSet` alike), and then `push` or `insert`, which do not allocate once there is
+/// room:
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+/// use ntpool::{AllocError, Passive, PoolAllocator};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// fn record(log: &mut Vec<u64, PoolAllocator<Doc>>, event: u64) -> Result<(), AllocError> {
+///     log.try_reserve(1).map_err(|_| AllocError)?; // fails here, with an error, when the pool is out
+///     log.push(event); // cannot fail now: there is room
+///     Ok(())
+/// }
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let passive = unsafe { Passive::assume() };
+/// let mut log = Vec::new_in(PoolAllocator::<Doc>::new(&passive));
+/// record(&mut log, 1)?;
+/// assert_eq!(log, [1]);
+/// # Ok::<(), AllocError>(())
+/// # }).unwrap();
+/// ```
+///
+/// The same for a hashbrown map or set: `try_reserve(1)`, then `insert`. hashbrown's
+/// `HashMap::try_insert` is no fallible allocation: it fails when the key is already there, and
+/// otherwise allocates as `insert` does.
+///
+/// ```
+/// use ntpool::hashbrown::{DefaultHashBuilder, HashSet};
+/// use ntpool::{AllocError, Passive, PoolAllocator};
+/// ntpool::pool_tag!(struct Doc = b"Doc1");
+///
+/// fn open(handles: &mut HashSet<u32, DefaultHashBuilder, PoolAllocator<Doc>>, handle: u32) -> Result<bool, AllocError> {
+///     handles.try_reserve(1).map_err(|_| AllocError)?;
+///     Ok(handles.insert(handle)) // cannot grow now
+/// }
+/// # ntpool::emulated::Kernel::new().run(|| {
+/// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+/// let passive = unsafe { Passive::assume() };
+/// let mut handles = HashSet::with_hasher_in(DefaultHashBuilder::default(), PoolAllocator::<Doc>::new(&passive));
+/// assert!(open(&mut handles, 4)?);
+/// # Ok::<(), AllocError>(())
+/// # }).unwrap();
+/// ```
+///
+/// # No allocator of paged pool
+///
+/// A collection hands out plain references to its memory, which could then be read at
+/// `DISPATCH_LEVEL`. So a paged allocator cannot be had on its own: `PoolAllocator<G, PagedPool>`
+/// has no public constructor, and it is neither `Copy` nor `Clone` (nor `Default`). It exists only
+/// inside a [`Paged`](crate::Paged) collection ([`PagedVec`](crate::PagedVec), ...), whose contents
+/// are reached only through a token; what borrows it there (`vec.allocator()`) borrows that token
+/// too.
+///
+/// # Invariants
+/// A `PoolAllocator<G, P>` of a paged pool `P` was made by [`Paged`](crate::Paged) for the
+/// collection it lives in, and is never handed out by value.
+pub struct PoolAllocator<G: TagSource, P: PoolType = crate::NonPagedPool> {
+    /// Zero-sized for a [`Tag`] type; the tag itself for a run-time [`PoolTag`].
+    tag: G,
+    _pool: PhantomData<P>,
 }
 
 impl<G: Tag, P: NonPagedPoolType> PoolAllocator<G, P> {
@@ -292,47 +384,131 @@ impl<G: Tag, P: NonPagedPoolType> PoolAllocator<G, P> {
     /// # });
     /// ```
     pub fn new(_token: &impl Allows<P>) -> Self {
-        PoolAllocator { _marker: PhantomData }
+        PoolAllocator { tag: G::default(), _pool: PhantomData }
     }
 }
 
-impl<G: Tag, P: NonPagedPoolType> Clone for PoolAllocator<G, P> {
+impl<P: NonPagedPoolType> PoolAllocator<PoolTag, P> {
+    /// The allocator with a tag known only at run time, for code whose token allows pool `P`. It
+    /// stores the tag (four bytes).
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    /// use ntpool::{Passive, PoolAllocator, PoolTag};
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { Passive::assume() };
+    /// let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
+    /// let mut v = Vec::new_in(PoolAllocator::<PoolTag>::with_tag(&passive, tag));
+    /// v.try_reserve(1).unwrap();
+    /// v.push(1_u8);
+    /// assert_eq!(v.allocator().tag().to_string(), "Req7");
+    /// # });
+    /// ```
+    pub fn with_tag(_token: &impl Allows<P>, tag: PoolTag) -> Self {
+        PoolAllocator { tag, _pool: PhantomData }
+    }
+}
+
+impl<G: TagSource> PoolAllocator<G, PagedPool> {
+    /// The allocator of paged pool that a [`Paged`](crate::Paged) collection is made with, for it
+    /// alone.
+    ///
+    /// # Safety
+    /// The allocator goes into one collection that a `Paged` owns, and is never handed out by value.
+    pub(crate) unsafe fn for_paged_collection(tag: G) -> Self {
+        // INVARIANT: the caller's guarantee.
+        PoolAllocator { tag, _pool: PhantomData }
+    }
+}
+
+impl<G: TagSource, P: PoolType> PoolAllocator<G, P> {
+    /// The tag every block is allocated and freed with.
+    ///
+    /// ```
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// assert_eq!(ntpool::PoolAllocator::<Doc>::new(&passive).tag().to_string(), "Doc1");
+    /// # });
+    /// ```
+    pub fn tag(&self) -> PoolTag {
+        self.tag.tag()
+    }
+
+    /// A block for `layout`, zeroed or not, with the allocator's tag: `allocate` and
+    /// `allocate_zeroed` of both allocator-api2 versions.
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    #[inline(always)]
+    fn allocate_block(&self, layout: Layout, zeroed: bool) -> Result<NonNull<[u8]>, AllocError> {
+        let block = allocate::<P>(layout, zeroed, self.tag.tag())?;
+        Ok(NonNull::slice_from_raw_parts(block, layout.size()))
+    }
+
+    /// Frees a block with the allocator's tag, after the run-time backstop for a paged pool:
+    /// `deallocate` of both allocator-api2 versions.
+    ///
+    /// # Safety
+    /// `block` came from `allocate_block(layout, _)` of this allocator (or one with the same tag and
+    /// pool) and is not used afterwards.
+    #[inline(always)]
+    unsafe fn deallocate_block(&self, block: NonNull<u8>, layout: Layout) {
+        check_free_irql::<P>(block.as_ptr());
+        // SAFETY: the caller's contract: a block `allocate::<P>` made for `layout` and this tag. The
+        // IRQL allows pool `P`: a non-paged allocator is not `HighSafe`, a paged one is reached only
+        // through a token, and the backstop above checks it.
+        unsafe { free(block, layout, self.tag.tag()) }
+    }
+}
+
+impl<G: TagSource, P: NonPagedPoolType> Clone for PoolAllocator<G, P> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<G: Tag, P: NonPagedPoolType> Copy for PoolAllocator<G, P> {}
+// Not for a paged pool: see "No allocator of paged pool".
+impl<G: TagSource, P: NonPagedPoolType> Copy for PoolAllocator<G, P> {}
 
-impl<G: Tag, P: NonPagedPoolType> core::fmt::Debug for PoolAllocator<G, P> {
+impl<G: TagSource, P: PoolType> core::fmt::Debug for PoolAllocator<G, P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "PoolAllocator({}, {})", G::TAG, P::NAME)
+        write!(f, "PoolAllocator({}, {})", self.tag.tag(), P::NAME)
     }
 }
 
-// SAFETY: the allocator is non-paged; it owns nothing.
-unsafe impl<G: Tag, P: NonPagedPoolType> DispatchSafe for PoolAllocator<G, P> {}
+// SAFETY: the allocator is non-paged; it owns nothing (its tag is plain data).
+unsafe impl<G: TagSource, P: NonPagedPoolType> DispatchSafe for PoolAllocator<G, P> {}
 
-// SAFETY: blocks come from `allocate` and go back to `free` with the same layout, pool and tag, as the
-// trait requires of callers; a block stays valid until freed; the allocator is a zero-sized value, so
-// every copy frees what any other allocated.
-unsafe impl<G: Tag, P: NonPagedPoolType> allocator_api2::alloc::Allocator for PoolAllocator<G, P> {
-    #[cfg_attr(ntpool_emulated, track_caller)]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
-        let block = allocate::<P>(layout, false, G::TAG).map_err(|AllocError| allocator_api2::alloc::AllocError)?;
-        Ok(NonNull::slice_from_raw_parts(block, layout.size()))
-    }
+/// `PoolAllocator`'s `Allocator` impl for one allocator-api2 version, the same for each: every
+/// method is one call to `allocate_block` or `deallocate_block`.
+macro_rules! allocator_api2_impl {
+    ($api:ident) => {
+        // SAFETY: blocks come from `allocate` and go back to `free` with the same layout, pool and tag,
+        // as the trait requires of callers; a block stays valid until freed; every copy of a
+        // (non-paged) allocator has the same tag and pool, so it frees what any other allocated.
+        unsafe impl<G: TagSource, P: PoolType> $api::alloc::Allocator for PoolAllocator<G, P> {
+            #[cfg_attr(ntpool_emulated, track_caller)]
+            fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
+                self.allocate_block(layout, false).map_err(|AllocError| $api::alloc::AllocError)
+            }
 
-    #[cfg_attr(ntpool_emulated, track_caller)]
-    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
-        let block = allocate::<P>(layout, true, G::TAG).map_err(|AllocError| allocator_api2::alloc::AllocError)?;
-        Ok(NonNull::slice_from_raw_parts(block, layout.size()))
-    }
+            #[cfg_attr(ntpool_emulated, track_caller)]
+            fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, $api::alloc::AllocError> {
+                self.allocate_block(layout, true).map_err(|AllocError| $api::alloc::AllocError)
+            }
 
-    unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
-        // SAFETY: the trait's contract: `block` was allocated by this allocator with `layout`.
-        unsafe { free(block, layout, G::TAG) }
-    }
+            unsafe fn deallocate(&self, block: NonNull<u8>, layout: Layout) {
+                // SAFETY: the trait's contract: `block` was allocated by this allocator (or a copy)
+                // with `layout`, and is not used afterwards.
+                unsafe { self.deallocate_block(block, layout) }
+            }
+        }
+    };
 }
+
+allocator_api2_impl!(allocator_api2);
+#[cfg(feature = "allocator-api2-02")]
+allocator_api2_impl!(allocator_api2_02);
 
 // SAFETY: a vector owns its elements and its allocator, and reaches nothing else.
 unsafe impl<T: DispatchSafe, A: allocator_api2::alloc::Allocator + DispatchSafe> DispatchSafe
@@ -344,6 +520,30 @@ unsafe impl<T: DispatchSafe + ?Sized, A: allocator_api2::alloc::Allocator + Disp
     for allocator_api2::boxed::Box<T, A>
 {
 }
+
+// SAFETY: a map owns its keys, values, hasher and allocator, and reaches nothing else; hashing and
+// comparing run the keys' own code, on `DispatchSafe` keys.
+#[cfg(feature = "hashbrown")]
+unsafe impl<K, V, S, A> DispatchSafe for hashbrown::HashMap<K, V, S, A>
+where
+    K: DispatchSafe,
+    V: DispatchSafe,
+    S: DispatchSafe,
+    A: allocator_api2_02::alloc::Allocator + DispatchSafe,
+{
+}
+// SAFETY: as for the map: a set owns its elements, hasher and allocator.
+#[cfg(feature = "hashbrown")]
+unsafe impl<T, S, A> DispatchSafe for hashbrown::HashSet<T, S, A>
+where
+    T: DispatchSafe,
+    S: DispatchSafe,
+    A: allocator_api2_02::alloc::Allocator + DispatchSafe,
+{
+}
+// SAFETY: hashbrown's default hash builder is seeds, plain data that owns and reaches no memory.
+#[cfg(feature = "hashbrown")]
+unsafe impl DispatchSafe for hashbrown::DefaultHashBuilder {}
 
 /// A `#[global_allocator]` over a non-paged pool with a tag, for drivers that use `alloc`'s `Box`,
 /// `Vec` or `String` (or crates that do). Any alignment is honoured, and `alloc_zeroed` is

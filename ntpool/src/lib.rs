@@ -13,7 +13,16 @@
 //!   on more than 16 bytes may therefore sit inside a larger block: [`PoolBox::into_raw`] gives the
 //!   content's address, [`PoolBox::into_kernel_block`] and [`PoolBox::try_into_kernel_block`] the
 //!   kernel's block, for routines that free it.
-//! * **Collections on stable**: [`PoolAllocator`] implements `allocator_api2`'s `Allocator`.
+//! * **Collections on stable**: [`PoolAllocator`] implements `allocator_api2`'s `Allocator`, with a
+//!   tag type or a run-time tag ([`PoolAllocator::with_tag`]); with the feature `allocator-api2-02`
+//!   (which the feature `hashbrown` turns on), also allocator-api2 0.2's, so hashbrown's `HashMap`
+//!   and `HashSet` live in pool memory too (`ntpool::hashbrown`). Grow with `try_reserve` first: an
+//!   infallible `push` that runs out of pool ends in a bug check (see [`PoolAllocator`]).
+//! * **Shared ownership**: [`PoolArc`] ([`NonPagedArc`], [`PagedArc`]) is an `Arc` whose block is
+//!   allocated and freed with its tag, under the same IRQL rules as a box.
+//! * **Paged collections**: [`Paged`] ([`PagedVec`], and `PagedHashMap` / `PagedHashSet` with the
+//!   feature `hashbrown`) holds a collection in paged pool that is reached only through a token; no
+//!   allocator of paged pool exists outside one.
 //! * **IRQL tokens**: [`Passive`], [`Apc`], [`Dispatch`], [`High`]: allocating, touching or freeing
 //!   paged memory at `DISPATCH_LEVEL` does not compile.
 //! * **Any Windows 10+ or older**: `ExAllocatePool2` is resolved at run time and replaced by
@@ -142,12 +151,14 @@ extern crate std;
 extern crate self as ntpool;
 
 mod alloc;
+mod arc;
 mod boxed;
 mod ex_pool;
 mod fast_mutex;
 mod irql;
 mod lookaside;
 mod options;
+mod paged;
 mod pool;
 mod quota;
 mod release;
@@ -167,6 +178,7 @@ pub mod emulated;
 pub mod videoport;
 
 pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
+pub use arc::{NonPagedArc, PagedArc, PoolArc};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox, Release};
 pub use ex_pool::{ExFreePoolOwner, ExPoolBuffer};
 pub use fast_mutex::FastMutex;
@@ -175,12 +187,30 @@ pub use irql::{
 };
 pub use lookaside::{LookasideBox, LookasideList, LookasideStatistics};
 pub use options::{Alloc, Charge, NoQuota, Quota};
+pub use paged::{Paged, PagedCollection, PagedVec};
+#[cfg(feature = "hashbrown")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hashbrown")))]
+pub use paged::{PagedHashMap, PagedHashSet};
 pub use pool::{
     CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType, SystemPool, UnknownPool,
 };
 pub use safe::{DispatchSafe, HighSafe};
 pub use spin_lock::SpinLock;
 pub use tag::{InvalidTag, PoolTag, Tag, TagSource};
+
+/// allocator-api2 0.4, whose `Allocator` [`PoolAllocator`] implements: its `Vec` and `Box` in pool
+/// memory without naming the version.
+pub use allocator_api2;
+/// allocator-api2 0.2 (feature `allocator-api2-02`), whose `Allocator` [`PoolAllocator`] implements
+/// too: the version hashbrown's collections take.
+#[cfg(feature = "allocator-api2-02")]
+#[cfg_attr(docsrs, doc(cfg(feature = "allocator-api2-02")))]
+pub use allocator_api2_02;
+/// hashbrown (feature `hashbrown`), whose `HashMap` and `HashSet` take a [`PoolAllocator`]: the
+/// version ntpool's impls are for, without a version to match.
+#[cfg(feature = "hashbrown")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hashbrown")))]
+pub use hashbrown;
 
 /// Derives [`DispatchSafe`](trait@DispatchSafe) for a struct or enum whose every field is
 /// `DispatchSafe`; a field that is not (a paged box, say) is a compile error.

@@ -18,11 +18,20 @@ const REASONS: &[(&str, &str)] = &[
         "r1_non_paged_alloc_above_dispatch",
         "`NonPagedPool` cannot be allocated, touched or freed with a `ntpool::High` token",
     ),
+    ("r1_paged_allocator_cannot_be_made", "doesn't satisfy `ntpool::PagedPool: NonPagedPoolType`"),
     ("r1_alloc_quota_with_dispatch_token", "required for `Quota` to implement `Charge<ntpool::Dispatch>`"),
     ("r1_quota_alloc_with_dispatch_token", "`ntpool::Dispatch` does not prove an IRQL below DISPATCH_LEVEL"),
     (
         "r1_paged_alloc_with_dispatch_token",
         "`PagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL",
+    ),
+    (
+        "r2_paged_arc_passed_into_dispatch_region",
+        "required for `PoolArc<u32, Tg, PagedPool>` to implement `DispatchSafe`",
+    ),
+    (
+        "r2_paged_vec_used_in_dispatch_region",
+        "`ntpool::Paged<ntpool::allocator_api2::vec::Vec<u32, PoolAllocator<Tg, PagedPool>>>` may own or reach paged memory, so it cannot enter code that runs at DISPATCH_LEVEL",
     ),
     ("r2_callback_at_dispatch_level", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
     (
@@ -78,9 +87,18 @@ const REASONS: &[(&str, &str)] = &[
     ),
     (
         "r2_vec_of_paged_boxes_in_region",
-        "required for `allocator_api2::vec::Vec<PoolBox<u32, Tg, PagedPool>, ntpool::PoolAllocator<Tg>>` to implement `DispatchSafe`",
+        "required for `ntpool::allocator_api2::vec::Vec<PoolBox<u32, Tg, PagedPool>, ntpool::PoolAllocator<Tg>>` to implement `DispatchSafe`",
     ),
     ("r3_paged_box_does_not_deref", "type `PoolBox<u32, Tg, PagedPool>` cannot be dereferenced"),
+    ("r3_paged_arc_does_not_deref", "type `PoolArc<u32, Tg, PagedPool>` cannot be dereferenced"),
+    (
+        "r3_paged_allocator_cannot_be_copied_out",
+        "`ntpool::PoolAllocator<Tg, ntpool::PagedPool>` does not implement `Clone`, so `&ntpool::PoolAllocator<Tg, ntpool::PagedPool>` was cloned instead",
+    ),
+    (
+        "r3_paged_vec_element_held_across_raise",
+        "cannot borrow `passive` as mutable because it is also borrowed as immutable",
+    ),
     (
         "r3_paged_read_with_dispatch_token",
         "`PagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL",
