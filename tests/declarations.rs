@@ -559,6 +559,7 @@ fn checks() -> Vec<Check> {
         constant!(status::QUOTA_EXCEEDED => "STATUS_QUOTA_EXCEEDED"),
         constant!(status::INSUFFICIENT_RESOURCES => "STATUS_INSUFFICIENT_RESOURCES"),
         lookaside_layouts(),
+        deferred_layouts(),
         // --- The device's SIDs (src/device.rs), as bytes: revision, length, relative ids ---
         sid_layout(),
         sid("SYSTEM_SID", &SYSTEM_SID, &["SECURITY_LOCAL_SYSTEM_RID"]),
@@ -612,6 +613,80 @@ fn lookaside_layouts() -> Vec<Check> {
         field!(GUID, Data4),
     ];
     checks.into_iter().flatten().collect()
+}
+
+/// The objects whose routines the kernel calls back (`ntpool-sys/src/deferred.rs`): `KDPC`, `KTIMER`
+/// with its `DISPATCHER_HEADER`, `LARGE_INTEGER`, and the constants their routines take.
+///
+/// mingw-w64's `KDPC` has the layout before Windows 8, with a `LIST_ENTRY DpcListEntry` where newer
+/// WDKs have a `SINGLE_LIST_ENTRY DpcListEntry` and a `KAFFINITY ProcessorHistory`: the two are
+/// checked as exactly filling mingw's `DpcListEntry`. `DISPATCHER_HEADER`'s first four bytes are a
+/// union of anonymous structs in C; the Rust `Lock` stands for all of it.
+fn deferred_layouts() -> Vec<Check> {
+    let checks = [
+        size!(LARGE_INTEGER),
+        large_integer_members(),
+        size!(SINGLE_LIST_ENTRY),
+        field!(SINGLE_LIST_ENTRY, Next),
+        size!(KAFFINITY),
+        size!(KDPC),
+        field!(KDPC, Type),
+        field!(KDPC, Importance),
+        field!(KDPC, Number),
+        field!(KDPC, DpcListEntry => at "offsetof(KDPC, DpcListEntry)", size "sizeof(SINGLE_LIST_ENTRY)"),
+        field!(KDPC, ProcessorHistory => at "offsetof(KDPC, DpcListEntry) + sizeof(SINGLE_LIST_ENTRY)", size "RTL_FIELD_SIZE(KDPC, DpcListEntry) - sizeof(SINGLE_LIST_ENTRY)"),
+        field!(KDPC, DeferredRoutine),
+        field!(KDPC, DeferredContext),
+        field!(KDPC, SystemArgument1),
+        field!(KDPC, SystemArgument2),
+        field!(KDPC, DpcData),
+        size!(PKDEFERRED_ROUTINE),
+        size!(DISPATCHER_HEADER),
+        field!(DISPATCHER_HEADER, Lock => at "0", size "offsetof(DISPATCHER_HEADER, SignalState)"),
+        field!(DISPATCHER_HEADER, SignalState),
+        field!(DISPATCHER_HEADER, WaitListHead),
+        size!(KTIMER),
+        field!(KTIMER, Header),
+        field!(KTIMER, DueTime),
+        field!(KTIMER, TimerListEntry),
+        field!(KTIMER, Dpc),
+        field!(KTIMER, Processor),
+        field!(KTIMER, Period),
+        size!(PIO_WORKITEM),
+        size!(PIO_WORKITEM_ROUTINE),
+        constant!(NotificationTimer),
+        constant!(SynchronizationTimer),
+        constant!(CriticalWorkQueue),
+        constant!(DelayedWorkQueue),
+        constant!(KERNEL_MODE => "KernelMode"),
+    ];
+    checks.into_iter().flatten().collect()
+}
+
+/// `LARGE_INTEGER`'s members (a union: reading a member is `unsafe`, so `field!` does not apply):
+/// `QuadPart` at 0, and the anonymous struct's `LowPart` and `HighPart`.
+fn large_integer_members() -> Vec<Check> {
+    let member = |label: &str, c: &str, rust: usize| Check::new(Kind::Offset, label, c, rust as i128);
+    vec![
+        member(
+            "LARGE_INTEGER.QuadPart offset",
+            "offsetof(LARGE_INTEGER, QuadPart)",
+            offset_of!(LARGE_INTEGER, QuadPart),
+        ),
+        member(
+            "LARGE_INTEGER.__bindgen_anon_1.LowPart offset (C: LowPart)",
+            "offsetof(LARGE_INTEGER, LowPart)",
+            offset_of!(LARGE_INTEGER, __bindgen_anon_1) + offset_of!(LARGE_INTEGER__bindgen_ty_1, LowPart),
+        ),
+        member(
+            "LARGE_INTEGER.__bindgen_anon_1.HighPart offset (C: HighPart)",
+            "offsetof(LARGE_INTEGER, HighPart)",
+            offset_of!(LARGE_INTEGER, __bindgen_anon_1) + offset_of!(LARGE_INTEGER__bindgen_ty_1, HighPart),
+        ),
+        Check::new(Kind::Size, "LARGE_INTEGER__bindgen_ty_1 size (C: u)", "RTL_FIELD_SIZE(LARGE_INTEGER, u)", {
+            size_of::<LARGE_INTEGER__bindgen_ty_1>() as i128
+        }),
+    ]
 }
 
 /// Where the test reads a SID's sub-authorities (relative ids): `offsetof(SID, SubAuthority)`.

@@ -514,6 +514,8 @@ pub use wdm::*;
 #[cfg(ntpool_emulated)]
 pub mod emulated;
 #[cfg(ntpool_emulated)]
+pub use emulated::dpc::{KeFlushQueuedDpcs, KeInitializeDpc, KeInsertQueueDpc, KeRemoveQueueDpc};
+#[cfg(ntpool_emulated)]
 pub use emulated::io::{
     DbgPrint, IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IoGetDeviceInterfaces,
     IofCompleteRequest, ObOpenObjectByPointer, RtlAddAccessAllowedAce, RtlCreateAcl, RtlCreateSecurityDescriptor,
@@ -539,6 +541,18 @@ pub use emulated::sync::{
     ExAcquireFastMutex, ExReleaseFastMutex, KeAcquireSpinLockAtDpcLevel, KeAcquireSpinLockRaiseToDpc,
     KeInitializeEvent, KeReleaseSpinLock, KeReleaseSpinLockFromDpcLevel,
 };
+#[cfg(ntpool_emulated)]
+pub use emulated::timer::{KeCancelTimer, KeInitializeTimerEx, KeSetTimerEx};
+#[cfg(ntpool_emulated)]
+pub use emulated::work::{IoAllocateWorkItem, IoFreeWorkItem, IoQueueWorkItem, KeDelayExecutionThread};
+
+mod deferred;
+pub use deferred::*;
+
+#[cfg(not(ntpool_emulated))]
+mod ntoskrnl_deferred;
+#[cfg(not(ntpool_emulated))]
+pub use ntoskrnl_deferred::*;
 
 #[cfg(not(ntpool_emulated))]
 mod ntoskrnl;

@@ -125,14 +125,40 @@
 //!   outlives the token it borrowed and could be read inside a region. It takes a deliberately
 //!   contrived function signature; the issue is open upstream and the crate cannot defend against
 //!   it.
-//! * **Callbacks the kernel calls directly** (a DPC routine, an ISR written as `extern "system"`):
-//!   they start from an `unsafe` `assume`.
+//! * **Callbacks the kernel calls directly, written by hand** (an `extern "system"` DPC routine, an
+//!   ISR, a completion routine): they start from an `unsafe` `assume`. The crate's own kernel
+//!   objects hand their routines the token instead (next section).
 //!
 //! For these, the `irql-backstop` feature (on by default) checks the IRQL at run time before a
 //! paged block is dropped and freed (one read of CR8) and stops with bug check 0xC4 / 0x11 as Driver
 //! Verifier would. It catches frees, not reads or writes through a stretched reference. The static
 //! guarantees are rules 1-5; the backstop only ever fires in code that used `unsafe`, global state
 //! or a compiler bug.
+//!
+//! # Routines the kernel calls
+//!
+//! A driver's raised-IRQL code mostly runs in routines the kernel calls. [`Dpc`], [`Timer`] and
+//! [`WorkItem`] own their kernel object (`KDPC`, `KTIMER` + `KDPC`, `IO_WORKITEM`) in non-paged pool
+//! and call the driver's routine with the token the kernel's contract proves, under the rules of the
+//! regions: the routine is a plain `fn`, and it reaches only its context.
+//!
+//! | object | routine gets | context must be | queued from | dropping it |
+//! |---|---|---|---|---|
+//! | [`Dpc`] | `&mut Dispatch`, `&C` | `DispatchSafe + Sync` | any IRQL ([`DpcHandle`], `DispatchSafe` and `HighSafe`) | dequeues, `KeFlushQueuedDpcs`, frees |
+//! | [`Timer`] | `&mut Dispatch`, `&C` | `DispatchSafe + Sync` | up to `DISPATCH_LEVEL` (a token) | cancels, dequeues, flushes, frees |
+//! | [`WorkItem`] | `&mut Passive`, `&C` | `Send + Sync` (may own paged memory) | up to `DISPATCH_LEVEL` ([`WorkTrigger`], which cannot reach the context) | waits until neither queued nor running, `IoFreeWorkItem` |
+//!
+//! None of the three is `DispatchSafe`, so none is dropped (or freed) at `DISPATCH_LEVEL`; their
+//! drops wait for the kernel to be done with them. Microsoft documents `KeFlushQueuedDpcs` for
+//! `PASSIVE_LEVEL` only: a `Dpc` or `Timer` dropped at `APC_LEVEL` (inside
+//! [`Passive::raise_to_apc`] or a fast mutex) leaks its block instead of freeing it under a routine
+//! that may still run.
+//!
+//! **Deferred free**: a [`Reclaimer`] parks any value ([`Reclaimer::park`] gives a [`Parked`], which
+//! is `DispatchSafe` because nothing reaches the value through it without a token below
+//! `DISPATCH_LEVEL`). Dropped at `DISPATCH_LEVEL` (in a DPC, a timer routine, a spin-locked region),
+//! a `Parked` hands its value to the reclaimer's work item, which drops it at `PASSIVE_LEVEL`: paged
+//! memory released "from a DPC", in safe code.
 //!
 //! # Kernels
 //!
@@ -153,6 +179,7 @@ extern crate self as ntpool;
 mod alloc;
 mod arc;
 mod boxed;
+mod dpc;
 mod ex_pool;
 mod fast_mutex;
 mod irql;
@@ -161,10 +188,13 @@ mod options;
 mod paged;
 mod pool;
 mod quota;
+mod reclaim;
 mod release;
 mod safe;
 mod spin_lock;
 mod tag;
+mod timer;
+mod work_item;
 
 /// The kernel interface: every routine ntpool calls, with the names and types of the WDK, on the
 /// real kernel or the emulated one (the crate `ntpool-sys`).
@@ -180,6 +210,7 @@ pub mod videoport;
 pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
 pub use arc::{NonPagedArc, PagedArc, PoolArc};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox, Release};
+pub use dpc::{Dpc, DpcHandle};
 pub use ex_pool::{ExFreePoolOwner, ExPoolBuffer};
 pub use fast_mutex::FastMutex;
 pub use irql::{
@@ -194,9 +225,12 @@ pub use paged::{PagedHashMap, PagedHashSet};
 pub use pool::{
     CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType, SystemPool, UnknownPool,
 };
+pub use reclaim::{Parked, Reclaimer};
 pub use safe::{DispatchSafe, HighSafe};
 pub use spin_lock::SpinLock;
 pub use tag::{InvalidTag, PoolTag, Tag, TagSource};
+pub use timer::Timer;
+pub use work_item::{WorkItem, WorkTrigger};
 
 /// allocator-api2 0.4, whose `Allocator` [`PoolAllocator`] implements: its `Vec` and `Box` in pool
 /// memory without naming the version.

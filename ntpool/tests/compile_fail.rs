@@ -134,6 +134,29 @@ const REASONS: &[(&str, &str)] = &[
         "cannot borrow `passive` as mutable because it is also borrowed as immutable",
     ),
     ("r5_box_cannot_be_freed_twice", "use of moved value: `b`"),
+    // The objects whose routines the kernel calls (DPCs, timers, work items): the same rules.
+    ("k1_paged_box_in_dpc_context", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
+    (
+        "k1_paged_box_in_timer_context",
+        "required for `ntpool::SpinLock<Option<PoolBox<u32, Tg, PagedPool>>>` to implement `DispatchSafe`",
+    ),
+    (
+        "k2_paged_memory_allocated_in_dpc_routine",
+        "`PagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL",
+    ),
+    ("k2_paged_memory_read_in_timer_routine", "required for `ntpool::Dispatch` to implement `Allows<PagedPool>`"),
+    (
+        "k3_capturing_closure_as_dpc_routine",
+        "closures can only be coerced to `fn` types if they do not capture any variables",
+    ),
+    ("k4_dpc_token_escapes_its_routine", "cannot move out of `*dispatch` which is behind a mutable reference"),
+    (
+        "k5_work_item_context_reached_from_dispatch",
+        "required for `&ntpool::WorkItem<PoolBox<u32, Tg, PagedPool>, Tg>` to implement `DispatchSafe`",
+    ),
+    ("k5_work_item_trigger_does_not_reach_the_context", "no method named `context` found for struct `WorkTrigger<'a>`"),
+    ("k6_dpc_dropped_in_dispatch_region", "`ntpool::Dpc<(), Tg>` may own or reach paged memory"),
+    ("k6_timer_dropped_in_its_own_routine", "required for `Option<ntpool::Timer<(), Tg>>` to implement `DispatchSafe`"),
     ("r5_box_cannot_change_its_pool", "expected `PoolBox<u32, Tg, PagedPool>`, found `PoolBox<u32, Tg>`"),
     ("r5_box_cannot_change_its_tag", "expected `PoolBox<u32, Other>`, found `PoolBox<u32, Tg>`"),
     (

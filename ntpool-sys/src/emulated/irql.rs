@@ -53,6 +53,10 @@ pub(crate) fn lower_irql(new: KIRQL) {
         return;
     }
     set_irql(new);
+    // The DPC interrupt: queued DPCs run as the IRQL falls below DISPATCH_LEVEL.
+    if old >= crate::DISPATCH_LEVEL && new < crate::DISPATCH_LEVEL {
+        super::dpc::run_queued();
+    }
 }
 
 /// `KeGetCurrentIrql`: the calling thread's emulated IRQL.

@@ -163,6 +163,7 @@ impl Kernel {
     /// ```
     pub fn verify_unload(&self) -> Result<(), BugCheck> {
         self.verify_lookaside_lists_deleted()?;
+        self.verify_kernel_objects_idle()?;
         let leaks = self.outstanding();
         if leaks.is_empty() {
             return Ok(());
@@ -189,6 +190,74 @@ impl Kernel {
     /// ```
     pub fn deferred_bug_checks(&self) -> Vec<BugCheck> {
         self.state.take_deferred()
+    }
+}
+
+impl Kernel {
+    /// Moves the clock that timers run on forward by `by` (in 100 ns steps), on the calling thread:
+    /// every timer that comes due on the way is signaled and queues its DPC, which runs at once at
+    /// `DISPATCH_LEVEL`; periodic timers fire once per period passed. See `KeSetTimerEx`.
+    ///
+    /// ```
+    /// let kernel = ntpool_sys::emulated::Kernel::new();
+    /// kernel.advance_clock(std::time::Duration::from_millis(5));
+    /// assert_eq!(kernel.clock(), 50_000);
+    /// ```
+    pub fn advance_clock(&self, by: core::time::Duration) {
+        let ticks = u64::try_from(by.as_nanos() / 100).unwrap_or(u64::MAX);
+        self.run(|| super::timer::advance(ticks));
+    }
+
+    /// The clock timers run on, in 100 ns units since the kernel was made.
+    ///
+    /// ```
+    /// assert_eq!(ntpool_sys::emulated::Kernel::new().clock(), 0);
+    /// ```
+    pub fn clock(&self) -> u64 {
+        self.state.objects.lock().clock
+    }
+
+    /// Waits until every queued work item has run; `Err` with the first bug check a work item's
+    /// routine raised on its worker thread, if any did.
+    ///
+    /// ```
+    /// assert!(ntpool_sys::emulated::Kernel::new().wait_for_work_items().is_ok());
+    /// ```
+    pub fn wait_for_work_items(&self) -> Result<(), BugCheck> {
+        super::work::wait_idle(&self.state).into_iter().next().map_or(Ok(()), Err)
+    }
+
+    /// How many DPC routines and work item routines this kernel has called so far.
+    ///
+    /// ```
+    /// assert_eq!(ntpool_sys::emulated::Kernel::new().routines_called(), (0, 0));
+    /// ```
+    pub fn routines_called(&self) -> (u64, u64) {
+        self.state.objects.lock().calls
+    }
+
+    /// Bug check 0xCE (`DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS`) if a timer is still
+    /// armed, a DPC still queued, or a work item still queued, running or not freed: the kernel would
+    /// call into, or write, the unloaded driver's memory. Parameter 1 is the first such object,
+    /// parameter 2 is 1 (a write), parameter 3 the work item's routine where there is one; the report
+    /// lists them all. Part of [`Kernel::verify_unload`].
+    ///
+    /// ```
+    /// use ntpool_sys as sys;
+    /// let kernel = ntpool_sys::emulated::Kernel::new();
+    /// let mut timer = Box::new(core::mem::MaybeUninit::<sys::KTIMER>::uninit());
+    /// kernel.run(|| {
+    ///     // SAFETY: the timer stays put; it is deliberately left armed.
+    ///     unsafe {
+    ///         sys::KeInitializeTimerEx(timer.as_mut_ptr(), sys::NotificationTimer);
+    ///         sys::KeSetTimerEx(timer.as_mut_ptr(), sys::LARGE_INTEGER { QuadPart: -1 }, 0, core::ptr::null_mut());
+    ///     }
+    /// });
+    /// let stop = kernel.verify_kernel_objects_idle().unwrap_err();
+    /// assert_eq!((stop.code, stop.parameters[0]), (0xCE, timer.as_ptr() as u64));
+    /// ```
+    pub fn verify_kernel_objects_idle(&self) -> Result<(), BugCheck> {
+        self.state.objects.lock().check_unload(&self.state.config.driver_name).map_or(Ok(()), Err)
     }
 }
 

@@ -26,6 +26,9 @@
 //! | pool tracking | blocks left at unload ([`Kernel::verify_unload`]), with tag, pool, size and source line of each | 0xC4 / 0x62 |
 //! | | `ExFreePool` of a block whose tag has `PROTECTED_POOL` set; `ExFreePoolWithTag` with another tag | 0xC2 / 0x0A (address, allocator's tag, tag used, both without the protected bit) |
 //! | | a lookaside list not deleted at unload ([`Kernel::verify_unload`]) | 0xCE (list address) |
+//! | timers and DPCs | pool freed while it holds an armed timer or a queued DPC | 0xC7 / 0 (timer), 1 (DPC); address, start and end of the freed block |
+//! | | a timer armed, a DPC queued, a work item queued, running or not freed at unload ([`Kernel::verify_unload`]) | 0xCE (object address, 1, routine) |
+//! | | a work item queued twice, or freed while queued | 0x139 / 3 (`LIST_ENTRY` corruption; work item) |
 //! | | a lookaside list deleted twice, or never initialized | 0x139 / 3 (`LIST_ENTRY` corruption) |
 //! | | the raising form of `ExAllocatePoolWithQuotaTag` failing | 0x1E (`STATUS_QUOTA_EXCEEDED`) |
 //! | VideoPort pool (`videoport` feature) | `VideoPortAllocatePool` / `VideoPortFreePool`, checked and tracked as the `ExAllocatePoolWithTag` / `ExFreePool` that `videoprt.sys` makes of them: a `VpPaged*` free at `DISPATCH_LEVEL` | 0xC4 / 0x11 (without verifier 0xC2 / 0x09) |
@@ -36,7 +39,9 @@
 //! | low resources simulation | random failures by seed and rate ([`KernelBuilder::low_resources_simulation`]); the `n`th request ([`KernelBuilder::fail_allocation`]) | `NULL` |
 //!
 //! The pool usage table ([`Kernel::pool_usage`], poolmon's columns) is available at any time and is
-//! part of every leak report. Each thread has its own IRQL; spin locks exclude for real; tracking is
+//! part of every leak report. DPCs run at `DISPATCH_LEVEL` when a thread's IRQL falls below it,
+//! timers on a clock a test advances ([`Kernel::advance_clock`]), work items on worker threads at
+//! `PASSIVE_LEVEL` ([`Kernel::wait_for_work_items`]). Each thread has its own IRQL; spin locks exclude for real; tracking is
 //! safe under concurrency. Stops found by the page-fault handler (0xCD, 0xCC, 0xD1) end the process
 //! as a bug check ends the machine: test them with [`expect_stop_in_child`].
 //!
@@ -82,19 +87,27 @@
 //! 4. `pages` (Linux on x86_64): page-backed blocks and the fault handler of special pool and Force
 //!    IRQL Checking;
 //! 5. `table`: the pool's bookkeeping (live blocks, quarantine, spare blocks, its lock);
-//! 6. `state`: one kernel's state, and which kernel a thread has entered;
-//! 7. `irql`: raising and lowering the IRQL, checked;
-//! 8. `pool`: allocation and free;
-//! 9. `sync`: spin locks and fast mutexes;
-//! 10. `lookaside`: lookaside lists and `SLIST`s;
-//! 11. [`io`]: the I/O manager's routines;
-//! 12. `kernel`: [`Kernel`] and [`KernelBuilder`].
+//! 6. `objects`: the bookkeeping of DPCs, timers and work items, and the checks made on it (0xC7
+//!    when pool holding an armed timer or a queued DPC is freed, 0xCE for what is pending at unload);
+//! 7. `state`: one kernel's state, and which kernel a thread has entered;
+//! 8. `dpc`: the DPC queue and the dispatcher that runs it at `DISPATCH_LEVEL`;
+//! 9. `irql`: raising and lowering the IRQL, checked (lowering below `DISPATCH_LEVEL` runs the
+//!    queued DPCs);
+//! 10. `pool`: allocation and free;
+//! 11. `sync`: spin locks and fast mutexes;
+//! 12. `lookaside`: lookaside lists and `SLIST`s;
+//! 13. `timer`: kernel timers on a clock tests advance;
+//! 14. `work`: I/O work items on worker threads at `PASSIVE_LEVEL`;
+//! 15. [`io`]: the I/O manager's routines;
+//! 16. `kernel`: [`Kernel`] and [`KernelBuilder`].
 
 mod config;
+pub(crate) mod dpc;
 pub mod io;
 pub(crate) mod irql;
 mod kernel;
 pub(crate) mod lookaside;
+mod objects;
 #[cfg(ntpool_pages)]
 mod pages;
 pub(crate) mod pool;
@@ -103,6 +116,8 @@ mod state;
 pub(crate) mod sync;
 mod table;
 mod thread;
+pub(crate) mod timer;
+pub(crate) mod work;
 
 pub use config::{PoolAlignment, SpecialPoolAlignment};
 pub use kernel::{Kernel, KernelBuilder};

@@ -361,6 +361,11 @@ fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
         bug_check(state, BAD_POOL_CALLER, [0x0A, address as u64, allocated_with.into(), used.into()]);
         return;
     }
+    if let Some(stop) = state.objects.lock().check_free(address, address + block.size) {
+        drop(guard);
+        super::state::raise(state, stop);
+        return;
+    }
     #[cfg(ntpool_pages)]
     if let Backing::Pages { pages, special: true } = &block.backing {
         if let Some((corrupted, subcode)) = pages.corrupted_slack() {

@@ -131,6 +131,7 @@ pub(crate) fn bug_check_name(code: u32) -> &'static str {
         0xC1 => "SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION",
         0xC2 => "BAD_POOL_CALLER",
         0xC4 => "DRIVER_VERIFIER_DETECTED_VIOLATION",
+        0xC7 => "TIMER_OR_DPC_INVALID",
         0xCC => "PAGE_FAULT_IN_FREED_SPECIAL_POOL",
         0xCD => "PAGE_FAULT_BEYOND_END_OF_ALLOCATION",
         0xD1 => "DRIVER_IRQL_NOT_LESS_OR_EQUAL",

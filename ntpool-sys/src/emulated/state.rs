@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::vec::Vec;
 
 use super::config::Config;
+use super::objects::KernelObjects;
 use super::reports::{
     Allocation, AllocationSite, BugCheck, ListRecord, PoolUsage, PoolUsageRow, RawTag, bug_check_now,
 };
@@ -35,6 +36,8 @@ pub(crate) struct State {
     random: Mutex<u64>,
     /// The lookaside lists initialized and not deleted, and those deleted.
     pub(crate) lookaside: Mutex<Lists>,
+    /// DPCs, timers and work items.
+    pub(crate) objects: KernelObjects,
 }
 
 impl State {
@@ -52,6 +55,7 @@ impl State {
             deferred: Mutex::default(),
             random: Mutex::new(seed),
             lookaside: Mutex::default(),
+            objects: KernelObjects::default(),
         }
     }
 
@@ -195,4 +199,13 @@ pub(crate) fn bug_check(state: &State, code: ULONG, parameters: [u64; 4]) {
         return;
     }
     bug_check_now(code, parameters)
+}
+
+/// Reports a violation with its full report, as [`bug_check`] does.
+pub(crate) fn raise(state: &State, stop: BugCheck) {
+    if std::thread::panicking() {
+        state.deferred.lock().unwrap_or_else(|p| p.into_inner()).push(stop);
+        return;
+    }
+    std::panic::panic_any(stop)
 }

@@ -1,0 +1,44 @@
+//! The real kernel's routines for the routines it calls back: DPCs, timers, work items, and
+//! `KeDelayExecutionThread` for waiting on them at `PASSIVE_LEVEL`. `raw-dylib` imports from
+//! `ntoskrnl.exe`, every one exported since Windows 2000 (`KeFlushQueuedDpcs` since XP SP2) and by
+//! Wine 8 (which does not run every one of them: see `docs/wine.md`).
+
+use super::{
+    BOOLEAN, KDPC, KPROCESSOR_MODE, KTIMER, LARGE_INTEGER, LONG, NTSTATUS, PDEVICE_OBJECT, PIO_WORKITEM,
+    PIO_WORKITEM_ROUTINE, PKDEFERRED_ROUTINE, PVOID, TIMER_TYPE, WORK_QUEUE_TYPE,
+};
+
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "system" {
+    /// `KeInitializeDpc`.
+    pub fn KeInitializeDpc(Dpc: *mut KDPC, DeferredRoutine: PKDEFERRED_ROUTINE, DeferredContext: PVOID);
+    /// `KeInsertQueueDpc`: TRUE if the DPC was queued, FALSE if it already was.
+    pub fn KeInsertQueueDpc(Dpc: *mut KDPC, SystemArgument1: PVOID, SystemArgument2: PVOID) -> BOOLEAN;
+    /// `KeRemoveQueueDpc`: TRUE if the DPC was queued and is no longer.
+    pub fn KeRemoveQueueDpc(Dpc: *mut KDPC) -> BOOLEAN;
+    /// `KeFlushQueuedDpcs`, at `PASSIVE_LEVEL`: every DPC queued before the call has run.
+    pub fn KeFlushQueuedDpcs();
+    /// `KeInitializeTimerEx`.
+    pub fn KeInitializeTimerEx(Timer: *mut KTIMER, Type: TIMER_TYPE);
+    /// `KeSetTimerEx`: TRUE if the timer was already set.
+    pub fn KeSetTimerEx(Timer: *mut KTIMER, DueTime: LARGE_INTEGER, Period: LONG, Dpc: *mut KDPC) -> BOOLEAN;
+    /// `KeCancelTimer`: TRUE if the timer was set.
+    pub fn KeCancelTimer(Timer: *mut KTIMER) -> BOOLEAN;
+    /// `IoAllocateWorkItem`.
+    pub fn IoAllocateWorkItem(DeviceObject: PDEVICE_OBJECT) -> PIO_WORKITEM;
+    /// `IoQueueWorkItem`.
+    pub fn IoQueueWorkItem(
+        IoWorkItem: PIO_WORKITEM,
+        WorkerRoutine: PIO_WORKITEM_ROUTINE,
+        QueueType: WORK_QUEUE_TYPE,
+        Context: PVOID,
+    );
+    /// `IoFreeWorkItem`.
+    pub fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM);
+    /// `KeDelayExecutionThread`.
+    pub fn KeDelayExecutionThread(
+        WaitMode: KPROCESSOR_MODE,
+        Alertable: BOOLEAN,
+        Interval: *mut LARGE_INTEGER,
+    ) -> NTSTATUS;
+}
