@@ -200,28 +200,33 @@ unsafe impl<T: DispatchSafe, E: DispatchSafe> DispatchSafe for Result<T, E> {}
 // SAFETY: as above.
 unsafe impl<T: HighSafe, E: HighSafe> HighSafe for Result<T, E> {}
 
-// SAFETY: owns and reaches nothing; only a type-level marker.
-unsafe impl<T: ?Sized> DispatchSafe for PhantomData<T> {}
+// SAFETY: owns nothing itself; as a marker it stands for a `T` that a type may own (as `PoolBox`'s
+// does), so it is `DispatchSafe` only when `T` is, as auto traits treat `PhantomData`.
+unsafe impl<T: DispatchSafe + ?Sized> DispatchSafe for PhantomData<T> {}
 // SAFETY: as above.
-unsafe impl<T: ?Sized> HighSafe for PhantomData<T> {}
+unsafe impl<T: HighSafe + ?Sized> HighSafe for PhantomData<T> {}
 
-// SAFETY: a raw pointer cannot be dereferenced in safe code; whoever does so in `unsafe` code is
-// responsible for the IRQL.
-unsafe impl<T: ?Sized> DispatchSafe for *const T {}
+// Raw pointers: dereferencing one is `unsafe`, but a type built on one may own its target (a
+// hand-written box), and a derive would then make it `DispatchSafe` for any target, paged boxes
+// included. So a pointer is `DispatchSafe` only when its target is, as `Send` and `Sync` are not
+// given to raw pointers at all; a type that owns through a pointer to anything else opts in with an
+// `unsafe impl` of its own.
+// SAFETY: the target is `DispatchSafe`, so whatever owns it through this pointer owns only that.
+unsafe impl<T: DispatchSafe + ?Sized> DispatchSafe for *const T {}
 // SAFETY: as above.
-unsafe impl<T: ?Sized> HighSafe for *const T {}
+unsafe impl<T: HighSafe + ?Sized> HighSafe for *const T {}
 // SAFETY: as above.
-unsafe impl<T: ?Sized> DispatchSafe for *mut T {}
+unsafe impl<T: DispatchSafe + ?Sized> DispatchSafe for *mut T {}
 // SAFETY: as above.
-unsafe impl<T: ?Sized> HighSafe for *mut T {}
+unsafe impl<T: HighSafe + ?Sized> HighSafe for *mut T {}
 // SAFETY: as above.
-unsafe impl<T: ?Sized> DispatchSafe for NonNull<T> {}
+unsafe impl<T: DispatchSafe + ?Sized> DispatchSafe for NonNull<T> {}
 // SAFETY: as above.
-unsafe impl<T: ?Sized> HighSafe for NonNull<T> {}
+unsafe impl<T: HighSafe + ?Sized> HighSafe for NonNull<T> {}
 // SAFETY: as above.
-unsafe impl<T> DispatchSafe for AtomicPtr<T> {}
+unsafe impl<T: DispatchSafe> DispatchSafe for AtomicPtr<T> {}
 // SAFETY: as above.
-unsafe impl<T> HighSafe for AtomicPtr<T> {}
+unsafe impl<T: HighSafe> HighSafe for AtomicPtr<T> {}
 
 macro_rules! ranges {
     ($($t:ident),* $(,)?) => {$(

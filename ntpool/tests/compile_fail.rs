@@ -41,6 +41,10 @@ const REASONS: &[(&str, &str)] = &[
     ("r2_explicit_drop_in_dispatch_region", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
     ("r2_implicit_drop_at_end_of_region", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
     (
+        "r2_derived_owner_of_a_paged_box_through_a_pointer",
+        "required for `Owned<PoolBox<u32, Tg, PagedPool>>` to implement `ntpool::DispatchSafe`",
+    ),
+    (
         "r2_ex_pool_buffer_of_unknown_pool_freed_at_dispatch",
         "required for `PoolBox<u32, ExFreePoolOwner, SystemPool<ntpool::UnknownPool>>` to implement `DispatchSafe`",
     ),
