@@ -44,14 +44,35 @@ pub const fn utf16<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
 pub struct UnicodeLiteral(&'static [u16]);
 
 impl UnicodeLiteral {
-    /// The text in `wide`, which must end with its NUL and not be empty (checked at compile time in
-    /// a `static` or `const`).
+    /// The text in `wide`, which must not be empty, end with its NUL and have no other, and fit a
+    /// `USHORT` `MaximumLength` (checked at compile time in a `static` or `const`).
     ///
     /// ```compile_fail
     /// static NAME: ntpool_sys::UnicodeLiteral = ntpool_sys::UnicodeLiteral::new(&ntpool_sys::utf16(b"NoNul"));
     /// ```
+    ///
+    /// ```compile_fail
+    /// // A NUL inside: read by its Length and read up to its NUL, it would be two different names.
+    /// static NAME: ntpool_sys::UnicodeLiteral = ntpool_sys::UnicodeLiteral::new(&ntpool_sys::utf16(b"ab\0cd\0"));
+    /// ```
+    ///
+    /// ```compile_fail
+    /// // 32,767 characters and the NUL: 65,536 bytes, beyond a USHORT.
+    /// static LONG: [u16; 32768] = {
+    ///     let mut text = [b'a' as u16; 32768];
+    ///     text[32767] = 0;
+    ///     text
+    /// };
+    /// static NAME: ntpool_sys::UnicodeLiteral = ntpool_sys::UnicodeLiteral::new(&LONG);
+    /// ```
     pub const fn new(wide: &'static [u16]) -> Self {
         assert!(matches!(wide, [first, .., 0] if *first != 0), "a UnicodeLiteral is not empty and ends with its NUL");
+        assert!(wide.len() * 2 <= u16::MAX as usize, "a UnicodeLiteral's MaximumLength fits a USHORT");
+        let mut i = 0;
+        while i + 1 < wide.len() {
+            assert!(wide[i] != 0, "a UnicodeLiteral has no NUL before its last unit");
+            i += 1;
+        }
         UnicodeLiteral(wide)
     }
 

@@ -209,9 +209,19 @@ pub trait Tag: Copy + Default + 'static {
 /// assert_eq!(Typed.tag(), PoolTag::new(*b"Typd"));
 /// assert_eq!(PoolTag::new(*b"Dyn1").tag().to_string(), "Dyn1");
 /// ```
-pub trait TagSource: Copy + 'static {
+///
+/// Sealed: implemented for every [`Tag`] type and for [`PoolTag`] only, so that a box's tag is the
+/// same at its free as at its allocation (a box frees with whatever `tag()` returns then).
+pub trait TagSource: Copy + 'static + tag_source::Sealed {
     /// The tag.
     fn tag(self) -> PoolTag;
+}
+
+mod tag_source {
+    /// Keeps [`TagSource`](super::TagSource) to tag types and [`PoolTag`](super::PoolTag).
+    pub trait Sealed {}
+    impl<G: super::Tag> Sealed for G {}
+    impl Sealed for super::PoolTag {}
 }
 
 impl<G: Tag> TagSource for G {
