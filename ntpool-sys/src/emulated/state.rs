@@ -5,7 +5,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::vec::Vec;
 
@@ -35,6 +35,9 @@ pub(crate) struct State {
     random: Mutex<u64>,
     /// The lookaside lists initialized and not deleted, and those deleted.
     pub(crate) lookaside: Mutex<Lists>,
+    /// How many lookaside lists are live: a free looks for one in the block it frees (bug check
+    /// 0xC4 / 0xCC) only when some are.
+    pub(crate) live_lists: AtomicUsize,
 }
 
 impl State {
@@ -52,6 +55,7 @@ impl State {
             deferred: Mutex::default(),
             random: Mutex::new(seed),
             lookaside: Mutex::default(),
+            live_lists: AtomicUsize::new(0),
         }
     }
 
