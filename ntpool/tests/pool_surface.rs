@@ -127,7 +127,7 @@ fn unknown_pool_buffer_dropped_at_dispatch_level_through_unsafe_code_hits_the_ba
         raise(sys::DISPATCH_LEVEL);
         drop(buffer);
     });
-    assert_eq!((bug_check.code, bug_check.parameters[0]), (VERIFIER, 0x11));
+    assert_eq!((bug_check.code, bug_check.parameters[0]), (sys::BAD_POOL_CALLER, 0x09)); // the backstop's
 }
 
 // --- Quota ---
@@ -373,5 +373,5 @@ fn a_paged_lookaside_list_dropped_at_dispatch_level_through_unsafe_code_hits_the
         raise(sys::DISPATCH_LEVEL);
         drop(list);
     });
-    assert_eq!((bug_check.code, bug_check.parameters[0]), (VERIFIER, 0x11));
+    assert_eq!((bug_check.code, bug_check.parameters[0]), (sys::BAD_POOL_CALLER, 0x09)); // the backstop's
 }
