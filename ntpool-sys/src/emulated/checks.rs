@@ -1,7 +1,7 @@
 //! Every bug check the emulated kernel raises, in one table: its code (and subcode), the condition,
 //! what each of the four parameters holds, the Driver Verifier option that turns the check on, the
 //! Microsoft page it follows, and how sure the reading of that page is. The routines raise through
-//! these rows ([`raise`]), `docs/verifier.md` is generated from them ([`render_markdown`]), and a test
+//! these rows, `docs/verifier.md` is generated from them ([`render_markdown`]), and a test
 //! keeps the two identical.
 //!
 //! The pages: the bug-check reference (`learn.microsoft.com/windows-hardware/drivers/debugger/`) for
