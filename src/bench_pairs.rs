@@ -61,16 +61,8 @@ pub unsafe extern "system" fn ntpool_bench_paged_box_raw(value: u64) -> bool {
     let Some(block) = (unsafe { raw_u64(sys::POOL_FLAG_PAGED, value) }) else { return false };
     let irql = sys::KeGetCurrentIrql();
     if irql > sys::APC_LEVEL {
-        // SAFETY: a deliberate stop: Driver Verifier's 0xC4 / 0x11 (paged free above APC_LEVEL).
-        unsafe {
-            sys::KeBugCheckEx(
-                sys::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                0x11,
-                irql.into(),
-                sys::PagedPool as usize,
-                block as usize,
-            )
-        }
+        // SAFETY: a deliberate stop: the kernel's 0xC2 / 0x09 (a free at an invalid IRQL).
+        unsafe { sys::KeBugCheckEx(sys::BAD_POOL_CALLER, 0x09, irql.into(), sys::PagedPool as usize, block as usize) }
     }
     // SAFETY: allocated with this tag, not used afterwards; the IRQL allows the free.
     unsafe { sys::ExFreePoolWithTag(block.cast(), BENCH_TAG) };

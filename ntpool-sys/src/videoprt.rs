@@ -63,6 +63,7 @@ unsafe extern "system" {
 /// ```
 #[cfg(ntpool_emulated)]
 #[track_caller]
+#[inline(always)]
 pub unsafe fn VideoPortAllocatePool(
     HwDeviceExtension: PVOID,
     PoolType: VP_POOL_TYPE,

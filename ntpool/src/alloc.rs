@@ -224,8 +224,11 @@ pub(crate) unsafe fn free(block: NonNull<u8>, layout: Layout, tag: PoolTag) {
 
 /// The run-time backstop for paged memory (the `irql-backstop` feature, on by default): before a
 /// paged block is dropped and freed, read the IRQL (one read of CR8 on x64) and, above
-/// `APC_LEVEL`, stop with bug check 0xC4 / 0x11 exactly as Driver Verifier would, instead of letting
-/// the kernel take a page fault at raised IRQL and crash somewhere less clear.
+/// `APC_LEVEL`, stop with bug check 0xC2 / 0x09 (`BAD_POOL_CALLER`: current IRQL, pool type,
+/// address), instead of letting the drop take a page fault at raised IRQL and crash somewhere less
+/// clear. That is the kernel's own code for a free at an invalid IRQL, the one a kernel without
+/// Driver Verifier shows; the backstop is not Driver Verifier and cannot know whether it runs, so it
+/// does not claim its 0xC4 / 0x11 (see docs/verifier.md).
 ///
 /// The type system already rules this out in safe code; the backstop catches what it cannot see:
 /// `unsafe` code, tokens assumed at the wrong IRQL, and `static`s with interior mutability.
@@ -236,16 +239,8 @@ pub(crate) fn check_free_irql<P: PoolType>(address: *const u8) {
         let irql = sys::KeGetCurrentIrql();
         if irql > sys::APC_LEVEL {
             let pool_type = sys::pool_type_for_flags(P::FLAGS).unwrap_or(sys::PagedPool);
-            // SAFETY: a deliberate stop, with Driver Verifier's parameters for this violation.
-            unsafe {
-                sys::KeBugCheckEx(
-                    sys::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                    0x11,
-                    irql.into(),
-                    pool_type as usize,
-                    address as usize,
-                )
-            }
+            // SAFETY: a deliberate stop, with the kernel's code and parameters for this violation.
+            unsafe { sys::KeBugCheckEx(sys::BAD_POOL_CALLER, 0x09, irql.into(), pool_type as usize, address as usize) }
         }
     }
     #[cfg(not(feature = "irql-backstop"))]

@@ -42,7 +42,7 @@ struct ArcInner<T> {
 /// * Paged: does not dereference; the value is reached with [`PoolArc::get`] and a `Passive` or
 ///   `Apc` token, and the arc is not `DispatchSafe`, so no reference, clone or drop reaches
 ///   `DISPATCH_LEVEL`. If `unsafe` code gets one dropped there anyway, the run-time backstop stops
-///   with bug check 0xC4 / 0x11 before the count is touched.
+///   with bug check 0xC2 / 0x09 (the kernel's code for a free at a bad IRQL) before the count is touched.
 /// * One pointer wide with a [`Tag`] type, and so is `Option<PoolArc<..>>`.
 ///
 /// ```

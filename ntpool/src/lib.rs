@@ -130,10 +130,11 @@
 //!   objects hand their routines the token instead (next section).
 //!
 //! For these, the `irql-backstop` feature (on by default) checks the IRQL at run time before a
-//! paged block is dropped and freed (one read of CR8) and stops with bug check 0xC4 / 0x11 as Driver
-//! Verifier would. It catches frees, not reads or writes through a stretched reference. The static
-//! guarantees are rules 1-5; the backstop only ever fires in code that used `unsafe`, global state
-//! or a compiler bug.
+//! paged block is dropped and freed (one read of CR8) and stops with bug check 0xC2 / 0x09, the
+//! kernel's own code for a free at an invalid IRQL (the backstop is not Driver Verifier, so it does
+//! not claim Verifier's 0xC4 / 0x11). It catches frees, not reads or writes through a stretched
+//! reference. The static guarantees are rules 1-5; the backstop only ever fires in code that used
+//! `unsafe`, global state or a compiler bug.
 //!
 //! # Routines the kernel calls
 //!

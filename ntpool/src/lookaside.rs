@@ -41,7 +41,7 @@ const ENTRY_ALIGN: usize = 16;
 ///   moved while one is out.
 /// * Dropping the list deletes it (`ExDeleteLookasideListEx`), which frees the entries it keeps.
 ///   Keep it in the driver's state and drop it before `DriverUnload` returns: a list left behind is
-///   bug check 0xCE under the emulated kernel's [`verify_unload`](crate::emulated::Kernel::verify_unload).
+///   bug check 0xC7 (0xCE without Driver Verifier) under the emulated kernel's [`verify_unload`](crate::emulated::Kernel::verify_unload).
 /// * The kernel's allocate and free callbacks are ntpool's: every entry is allocated through ntpool
 ///   with tag `G` and freed with `ExFreePoolWithTag` and tag `G`.
 /// * Where the kernel lacks `ExInitializeLookasideListEx` (Wine), the list is an

@@ -53,7 +53,7 @@ pub trait PagedCollection: sealed::Sealed {
 ///   region that raises the IRQL can start while it lives.
 /// * Not [`DispatchSafe`](crate::DispatchSafe): it can neither enter nor be dropped in code at
 ///   `DISPATCH_LEVEL`; if `unsafe` code gets it dropped there anyway, the backstop stops with bug
-///   check 0xC4 / 0x11 before an element is touched.
+///   check 0xC2 / 0x09 (the kernel's code for a free at a bad IRQL) before an element is touched.
 /// * Every block is freed with `ExFreePoolWithTag` and the collection's tag.
 ///
 /// Out of memory: as for every collection over a [`PoolAllocator`], an infallible `push` or `insert`

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use allocator_api2::vec::Vec as PoolVec;
 use hashbrown::{DefaultHashBuilder, HashMap, HashSet};
 use ntpool::emulated::{BugCheck, Kernel, PoolKind, catch_bug_check};
-use ntpool::sys::{self, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION as VERIFIER};
+use ntpool::sys::{self, BAD_POOL_CALLER, DISPATCH_LEVEL};
 use ntpool::{
     AllocError, DispatchSafe, NonPagedArc, PagedArc, PagedHashMap, PagedHashSet, PagedPool, PagedVec, Passive,
     PoolAllocator, PoolArc, PoolTag, SpinLock,
@@ -343,10 +343,10 @@ fn a_paged_arc_dropped_at_dispatch_level_through_unsafe_code_hits_the_backstop()
         // Deliberately wrong, and only possible behind the crate's back: the IRQL raised without a
         // region, and a paged arc dropped there.
         let bug_check = at_irql(DISPATCH_LEVEL, || drop(clone)).unwrap_err();
-        assert_eq!(bug_check.code, VERIFIER);
+        assert_eq!(bug_check.code, BAD_POOL_CALLER);
         assert_eq!(
             bug_check.parameters,
-            [0x11, u64::from(DISPATCH_LEVEL), sys::PagedPool as u64, block],
+            [0x09, u64::from(DISPATCH_LEVEL), sys::PagedPool as u64, block],
             "{bug_check}"
         );
         // Stopped before the count was touched: both references still count.
@@ -448,8 +448,8 @@ fn a_paged_vec_dropped_at_dispatch_level_through_unsafe_code_hits_the_backstop_b
         let stand_in = unsafe { core::ptr::read(&v) };
         // Deliberately wrong, and only possible behind the crate's back.
         let bug_check = at_irql(DISPATCH_LEVEL, || drop(v)).unwrap_err();
-        assert_eq!(bug_check.code, VERIFIER);
-        assert_eq!(bug_check.parameters, [0x11, u64::from(DISPATCH_LEVEL), sys::PagedPool as u64, buffer]);
+        assert_eq!(bug_check.code, BAD_POOL_CALLER);
+        assert_eq!(bug_check.parameters, [0x09, u64::from(DISPATCH_LEVEL), sys::PagedPool as u64, buffer]);
         // Stopped before any element was dropped or any block freed.
         assert_eq!((drops.load(Ordering::Relaxed), kernel.outstanding().len()), (0, 1));
         drop(stand_in);
@@ -468,7 +468,7 @@ fn a_paged_hash_map_dropped_at_dispatch_level_through_unsafe_code_hits_the_backs
         let stand_in = unsafe { core::ptr::read(&map) };
         let bug_check = at_irql(DISPATCH_LEVEL, || drop(map)).unwrap_err();
         // hashbrown does not show its table's address: the fourth parameter is 0.
-        assert_eq!(bug_check.parameters, [0x11, u64::from(DISPATCH_LEVEL), sys::PagedPool as u64, 0]);
+        assert_eq!(bug_check.parameters, [0x09, u64::from(DISPATCH_LEVEL), sys::PagedPool as u64, 0]);
         assert_eq!(kernel.outstanding().len(), 1);
         drop(stand_in);
     });

@@ -218,7 +218,7 @@ fn a_work_item_dropped_while_queued_waits_for_its_routine() {
 }
 
 /// The deferred free: a paged block dropped in a DPC routine is freed by the reclaimer's work item at
-/// PASSIVE_LEVEL (a free at DISPATCH_LEVEL would be bug check 0xC4 / 0x11).
+/// PASSIVE_LEVEL (a free at DISPATCH_LEVEL would be bug check 0xC4 / 0x11 under Driver Verifier).
 #[test]
 fn paged_memory_dropped_in_a_dpc_is_freed_at_passive_level() {
     let kernel = Kernel::new();

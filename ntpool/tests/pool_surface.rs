@@ -127,7 +127,7 @@ fn unknown_pool_buffer_dropped_at_dispatch_level_through_unsafe_code_hits_the_ba
         raise(sys::DISPATCH_LEVEL);
         drop(buffer);
     });
-    assert_eq!((bug_check.code, bug_check.parameters[0]), (VERIFIER, 0x11));
+    assert_eq!((bug_check.code, bug_check.parameters[0]), (sys::BAD_POOL_CALLER, 0x09)); // the backstop's
 }
 
 // --- Quota ---
@@ -280,44 +280,65 @@ fn lookaside_entries_are_recycled_and_freed_with_their_tag_when_the_list_is_dele
 }
 
 #[test]
-fn a_lookaside_list_not_deleted_at_unload_is_reported_as_bug_check_0xce() {
-    let kernel = Kernel::builder().driver_name("leaky.sys").lookaside_list_ex(false).build();
-    let list_address = kernel.run(|| {
-        // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-        let passive = unsafe { Passive::assume() };
-        let list = LookasideList::<u32, Srf, NonPagedPool>::try_new(&passive).unwrap();
-        drop(list.try_alloc(&passive, 1).unwrap());
-        let address = kernel.outstanding().iter().find(|b| b.size >= 0x80).map(|b| b.address);
-        core::mem::forget(list); // never deleted
-        address
-    });
-    let bug_check = kernel.verify_unload().unwrap_err();
-    assert_eq!(bug_check.code, 0xCE); // DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS
-    assert_eq!(bug_check.name(), "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS");
-    let list_address = list_address.expect("the list structure's block") as u64;
-    // The list is in its block, aligned up to a cache line.
-    assert!((list_address..list_address + 0x80 + 64).contains(&bug_check.parameters[0]));
-    assert!(bug_check.report.contains("leaky.sys is unloading without deleting 1 lookaside list"));
-    assert!(bug_check.report.contains("ExInitializeNPagedLookasideList"), "{}", bug_check.report);
-    assert!(bug_check.report.contains("Srf1"), "{}", bug_check.report);
+fn a_lookaside_list_not_deleted_at_unload_is_bug_check_0xc7_and_without_verifier_0xce() {
+    for verifier in [true, false] {
+        let kernel =
+            Kernel::builder().driver_name("leaky.sys").lookaside_list_ex(false).driver_verifier(verifier).build();
+        let list_address = kernel.run(|| {
+            // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+            let passive = unsafe { Passive::assume() };
+            let list = LookasideList::<u32, Srf, NonPagedPool>::try_new(&passive).unwrap();
+            drop(list.try_alloc(&passive, 1).unwrap());
+            let address = kernel.outstanding().iter().find(|b| b.size >= 0x80).map(|b| b.address);
+            core::mem::forget(list); // never deleted
+            address
+        });
+        let bug_check = kernel.verify_unload().unwrap_err();
+        let list_address = list_address.expect("the list structure's block") as u64;
+        if verifier {
+            // Driver Verifier's unload check: TIMER_OR_DPC_INVALID, whose page documents no
+            // parameters for a lookaside list.
+            assert_eq!((bug_check.code, bug_check.parameters), (0xC7, [0, 0, 0, 0]));
+            assert_eq!(bug_check.name(), "TIMER_OR_DPC_INVALID");
+        } else {
+            // What the kernel's later walk of its lists runs into: the list's memory, read.
+            assert_eq!(bug_check.code, 0xCE); // DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS
+            assert_eq!(bug_check.name(), "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS");
+            // The list is in its block, aligned up to a cache line.
+            assert!((list_address..list_address + 0x80 + 64).contains(&bug_check.parameters[0]));
+            assert_eq!(bug_check.parameters[1..], [0, 0, 0]);
+        }
+        assert!(bug_check.report.contains("leaky.sys is unloading without deleting 1 lookaside list"));
+        assert!(bug_check.report.contains("ExInitializeNPagedLookasideList"), "{}", bug_check.report);
+        assert!(bug_check.report.contains("Srf1"), "{}", bug_check.report);
+    }
 }
 
 #[test]
-fn deleting_a_lookaside_list_twice_is_a_list_entry_corruption_0x139_3() {
-    let kernel = Kernel::new();
-    let bug_check = stop(&kernel, || {
+fn deleting_a_lookaside_list_twice_bug_checks_0xc4_0xcb_and_without_verifier_0x139_3() {
+    for verifier in [true, false] {
+        let kernel = Kernel::builder().driver_verifier(verifier).build();
         let mut list = Box::new(core::mem::MaybeUninit::<sys::LOOKASIDE_LIST_EX>::uninit());
-        // SAFETY: a list that stays put until deleted.
-        let status = unsafe {
-            sys::ExInitializeLookasideListEx(list.as_mut_ptr(), None, None, sys::NonPagedPoolNx, 0, 32, TAG, 0)
-        };
-        assert_eq!(status, 0);
-        // SAFETY: initialized above.
-        unsafe { sys::ExDeleteLookasideListEx(list.as_mut_ptr()) };
-        // SAFETY: a deliberate second delete.
-        unsafe { sys::ExDeleteLookasideListEx(list.as_mut_ptr()) };
-    });
-    assert_eq!((bug_check.code, bug_check.parameters[0]), (0x139, 3));
+        let address = list.as_ptr() as u64;
+        let bug_check = stop(&kernel, || {
+            // SAFETY: a list that stays put until deleted.
+            let status = unsafe {
+                sys::ExInitializeLookasideListEx(list.as_mut_ptr(), None, None, sys::NonPagedPoolNx, 0, 32, TAG, 0)
+            };
+            assert_eq!(status, 0);
+            // SAFETY: initialized above.
+            unsafe { sys::ExDeleteLookasideListEx(list.as_mut_ptr()) };
+            // SAFETY: a deliberate second delete.
+            unsafe { sys::ExDeleteLookasideListEx(list.as_mut_ptr()) };
+        });
+        if verifier {
+            // Driver Verifier: the driver deleted an uninitialized lookaside list.
+            assert_eq!((bug_check.code, bug_check.parameters), (VERIFIER, [0xCB, address, 0, 0]));
+        } else {
+            // RemoveEntryList's integrity check: a corrupted LIST_ENTRY.
+            assert_eq!((bug_check.code, bug_check.parameters), (0x139, [3, 0, 0, 0]));
+        }
+    }
 }
 
 #[test]
@@ -352,5 +373,5 @@ fn a_paged_lookaside_list_dropped_at_dispatch_level_through_unsafe_code_hits_the
         raise(sys::DISPATCH_LEVEL);
         drop(list);
     });
-    assert_eq!((bug_check.code, bug_check.parameters[0]), (VERIFIER, 0x11));
+    assert_eq!((bug_check.code, bug_check.parameters[0]), (sys::BAD_POOL_CALLER, 0x09)); // the backstop's
 }

@@ -136,7 +136,9 @@ fn tag_zero_bug_checks_0xc2_0x9b_and_without_verifier_fails() {
     let bug_check = stop(&kernel, || {
         allocate_raw(sys::POOL_FLAG_NON_PAGED, 24, 0);
     });
-    assert_eq!((bug_check.code, bug_check.parameters), (BAD_POOL_CALLER, [0x9B, NX, 24, 0]));
+    // Parameter 4: the caller's address, the return address of the call into the kernel.
+    assert_ne!(bug_check.parameters[3], 0);
+    assert_eq!((bug_check.code, bug_check.parameters), (BAD_POOL_CALLER, [0x9B, NX, 24, bug_check.parameters[3]]));
     let plain = Kernel::builder().driver_verifier(false).build();
     // SAFETY: ExAllocatePool2 returns NULL for tag 0.
     assert!(plain.run(|| unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 24, 0) }).is_null());
@@ -149,7 +151,10 @@ fn tag_without_a_letter_or_digit_bug_checks_0xc2_0x9d() {
     let bug_check = stop(&kernel, || {
         allocate_raw(sys::POOL_FLAG_NON_PAGED, 24, dashes);
     });
-    assert_eq!((bug_check.code, bug_check.parameters), (BAD_POOL_CALLER, [0x9D, u64::from(dashes), NX, 0]));
+    // Parameter 4: the caller's address, the return address of the call into the kernel.
+    assert_ne!(bug_check.parameters[3], 0);
+    let caller = bug_check.parameters[3];
+    assert_eq!((bug_check.code, bug_check.parameters), (BAD_POOL_CALLER, [0x9D, u64::from(dashes), NX, caller]));
 }
 
 #[test]
@@ -184,8 +189,11 @@ fn double_free_bug_checks_0xc4_0x13() {
         nonpaged
     });
     let bug_check = stop(&kernel, || free_raw(nonpaged, Some(TAG)));
-    // Parameters: reserved, the pool header's address (16 bytes below the block on x64), its contents (the tag).
-    assert_eq!((bug_check.code, bug_check.parameters), (VERIFIER, [0x13, 0, nonpaged as u64 - 16, u64::from(TAG)]));
+    // Parameters: reserved, the pool header's address (16 bytes below the block on x64), its
+    // contents: x64's POOL_HEADER with the block size (5 units of 16 bytes: header and 64 bytes), a
+    // free block's pool type 0, and the tag.
+    let header = (u64::from(TAG) << 32) | (5 << 16);
+    assert_eq!((bug_check.code, bug_check.parameters), (VERIFIER, [0x13, 0, nonpaged as u64 - 16, header]));
 }
 
 #[test]
@@ -198,7 +206,8 @@ fn double_free_without_verifier_bug_checks_0xc2_0x07() {
         nonpaged
     });
     let bug_check = stop(&kernel, || free_raw(nonpaged, None));
-    assert_eq!((bug_check.code, bug_check.parameters), (BAD_POOL_CALLER, [0x07, 0, u64::from(TAG), nonpaged as u64]));
+    let header = (u64::from(TAG) << 32) | (5 << 16); // as for 0xC4 / 0x13
+    assert_eq!((bug_check.code, bug_check.parameters), (BAD_POOL_CALLER, [0x07, 0, header, nonpaged as u64]));
 }
 
 #[test]
@@ -208,7 +217,7 @@ fn must_succeed_pool_bug_checks_0xc2_0x9a() {
     let bug_check = stop(&kernel, || unsafe {
         let _ = sys::ExAllocatePoolWithTag(sys::NonPagedPoolMustSucceed, 8, TAG);
     });
-    assert_eq!((bug_check.code, bug_check.parameters), (BAD_POOL_CALLER, [0x9A, 2, 8, 0]));
+    assert_eq!((bug_check.code, bug_check.parameters), (BAD_POOL_CALLER, [0x9A, 2, 8, u64::from(TAG)]));
 }
 
 #[test]

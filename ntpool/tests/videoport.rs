@@ -241,7 +241,7 @@ fn vp_box_of_non_paged_pool_is_allocated_used_and_freed_at_dispatch_level() {
 }
 
 #[test]
-fn vp_box_paged_drop_at_dispatch_level_is_stopped_by_the_backstop_with_0xc4_0x11() {
+fn vp_box_paged_drop_at_dispatch_level_is_stopped_by_the_backstop_with_0xc2_0x09() {
     // The types keep a paged VpBox out of DISPATCH_LEVEL regions (tests/ui/fail); only a raise
     // behind the crate's back gets one dropped there, and the backstop stops it before the free.
     let kernel = Kernel::new();
@@ -257,7 +257,7 @@ fn vp_box_paged_drop_at_dispatch_level_is_stopped_by_the_backstop_with_0xc4_0x11
     });
     assert_eq!(
         (bug_check.code, bug_check.parameters),
-        (VERIFIER, [0x11, 2, sys::VpPagedPoolCacheAligned as u64, address])
+        (BAD_POOL_CALLER, [0x09, 2, sys::VpPagedPoolCacheAligned as u64, address])
     );
     assert_eq!(kernel.outstanding().len(), 1, "stopped before VideoPortFreePool");
 }

@@ -13,6 +13,14 @@ pub(crate) const UNINITIALIZED_FILL: u8 = 0xCD;
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) verifier: bool,
+    /// Driver Verifier's pool tracking (on by default): leaks at unload (0xC4 / 0x62), overruns found
+    /// at free (0xC4 / 0x51).
+    pub(crate) pool_tracking: bool,
+    /// Driver Verifier's code integrity checking (off by default): executable pool (0xC4 / 0x2000).
+    pub(crate) code_integrity: bool,
+    /// Driver Verifier's deadlock detection (on by default): a lock acquired twice, or released by a
+    /// thread that does not hold it (0xC4 / 0x1000, 0x1004, 0x1007).
+    pub(crate) deadlock_detection: bool,
     pub(crate) ex_allocate_pool2: bool,
     pub(crate) fail_allocation: Option<u64>,
     /// Low resources simulation: a seed, and the percentage of requests that fail.
@@ -36,6 +44,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             verifier: true,
+            pool_tracking: true,
+            code_integrity: false,
+            deadlock_detection: true,
             ex_allocate_pool2: true,
             fail_allocation: None,
             low_resources: None,
@@ -48,6 +59,23 @@ impl Default for Config {
             process_quota: None,
             pool_alignment: PoolAlignment::Windows,
         }
+    }
+}
+
+impl Config {
+    /// Whether Driver Verifier runs with pool tracking.
+    pub(crate) fn pool_tracking(&self) -> bool {
+        self.verifier && self.pool_tracking
+    }
+
+    /// Whether Driver Verifier runs with code integrity checking.
+    pub(crate) fn code_integrity(&self) -> bool {
+        self.verifier && self.code_integrity
+    }
+
+    /// Whether Driver Verifier runs with deadlock detection.
+    pub(crate) fn deadlock_detection(&self) -> bool {
+        self.verifier && self.deadlock_detection
     }
 }
 

@@ -3,54 +3,47 @@
 //! memory on every raise to `DISPATCH_LEVEL`.
 #![allow(non_snake_case)]
 
+use super::checks::{self, LOWER_TO_HIGHER_IRQL, RAISE_TO_LOWER_IRQL};
 #[cfg(ntpool_pages)]
 use super::pages;
-use super::state::{bug_check, current};
-use super::thread::{current_irql, set_irql};
-#[cfg(ntpool_pages)]
-use crate::DISPATCH_LEVEL;
-use crate::{DRIVER_VERIFIER_DETECTED_VIOLATION, KIRQL};
+use super::state::current;
+use super::thread::{current_irql, in_dpc, set_irql};
+use crate::{DISPATCH_LEVEL, HIGH_LEVEL, KIRQL};
 
-/// Driver Verifier: 0xC4 / 0x30, raising to a lower IRQL.
-const VERIFIER_RAISE_TO_LOWER: u64 = 0x30;
-/// Driver Verifier: 0xC4 / 0x31, lowering to a higher IRQL.
-const VERIFIER_LOWER_TO_HIGHER: u64 = 0x31;
-
+/// `KfRaiseIrql`. With Driver Verifier, a raise to a lower IRQL or above `HIGH_LEVEL` is
+/// 0xC4 / 0x30 ([`checks::RAISE_TO_LOWER_IRQL`]). Without it nothing is checked: on x64 the WDK
+/// inlines the raise as a write of CR8, so the IRQL simply changes.
 pub(crate) fn raise_irql(new: KIRQL) -> KIRQL {
     let old = current_irql();
     #[cfg(ntpool_pages)]
     if new >= DISPATCH_LEVEL && old < DISPATCH_LEVEL && current().config.force_irql_checking {
         pages::trim_paged_blocks();
     }
-    if new < old {
+    if new < old || new > HIGH_LEVEL {
         let state = current();
-        let code =
-            if state.config.verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { crate::IRQL_NOT_GREATER_OR_EQUAL };
-        let parameters = if state.config.verifier {
-            [VERIFIER_RAISE_TO_LOWER, old.into(), new.into(), 0]
-        } else {
-            [old.into(), new.into(), 0, 0]
-        };
-        bug_check(&state, code, parameters);
-        return old;
+        if state.config.verifier {
+            checks::raise(&state, &RAISE_TO_LOWER_IRQL, [0x30, old.into(), new.into(), 0]);
+            return old;
+        }
     }
     set_irql(new);
     old
 }
 
+/// `KeLowerIrql`. With Driver Verifier, a lower to a higher IRQL or above `HIGH_LEVEL` is
+/// 0xC4 / 0x31 with parameter 4 = 0, and a lower below `DISPATCH_LEVEL` inside a DPC routine the
+/// same with parameter 4 = 1 ([`checks::LOWER_TO_HIGHER_IRQL`]). Without it nothing is checked (a
+/// write of CR8 on x64).
 pub(crate) fn lower_irql(new: KIRQL) {
     let old = current_irql();
-    if new > old {
+    let bad = new > old || new > HIGH_LEVEL;
+    if bad || (new < DISPATCH_LEVEL && in_dpc()) {
         let state = current();
-        let code =
-            if state.config.verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { crate::IRQL_NOT_LESS_OR_EQUAL };
-        let parameters = if state.config.verifier {
-            [VERIFIER_LOWER_TO_HIGHER, old.into(), new.into(), 0]
-        } else {
-            [0, new.into(), 0, 0]
-        };
-        bug_check(&state, code, parameters);
-        return;
+        if state.config.verifier {
+            let parameters = [0x31, old.into(), new.into(), u64::from(!bad)];
+            checks::raise(&state, &LOWER_TO_HIGHER_IRQL, parameters);
+            return;
+        }
     }
     set_irql(new);
     // The DPC interrupt: queued DPCs run as the IRQL falls below DISPATCH_LEVEL.

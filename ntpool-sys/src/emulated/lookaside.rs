@@ -2,26 +2,33 @@
 //!
 //! The routines fill in the list structures as Windows does (depth 4 to start with, at most 256,
 //! the callbacks, type, tag and size), keep a record of every list initialized and not deleted (for
-//! the unload check: bug check 0xCE), and free the entries a list still holds through its free
-//! callback when it is deleted. Deleting a list twice (or one never initialized) unlinks a
-//! `LIST_ENTRY` that is not in the kernel's list: Windows' list integrity check stops with bug check
-//! 0x139 (`KERNEL_SECURITY_CHECK_FAILURE`), parameter 1 = 3 (`FAST_FAIL_CORRUPT_LIST_ENTRY`).
+//! the unload check: bug check 0xC7 with Driver Verifier, 0xCE without), and free the entries a list
+//! still holds through its free callback when it is deleted. Driver Verifier checks each call
+//! ([`checks`](super::checks)): a live list initialized again (0xC4 / 0xCA), a list deleted that is
+//! not initialized (0xC4 / 0xCB), entries smaller than an `SLIST_ENTRY` (0xC4 / 0xCD); a free of
+//! the pool block that holds a live list is 0xC4 / 0xCC ([`free`](super::free)). Without it, a second
+//! initialization goes unnoticed, small entries are rounded up, and deleting a list twice (or one
+//! never initialized) unlinks a `LIST_ENTRY` that is not in the kernel's list: Windows' list
+//! integrity check stops with bug check 0x139 (`KERNEL_SECURITY_CHECK_FAILURE`), parameter 1 = 3
+//! (`FAST_FAIL_CORRUPT_LIST_ENTRY`).
 
 #![allow(non_snake_case)]
 
 use std::panic::Location;
 use std::sync::Mutex;
 
+use super::checks;
 use super::pool;
-use super::reports::{ListRecord, bug_check_now};
+use super::reports::ListRecord;
 use super::state::current;
 use crate::{
     GENERAL_LOOKASIDE_POOL, LOOKASIDE_ALLOCATE, LOOKASIDE_FREE, PALLOCATE_FUNCTION, PALLOCATE_FUNCTION_EX,
     PFREE_FUNCTION, PFREE_FUNCTION_EX, POOL_TYPE, PVOID, SIZE_T, SLIST_ENTRY, SLIST_HEADER, ULONG,
 };
 
-/// `KERNEL_SECURITY_CHECK_FAILURE`.
-pub(crate) const KERNEL_SECURITY_CHECK_FAILURE: ULONG = 0x139;
+/// The smallest entry a lookaside list takes: an `SLIST_ENTRY` (16 bytes on x64), which a free
+/// entry holds.
+const MINIMUM_BLOCK_SIZE: usize = size_of::<SLIST_ENTRY>();
 /// `FAST_FAIL_CORRUPT_LIST_ENTRY`: parameter 1 of bug check 0x139 for a corrupted `LIST_ENTRY`.
 pub(crate) const FAST_FAIL_CORRUPT_LIST_ENTRY: u64 = 3;
 /// `ExMinimumLookasideDepth`: the depth a new list starts with.
@@ -136,7 +143,21 @@ pub(crate) unsafe fn initialize(
     tag: ULONG,
     site: &'static Location<'static>,
 ) {
-    let size = (size as usize).max(size_of::<SLIST_ENTRY>());
+    let state = current();
+    if state.config.verifier {
+        let live = state.lookaside.lock().unwrap_or_else(|p| p.into_inner()).live.contains_key(&(list as usize));
+        if live {
+            checks::raise(&state, &checks::LOOKASIDE_REINITIALIZED, [0xCA, list as u64, 0, 0]);
+            return;
+        }
+        if (size as usize) < MINIMUM_BLOCK_SIZE {
+            let parameters = [0xCD, list as u64, size, MINIMUM_BLOCK_SIZE as u64];
+            checks::raise(&state, &checks::LOOKASIDE_BLOCK_TOO_SMALL, parameters);
+            return;
+        }
+    }
+    // Without Driver Verifier a small block size is rounded up to hold the list's link.
+    let size = (size as usize).max(MINIMUM_BLOCK_SIZE);
     let list_entry = crate::LIST_ENTRY { Flink: core::ptr::null_mut(), Blink: core::ptr::null_mut() };
     // SAFETY: the caller guarantees the list is valid for writes.
     unsafe {
@@ -163,10 +184,10 @@ pub(crate) unsafe fn initialize(
     let entry = unsafe { &raw mut (*list).ListEntry };
     // SAFETY: as above.
     unsafe { entry.write(crate::LIST_ENTRY { Flink: entry, Blink: entry }) };
-    let state = current();
     let mut lists = state.lookaside.lock().unwrap_or_else(|p| p.into_inner());
     lists.deleted.remove(&(list as usize));
     lists.live.insert(list as usize, ListRecord { routine, tag, pool_type, size, site });
+    state.live_lists.store(lists.live.len(), core::sync::atomic::Ordering::Relaxed);
 }
 
 /// `ExInitializeLookasideListEx` / `ExInitializeNPagedLookasideList` / `ExInitializePagedLookasideList`
@@ -212,7 +233,8 @@ pub(crate) unsafe fn initialize_ex(
 }
 
 /// Deletes a list: forgets its record and frees every entry it holds through its free callback
-/// (`Ex` tells which one). A list that is not live is bug check 0x139 / 3.
+/// (`Ex` tells which one). A list that is not live is bug check 0xC4 / 0xCB with Driver Verifier,
+/// 0x139 / 3 without.
 ///
 /// # Safety
 /// `list` is valid for reads and writes.
@@ -224,12 +246,20 @@ pub(crate) unsafe fn delete(list: *mut GENERAL_LOOKASIDE_POOL, ex: bool) {
         if known {
             lists.deleted.insert(list as usize);
         }
+        state.live_lists.store(lists.live.len(), core::sync::atomic::Ordering::Relaxed);
         known
     };
     if !known {
-        // The list's LIST_ENTRY is not in the kernel's list: RemoveEntryList's integrity check fails
-        // (parameters 2 and 3 are a trap frame and an exception record, which the emulation has not).
-        bug_check_now(KERNEL_SECURITY_CHECK_FAILURE, [FAST_FAIL_CORRUPT_LIST_ENTRY, 0, 0, 0]);
+        if state.config.verifier {
+            checks::raise(&state, &checks::LOOKASIDE_NOT_INITIALIZED, [0xCB, list as u64, 0, 0]);
+        } else {
+            // The list's LIST_ENTRY is not in the kernel's list: RemoveEntryList's integrity check
+            // fails (parameters 2 and 3 are a trap frame and an exception record, which the emulation
+            // has not).
+            let parameters = [FAST_FAIL_CORRUPT_LIST_ENTRY, 0, 0, 0];
+            checks::raise(&state, &checks::LIST_ENTRY_CORRUPTED, parameters);
+        }
+        return;
     }
     loop {
         // SAFETY: the list is valid (caller); its head is an SLIST_HEADER.
@@ -380,12 +410,13 @@ pub unsafe fn ExInitializeLookasideListEx(
 ///
 /// # Safety
 /// `Lookaside` was initialized with `ExInitializeLookasideListEx` and is deleted once; a second
-/// delete is bug check 0x139 / 3 (a corrupted `LIST_ENTRY`), as on Windows.
+/// delete is bug check 0xC4 / 0xCB (an uninitialized list) with Driver Verifier, 0x139 / 3 (a
+/// corrupted `LIST_ENTRY`) without, as on Windows.
 ///
 /// ```
-/// use ntpool_sys::emulated::catch_bug_check;
+/// use ntpool_sys::emulated::{catch_bug_check, Kernel};
 /// use ntpool_sys as sys;
-/// # ntpool_sys::emulated::Kernel::new().run(|| {
+/// # Kernel::builder().driver_verifier(false).build().run(|| {
 /// let mut list = core::mem::MaybeUninit::<sys::LOOKASIDE_LIST_EX>::uninit();
 /// // SAFETY: a list that stays put until deleted below.
 /// unsafe { sys::ExInitializeLookasideListEx(list.as_mut_ptr(), None, None, sys::PagedPool, 0, 16, 0x31636F44, 0) };

@@ -13,30 +13,31 @@
 //!
 //! # What it checks
 //!
-//! | Driver Verifier option | violation | bug check (code / parameter 1) |
+//! Every bug check the emulated kernel raises is a row of one table, [`checks::CHECKS`]: the code
+//! and subcode, the condition, what each of the four parameters holds (as Microsoft's bug-check
+//! reference documents it, or "undocumented" with what the emulation puts there), the Driver
+//! Verifier option that turns the check on, the page it follows, and how sure that reading is.
+//! `docs/verifier.md` is generated from it. In short:
+//!
+//! | Driver Verifier option | violations | bug check |
 //! |---|---|---|
-//! | IRQL checking | paged allocation above `APC_LEVEL`, non-paged above `DISPATCH_LEVEL` | 0xC4 / 0x01, 0x02 (without verifier 0xC2 / 0x08) |
-//! | | paged free above `APC_LEVEL`, non-paged above `DISPATCH_LEVEL` | 0xC4 / 0x11, 0x12 (without verifier 0xC2 / 0x09) |
-//! | | a raise to a lower IRQL, a lower to a higher one | 0xC4 / 0x30, 0x31 |
-//! | pool checks | zero-byte request | 0xC4 / 0x00 (without verifier 0xC2 / 0x00) |
-//! | | tag 0; tag without a letter or digit | 0xC2 / 0x9B; 0xC2 / 0x9D |
-//! | | `ExFreePoolWithTag` with another tag | 0xC2 / 0x0A |
-//! | | free of an address never allocated; double free | 0xC4 / 0x10; 0xC4 / 0x13 (0xC2 / 0x99; 0xC2 / 0x07) |
-//! | | `NonPagedPoolMustSucceed` | 0xC2 / 0x9A |
-//! | pool tracking | blocks left at unload ([`Kernel::verify_unload`]), with tag, pool, size and source line of each | 0xC4 / 0x62 |
-//! | | `ExFreePool` of a block whose tag has `PROTECTED_POOL` set; `ExFreePoolWithTag` with another tag | 0xC2 / 0x0A (address, allocator's tag, tag used, both without the protected bit) |
-//! | | a lookaside list not deleted at unload ([`Kernel::verify_unload`]) | 0xCE (list address) |
-//! | timers and DPCs | pool freed while it holds an armed timer or a queued DPC | 0xC7 / 0 (timer), 1 (DPC); address, start and end of the freed block |
-//! | | a timer armed, a DPC queued, a work item queued, running or not freed at unload ([`Kernel::verify_unload`]) | 0xCE (object address, 1, routine) |
-//! | | a work item queued twice, or freed while queued | 0x139 / 3 (`LIST_ENTRY` corruption; work item) |
-//! | | a lookaside list deleted twice, or never initialized | 0x139 / 3 (`LIST_ENTRY` corruption) |
-//! | | the raising form of `ExAllocatePoolWithQuotaTag` failing | 0x1E (`STATUS_QUOTA_EXCEEDED`) |
-//! | VideoPort pool (`videoport` feature) | `VideoPortAllocatePool` / `VideoPortFreePool`, checked and tracked as the `ExAllocatePoolWithTag` / `ExFreePool` that `videoprt.sys` makes of them: a `VpPaged*` free at `DISPATCH_LEVEL` | 0xC4 / 0x11 (without verifier 0xC2 / 0x09) |
-//! | special pool ([`KernelBuilder::special_pool`]) | write into the page beside the block, found at free | 0xC1 / parameter 4 = 0x23 (before), 0x24 (after) |
-//! | | touch of the guard page | 0xCD |
-//! | | touch of a freed block | 0xCC |
-//! | Force IRQL Checking ([`KernelBuilder::force_irql_checking`]) | paged memory touched at `DISPATCH_LEVEL` or above | 0xD1 (address, IRQL, read/write, instruction) |
+//! | automatic checks ([`KernelBuilder::driver_verifier`], on by default) | allocation and free at a bad IRQL, zero bytes, tag 0 or without a letter or digit, a free of an address never allocated, inside a block or freed already, `NonPagedPoolMustSucceed`, the IRQL of `KeRaiseIrql`, `KeLowerIrql`, every spin lock and fast mutex routine, lookaside lists initialized twice, deleted uninitialized, too small or freed with their pool, quota charged to the Idle process or from a DPC routine, lookaside lists left at unload | 0xC4 (0x00-0x42, 0xCA-0xCD, 0x10A, 0x10B), 0xC2 / 0x9A, 0x9B, 0x9D, 0xC7 |
+//! | pool tracking ([`KernelBuilder::pool_tracking`], on) | blocks left at unload ([`Kernel::verify_unload`]); a block written past its end, found at free | 0xC4 / 0x62, 0x51 |
+//! | deadlock detection ([`KernelBuilder::deadlock_detection`], on) | a lock acquired twice by its holder, released by another thread or by nobody's | 0xC4 / 0x1000, 0x1004, 0x1007 |
+//! | code integrity checking ([`KernelBuilder::code_integrity`], off) | executable pool | 0xC4 / 0x2000 |
+//! | special pool ([`KernelBuilder::special_pool`]) | bytes around a block written, found at free; the guard page or a freed block touched | 0xC1 / 0x23, 0x24; 0xCD; 0xCC |
+//! | Force IRQL Checking ([`KernelBuilder::force_irql_checking`]) | paged memory touched at `DISPATCH_LEVEL` or above | 0xD1 |
+//! | none (Driver Verifier off) | the kernel's own checks | 0xC2 / 0x00, 0x07, 0x08, 0x09, 0x99; 0x139 / 3; 0xCE |
+//! | any | `ExFreePoolWithTag` with another tag; an exception no one catches (`ExAllocatePoolWithQuotaTag`'s, `POOL_FLAG_RAISE_ON_FAILURE`'s) | 0xC2 / 0x0A; 0x1E |
+//! | timers and DPCs | pool freed while it holds an armed timer or a queued DPC | 0xC7 / 0 (timer), 1 (DPC) |
+//! | | a timer armed, a DPC queued, a work item queued, running or not freed at unload ([`Kernel::verify_unload`]) | 0xCE |
+//! | | a work item queued twice, or freed while queued | 0x139 / 3 |
 //! | low resources simulation | random failures by seed and rate ([`KernelBuilder::low_resources_simulation`]); the `n`th request ([`KernelBuilder::fail_allocation`]) | `NULL` |
+//!
+//! A caller's address (0xC2 / 0x9B, 0x9D, 0xC4 / 0x2000) is, as on Windows, the return address of
+//! the driver's call into the kernel, found by unwinding the stack (`caller`). The one violation
+//! reported with a plain panic is a lock acquired twice without deadlock detection: Windows hangs
+//! there, and reports nothing.
 //!
 //! The pool usage table ([`Kernel::pool_usage`], poolmon's columns) is available at any time and is
 //! part of every leak report. DPCs run at `DISPATCH_LEVEL` when a thread's IRQL falls below it,
@@ -90,24 +91,30 @@
 //! 6. `objects`: the bookkeeping of DPCs, timers and work items, and the checks made on it (0xC7
 //!    when pool holding an armed timer or a queued DPC is freed, 0xCE for what is pending at unload);
 //! 7. `state`: one kernel's state, and which kernel a thread has entered;
-//! 8. `dpc`: the DPC queue and the dispatcher that runs it at `DISPATCH_LEVEL`;
-//! 9. `irql`: raising and lowering the IRQL, checked (lowering below `DISPATCH_LEVEL` runs the
-//!    queued DPCs);
-//! 10. `pool`: allocation and free;
-//! 11. `sync`: spin locks and fast mutexes;
-//! 12. `lookaside`: lookaside lists and `SLIST`s;
-//! 13. `timer`: kernel timers on a clock tests advance;
-//! 14. `work`: I/O work items on worker threads at `PASSIVE_LEVEL`;
-//! 15. [`io`]: the I/O manager's routines;
-//! 16. `kernel`: [`Kernel`] and [`KernelBuilder`].
+//! 8. [`checks`]: every bug check the kernel raises, and how it raises one; `caller`: the caller's
+//!    address some of them report;
+//! 9. `dpc`: the DPC queue and the dispatcher that runs it at `DISPATCH_LEVEL`;
+//! 10. `irql`: raising and lowering the IRQL, checked (lowering below `DISPATCH_LEVEL` runs the
+//!     queued DPCs);
+//! 11. `pool` and `free`: allocation and free;
+//! 12. `sync`: spin locks and fast mutexes;
+//! 13. `lookaside`: lookaside lists and `SLIST`s;
+//! 14. `timer`: kernel timers on a clock tests advance;
+//! 15. `work`: I/O work items on worker threads at `PASSIVE_LEVEL`;
+//! 16. [`io`]: the I/O manager's routines;
+//! 17. `kernel`: [`Kernel`] and [`KernelBuilder`]; `options`: Driver Verifier's options.
 
+mod caller;
+pub mod checks;
 mod config;
 pub(crate) mod dpc;
+mod free;
 pub mod io;
 pub(crate) mod irql;
 mod kernel;
 pub(crate) mod lookaside;
 mod objects;
+mod options;
 #[cfg(ntpool_pages)]
 mod pages;
 pub(crate) mod pool;
@@ -127,4 +134,4 @@ pub use reports::{
 };
 #[doc(hidden)]
 pub use thread::__set_irql;
-pub use thread::in_process;
+pub use thread::{current_thread, in_dpc_routine, in_process};

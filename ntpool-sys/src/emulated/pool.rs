@@ -10,17 +10,18 @@ use std::boxed::Box;
 use std::panic::Location;
 use std::sync::atomic::Ordering;
 
+use super::caller::return_address_of_call_to;
+use super::checks::{self, Check};
 use super::config::PoolAlignment;
 #[cfg(ntpool_pages)]
 use super::pages;
 use super::reports::PoolKind;
-use super::state::{State, bug_check, current, with_current};
-use super::table::{Backing, Block, CACHE_LINE, PAGE_SIZE, POOL_ALIGNMENT, Pool, Retired};
-use super::thread::{current_irql, current_process};
-use crate::{
-    APC_LEVEL, BAD_POOL_CALLER, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION, POOL_FLAGS, POOL_TYPE, PVOID,
-    SIZE_T, ULONG,
-};
+use super::state::{State, current, with_current};
+use super::table::{Backing, Block, CACHE_LINE, OVERRUN_FILL, PAGE_SIZE, POOL_ALIGNMENT, Pool, TRAILER, overrun_zone};
+use super::thread::{IDLE_PROCESS, current_irql, current_process, in_dpc};
+use crate::{APC_LEVEL, DISPATCH_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG};
+
+pub(crate) use super::free::free_pool;
 
 /// Bytes a freed block is filled with while it sits in quarantine.
 pub(crate) const FREED_FILL: u8 = 0xFE;
@@ -42,8 +43,52 @@ struct Request {
     quota: bool,
 }
 
+/// The entry functions of the allocation routines (never inlined, not generic): the caller's address
+/// that bug checks report is where a call to one of them returns to ([`caller`](super::caller)).
+fn entries() -> [usize; 4] {
+    #[cfg(feature = "videoport")]
+    let videoport = videoport_allocate_pool as *const () as usize;
+    #[cfg(not(feature = "videoport"))]
+    let videoport = allocate_pool2 as *const () as usize;
+    [
+        allocate_pool2 as *const () as usize,
+        allocate_pool_with_tag as *const () as usize,
+        allocate_pool_with_quota_tag as *const () as usize,
+        videoport,
+    ]
+}
+
+/// The caller's address of bug checks 0xC2 / 0x9B, 0x9D and 0xC4 / 0x2000: the return address of
+/// the driver's call into the kernel (0 where the emulation cannot find it).
+fn callers_address() -> u64 {
+    return_address_of_call_to(&entries())
+}
+
+/// `STATUS_QUOTA_EXCEEDED`, the exception the raising form of `ExAllocatePoolWithQuotaTag` raises
+/// when the process's quota is used up.
+const STATUS_QUOTA_EXCEEDED: u64 = 0xC000_0044;
+/// `STATUS_INSUFFICIENT_RESOURCES`, the exception it raises when the pool itself cannot serve it.
+const STATUS_INSUFFICIENT_RESOURCES: u64 = 0xC000_009A;
+
+/// An exception raised by an allocation routine that no handler catches (Rust code has none):
+/// bug check 0x1E, with the routine's entry as the address the exception occurred at and no
+/// exception parameters.
+fn unhandled_exception(state: &State, check: &Check, exception: u64, routine: usize) {
+    checks::raise(state, check, [exception, routine as u64, 0, 0]);
+}
+
+#[inline(never)]
 pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: &'static Location<'static>) -> PVOID {
-    with_current(|state| allocate_pool2_in(state, flags, size, tag, site))
+    with_current(|state| {
+        let block = allocate_pool2_in(state, flags, size, tag, site);
+        if block.is_null() && flags & crate::POOL_FLAG_RAISE_ON_FAILURE != 0 {
+            // https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exallocatepool2: with
+            // POOL_FLAG_RAISE_ON_FAILURE, a failure (no memory, tag 0, invalid flags) raises.
+            let check = &checks::RAISE_ON_FAILURE_NOT_HANDLED;
+            unhandled_exception(state, check, STATUS_INSUFFICIENT_RESOURCES, allocate_pool2 as *const () as usize);
+        }
+        block
+    })
 }
 
 fn allocate_pool2_in(
@@ -53,7 +98,8 @@ fn allocate_pool2_in(
     tag: ULONG,
     site: &'static Location<'static>,
 ) -> PVOID {
-    let pool_type = crate::pool_type_for_flags(flags & !crate::POOL_FLAG_USE_QUOTA);
+    let pool_type =
+        crate::pool_type_for_flags(flags & !(crate::POOL_FLAG_USE_QUOTA | crate::POOL_FLAG_RAISE_ON_FAILURE));
     let quota = flags & crate::POOL_FLAG_USE_QUOTA != 0;
     let unknown = flags & crate::POOL_FLAG_REQUIRED_MASK & !crate::POOL_FLAG_REQUIRED_KNOWN;
     let (Some(pool_type), 0) = (pool_type, unknown) else {
@@ -76,6 +122,7 @@ fn allocate_pool2_in(
     allocate(state, request, site)
 }
 
+#[inline(never)]
 pub(crate) fn allocate_pool_with_tag(
     pool_type: POOL_TYPE,
     size: SIZE_T,
@@ -89,6 +136,7 @@ pub(crate) fn allocate_pool_with_tag(
 /// `POOL_TYPE` values of the same pools) to `ExAllocatePoolWithTag`; the block is recorded under the
 /// miniport's call.
 #[cfg(feature = "videoport")]
+#[inline(never)]
 pub(crate) fn videoport_allocate_pool(
     pool_type: POOL_TYPE,
     size: SIZE_T,
@@ -96,6 +144,11 @@ pub(crate) fn videoport_allocate_pool(
     site: &'static Location<'static>,
 ) -> PVOID {
     allocate_legacy(pool_type, size, tag, site, "VideoPortAllocatePool")
+}
+
+/// `NonPagedPoolMustSucceed`: bug check 0xC2 / 0x9A (pool type, bytes, tag), Driver Verifier or not.
+fn must_succeed(state: &State, pool_type: POOL_TYPE, size: SIZE_T, tag: ULONG) {
+    checks::raise(state, &checks::MUST_SUCCEED_POOL, [0x9A, pool_type as u64, size, tag.into()]);
 }
 
 /// An allocation by `POOL_TYPE`, as `ExAllocatePoolWithTag` makes it, on behalf of `routine`.
@@ -108,7 +161,7 @@ fn allocate_legacy(
 ) -> PVOID {
     let state = current();
     if pool_type == crate::NonPagedPoolMustSucceed {
-        bug_check(&state, BAD_POOL_CALLER, [0x9A, pool_type as u64, size, 0]);
+        must_succeed(&state, pool_type, size, tag);
         return core::ptr::null_mut();
     }
     let Some(request) = legacy_request(pool_type, size, tag, routine, false) else { return core::ptr::null_mut() };
@@ -116,7 +169,8 @@ fn allocate_legacy(
 }
 
 /// The request `ExAllocatePoolWithTag` (or its quota form, `quota`) makes of a `POOL_TYPE`, on behalf
-/// of `routine`; `None` for a type it does not take, which fails the call.
+/// of `routine`; `None` for a type it does not take, which fails the call (among them
+/// `NonPagedPoolCacheAlignedMustS`, 6).
 fn legacy_request(
     pool_type: POOL_TYPE,
     size: SIZE_T,
@@ -140,18 +194,10 @@ fn legacy_request(
     })
 }
 
-/// `STATUS_QUOTA_EXCEEDED`, the exception the raising form of `ExAllocatePoolWithQuotaTag` raises
-/// when the process's quota is used up.
-const STATUS_QUOTA_EXCEEDED: u64 = 0xC000_0044;
-/// `STATUS_INSUFFICIENT_RESOURCES`, the exception it raises when the pool itself cannot serve it.
-const STATUS_INSUFFICIENT_RESOURCES: u64 = 0xC000_009A;
-/// `KMODE_EXCEPTION_NOT_HANDLED`: what an exception no handler catches ends in.
-const KMODE_EXCEPTION_NOT_HANDLED: ULONG = 0x1E;
-
 /// `ExAllocatePoolWithQuotaTag`: as `ExAllocatePoolWithTag`, charged to the current process. With
 /// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE` a failure is NULL; without it, the routine raises an exception,
-/// which Rust code cannot catch: bug check 0x1E (`KMODE_EXCEPTION_NOT_HANDLED`, parameter 1 the
-/// exception code).
+/// which Rust code cannot catch: bug check 0x1E (`KMODE_EXCEPTION_NOT_HANDLED`).
+#[inline(never)]
 pub(crate) fn allocate_pool_with_quota_tag(
     pool_type: POOL_TYPE,
     size: SIZE_T,
@@ -162,7 +208,7 @@ pub(crate) fn allocate_pool_with_quota_tag(
     let raise = pool_type & crate::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE == 0;
     let pool_type = pool_type & !crate::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
     if pool_type == crate::NonPagedPoolMustSucceed {
-        bug_check(&state, BAD_POOL_CALLER, [0x9A, pool_type as u64, size, 0]);
+        must_succeed(&state, pool_type, size, tag);
         return core::ptr::null_mut();
     }
     let Some(request) = legacy_request(pool_type, size, tag, "ExAllocatePoolWithQuotaTag", true) else {
@@ -173,43 +219,60 @@ pub(crate) fn allocate_pool_with_quota_tag(
     let block = allocate(&state, request, site);
     if block.is_null() && raise {
         let exception = if over_quota { STATUS_QUOTA_EXCEEDED } else { STATUS_INSUFFICIENT_RESOURCES };
-        bug_check(&state, KMODE_EXCEPTION_NOT_HANDLED, [exception, 0, 0, 0]);
+        let routine = allocate_pool_with_quota_tag as *const () as usize;
+        unhandled_exception(&state, &checks::QUOTA_EXCEPTION_NOT_HANDLED, exception, routine);
     }
     block
 }
 
-fn allocate(state: &State, request: Request, site: &'static Location<'static>) -> PVOID {
+/// The checks of a request, in the order Windows makes them; the bug check of the first that fails.
+fn check_request(state: &State, request: &Request) -> Option<(&'static Check, [u64; 4])> {
     let irql = current_irql();
     let verifier = state.config.verifier;
-    let Request { kind, pool_type, size, tag, .. } = request;
-    let pool_type_param = pool_type as u64;
+    let Request { kind, pool_type, size, tag, .. } = *request;
+    let (pool_type, size) = (pool_type as u64, size as u64);
     let max_irql = if kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
     if irql > max_irql {
-        let parameters = if verifier {
-            [if kind == PoolKind::Paged { 0x01 } else { 0x02 }, irql.into(), pool_type_param, size as u64]
-        } else {
-            [0x08, irql.into(), pool_type_param, size as u64]
-        };
-        bug_check(state, if verifier { DRIVER_VERIFIER_DETECTED_VIOLATION } else { BAD_POOL_CALLER }, parameters);
-        return core::ptr::null_mut();
+        return Some(match (verifier, kind == PoolKind::Paged) {
+            (true, true) => (&checks::PAGED_ALLOCATION_ABOVE_APC, [0x01, irql.into(), pool_type, size]),
+            (true, false) => (&checks::NON_PAGED_ALLOCATION_ABOVE_DISPATCH, [0x02, irql.into(), pool_type, size]),
+            (false, _) => (&checks::BAD_POOL_CALLER_ALLOCATION_IRQL, [0x08, irql.into(), pool_type, size]),
+        });
     }
     if size == 0 {
-        let (code, parameters) = if verifier {
-            (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x00, irql.into(), pool_type_param, 0])
+        return Some(if verifier {
+            (&checks::ZERO_BYTE_ALLOCATION, [0x00, irql.into(), pool_type, 0])
         } else {
-            (BAD_POOL_CALLER, [0x00, 0, pool_type_param, tag.into()])
-        };
-        bug_check(state, code, parameters);
+            (&checks::BAD_POOL_CALLER_ZERO_BYTES, [0x00, 0, pool_type, tag.into()])
+        });
+    }
+    if !verifier {
+        return None;
+    }
+    if tag == 0 {
+        return Some((&checks::TAG_ZERO, [0x9B, pool_type, size, callers_address()]));
+    }
+    if !crate::tag_has_letter_or_digit(tag) {
+        return Some((&checks::TAG_WITHOUT_LETTER_OR_DIGIT, [0x9D, tag.into(), pool_type, callers_address()]));
+    }
+    if kind == PoolKind::NonPagedExecute && state.config.code_integrity() {
+        return Some((&checks::EXECUTABLE_POOL, [0x2000, callers_address(), pool_type, tag.into()]));
+    }
+    if request.quota && current_process() == IDLE_PROCESS {
+        return Some((&checks::QUOTA_CHARGED_TO_IDLE, [0x10A, 0, 0, 0]));
+    }
+    if request.quota && in_dpc() {
+        return Some((&checks::QUOTA_CHARGED_FROM_DPC, [0x10B, 0, 0, 0]));
+    }
+    None
+}
+
+fn allocate(state: &State, request: Request, site: &'static Location<'static>) -> PVOID {
+    if let Some((check, parameters)) = check_request(state, &request) {
+        checks::raise(state, check, parameters);
         return core::ptr::null_mut();
     }
-    if verifier && tag == 0 {
-        bug_check(state, BAD_POOL_CALLER, [0x9B, pool_type_param, size as u64, 0]);
-        return core::ptr::null_mut();
-    }
-    if verifier && !crate::tag_has_letter_or_digit(tag) {
-        bug_check(state, BAD_POOL_CALLER, [0x9D, tag.into(), pool_type_param, 0]);
-        return core::ptr::null_mut();
-    }
+    let Request { kind, pool_type, size, tag, .. } = request;
     let call = state.allocation_calls.fetch_add(1, Ordering::SeqCst) + 1;
     if state.config.fail_allocation == Some(call) {
         state.pool().count_site(site, true);
@@ -233,6 +296,11 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     // SAFETY: `block` is valid for `size` bytes.
     unsafe { block.write_bytes(fill, size) };
     let address = block as usize;
+    if let (Backing::Heap { .. }, true) = (&backing, state.config.pool_tracking()) {
+        let zone = overrun_zone(address, size);
+        // SAFETY: `back` made the host block reach past the zone; the bytes belong to no one.
+        unsafe { (zone.start as *mut u8).write_bytes(OVERRUN_FILL, zone.len()) };
+    }
     pool.count_site(site, false);
     let row = pool.row(tag, kind);
     if let Some(usage) = pool.usage.get_mut(row) {
@@ -287,8 +355,11 @@ fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, B
         // The host's plain allocator already aligns on 16 (no aligned-allocation path): take 16
         // bytes more (and `below`) and start the block 16 bytes in when the host's block is 32-byte
         // aligned, then `below` bytes further.
-        let extra = POOL_ALIGNMENT + below;
-        let layout = Layout::from_size_align(request.size.checked_add(extra)?, POOL_ALIGNMENT).ok()?;
+        // The host block reaches [`TRAILER`] bytes past the block rounded to 16 (pool tracking's
+        // overrun zone), wherever in it the block starts.
+        let extra = POOL_ALIGNMENT + below + TRAILER;
+        let rounded = request.size.checked_next_multiple_of(POOL_ALIGNMENT)?;
+        let layout = Layout::from_size_align(rounded.checked_add(extra)?, POOL_ALIGNMENT).ok()?;
         let base = match pool.spare.take(layout) {
             // A block of the host's allocated with this layout, no longer used by anyone.
             Some(base) => base as *mut u8,
@@ -299,137 +370,19 @@ fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, B
             return None;
         }
         let offset = if base as usize % (2 * POOL_ALIGNMENT) == 0 { POOL_ALIGNMENT } else { 0 } + below;
-        // SAFETY: `size + extra` bytes were allocated at `base`, and `offset` is at most `extra`.
+        // SAFETY: `rounded + extra` bytes were allocated at `base`, and `offset` is at most `extra`.
         return Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }));
     }
     let (align, offset) = if request.size >= PAGE_SIZE { (PAGE_SIZE, 0) } else { (2 * align, align) };
-    let layout = Layout::from_size_align(request.size.checked_add(offset)?, align).ok()?;
+    let rounded = request.size.checked_next_multiple_of(POOL_ALIGNMENT)?;
+    let layout = Layout::from_size_align(rounded.checked_add(offset + TRAILER)?, align).ok()?;
     // SAFETY: `layout` has a non-zero size (the request's size is not zero).
     let base = unsafe { std::alloc::alloc(layout) };
     if base.is_null() {
         return None;
     }
-    // SAFETY: `offset + size` bytes were allocated at `base`.
+    // SAFETY: `offset + rounded + TRAILER` bytes were allocated at `base`.
     Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }))
-}
-
-pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
-    with_current(|state| free_pool_in(state, pointer, tag));
-}
-
-fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
-    let verifier = state.config.verifier;
-    let address = pointer as usize;
-    let irql = current_irql();
-    let mut guard = state.pool();
-    let pool = &mut *guard;
-    let (slot, block) = match pool.live.find(address) {
-        Some(found) => found,
-        None => {
-            let freed_tag = pool.quarantine.freed_tag(address);
-            drop(guard);
-            let (code, parameters) = match (freed_tag, verifier) {
-                (Some(old_tag), true) => {
-                    (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x13, 0, address.wrapping_sub(16) as u64, old_tag.into()])
-                }
-                (Some(old_tag), false) => (BAD_POOL_CALLER, [0x07, 0, old_tag.into(), address as u64]),
-                (None, true) => (DRIVER_VERIFIER_DETECTED_VIOLATION, [0x10, address as u64, 0, 0]),
-                (None, false) => (BAD_POOL_CALLER, [0x99, address as u64, 0, 0]),
-            };
-            bug_check(state, code, parameters);
-            return;
-        }
-    };
-    let max_irql = if block.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
-    if irql > max_irql {
-        let pool_type = block.pool_type as u64;
-        let paged = block.kind == PoolKind::Paged;
-        drop(guard);
-        let (code, parameters) = if verifier {
-            (
-                DRIVER_VERIFIER_DETECTED_VIOLATION,
-                [if paged { 0x11 } else { 0x12 }, irql.into(), pool_type, address as u64],
-            )
-        } else {
-            (BAD_POOL_CALLER, [0x09, irql.into(), pool_type, address as u64])
-        };
-        bug_check(state, code, parameters);
-        return;
-    }
-    if let Some((allocated_with, used)) = wrong_tag(block.tag, tag) {
-        drop(guard);
-        bug_check(state, BAD_POOL_CALLER, [0x0A, address as u64, allocated_with.into(), used.into()]);
-        return;
-    }
-    if let Some(stop) = state.objects.lock().check_free(address, address + block.size) {
-        drop(guard);
-        super::state::raise(state, stop);
-        return;
-    }
-    #[cfg(ntpool_pages)]
-    if let Backing::Pages { pages, special: true } = &block.backing {
-        if let Some((corrupted, subcode)) = pages.corrupted_slack() {
-            drop(guard);
-            bug_check(
-                state,
-                crate::SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION,
-                [address as u64, corrupted as u64, 0, subcode],
-            );
-            return;
-        }
-    }
-    let Some(block) = pool.live.remove(slot) else { return };
-    let row = &mut pool.usage[block.row];
-    row.frees += 1;
-    row.bytes -= block.size as u64;
-    if let Some(charge) = block.charged.and_then(|process| pool.quota.get_mut(&process)) {
-        *if block.kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= block.size as u64;
-    }
-    retire(&block.backing, address, block.size);
-    if let Some(oldest) = pool.quarantine.retire(Retired { address, tag: block.tag, backing: block.backing }) {
-        if let Some(backing) = pool.spare.keep(oldest.backing) {
-            backing.release();
-        }
-    }
-}
-
-/// Whether a free with `tag` (`None`: `ExFreePool`, which is `ExFreePoolWithTag(P, 0)`) of a block
-/// allocated with `allocated` is the wrong tag, and if so the tags bug check 0xC2 / 0x0A reports
-/// (parameters 3 and 4).
-///
-/// * `ExFreePoolWithTag` with another tag than the block's: reported with both tags as given.
-/// * A block whose tag has [`PROTECTED_POOL`](crate::PROTECTED_POOL) set must be freed with
-///   `ExFreePoolWithTag` and its tag: the kernel compares the two tags without that bit, and reports
-///   them without it; `ExFreePool` passes tag 0, which never matches.
-/// * `ExFreePool` of an unprotected block is fine.
-fn wrong_tag(allocated: ULONG, tag: Option<ULONG>) -> Option<(ULONG, ULONG)> {
-    let protected = allocated & crate::PROTECTED_POOL != 0;
-    match tag {
-        None if protected => Some((allocated & !crate::PROTECTED_POOL, 0)),
-        None => None,
-        Some(tag) if protected && (tag & !crate::PROTECTED_POOL) != (allocated & !crate::PROTECTED_POOL) => {
-            Some((allocated & !crate::PROTECTED_POOL, tag & !crate::PROTECTED_POOL))
-        }
-        Some(tag) if !protected && tag != allocated => Some((allocated, tag)),
-        Some(_) => None,
-    }
-}
-
-/// Makes a freed block unusable while it sits in quarantine: special pool pages become inaccessible
-/// (a later touch is bug check 0xCC), other memory is filled with [`FREED_FILL`].
-fn retire(backing: &Backing, address: usize, size: usize) {
-    match *backing {
-        #[cfg(ntpool_pages)]
-        Backing::Pages { ref pages, special: true } => pages.retire(),
-        #[cfg(ntpool_pages)]
-        Backing::Pages { ref pages, special: false } => {
-            pages.touch();
-            // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
-            unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) };
-        }
-        // SAFETY: as above.
-        Backing::Heap { .. } => unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) },
-    }
 }
 
 /// Whether allocations go to `ExAllocatePool2` (true) or to the `ExAllocatePoolWithTag` fallback
@@ -467,6 +420,7 @@ pub fn uses_ex_allocate_pool2() -> bool {
 /// # });
 /// ```
 #[track_caller]
+#[inline(always)]
 pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
     let site = core::panic::Location::caller();
     if exports_ex_allocate_pool2() {
@@ -505,6 +459,7 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
 /// assert!(kernel.verify_unload().is_ok());
 /// ```
 #[track_caller]
+#[inline(always)]
 pub unsafe fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
     allocate_pool_with_tag(PoolType, NumberOfBytes, Tag, core::panic::Location::caller())
 }
@@ -531,7 +486,7 @@ pub unsafe fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, 
 /// assert_eq!(kernel.pool_usage().rows[0].frees, 1);
 /// ```
 pub unsafe fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
-    free_pool(P, Some(Tag));
+    super::free::free_pool(P, Some(Tag));
 }
 
 /// `ExFreePool`.
@@ -552,7 +507,7 @@ pub unsafe fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
 /// assert!(kernel.verify_unload().is_ok());
 /// ```
 pub unsafe fn ExFreePool(P: PVOID) {
-    free_pool(P, None);
+    super::free::free_pool(P, None);
 }
 
 /// `ExAllocatePoolWithQuotaTag`: as `ExAllocatePoolWithTag`, charged to the current process's pool
@@ -579,6 +534,7 @@ pub unsafe fn ExFreePool(P: PVOID) {
 /// assert_eq!(kernel.quota_charges()[0].paged, 0);
 /// ```
 #[track_caller]
+#[inline(always)]
 pub unsafe fn ExAllocatePoolWithQuotaTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
     allocate_pool_with_quota_tag(PoolType, NumberOfBytes, Tag, core::panic::Location::caller())
 }

@@ -586,7 +586,8 @@ pub(crate) struct ListRecord {
     pub(crate) site: &'static Location<'static>,
 }
 
-/// `DRIVER_VERIFIER_DETECTED_VIOLATION` 0x62: `driver_name` (whose address is parameter 2) unloads
+/// `DRIVER_VERIFIER_DETECTED_VIOLATION` 0x62 (row `LEAKED_AT_UNLOAD` of
+/// [`checks`](super::checks)): `driver_name` (whose address is parameter 2) unloads
 /// with `leaks` outstanding; the report names every block, its tag, pool, size and the source
 /// location that allocated it, followed by the pool usage table.
 pub(crate) fn leaked_blocks(driver_name: &str, leaks: &[Allocation], usage: &PoolUsage) -> BugCheck {
@@ -602,10 +603,14 @@ pub(crate) fn leaked_blocks(driver_name: &str, leaks: &[Allocation], usage: &Poo
     bug_check
 }
 
-/// `DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS` (0xCE) for the lookaside lists `lists`
-/// (by address, not empty) that `driver_name` did not delete: parameter 1 is the first list's
-/// address, the memory the kernel would reference, parameter 2 zero (a read).
-pub(crate) fn undeleted_lookaside_lists(driver_name: &str, lists: &[(usize, ListRecord)]) -> BugCheck {
+/// The bug check for the lookaside lists `lists` (by address, not empty) that `driver_name` did not
+/// delete: with Driver Verifier (`verifier`), `TIMER_OR_DPC_INVALID` (0xC7) at unload, whose page
+/// documents no parameters for a lookaside list (all 0, the lists are in the report); without it,
+/// `DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS` (0xCE), the stop the kernel's later walk of
+/// its lookaside lists runs into: parameter 1 the first list's address, the memory it would read,
+/// parameter 2 zero (a read). Rows `LOOKASIDE_LEFT_AT_UNLOAD` and `LOOKASIDE_TOUCHED_AFTER_UNLOAD` of
+/// [`checks`](super::checks).
+pub(crate) fn undeleted_lookaside_lists(driver_name: &str, lists: &[(usize, ListRecord)], verifier: bool) -> BugCheck {
     let first = lists.first().map_or(0, |&(address, _)| address);
     let mut report = std::format!("{driver_name} is unloading without deleting {} lookaside list(s):\n", lists.len());
     for (address, list) in lists {
@@ -620,10 +625,16 @@ pub(crate) fn undeleted_lookaside_lists(driver_name: &str, lists: &[(usize, List
             list.site.column()
         ));
     }
-    let mut bug_check = BugCheck::new(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, [first as u64, 0, 0, 0]);
+    let mut bug_check = if verifier {
+        BugCheck::new(TIMER_OR_DPC_INVALID, [0, 0, 0, 0])
+    } else {
+        BugCheck::new(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, [first as u64, 0, 0, 0])
+    };
     bug_check.report = report;
     bug_check
 }
 
 /// `DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS`.
 pub(crate) const DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS: ULONG = 0xCE;
+/// `TIMER_OR_DPC_INVALID`.
+pub(crate) const TIMER_OR_DPC_INVALID: ULONG = 0xC7;

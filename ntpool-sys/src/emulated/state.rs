@@ -5,7 +5,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::vec::Vec;
 
@@ -38,6 +38,9 @@ pub(crate) struct State {
     pub(crate) lookaside: Mutex<Lists>,
     /// DPCs, timers and work items.
     pub(crate) objects: KernelObjects,
+    /// How many lookaside lists are live: a free looks for one in the block it frees (bug check
+    /// 0xC4 / 0xCC) only when some are.
+    pub(crate) live_lists: AtomicUsize,
 }
 
 impl State {
@@ -56,6 +59,7 @@ impl State {
             random: Mutex::new(seed),
             lookaside: Mutex::default(),
             objects: KernelObjects::default(),
+            live_lists: AtomicUsize::new(0),
         }
     }
 

@@ -1,49 +1,114 @@
 //! Synchronization: spin locks (they exclude for real, between the threads that entered a kernel)
-//! and fast mutexes, with the IRQL changes and the checks of the real routines; and events, as far
-//! as fast mutexes use them.
+//! and fast mutexes, with the IRQL changes and Driver Verifier's checks (each a row of
+//! [`checks`](super::checks): the IRQL of every acquire and release, and with deadlock detection a
+//! lock acquired twice or released by a thread that does not hold it); and events, as far as fast
+//! mutexes use them.
 #![allow(non_snake_case)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::checks::{self, Check};
 use super::irql::{lower_irql, raise_irql};
-use super::state::{bug_check, current};
+use super::state::{State, current};
 use super::thread::{current_irql, set_irql, thread_id};
-use crate::{APC_LEVEL, DISPATCH_LEVEL, DRIVER_VERIFIER_DETECTED_VIOLATION, KIRQL, KSPIN_LOCK};
+use crate::{APC_LEVEL, DISPATCH_LEVEL, KIRQL, KSPIN_LOCK};
+
+/// Raises `check` when Driver Verifier runs; whether it did.
+fn verify(state: &State, check: &Check, parameters: [u64; 4]) -> bool {
+    if state.config.verifier {
+        checks::raise(state, check, parameters);
+    }
+    state.config.verifier
+}
+
+/// A thread that acquires a lock it holds: with Driver Verifier's deadlock detection, 0xC4 /
+/// 0x1000. Without it Windows spins (a spin lock) or waits (a fast mutex) for good; the emulation
+/// panics instead of hanging the test, and says so: this is the one violation it reports with a
+/// plain panic, because Windows reports none.
+fn self_deadlock(state: &State, lock: usize, what: &str) {
+    if state.config.deadlock_detection() {
+        checks::raise(state, &checks::SELF_DEADLOCK, [0x1000, lock as u64, 0, 0]);
+        return;
+    }
+    panic!(
+        "deadlock: this thread acquired a {what} it already holds (Windows hangs here; Driver Verifier's deadlock detection reports 0xC4 / 0x1000)"
+    );
+}
+
+/// A release by a thread that does not hold the lock (`holder` 0: nobody does): with deadlock
+/// detection 0xC4 / 0x1007 or 0x1004. Returns whether the release goes on (as on Windows without the
+/// check, which releases whatever the lock's state).
+fn release_by_non_holder(state: &State, lock: usize, holder: u64) -> bool {
+    if !state.config.deadlock_detection() {
+        return true;
+    }
+    if holder == 0 {
+        checks::raise(state, &checks::RELEASE_OF_UNACQUIRED, [0x1007, lock as u64, 0, 0]);
+    } else {
+        checks::raise(state, &checks::RELEASE_BY_OTHER_THREAD, [0x1004, lock as u64, holder, thread_id()]);
+    }
+    false
+}
 
 /// # Safety
 /// `lock` points to an initialized `KSPIN_LOCK` that stays valid while held.
 pub(crate) unsafe fn acquire_spin_lock(lock: *mut KSPIN_LOCK, raise: bool) -> KIRQL {
-    let old = if raise { raise_irql(DISPATCH_LEVEL) } else { current_irql() };
-    if !raise && old != DISPATCH_LEVEL {
+    let irql = current_irql();
+    let address = lock as u64;
+    if raise && irql > DISPATCH_LEVEL {
         let state = current();
-        if state.config.verifier {
-            // Driver Verifier: 0xC4 / 0x40, KeAcquireSpinLockAtDpcLevel below DISPATCH_LEVEL.
-            bug_check(&state, DRIVER_VERIFIER_DETECTED_VIOLATION, [0x40, old.into(), 0, 0]);
+        let parameters = [0x42, irql.into(), address, 0];
+        if verify(&state, &checks::ACQUIRE_SPIN_LOCK_ABOVE_DISPATCH, parameters) {
+            return irql;
+        }
+    }
+    if !raise && irql < DISPATCH_LEVEL {
+        let state = current();
+        let parameters = [0x40, irql.into(), address, 0];
+        if verify(&state, &checks::ACQUIRE_AT_DPC_LEVEL_BELOW_DISPATCH, parameters) {
+            return irql;
         }
     }
     let owner = thread_id();
     // SAFETY: a KSPIN_LOCK is an aligned 64-bit word that only the spin-lock routines touch, and
     // the caller guarantees it is valid.
     let word = unsafe { AtomicU64::from_ptr(lock) };
-    loop {
-        match word.compare_exchange_weak(0, owner, Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => return old,
-            Err(current_owner) if current_owner == owner => {
-                panic!("deadlock: this thread acquired a spin lock it already holds");
-            }
-            Err(_) => std::thread::yield_now(),
-        }
+    if word.load(Ordering::Relaxed) == owner {
+        self_deadlock(&current(), lock as usize, "spin lock");
+        return irql;
     }
+    let old = if raise { raise_irql(DISPATCH_LEVEL) } else { irql };
+    while word.compare_exchange_weak(0, owner, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        std::thread::yield_now();
+    }
+    old
 }
 
 /// # Safety
-/// `lock` is held by this thread.
+/// `lock` is a valid `KSPIN_LOCK`, held by this thread.
 pub(crate) unsafe fn release_spin_lock(lock: *mut KSPIN_LOCK, new_irql: Option<KIRQL>) {
+    let irql = current_irql();
+    let address = lock as u64;
+    match new_irql {
+        Some(_) if irql != DISPATCH_LEVEL => {
+            let parameters = [0x32, irql.into(), address, 0];
+            if verify(&current(), &checks::RELEASE_SPIN_LOCK_NOT_AT_DISPATCH, parameters) {
+                return;
+            }
+        }
+        None if irql < DISPATCH_LEVEL => {
+            let parameters = [0x41, irql.into(), address, 0];
+            if verify(&current(), &checks::RELEASE_FROM_DPC_LEVEL_BELOW_DISPATCH, parameters) {
+                return;
+            }
+        }
+        _ => {}
+    }
     // SAFETY: as in `acquire_spin_lock`.
     let word = unsafe { AtomicU64::from_ptr(lock) };
-    let owner = thread_id();
-    if word.load(Ordering::Relaxed) != owner {
-        panic!("a spin lock was released by a thread that does not hold it");
+    let holder = word.load(Ordering::Relaxed);
+    if holder != thread_id() && !release_by_non_holder(&current(), lock as usize, holder) {
+        return;
     }
     word.store(0, Ordering::Release);
     if let Some(irql) = new_irql {
@@ -56,13 +121,17 @@ pub(crate) unsafe fn release_spin_lock(lock: *mut KSPIN_LOCK, new_irql: Option<K
 pub(crate) unsafe fn acquire_fast_mutex(mutex: *mut crate::FAST_MUTEX) {
     let old = current_irql();
     if old > APC_LEVEL {
-        panic!("ExAcquireFastMutex at IRQL {old}: a fast mutex needs IRQL <= APC_LEVEL");
+        let parameters = [0x33, old.into(), mutex as u64, 0];
+        if verify(&current(), &checks::ACQUIRE_FAST_MUTEX_ABOVE_APC, parameters) {
+            return;
+        }
     }
     let owner = thread_id();
     // SAFETY: forwarded contract.
     let (count, owner_word) = unsafe { fast_mutex_words(mutex) };
     if owner_word.load(Ordering::Relaxed) == owner {
-        panic!("deadlock: this thread acquired a fast mutex it already holds");
+        self_deadlock(&current(), mutex as usize, "fast mutex");
+        return;
     }
     set_irql(APC_LEVEL);
     while count.compare_exchange_weak(1, 0, Ordering::Acquire, Ordering::Relaxed).is_err() {
@@ -74,15 +143,22 @@ pub(crate) unsafe fn acquire_fast_mutex(mutex: *mut crate::FAST_MUTEX) {
 }
 
 /// # Safety
-/// The calling thread holds `mutex`.
+/// `mutex` was initialized with `ExInitializeFastMutex`; the calling thread holds it.
 pub(crate) unsafe fn release_fast_mutex(mutex: *mut crate::FAST_MUTEX) {
-    let owner = thread_id();
+    let irql = current_irql();
+    if irql != APC_LEVEL {
+        let parameters = [0x34, irql.into(), mutex as u64, 0];
+        if verify(&current(), &checks::RELEASE_FAST_MUTEX_NOT_AT_APC, parameters) {
+            return;
+        }
+    }
     // SAFETY: forwarded contract.
     let (count, owner_word) = unsafe { fast_mutex_words(mutex) };
-    if owner_word.load(Ordering::Relaxed) != owner {
-        panic!("a fast mutex was released by a thread that does not hold it");
+    let holder = owner_word.load(Ordering::Relaxed);
+    if holder != thread_id() && !release_by_non_holder(&current(), mutex as usize, holder) {
+        return;
     }
-    // SAFETY: held by this thread.
+    // SAFETY: the mutex is valid; its `OldIrql` was written by the acquire.
     let old = unsafe { (*mutex).OldIrql } as KIRQL;
     owner_word.store(0, Ordering::Relaxed);
     count.store(1, Ordering::Release);

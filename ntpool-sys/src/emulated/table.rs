@@ -24,6 +24,18 @@ pub(crate) const PAGE_SIZE: usize = 4096;
 pub(crate) const CACHE_LINE: usize = 64;
 /// How many freed blocks are kept (unusable) so that a double free is recognised as such.
 const QUARANTINE: usize = 4096;
+/// Bytes past the end of every heap block, beyond its rounding to 16 bytes, that belong to no one:
+/// pool tracking fills them (with the rounding slack) with [`OVERRUN_FILL`] and checks them at free
+/// (bug check 0xC4 / 0x51).
+pub(crate) const TRAILER: usize = 16;
+/// What the bytes after a heap block hold until someone writes past the block's end.
+pub(crate) const OVERRUN_FILL: u8 = 0x5B;
+
+/// The bytes after a block of `size` bytes at `address` that pool tracking checks: up to the next
+/// 16-byte boundary, and [`TRAILER`] more.
+pub(crate) fn overrun_zone(address: usize, size: usize) -> core::ops::Range<usize> {
+    address + size..address + size.next_multiple_of(POOL_ALIGNMENT) + TRAILER
+}
 
 /// The memory behind a block.
 #[derive(Clone, Debug)]
@@ -71,6 +83,8 @@ pub(crate) struct Block {
 pub(crate) struct Retired {
     pub(crate) address: usize,
     pub(crate) tag: ULONG,
+    /// The size the block was asked for.
+    pub(crate) size: usize,
     pub(crate) backing: Backing,
 }
 
@@ -284,10 +298,12 @@ impl Quarantine {
         Some(oldest)
     }
 
-    /// The tag of the freed block at `address`, while it is in quarantine (the newest first).
-    pub(crate) fn freed_tag(&self, address: usize) -> Option<ULONG> {
+    /// The tag and size of the freed block at `address`, while it is in quarantine (the newest
+    /// first).
+    pub(crate) fn freed(&self, address: usize) -> Option<(ULONG, usize)> {
         let (older, newer) = self.ring.split_at(self.next);
-        older.iter().rev().chain(newer.iter().rev()).find(|retired| retired.address == address).map(|r| r.tag)
+        let mut ring = older.iter().rev().chain(newer.iter().rev());
+        ring.find(|retired| retired.address == address).map(|r| (r.tag, r.size))
     }
 
     /// Empties the quarantine.
@@ -299,7 +315,7 @@ impl Quarantine {
 
 /// Heap blocks that left quarantine, kept for the next allocation of the same size instead of going
 /// back to the host's allocator, as a pool keeps its free blocks: at most one per size of host block
-/// below a page and a pool header (in steps of 16 bytes), so at most 257 blocks and about 1 MiB. A
+/// below a page and a pool header (in steps of 16 bytes), so at most 260 blocks and about 1 MiB. A
 /// block is only reused after its time in quarantine, exactly as the host's allocator would reuse
 /// it, and it is filled again (zeroes, or the uninitialized fill) before it is handed out.
 #[derive(Default)]
@@ -310,9 +326,9 @@ pub(crate) struct Spare {
 }
 
 impl Spare {
-    /// How many sizes are kept: host blocks of the small-block path are `size + 16` bytes, size
-    /// below a page.
-    const SLOTS: usize = (PAGE_SIZE + POOL_ALIGNMENT) / POOL_ALIGNMENT + 1;
+    /// How many sizes are kept: host blocks of the small-block path are the size rounded to 16, 16
+    /// bytes, at most 8 more and the [`TRAILER`], size below a page.
+    const SLOTS: usize = (PAGE_SIZE + 2 * POOL_ALIGNMENT + 8 + TRAILER) / POOL_ALIGNMENT + 1;
 
     /// The base of a kept host block allocated with `layout`, if there is one.
     #[inline]
@@ -535,15 +551,15 @@ mod tests {
     #[test]
     fn quarantine_is_a_ring_of_the_newest() {
         let mut quarantine = Quarantine::default();
-        let retired = |address| Retired { address, tag: address as ULONG, backing: block(0).backing };
+        let retired = |address| Retired { address, tag: address as ULONG, size: 8, backing: block(0).backing };
         for address in 1..=QUARANTINE {
             assert!(quarantine.retire(retired(address)).is_none());
         }
         let oldest = quarantine.retire(retired(QUARANTINE + 1)).map(|r| r.address);
         assert_eq!(oldest, Some(1));
-        assert_eq!(quarantine.freed_tag(1), None);
-        assert_eq!(quarantine.freed_tag(2), Some(2));
-        assert_eq!(quarantine.freed_tag(QUARANTINE + 1), Some((QUARANTINE + 1) as ULONG));
+        assert_eq!(quarantine.freed(1), None);
+        assert_eq!(quarantine.freed(2), Some((2, 8)));
+        assert_eq!(quarantine.freed(QUARANTINE + 1), Some(((QUARANTINE + 1) as ULONG, 8)));
         assert_eq!(quarantine.drain().count(), QUARANTINE);
     }
 }

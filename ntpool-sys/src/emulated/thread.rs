@@ -14,7 +14,11 @@ std::thread_local! {
         NEXT.fetch_add(1, Ordering::Relaxed)
     };
     static PROCESS: Cell<u64> = const { Cell::new(SYSTEM_PROCESS) };
+    static IN_DPC: Cell<bool> = const { Cell::new(false) };
 }
+
+/// The Idle process's id: quota must never be charged to it (Driver Verifier: 0xC4 / 0x10A).
+pub(crate) const IDLE_PROCESS: u64 = 0;
 
 /// The System process's id: the process a thread of the emulated kernel belongs to unless it runs in
 /// [`in_process`].
@@ -45,6 +49,18 @@ pub unsafe fn __set_irql(irql: KIRQL) {
 /// A non-zero id of the calling thread, unique in the process.
 pub(crate) fn thread_id() -> u64 {
     THREAD_ID.with(|id| *id)
+}
+
+/// The id the emulated kernel gives the calling thread: what a spin lock it holds contains, and
+/// what bug check 0xC4 / 0x1004 reports for a thread (where Windows reports a `KTHREAD` address).
+///
+/// ```
+/// let id = ntpool_sys::emulated::current_thread();
+/// assert_ne!(id, 0);
+/// assert_ne!(std::thread::spawn(ntpool_sys::emulated::current_thread).join().unwrap(), id);
+/// ```
+pub fn current_thread() -> u64 {
+    thread_id()
 }
 
 /// The process the calling thread is attached to.
@@ -81,5 +97,42 @@ pub fn in_process<R>(process: u64, f: impl FnOnce() -> R) -> R {
         }
     }
     let _restore = Restore(PROCESS.with(|p| p.replace(process)));
+    f()
+}
+
+/// Whether the calling thread runs a DPC routine ([`in_dpc_routine`]).
+pub(crate) fn in_dpc() -> bool {
+    IN_DPC.with(Cell::get)
+}
+
+/// Runs `f` as the kernel runs a DPC routine: at `DISPATCH_LEVEL`, in whatever process the processor
+/// happens to be in. Driver Verifier checks what a DPC routine must not do: charge pool quota
+/// (0xC4 / 0x10B, the current process is arbitrary), lower the IRQL below `DISPATCH_LEVEL`
+/// (0xC4 / 0x31 with parameter 4 = 1). Back at the caller's IRQL afterwards.
+///
+/// ```
+/// use ntpool_sys::emulated::{catch_bug_check, in_dpc_routine, Kernel};
+/// use ntpool_sys as sys;
+/// let stop = Kernel::new().run(|| {
+///     catch_bug_check(|| in_dpc_routine(|| {
+///         assert_eq!(sys::KeGetCurrentIrql(), sys::DISPATCH_LEVEL);
+///         let flags = sys::POOL_FLAG_NON_PAGED | sys::POOL_FLAG_USE_QUOTA;
+///         // SAFETY: a deliberate violation that the emulated kernel reports.
+///         unsafe { sys::ExAllocatePool2(flags, 8, u32::from_le_bytes(*b"Doc1")) }
+///     }))
+///     .unwrap_err()
+/// });
+/// assert_eq!((stop.code, stop.parameters), (0xC4, [0x10B, 0, 0, 0]));
+/// ```
+pub fn in_dpc_routine<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool, KIRQL);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_DPC.with(|d| d.set(self.0));
+            set_irql(self.1);
+        }
+    }
+    let _restore = Restore(IN_DPC.with(|d| d.replace(true)), current_irql());
+    set_irql(crate::DISPATCH_LEVEL);
     f()
 }

@@ -1,0 +1,167 @@
+//! Freeing pool (`ExFreePoolWithTag`, `ExFreePool`, and `VideoPortFreePool`'s), checked as the
+//! kernel and Driver Verifier check it: an address that is not a live block (never allocated, freed
+//! already, or inside a block), the IRQL, the tag, special pool's slack, pool tracking's overrun
+//! zone, and a lookaside list still live in the block. Every check happens before the first change
+//! to the pool, so a bug check leaves it as it was.
+
+use super::checks::{self, Check};
+use super::pool::FREED_FILL;
+use super::reports::PoolKind;
+use super::state::{State, with_current};
+use super::table::{Backing, OVERRUN_FILL, PAGE_SIZE, POOL_ALIGNMENT, Pool, PoolGuard, Retired, overrun_zone};
+use super::thread::current_irql;
+use crate::{APC_LEVEL, DISPATCH_LEVEL, PVOID, ULONG};
+
+pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
+    with_current(|state| free_pool_in(state, pointer, tag));
+}
+
+/// The first 8 bytes of the x64 `POOL_HEADER` of a freed block of `size` bytes with `tag`, as bug
+/// checks 0xC4 / 0x13 and 0xC2 / 0x07 report them: `PreviousSize` and `PoolIndex` 0, `BlockSize`
+/// (header and data in 16-byte units) in bits 16-23, `PoolType` 0 (a free block) in bits 24-31, and
+/// `PoolTag` in bits 32-63. Blocks of a page or more have no header on Windows: `BlockSize` 0.
+pub(crate) fn freed_header(size: usize, tag: ULONG) -> u64 {
+    let block_size = if size < PAGE_SIZE { (size + POOL_ALIGNMENT).div_ceil(POOL_ALIGNMENT) as u64 } else { 0 };
+    (u64::from(tag) << 32) | ((block_size & 0xFF) << 16)
+}
+
+/// Raises `check` with `parameters` once the pool's lock is given back.
+fn stop(state: &State, pool: PoolGuard<'_, Pool>, check: &Check, parameters: [u64; 4]) {
+    drop(pool);
+    checks::raise(state, check, parameters);
+}
+
+fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
+    let verifier = state.config.verifier;
+    let address = pointer as usize;
+    let irql = current_irql();
+    let mut guard = state.pool();
+    let pool = &mut *guard;
+    let Some((slot, block)) = pool.live.find(address) else {
+        return free_of_no_block(state, guard, address);
+    };
+    let max_irql = if block.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
+    if irql > max_irql {
+        let (pool_type, address) = (block.pool_type as u64, address as u64);
+        return match (verifier, block.kind == PoolKind::Paged) {
+            (true, true) => stop(state, guard, &checks::PAGED_FREE_ABOVE_APC, [0x11, irql.into(), pool_type, address]),
+            (true, false) => {
+                stop(state, guard, &checks::NON_PAGED_FREE_ABOVE_DISPATCH, [0x12, irql.into(), pool_type, address])
+            }
+            (false, _) => {
+                stop(state, guard, &checks::BAD_POOL_CALLER_FREE_IRQL, [0x09, irql.into(), pool_type, address])
+            }
+        };
+    }
+    if let Some((allocated_with, used)) = wrong_tag(block.tag, tag) {
+        let parameters = [0x0A, address as u64, allocated_with.into(), used.into()];
+        return stop(state, guard, &checks::WRONG_TAG_ON_FREE, parameters);
+    }
+    if let Some(found) = state.objects.lock().check_free(address, address + block.size) {
+        drop(guard);
+        return super::state::raise(state, found);
+    }
+    #[cfg(ntpool_pages)]
+    if let Backing::Pages { pages, special: true } = &block.backing {
+        if let Some((corrupted, subcode)) = pages.corrupted_slack() {
+            let check = if subcode == 0x23 {
+                &checks::SPECIAL_POOL_UNDERRUN_AT_FREE
+            } else {
+                &checks::SPECIAL_POOL_OVERRUN_AT_FREE
+            };
+            return stop(state, guard, check, [address as u64, corrupted as u64, 0, subcode]);
+        }
+    }
+    if let (Backing::Heap { .. }, true) = (&block.backing, state.config.pool_tracking()) {
+        // SAFETY: the zone lies inside the host block behind this live block (`pool::back` made it so).
+        let overrun = overrun_zone(address, block.size).find(|&a| unsafe { *(a as *const u8) } != OVERRUN_FILL);
+        if let Some(beyond) = overrun {
+            let parameters = [0x51, address as u64, beyond as u64, block.size as u64];
+            return stop(state, guard, &checks::OVERRUN_FOUND_AT_FREE, parameters);
+        }
+    }
+    if verifier && state.live_lists.load(core::sync::atomic::Ordering::Relaxed) > 0 {
+        let lists = state.lookaside.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((&list, _)) = lists.live.range(address..address + block.size).next() {
+            let parameters = [0xCC, list as u64, address as u64, block.size as u64];
+            drop(lists);
+            return stop(state, guard, &checks::FREE_OF_ACTIVE_LOOKASIDE, parameters);
+        }
+    }
+    let Some(block) = pool.live.remove(slot) else { return };
+    let row = &mut pool.usage[block.row];
+    row.frees += 1;
+    row.bytes -= block.size as u64;
+    if let Some(charge) = block.charged.and_then(|process| pool.quota.get_mut(&process)) {
+        *if block.kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= block.size as u64;
+    }
+    retire(&block.backing, address, block.size);
+    let retired = Retired { address, tag: block.tag, size: block.size, backing: block.backing };
+    if let Some(oldest) = pool.quarantine.retire(retired) {
+        if let Some(backing) = pool.spare.keep(oldest.backing) {
+            backing.release();
+        }
+    }
+}
+
+/// A free of an address that is not a live block's: a block freed already (still in quarantine), an
+/// address inside a live block, or one no allocation returned.
+#[cold]
+fn free_of_no_block(state: &State, guard: PoolGuard<'_, Pool>, address: usize) {
+    let freed = guard.quarantine.freed(address);
+    let interior =
+        freed.is_none() && guard.live.iter().any(|(start, block)| start < address && address < start + block.size);
+    let verifier = state.config.verifier;
+    let address = address as u64;
+    match (freed, verifier) {
+        (Some((tag, size)), true) => {
+            let parameters = [0x13, 0, address.wrapping_sub(16), freed_header(size, tag)];
+            stop(state, guard, &checks::DOUBLE_FREE, parameters);
+        }
+        (Some((tag, size)), false) => {
+            stop(state, guard, &checks::BAD_POOL_CALLER_DOUBLE_FREE, [0x07, 0, freed_header(size, tag), address]);
+        }
+        (None, true) if interior => stop(state, guard, &checks::FREE_AT_INTERIOR_ADDRESS, [0x16, 0, address, 0]),
+        (None, true) => stop(state, guard, &checks::FREE_OF_UNKNOWN_ADDRESS, [0x10, address, 0, 0]),
+        (None, false) => stop(state, guard, &checks::BAD_POOL_CALLER_INVALID_ADDRESS, [0x99, address, 0, 0]),
+    }
+}
+
+/// Whether a free with `tag` (`None`: `ExFreePool`, which is `ExFreePoolWithTag(P, 0)`) of a block
+/// allocated with `allocated` is the wrong tag, and if so the tags bug check 0xC2 / 0x0A reports
+/// (parameters 3 and 4).
+///
+/// * `ExFreePoolWithTag` with another tag than the block's: reported with both tags as given.
+/// * A block whose tag has [`PROTECTED_POOL`](crate::PROTECTED_POOL) set must be freed with
+///   `ExFreePoolWithTag` and its tag: the kernel compares the two tags without that bit, and reports
+///   them without it; `ExFreePool` passes tag 0, which never matches.
+/// * `ExFreePool` of an unprotected block is fine.
+fn wrong_tag(allocated: ULONG, tag: Option<ULONG>) -> Option<(ULONG, ULONG)> {
+    let protected = allocated & crate::PROTECTED_POOL != 0;
+    match tag {
+        None if protected => Some((allocated & !crate::PROTECTED_POOL, 0)),
+        None => None,
+        Some(tag) if protected && (tag & !crate::PROTECTED_POOL) != (allocated & !crate::PROTECTED_POOL) => {
+            Some((allocated & !crate::PROTECTED_POOL, tag & !crate::PROTECTED_POOL))
+        }
+        Some(tag) if !protected && tag != allocated => Some((allocated, tag)),
+        Some(_) => None,
+    }
+}
+
+/// Makes a freed block unusable while it sits in quarantine: special pool pages become inaccessible
+/// (a later touch is bug check 0xCC), other memory is filled with [`FREED_FILL`].
+fn retire(backing: &Backing, address: usize, size: usize) {
+    match *backing {
+        #[cfg(ntpool_pages)]
+        Backing::Pages { ref pages, special: true } => pages.retire(),
+        #[cfg(ntpool_pages)]
+        Backing::Pages { ref pages, special: false } => {
+            pages.touch();
+            // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
+            unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) };
+        }
+        // SAFETY: as above.
+        Backing::Heap { .. } => unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) },
+    }
+}

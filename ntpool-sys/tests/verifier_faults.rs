@@ -1,0 +1,97 @@
+//! Driver Verifier's special pool and Force IRQL Checking on the emulated kernel: the checks made at
+//! free (bug check 0xC1), and the stops found by the page-fault handler (0xCC, 0xCD, 0xD1), which
+//! end the process as a bug check ends the machine and run in a child process. Each row of the check
+//! table (`ntpool_sys::emulated::checks`) with its code and all four parameters; the address of the
+//! faulting instruction, which no test can know beforehand, is checked to be an address.
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+mod common;
+
+use common::{TAG, assert_row, block, stop};
+use ntpool_sys as sys;
+use ntpool_sys::emulated::{BugCheck, Kernel, SpecialPoolAlignment, checks, expect_stop_in_child};
+
+fn special_pool() -> Kernel {
+    Kernel::builder().special_pool(SpecialPoolAlignment::VerifyEnd).build()
+}
+
+fn free(block: *mut u8) {
+    // SAFETY: a free the emulated kernel checks.
+    unsafe { sys::ExFreePoolWithTag(block.cast(), TAG) };
+}
+
+#[test]
+fn special_pool_finds_bytes_written_around_a_block_at_free() {
+    let kernel = special_pool();
+    let live = kernel.run(|| {
+        let live = block(sys::POOL_FLAG_NON_PAGED, 20).cast::<u8>();
+        // SAFETY: deliberately wrong: byte 20 is past the block, inside its page (the slack).
+        unsafe { live.wrapping_add(20).write(0xFF) };
+        live
+    });
+    let bug_check = stop(&kernel, || free(live));
+    assert_row(&bug_check, &checks::SPECIAL_POOL_OVERRUN_AT_FREE, [live as u64, live as u64 + 20, 0, 0x24]);
+    let kernel = special_pool();
+    let live = kernel.run(|| {
+        let live = block(sys::POOL_FLAG_NON_PAGED, 32).cast::<u8>();
+        // SAFETY: deliberately wrong: the byte before the block, inside its page.
+        unsafe { live.wrapping_sub(1).write(0) };
+        live
+    });
+    let bug_check = stop(&kernel, || free(live));
+    assert_row(&bug_check, &checks::SPECIAL_POOL_UNDERRUN_AT_FREE, [live as u64, live as u64 - 1, 0, 0x23]);
+}
+
+/// The instruction's address (parameter `index`) is known only to the child: it is an address.
+fn with_instruction(bug_check: &BugCheck, index: usize) -> u64 {
+    let instruction = bug_check.parameters[index];
+    assert!(instruction > 0x1000, "{bug_check}");
+    instruction
+}
+
+#[test]
+fn special_pool_stops_a_touch_of_the_guard_page_with_0xcd() {
+    let bug_check = expect_stop_in_child("special_pool_stops_a_touch_of_the_guard_page_with_0xcd", || {
+        special_pool().run(|| {
+            let live = block(sys::POOL_FLAG_NON_PAGED, 64).cast::<u8>();
+            // SAFETY: deliberately wrong: 64 bytes on is the guard page.
+            unsafe { live.wrapping_add(64).write_volatile(1) };
+        });
+    });
+    let instruction = with_instruction(&bug_check, 2);
+    let guard = bug_check.parameters[0];
+    assert_eq!(guard % 4096, 0, "{bug_check}");
+    assert_row(&bug_check, &checks::SPECIAL_POOL_GUARD_PAGE, [guard, 1, instruction, 0]);
+}
+
+#[test]
+fn special_pool_stops_a_use_after_free_with_0xcc() {
+    let bug_check = expect_stop_in_child("special_pool_stops_a_use_after_free_with_0xcc", || {
+        special_pool().run(|| {
+            let live = block(sys::POOL_FLAG_NON_PAGED, 16).cast::<u64>();
+            free(live.cast());
+            // SAFETY: deliberately wrong: the block was freed.
+            unsafe { live.wrapping_add(1).read_volatile() };
+        });
+    });
+    let instruction = with_instruction(&bug_check, 2);
+    assert_eq!(bug_check.parameters[0] % 16, 8, "the second word of a block: {bug_check}");
+    assert_row(&bug_check, &checks::SPECIAL_POOL_USE_AFTER_FREE, [bug_check.parameters[0], 0, instruction, 0]);
+}
+
+#[test]
+fn force_irql_checking_stops_a_touch_of_paged_memory_at_dispatch_level_with_0xd1() {
+    let name = "force_irql_checking_stops_a_touch_of_paged_memory_at_dispatch_level_with_0xd1";
+    let bug_check = expect_stop_in_child(name, || {
+        Kernel::builder().force_irql_checking(true).build().run(|| {
+            let paged = block(sys::POOL_FLAG_PAGED, 8).cast::<u64>();
+            // SAFETY: a raise from PASSIVE_LEVEL; deliberately wrong: paged memory written at DISPATCH_LEVEL.
+            unsafe { sys::KfRaiseIrql(sys::DISPATCH_LEVEL) };
+            // SAFETY: as above.
+            unsafe { paged.write_volatile(7) };
+        });
+    });
+    let instruction = with_instruction(&bug_check, 3);
+    assert_eq!(bug_check.parameters[0] % 4096, 0, "the block starts its page: {bug_check}");
+    assert_row(&bug_check, &checks::PAGED_MEMORY_AT_DISPATCH, [bug_check.parameters[0], 2, 1, instruction]);
+}
