@@ -230,6 +230,18 @@ checks! {
         ["exception code (STATUS_INSUFFICIENT_RESOURCES)", "address at which the exception occurred (the emulated routine's entry)", "exception parameter 0 (none: 0)", "exception parameter 1 (none: 0)"],
         "always (Driver Verifier on or off)", X1E,
         "ExAllocatePool2's page says it raises an exception without naming it: STATUS_INSUFFICIENT_RESOURCES, as the quota routine's: medium";
+    ARMED_TIMER_FREED = 0xC7, First(0x0), "pool freed while it holds an armed timer",
+        ["0x0", "address of the timer object", "start of memory range being checked (the block freed)", "end of memory range being checked"],
+        AUTOMATIC, C7, "exact";
+    QUEUED_DPC_FREED = 0xC7, First(0x1), "pool freed while it holds a queued DPC",
+        ["0x1", "address of the DPC object", "start of memory range being checked (the block freed)", "end of memory range being checked"],
+        AUTOMATIC, C7, "exact";
+    KERNEL_OBJECT_PENDING_AT_UNLOAD = 0xCE, Subcode::None, "the driver unloads with a timer armed, a DPC queued, or a work item queued, running or not freed",
+        ["memory address referenced (the first object left)", "1: write (the kernel writes the object to run it)", "address that referenced memory (undocumented here: a work item's routine, else 0)", "reserved (0)"],
+        "any", CE, "the stop the kernel's later use of the object would raise, found at unload; every object left is in the report: medium";
+    WORK_ITEM_LIST_CORRUPTED = 0x139, First(3), "a work item queued while queued, or freed while queued (the work queue's LIST_ENTRY check)",
+        ["3 (a LIST_ENTRY was corrupted)", "address of the trap frame (none in the emulation: 0)", "address of the exception record (none: 0)", "reserved (0)"],
+        "any", X139, "exact for parameter 1; Microsoft documents no Driver Verifier code for a work item queued twice";
     LOOKASIDE_LEFT_AT_UNLOAD = 0xC7, Subcode::None, "the driver unloads with a lookaside list not deleted",
         ["undocumented (0): the page has no row for lookaside lists", "undocumented (0)", "undocumented (0)", "undocumented (0)"],
         AUTOMATIC, C7,
@@ -324,6 +336,7 @@ mod tests {
             include_str!("../../tests/verifier_locks.rs"),
             include_str!("../../tests/verifier_lookaside.rs"),
             include_str!("../../tests/verifier_faults.rs"),
+            include_str!("../../tests/verifier_objects.rs"),
         ]
         .concat();
         for check in CHECKS {

@@ -24,12 +24,13 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::vec::Vec;
 
+use super::checks::{self, Check};
 use super::reports::BugCheck;
 
-/// `TIMER_OR_DPC_INVALID`.
-pub(crate) const TIMER_OR_DPC_INVALID: u32 = 0xC7;
-/// `DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS`.
-const DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS: u32 = 0xCE;
+/// A bug check of `check`'s row with `parameters`.
+fn stop(check: &Check, parameters: [u64; 4]) -> BugCheck {
+    BugCheck::new(check.code, check.parameters(parameters))
+}
 
 /// A timer set with `KeSetTimerEx` and not yet expired (one-shot) or cancelled.
 #[derive(Clone, Copy, Debug)]
@@ -96,7 +97,8 @@ impl Objects {
             .map(|&timer| (0, timer))
             .or_else(|| self.dpc_queue.iter().find(|&&dpc| inside(dpc)).map(|&dpc| (1, dpc)));
         let (kind, address) = found?;
-        let mut bug_check = BugCheck::new(TIMER_OR_DPC_INVALID, [kind, address as u64, start as u64, end as u64]);
+        let check = if kind == 0 { &checks::ARMED_TIMER_FREED } else { &checks::QUEUED_DPC_FREED };
+        let mut bug_check = stop(check, [kind, address as u64, start as u64, end as u64]);
         bug_check.report = format!(
             "pool freed at {start:#x}..{end:#x} holds {} at {address:#x}: cancel it before freeing its memory",
             if kind == 0 { "an armed timer" } else { "a queued DPC" }
@@ -125,8 +127,7 @@ impl Objects {
         }
         let &(first, _) = left.first()?;
         let routine = self.work_items.get(&first).map_or(0, |record| record.routine);
-        let mut bug_check =
-            BugCheck::new(DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, [first as u64, 1, routine as u64, 0]);
+        let mut bug_check = stop(&checks::KERNEL_OBJECT_PENDING_AT_UNLOAD, [first as u64, 1, routine as u64, 0]);
         bug_check.report = format!("{driver_name} is unloading with {} kernel object(s) pending:\n", left.len());
         for (_, line) in left {
             bug_check.report.push_str(&line);

@@ -9,24 +9,23 @@
 //! Misuse, as Windows reports it (no Verifier check is documented for these; the kernel's list
 //! integrity checks catch the corrupted worker queue): queuing a work item that is already queued,
 //! or freeing one that is queued, is bug check 0x139 `KERNEL_SECURITY_CHECK_FAILURE` / 3
-//! (`LIST_ENTRY` corruption), parameter 2 = the work item.
+//! (`LIST_ENTRY` corruption; [`checks::WORK_ITEM_LIST_CORRUPTED`](super::checks::WORK_ITEM_LIST_CORRUPTED)).
 #![allow(non_snake_case)]
 
 use std::boxed::Box;
 use std::sync::Arc;
 
+use super::checks;
 use super::objects::WorkItemRecord;
 use super::reports::{BugCheck, quietly};
-use super::state::{State, bug_check, current, enter, with_current};
+use super::state::{State, current, enter, with_current};
 use super::thread::current_irql;
 use crate::{
     BOOLEAN, KPROCESSOR_MODE, LARGE_INTEGER, NTSTATUS, PASSIVE_LEVEL, PDEVICE_OBJECT, PIO_WORKITEM,
     PIO_WORKITEM_ROUTINE, PVOID, STATUS_SUCCESS, WORK_QUEUE_TYPE,
 };
 
-/// `KERNEL_SECURITY_CHECK_FAILURE`.
-const KERNEL_SECURITY_CHECK_FAILURE: u32 = 0x139;
-/// Its parameter 1 for a corrupted `LIST_ENTRY`.
+/// `KERNEL_SECURITY_CHECK_FAILURE`'s parameter 1 for a corrupted `LIST_ENTRY`.
 const LIST_ENTRY_CORRUPTION: u64 = 3;
 
 /// The emulated `IO_WORKITEM`: what the kernel keeps for it (the real one is 0x58 bytes).
@@ -94,7 +93,7 @@ pub unsafe fn IoQueueWorkItem(
         }
     };
     let Some((device, serial)) = queued else {
-        bug_check(&state, KERNEL_SECURITY_CHECK_FAILURE, [LIST_ENTRY_CORRUPTION, item as u64, 0, 0]);
+        checks::raise(&state, &checks::WORK_ITEM_LIST_CORRUPTED, [LIST_ENTRY_CORRUPTION, 0, 0, 0]);
         return;
     };
     let context = Context as usize;
@@ -166,7 +165,7 @@ pub unsafe fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM) {
         }
     };
     if !freed {
-        bug_check(&state, KERNEL_SECURITY_CHECK_FAILURE, [LIST_ENTRY_CORRUPTION, item as u64, 0, 0]);
+        checks::raise(&state, &checks::WORK_ITEM_LIST_CORRUPTED, [LIST_ENTRY_CORRUPTION, 0, 0, 0]);
         return;
     }
     // SAFETY: allocated by IoAllocateWorkItem as a boxed `WorkItemStorage`, freed once (the record
