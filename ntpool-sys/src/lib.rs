@@ -393,16 +393,19 @@ pub(crate) unsafe fn allocate_pool2_with_legacy_routine(
 ) -> PVOID {
     let unknown = flags & POOL_FLAG_REQUIRED_MASK & !POOL_FLAG_REQUIRED_KNOWN;
     let quota = flags & POOL_FLAG_USE_QUOTA != 0;
-    let Some(pool_type) = pool_type_for_flags(flags & !POOL_FLAG_USE_QUOTA) else {
+    let Some(pool_type) = pool_type_for_flags(flags & !(POOL_FLAG_USE_QUOTA | POOL_FLAG_RAISE_ON_FAILURE)) else {
         return core::ptr::null_mut();
     };
     if unknown != 0 || tag == 0 {
         return core::ptr::null_mut();
     }
+    // POOL_FLAG_RAISE_ON_FAILURE: the legacy routines' raising forms (the quota routine without
+    // POOL_QUOTA_FAIL_INSTEAD_OF_RAISE, ExAllocatePoolWithTag with POOL_RAISE_IF_ALLOCATION_FAILURE).
+    let raise = flags & POOL_FLAG_RAISE_ON_FAILURE != 0;
     let block = if quota {
-        allocate_with_quota_tag(pool_type | POOL_QUOTA_FAIL_INSTEAD_OF_RAISE, size, tag)
+        allocate_with_quota_tag(pool_type | if raise { 0 } else { POOL_QUOTA_FAIL_INSTEAD_OF_RAISE }, size, tag)
     } else {
-        allocate_with_tag(pool_type, size, tag)
+        allocate_with_tag(pool_type | if raise { POOL_RAISE_IF_ALLOCATION_FAILURE } else { 0 }, size, tag)
     };
     if !block.is_null() && flags & POOL_FLAG_UNINITIALIZED == 0 {
         // SAFETY: `block` is a fresh allocation of `size` bytes.
@@ -410,6 +413,14 @@ pub(crate) unsafe fn allocate_pool2_with_legacy_routine(
     }
     block
 }
+
+/// `POOL_RAISE_IF_ALLOCATION_FAILURE`: or-ed into a `POOL_TYPE`, makes `ExAllocatePoolWithTag` raise
+/// an exception instead of returning NULL when it fails.
+///
+/// ```
+/// assert_eq!(ntpool_sys::POOL_RAISE_IF_ALLOCATION_FAILURE, 16);
+/// ```
+pub const POOL_RAISE_IF_ALLOCATION_FAILURE: POOL_TYPE = 16;
 
 /// `KEVENT`, opaque: a `DISPATCHER_HEADER` (x64: 24 bytes).
 #[repr(C)]

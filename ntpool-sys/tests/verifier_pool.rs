@@ -258,6 +258,30 @@ fn the_raising_quota_routine_is_an_unhandled_exception() {
 }
 
 #[test]
+fn the_raising_pool_type_is_an_unhandled_exception_and_the_legacy_fallback_uses_it() {
+    let kernel = Kernel::builder().fail_allocation(1).build();
+    let pool_type = sys::NonPagedPoolNx | sys::POOL_RAISE_IF_ALLOCATION_FAILURE;
+    // SAFETY: a request the emulated kernel fails, with the raising pool type.
+    let bug_check = stop(&kernel, || unsafe { sys::ExAllocatePoolWithTag(pool_type, 8, TAG) });
+    let at = bug_check.parameters[1];
+    assert_ne!(at, 0);
+    assert_row(&bug_check, &checks::LEGACY_RAISE_NOT_HANDLED, [0xC000_009A, at, 0, 0]);
+    // Where ExAllocatePool2 is not exported, POOL_FLAG_RAISE_ON_FAILURE takes the same raising form.
+    let kernel = Kernel::builder().ex_allocate_pool2(false).fail_allocation(1).build();
+    let flags = sys::POOL_FLAG_NON_PAGED | sys::POOL_FLAG_RAISE_ON_FAILURE;
+    let bug_check = stop(&kernel, || block(flags, 8));
+    assert_row(&bug_check, &checks::LEGACY_RAISE_NOT_HANDLED, [0xC000_009A, at, 0, 0]);
+    // And without a failure, the raising form allocates as the other does.
+    let kernel = Kernel::builder().ex_allocate_pool2(false).build();
+    kernel.run(|| {
+        let allocated = block(flags, 8);
+        // SAFETY: allocated above with TAG.
+        unsafe { sys::ExFreePoolWithTag(allocated, TAG) };
+    });
+    assert!(kernel.verify_unload().is_ok());
+}
+
+#[test]
 fn raise_on_failure_raises_instead_of_returning_null() {
     let flags = sys::POOL_FLAG_NON_PAGED | sys::POOL_FLAG_RAISE_ON_FAILURE;
     let kernel = Kernel::builder().fail_allocation(1).build();

@@ -230,6 +230,10 @@ checks! {
         ["exception code (STATUS_INSUFFICIENT_RESOURCES)", "address at which the exception occurred (the emulated routine's entry)", "exception parameter 0 (none: 0)", "exception parameter 1 (none: 0)"],
         "always (Driver Verifier on or off)", X1E,
         "ExAllocatePool2's page says it raises an exception without naming it: STATUS_INSUFFICIENT_RESOURCES, as the quota routine's: medium";
+    LEGACY_RAISE_NOT_HANDLED = 0x1E, Subcode::None, "ExAllocatePoolWithTag with POOL_RAISE_IF_ALLOCATION_FAILURE fails",
+        ["exception code (STATUS_INSUFFICIENT_RESOURCES)", "address at which the exception occurred (the emulated routine's entry)", "exception parameter 0 (none: 0)", "exception parameter 1 (none: 0)"],
+        "always (Driver Verifier on or off)", X1E,
+        "the POOL_TYPE page says the allocation raises an exception on failure; the exception code is STATUS_INSUFFICIENT_RESOURCES: medium";
     ARMED_TIMER_FREED = 0xC7, First(0x0), "pool freed while it holds an armed timer",
         ["0x0", "address of the timer object", "start of memory range being checked (the block freed)", "end of memory range being checked"],
         AUTOMATIC, C7, "exact";

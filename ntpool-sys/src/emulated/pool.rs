@@ -129,7 +129,18 @@ pub(crate) fn allocate_pool_with_tag(
     tag: ULONG,
     site: &'static Location<'static>,
 ) -> PVOID {
-    allocate_legacy(pool_type, size, tag, site, "ExAllocatePoolWithTag")
+    // POOL_RAISE_IF_ALLOCATION_FAILURE: a failure raises STATUS_INSUFFICIENT_RESOURCES instead of
+    // returning NULL (https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/ne-wdm-_pool_type).
+    let raise = pool_type & crate::POOL_RAISE_IF_ALLOCATION_FAILURE != 0;
+    let block =
+        allocate_legacy(pool_type & !crate::POOL_RAISE_IF_ALLOCATION_FAILURE, size, tag, site, "ExAllocatePoolWithTag");
+    if block.is_null() && raise {
+        let routine = allocate_pool_with_tag as *const () as usize;
+        with_current(|state| {
+            unhandled_exception(state, &checks::LEGACY_RAISE_NOT_HANDLED, STATUS_INSUFFICIENT_RESOURCES, routine)
+        });
+    }
+    block
 }
 
 /// `VideoPortAllocatePool`: `videoprt.sys` hands the `VP_POOL_TYPE` (whose values are the
