@@ -5,10 +5,11 @@
 //!
 //! There are two implementations behind the same names and signatures:
 //!
-//! * on a Windows target, the real kernel: `raw-dylib` imports from `ntoskrnl.exe` and
-//!   `videoprt.sys`, the IRQL routines that the WDK headers inline on x64 (reads and writes of
-//!   CR8), and the routines that not every Windows version exports, looked up at run time with
-//!   `MmGetSystemRoutineAddress`;
+//! * on a Windows target (`x86_64-pc-windows-msvc`, `aarch64-pc-windows-msvc`), the real kernel:
+//!   `raw-dylib` imports from `ntoskrnl.exe` and `videoprt.sys`, the IRQL routines (which the WDK
+//!   headers inline on x64 as reads and writes of CR8, and which ARM64's kernel exports), and the
+//!   routines that not every Windows version exports (`ExAllocatePool2`, `ExAllocatePool3`, the
+//!   `LOOKASIDE_LIST_EX` routines), looked up at run time with `MmGetSystemRoutineAddress`;
 //! * everywhere else (and on Windows with the `emulated` feature), the [emulated kernel](emulated),
 //!   which checks every call the way Driver Verifier does and reports a violation as a bug check with
 //!   Microsoft's code and parameters.
@@ -508,6 +509,9 @@ pub use inline::*;
 mod strings;
 pub use strings::*;
 
+mod pool_extended;
+pub use pool_extended::*;
+
 pub mod wdm;
 pub use wdm::*;
 
@@ -529,8 +533,8 @@ pub use emulated::lookaside::{
 };
 #[cfg(ntpool_emulated)]
 pub use emulated::pool::{
-    ExAllocatePool2, ExAllocatePoolWithQuotaTag, ExAllocatePoolWithTag, ExFreePool, ExFreePoolWithTag,
-    uses_ex_allocate_pool2,
+    ExAllocatePool2, ExAllocatePool3, ExAllocatePoolWithQuotaTag, ExAllocatePoolWithTag, ExFreePool, ExFreePoolWithTag,
+    uses_ex_allocate_pool2, uses_ex_allocate_pool3,
 };
 #[cfg(ntpool_emulated)]
 pub use emulated::reports::KeBugCheckEx;
@@ -633,3 +637,8 @@ mod tests {
         assert!(!pool_type_is_paged(NonPagedPoolCacheAligned));
     }
 }
+
+/// The crate README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -174,7 +174,7 @@ pub use irql::{
     Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,
 };
 pub use lookaside::{LookasideBox, LookasideList, LookasideStatistics};
-pub use options::{Alloc, Charge, NoQuota, Quota};
+pub use options::{Alloc, Charge, NoQuota, NumaNode, Priority, Quota};
 pub use pool::{
     CacheAligned, NonPagedPool, NonPagedPoolExecute, NonPagedPoolType, PagedPool, PoolType, SystemPool, UnknownPool,
 };
@@ -188,7 +188,8 @@ pub use ntpool_macros::DispatchSafe;
 /// Derives [`HighSafe`](trait@HighSafe) for a struct or enum whose every field is `HighSafe`.
 pub use ntpool_macros::HighSafe;
 
-/// The README's examples, compiled as doc tests.
+/// The crate README's examples, compiled and run as doc tests (the repository's README is the sample
+/// driver's, which tests its own).
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeExamples;

@@ -18,10 +18,18 @@ use crate::sys::{self, GENERAL_LOOKASIDE_POOL, LookasideCallbacks, POOL_TYPE, PV
 use crate::tag::Tag;
 
 /// Room for any of the three list structures: `LOOKASIDE_LIST_EX` (0x60 bytes),
-/// `NPAGED_LOOKASIDE_LIST` and `PAGED_LOOKASIDE_LIST` (0x80 bytes, cache aligned). Each starts with
-/// the `GENERAL_LOOKASIDE_POOL` fields.
-#[repr(C, align(64))]
+/// `NPAGED_LOOKASIDE_LIST` and `PAGED_LOOKASIDE_LIST` (0x80 bytes, cache aligned: on 64 bytes on x64,
+/// 128 on ARM64). Each starts with the `GENERAL_LOOKASIDE_POOL` fields.
+#[cfg_attr(not(target_arch = "aarch64"), repr(C, align(64)))]
+#[cfg_attr(target_arch = "aarch64", repr(C, align(128)))]
 struct RawList(UnsafeCell<MaybeUninit<[u8; 0x80]>>);
+
+// Room and alignment for the largest of the three, on every architecture.
+const _: () = assert!(
+    size_of::<RawList>() >= size_of::<sys::NPAGED_LOOKASIDE_LIST>()
+        && align_of::<RawList>() >= align_of::<sys::NPAGED_LOOKASIDE_LIST>()
+        && align_of::<RawList>() >= align_of::<sys::LOOKASIDE_LIST_EX>()
+);
 
 /// `POOL_NX_ALLOCATION`: the `Flags` of `ExInitializeNPagedLookasideList` that makes its entries
 /// no-execute (the pool type becomes `NonPagedPoolNx`).
@@ -160,7 +168,7 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
         let pool_type = sys::pool_type_for_flags(P::FLAGS).ok_or(AllocError)?;
         let callbacks = if sys::uses_lookaside_list_ex() {
             let (allocate, free) = Self::ex_callbacks();
-            // SAFETY: the structure is in its own non-paged, 64-byte aligned block, which does not
+            // SAFETY: the structure is in its own non-paged, cache-aligned block, which does not
             // move until it is freed after `ExDeleteLookasideListEx` (`Drop`); the callbacks are this
             // type's.
             let status =

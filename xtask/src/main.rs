@@ -9,7 +9,14 @@
 //! * `emulate`: load the sample driver on ntpool's emulated kernel (Driver Verifier's checks on),
 //!   run `DriverEntry` and `DriverUnload`, and print its debug output and a poolmon-style table.
 //! * `driver`: cross-build the driver into a real `.sys` for x86_64 Windows, check the PE, and print
-//!   its path as the last line. `client`: the same for `ntpool-client.exe`.
+//!   its path as the last line; `driver --arm64`: the same for ARM64 Windows
+//!   (`aarch64-pc-windows-msvc`), with llvm-readobj's second reading. `client`: the same for
+//!   `ntpool-client.exe`.
+//! * `package`: package the publishable crates (`ntpool-sys`, `ntpool-macros`, `ntpool`) as crates.io
+//!   would receive them, each verified by building it from its package, and run the packaged
+//!   `ntpool`'s tests from the packaged sources.
+//! * `docs`: the documentation of `ntpool` and `ntpool-sys` with warnings as errors, for the host and
+//!   for both Windows targets (on the cross toolchain).
 //! * `video`: cross-build the sample video miniport and the `videoprt.sys` test fixture, check both
 //!   images, and load the miniport under Wine against the fixture with the VideoPort pool trace.
 //! * `bench`: what ntpool costs: the release driver's ntpool functions against hand-written ones
@@ -20,7 +27,8 @@
 //! `host/` (what every command needs of the Linux host: the workspace, commands, apt, files),
 //! `cross/` (Debian's toolchain and the cross build), `pe/` (the checks on a built image),
 //! `images.rs` (the project's images built and checked), `wine/` (a run under Wine and its checks),
-//! `soak.rs`, `emulate.rs`, `fuzz.rs`, `sanitize.rs`, `bench/`, and `suite.rs` (`cargo xtask test`).
+//! `soak.rs`, `emulate.rs`, `fuzz.rs`, `sanitize.rs`, `bench/`, `package.rs`, `docs.rs`, and
+//! `suite.rs` (`cargo xtask test`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,10 +37,12 @@ use host::cargo::root;
 
 mod bench;
 mod cross;
+mod docs;
 mod emulate;
 mod fuzz;
 mod host;
 mod images;
+mod package;
 mod pe;
 mod sanitize;
 mod soak;
@@ -47,7 +57,9 @@ fn main() -> ExitCode {
         Some("wine") => wine(&args[1..]),
         Some("test") => suite::run(),
         Some("bench") => bench::run(&root(), &args[1..]),
-        Some("driver") => images::driver(&root()).map(|sys| println!("{}", sys.display())),
+        Some("driver") => driver(&args[1..]),
+        Some("package") => package::run(&root()),
+        Some("docs") => docs::run(&root()),
         Some("client") => images::client(&root()).map(|exe| println!("{}", exe.display())),
         Some("video") => video(&args[1..]),
         Some("fuzz") => fuzz::command(&root(), &args[1..]),
@@ -63,14 +75,15 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <run | test | bench | emulate | driver | client | wine | video | fuzz>\n  \
+    "usage: cargo xtask <run | test | bench | emulate | driver | client | wine | video | fuzz | package | docs>\n  \
      run      build the driver and its client, load the driver under Wine, run the client, unload,\n  \
               and print what it did (same as `wine`)\n  \
      test     every test, clippy, the driver's cross build, its PE checks and the Wine run\n  \
      bench    zero cost in the release .sys, sizes, emulated kernel throughput, build cost\n  \
               [zero-cost] [sizes] [throughput] [build] (default: all)\n  \
      emulate  load the sample driver on the emulated kernel and print what it allocated and freed\n  \
-     driver   cross-build the driver .sys for x86_64 Windows and check it\n  \
+     driver   cross-build the driver .sys for x86_64 Windows and check it [--arm64: for ARM64\n  \
+              Windows (aarch64-pc-windows-msvc), checked, and read again by llvm-readobj]\n  \
      client   cross-build the user-mode client ntpool-client.exe for x86_64 Windows\n  \
      wine     load the driver under Wine (3 times by default), run the client each time, check the\n  \
               pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]\n  \
@@ -79,8 +92,22 @@ fn usage() -> String {
               and load the miniport under Wine against the fixture [--no-wine] [--cycles N]\n  \
      fuzz     libFuzzer on the driver's IOCTL dispatcher (emulated kernel, Driver Verifier checks)\n  \
               [--seconds N (60)] | --reproduce FILE (runs one input, traced) | --seeds (rewrites\n  \
-              fuzz/corpus/ioctl)"
+              fuzz/corpus/ioctl)\n  \
+     package  cargo package the publishable crates (verified) and test the packaged ntpool\n  \
+     docs     cargo doc -D warnings of ntpool and ntpool-sys: host, x86_64 and ARM64 Windows"
         .into()
+}
+
+/// `cargo xtask driver [--arm64]`: cross-builds the driver for x86_64 (or ARM64) Windows, checks the
+/// image, and prints its path as the last line.
+fn driver(args: &[String]) -> Result<(), String> {
+    let sys = match args {
+        [] => images::driver(&root())?,
+        [flag] if flag == "--arm64" => images::driver_arm64(&root())?,
+        _ => return Err(usage()),
+    };
+    println!("{}", sys.display());
+    Ok(())
 }
 
 /// `cargo xtask wine [--cycles N] [--no-client] [--sys PATH] [--client PATH] [--soak]`: builds the

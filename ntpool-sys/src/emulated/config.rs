@@ -14,6 +14,8 @@ pub(crate) const UNINITIALIZED_FILL: u8 = 0xCD;
 pub(crate) struct Config {
     pub(crate) verifier: bool,
     pub(crate) ex_allocate_pool2: bool,
+    /// Whether `ExAllocatePool3` is exported (only where `ExAllocatePool2` is too).
+    pub(crate) ex_allocate_pool3: bool,
     pub(crate) fail_allocation: Option<u64>,
     /// Low resources simulation: a seed, and the percentage of requests that fail.
     pub(crate) low_resources: Option<(u64, u8)>,
@@ -37,6 +39,7 @@ impl Default for Config {
         Config {
             verifier: true,
             ex_allocate_pool2: true,
+            ex_allocate_pool3: true,
             fail_allocation: None,
             low_resources: None,
             special_pool: None,
