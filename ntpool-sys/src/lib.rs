@@ -10,7 +10,7 @@
 //!   headers inline on x64 as reads and writes of CR8, and which ARM64's kernel exports), and the
 //!   routines that not every Windows version exports (`ExAllocatePool2`, `ExAllocatePool3`, the
 //!   `LOOKASIDE_LIST_EX` routines), looked up at run time with `MmGetSystemRoutineAddress`;
-//! * everywhere else (and on Windows with the `emulated` feature), the [emulated kernel](emulated),
+//! * everywhere else (and on Windows with the `emulated` feature), the [emulated kernel][emulated],
 //!   which checks every call the way Driver Verifier does and reports a violation as a bug check with
 //!   Microsoft's code and parameters.
 //!
@@ -31,6 +31,16 @@
 //! unsafe { sys::ExFreePoolWithTag(p, tag) };
 //! # });
 //! ```
+//!
+//! On docs.rs, the Windows targets (`x86_64-pc-windows-msvc`, the default, and
+//! `aarch64-pc-windows-msvc`) show the real kernel with every feature but `emulated`, which would
+//! replace it; the Linux target (`x86_64-unknown-linux-gnu`) shows the emulated kernel,
+//! `ntpool_sys::emulated`.
+#![cfg_attr(ntpool_emulated, doc = "\n[emulated]: crate::emulated")]
+#![cfg_attr(
+    not(ntpool_emulated),
+    doc = "\n[emulated]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/"
+)]
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]

@@ -49,7 +49,7 @@ const ENTRY_ALIGN: usize = 16;
 ///   moved while one is out.
 /// * Dropping the list deletes it (`ExDeleteLookasideListEx`), which frees the entries it keeps.
 ///   Keep it in the driver's state and drop it before `DriverUnload` returns: a list left behind is
-///   bug check 0xCE under the emulated kernel's [`verify_unload`](crate::emulated::Kernel::verify_unload).
+///   bug check 0xCE under the emulated kernel's [`verify_unload`][verify_unload].
 /// * The kernel's allocate and free callbacks are ntpool's: every entry is allocated through ntpool
 ///   with tag `G` and freed with `ExFreePoolWithTag` and tag `G`.
 /// * Where the kernel lacks `ExInitializeLookasideListEx` (Wine), the list is an
@@ -58,6 +58,11 @@ const ENTRY_ALIGN: usize = 16;
 ///   not [`DispatchSafe`] and cannot be dropped at `DISPATCH_LEVEL`, a non-paged one can.
 ///
 /// `T` must be aligned on at most 16 bytes (the pool's alignment) and smaller than 4 GiB.
+#[cfg_attr(ntpool_emulated, doc = "\n[verify_unload]: crate::emulated::Kernel::verify_unload")]
+#[cfg_attr(
+    not(ntpool_emulated),
+    doc = "\n[verify_unload]: https://docs.rs/ntpool/latest/x86_64-unknown-linux-gnu/ntpool/emulated/struct.Kernel.html#method.verify_unload"
+)]
 ///
 /// ```
 /// use ntpool::{LookasideList, Passive, SpinLock};

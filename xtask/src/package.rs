@@ -6,9 +6,11 @@
 //!    resolves the not yet published `ntpool-sys` and `ntpool-macros` from the packages it just made.
 //!    So each package is complete and self-contained: nothing it needs lies outside it (the README
 //!    its documentation includes, the licence files, the test cases).
-//! 2. The three `.crate` files are unpacked into `target/package-test/`, beside a `Cargo.toml` that
-//!    makes a workspace of them and patches crates.io's `ntpool-sys` and `ntpool-macros` with the
-//!    unpacked ones, and the packaged `ntpool`'s tests run there with `--all-features`: unit,
+//! 2. The three `.crate` files are unpacked into `target/package-test/`, each into a folder named
+//!    after its crate as in the workspace (so that the compile-fail cases' recorded errors, which name
+//!    `ntpool-sys`'s files by such a path, read the same), beside a `Cargo.toml` that makes a
+//!    workspace of them and patches crates.io's `ntpool-sys` and `ntpool-macros` with the unpacked
+//!    ones, and the packaged `ntpool`'s tests run there with `--all-features`: unit,
 //!    integration, compile-fail (trybuild) and doc tests, the README's included, from the published
 //!    sources and manifest (whose self dev-dependency, which turns on `videoport` in the workspace,
 //!    packaging drops: hence `--all-features`). The workspace's `Cargo.lock` is copied in, so the
@@ -50,7 +52,9 @@ pub fn run(root: &Path) -> Result<(), String> {
         if !status.success() {
             return Err(format!("tar -xzf {} failed ({status})", file.display()));
         }
-        unpacked.push(format!("{name}-{version}"));
+        let (from, to) = (test_dir.join(format!("{name}-{version}")), test_dir.join(name));
+        fs::rename(&from, &to).map_err(|e| format!("cannot rename {} to {}: {e}", from.display(), to.display()))?;
+        unpacked.push((*name).to_owned());
     }
     fs::write(test_dir.join("Cargo.toml"), wrapper_manifest(&unpacked))
         .map_err(|e| format!("cannot write {}: {e}", test_dir.join("Cargo.toml").display()))?;
@@ -58,7 +62,7 @@ pub fn run(root: &Path) -> Result<(), String> {
 
     let mut test = toolchain_cargo(&test_dir, None);
     test.args(["test", "-p", "ntpool", "--all-features"]).env("CARGO_TARGET_DIR", test_dir.join("target"));
-    step(&format!("cargo test --all-features in {TEST_DIR}/ntpool-{version} (the packaged sources)"), test)?;
+    step(&format!("cargo test --all-features in {TEST_DIR}/ntpool (the packaged sources of {version})"), test)?;
     println!("<== packages: {}", package_files(root, &version).join(", "));
     Ok(())
 }
@@ -111,11 +115,11 @@ mod tests {
 
     #[test]
     fn the_wrapper_patches_the_dependencies_and_tests_ntpool() {
-        let unpacked: Vec<String> = CRATES.iter().map(|name| format!("{name}-0.1.0")).collect();
+        let unpacked: Vec<String> = CRATES.iter().map(|name| (*name).to_owned()).collect();
         let manifest = wrapper_manifest(&unpacked);
-        assert!(manifest.contains("members = [\"ntpool-sys-0.1.0\", \"ntpool-macros-0.1.0\", \"ntpool-0.1.0\"]"));
-        assert!(manifest.contains("[patch.crates-io]\nntpool-sys = { path = \"ntpool-sys-0.1.0\" }\n"));
-        assert!(manifest.contains("ntpool-macros = { path = \"ntpool-macros-0.1.0\" }\n"));
+        assert!(manifest.contains("members = [\"ntpool-sys\", \"ntpool-macros\", \"ntpool\"]"));
+        assert!(manifest.contains("[patch.crates-io]\nntpool-sys = { path = \"ntpool-sys\" }\n"));
+        assert!(manifest.contains("ntpool-macros = { path = \"ntpool-macros\" }\n"));
         assert!(!manifest.contains("ntpool = {"));
     }
 }
