@@ -36,10 +36,11 @@
 //! `aarch64-pc-windows-msvc`) show the real kernel with every feature but `emulated`, which would
 //! replace it; the Linux target (`x86_64-unknown-linux-gnu`) shows the emulated kernel,
 //! `ntpool_sys::emulated`.
-#![cfg_attr(ntpool_emulated, doc = "\n[emulated]: crate::emulated")]
+//!
+#![cfg_attr(ntpool_emulated, doc = "[emulated]: crate::emulated")]
 #![cfg_attr(
     not(ntpool_emulated),
-    doc = "\n[emulated]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/"
+    doc = "[emulated]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/"
 )]
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]

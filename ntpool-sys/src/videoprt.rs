@@ -8,10 +8,11 @@
 //! pool routines go to the [emulated kernel][emulated], which tracks and checks them like
 //! every other pool call; `VideoPortInitialize` is the video port driver's own work, which a host
 //! test takes from a stand-in for `videoprt.sys` (the workspace's `videoprt` test fixture).
-#![cfg_attr(ntpool_emulated, doc = "\n[emulated]: crate::emulated")]
+//!
+#![cfg_attr(ntpool_emulated, doc = "[emulated]: crate::emulated")]
 #![cfg_attr(
     not(ntpool_emulated),
-    doc = "\n[emulated]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/"
+    doc = "[emulated]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/"
 )]
 
 use super::{PVOID, SIZE_T, ULONG, VP_POOL_TYPE};

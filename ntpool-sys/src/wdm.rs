@@ -8,10 +8,11 @@
 //! Layouts are x64's, which are ARM64's too (both LLP64 with 8-byte pointers; no field differs). Every size, offset and constant here is checked against mingw-w64's DDK headers
 //! by the sample driver's `tests/declarations.rs`. The items carry the WDK's names and meanings and
 //! are documented there, not here.
-#![cfg_attr(ntpool_emulated, doc = "\n[io]: crate::emulated::io")]
+//!
+#![cfg_attr(ntpool_emulated, doc = "[io]: crate::emulated::io")]
 #![cfg_attr(
     not(ntpool_emulated),
-    doc = "\n[io]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/io/"
+    doc = "[io]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/io/"
 )]
 #![allow(missing_docs)]
 

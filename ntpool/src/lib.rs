@@ -141,10 +141,11 @@
 //! `aarch64-pc-windows-msvc`) show the real kernel with every feature but `emulated`, which would
 //! replace it; the Linux target (`x86_64-unknown-linux-gnu`) shows the emulated kernel, the module
 //! `ntpool::emulated` that tests use.
-#![cfg_attr(ntpool_emulated, doc = "\n[emulated]: crate::emulated")]
+//!
+#![cfg_attr(ntpool_emulated, doc = "[emulated]: crate::emulated")]
 #![cfg_attr(
     not(ntpool_emulated),
-    doc = "\n[emulated]: https://docs.rs/ntpool/latest/x86_64-unknown-linux-gnu/ntpool/emulated/"
+    doc = "[emulated]: https://docs.rs/ntpool/latest/x86_64-unknown-linux-gnu/ntpool/emulated/"
 )]
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -58,11 +58,6 @@ const ENTRY_ALIGN: usize = 16;
 ///   not [`DispatchSafe`] and cannot be dropped at `DISPATCH_LEVEL`, a non-paged one can.
 ///
 /// `T` must be aligned on at most 16 bytes (the pool's alignment) and smaller than 4 GiB.
-#[cfg_attr(ntpool_emulated, doc = "\n[verify_unload]: crate::emulated::Kernel::verify_unload")]
-#[cfg_attr(
-    not(ntpool_emulated),
-    doc = "\n[verify_unload]: https://docs.rs/ntpool/latest/x86_64-unknown-linux-gnu/ntpool/emulated/struct.Kernel.html#method.verify_unload"
-)]
 ///
 /// ```
 /// use ntpool::{LookasideList, Passive, SpinLock};
@@ -94,6 +89,12 @@ const ENTRY_ALIGN: usize = 16;
 /// `raw` holds a list of the kind `callbacks` names, initialized with this type's callbacks for
 /// entries of [`LookasideList::ENTRY_SIZE`] bytes of pool `P` tagged `G`, and not deleted; every
 /// entry on it is such a block.
+///
+#[cfg_attr(ntpool_emulated, doc = "[verify_unload]: crate::emulated::Kernel::verify_unload")]
+#[cfg_attr(
+    not(ntpool_emulated),
+    doc = "[verify_unload]: https://docs.rs/ntpool/latest/x86_64-unknown-linux-gnu/ntpool/emulated/struct.Kernel.html#method.verify_unload"
+)]
 pub struct LookasideList<T, G: Tag, P: PoolType = NonPagedPool> {
     raw: NonPagedBox<RawList, G>,
     callbacks: LookasideCallbacks,

@@ -29,10 +29,10 @@
 //! | | a lookaside list deleted twice, or never initialized | 0x139 / 3 (`LIST_ENTRY` corruption) |
 //! | | the raising form of `ExAllocatePoolWithQuotaTag` failing | 0x1E (`STATUS_QUOTA_EXCEEDED`) |
 //! | VideoPort pool (`videoport` feature) | `VideoPortAllocatePool` / `VideoPortFreePool`, checked and tracked as the `ExAllocatePoolWithTag` / `ExFreePool` that `videoprt.sys` makes of them: a `VpPaged*` free at `DISPATCH_LEVEL` | 0xC4 / 0x11 (without verifier 0xC2 / 0x09) |
-//! | special pool ([`KernelBuilder::special_pool`]) | write into the page beside the block, found at free | 0xC1 / parameter 4 = 0x23 (before), 0x24 (after) |
+//! | special pool ([`KernelBuilder::special_pool`][special_pool]) | write into the page beside the block, found at free | 0xC1 / parameter 4 = 0x23 (before), 0x24 (after) |
 //! | | touch of the guard page | 0xCD |
 //! | | touch of a freed block | 0xCC |
-//! | Force IRQL Checking ([`KernelBuilder::force_irql_checking`]) | paged memory touched at `DISPATCH_LEVEL` or above | 0xD1 (address, IRQL, read/write, instruction) |
+//! | Force IRQL Checking ([`KernelBuilder::force_irql_checking`][force_irql_checking]) | paged memory touched at `DISPATCH_LEVEL` or above | 0xD1 (address, IRQL, read/write, instruction) |
 //! | low resources simulation | random failures by seed and rate ([`KernelBuilder::low_resources_simulation`]); the `n`th request ([`KernelBuilder::fail_allocation`]) | `NULL` |
 //!
 //! The pool usage table ([`Kernel::pool_usage`], poolmon's columns) is available at any time and is
@@ -89,6 +89,19 @@
 //! 10. `lookaside`: lookaside lists and `SLIST`s;
 //! 11. [`io`]: the I/O manager's routines;
 //! 12. `kernel`: [`Kernel`] and [`KernelBuilder`].
+//!
+// Special pool and Force IRQL Checking exist where page faults can be analysed (Linux on x64); on
+// other targets the links go to their documentation for that one.
+#![cfg_attr(ntpool_pages, doc = "[special_pool]: KernelBuilder::special_pool")]
+#![cfg_attr(ntpool_pages, doc = "[force_irql_checking]: KernelBuilder::force_irql_checking")]
+#![cfg_attr(
+    not(ntpool_pages),
+    doc = "[special_pool]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/struct.KernelBuilder.html#method.special_pool"
+)]
+#![cfg_attr(
+    not(ntpool_pages),
+    doc = "[force_irql_checking]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/struct.KernelBuilder.html#method.force_irql_checking"
+)]
 
 mod config;
 pub mod io;

@@ -32,9 +32,9 @@ pub use readobj::{readobj_agrees, readobj_agrees_for};
 /// (for video miniport drivers).
 pub const KERNEL_MODULES: &[&str] = &["ntoskrnl.exe", "hal.dll", "videoprt.sys"];
 
-/// Routines the driver must not import statically: `ExAllocatePool2` exists from Windows 10
-/// 2004 on and `ExAllocatePool3` from Windows 11, and a driver that imports a routine the running
-/// kernel lacks does not load at all. Look them up with `MmGetSystemRoutineAddress` instead.
+/// Routines the driver must not import statically: `ExAllocatePool2` and `ExAllocatePool3` exist from
+/// Windows 10 2004 on, and a driver that imports a routine the running kernel lacks does not load at
+/// all. Look them up with `MmGetSystemRoutineAddress` instead.
 pub const FORBIDDEN_IMPORTS: &[&str] = &["ExAllocatePool2", "ExAllocatePool3"];
 
 /// Routines drivers look up by name with `MmGetSystemRoutineAddress`: their UTF-16 names in the
