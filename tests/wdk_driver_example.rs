@@ -6,6 +6,7 @@
 
 /// `wdk-sys`'s declarations of what `convert.rs` uses, as bindgen writes them from the WDK's headers:
 /// `type` aliases of the same primitive types (and `UNICODE_STRING` with its fields).
+#[allow(clippy::upper_case_acronyms)]
 mod wdk_types {
     pub type ULONG = u32;
     pub type LONG = i32;

@@ -107,6 +107,7 @@ pub union POOL_EXTENDED_PARAMETER_VALUE {
 /// ```
 /// use ntpool_sys::{self as sys, POOL_EXTENDED_PARAMETER};
 /// assert_eq!((core::mem::size_of::<POOL_EXTENDED_PARAMETER>(), core::mem::align_of::<POOL_EXTENDED_PARAMETER>()), (16, 8));
+/// assert_eq!(core::mem::offset_of!(POOL_EXTENDED_PARAMETER, Value), 8);
 /// let low = POOL_EXTENDED_PARAMETER::priority(sys::LowPoolPriority);
 /// assert_eq!((low.Type(), low.Optional()), (sys::PoolExtendedParameterPriority, false));
 /// let node = POOL_EXTENDED_PARAMETER::numa_node(1 | sys::MM_ANY_NODE_OK);
@@ -219,7 +220,9 @@ pub fn pool3_parameters_valid(flags: POOL_FLAGS, parameters: &[POOL_EXTENDED_PAR
     parameters.iter().all(|parameter| {
         // SAFETY: every variant of the union is 8 bytes or less of plain data, and reading the one
         // `Type` names is what the kernel does; any bit pattern is a valid integer.
-        let (priority, node) = unsafe { (parameter.Value.Priority, parameter.Value.PreferredNode) };
+        let priority = unsafe { parameter.Value.Priority };
+        // SAFETY: as above.
+        let node = unsafe { parameter.Value.PreferredNode };
         let valid = match parameter.Type() {
             PoolExtendedParameterPriority => matches!(
                 priority,
