@@ -3,9 +3,10 @@
 //! * `run` (= `wine`): build the driver and its client, load the driver under Wine, run the client
 //!   against it, unload it, and print what it did, checked against Wine's trace of every pool call.
 //! * `test`: every test of the workspace (unit, integration, compile-fail, doc tests), clippy,
-//!   rustfmt, the cross build of the driver with its PE checks and a reproducibility check, the
-//!   client's build, and the Wine run; the same for the sample video miniport and its `videoprt.sys`
-//!   test fixture (`video`).
+//!   rustfmt, the cross build of the driver with its PE checks and a reproducibility check, the ARM64
+//!   build with its checks, the packaged crates (`package`), the documentation (`docs`), the client's
+//!   build, and the Wine run; the same for the sample video miniport and its `videoprt.sys` test
+//!   fixture (`video`).
 //! * `emulate`: load the sample driver on ntpool's emulated kernel (Driver Verifier's checks on),
 //!   run `DriverEntry` and `DriverUnload`, and print its debug output and a poolmon-style table.
 //! * `driver`: cross-build the driver into a real `.sys` for x86_64 Windows, check the PE, and print
@@ -78,7 +79,8 @@ fn usage() -> String {
     "usage: cargo xtask <run | test | bench | emulate | driver | client | wine | video | fuzz | package | docs>\n  \
      run      build the driver and its client, load the driver under Wine, run the client, unload,\n  \
               and print what it did (same as `wine`)\n  \
-     test     every test, clippy, the driver's cross build, its PE checks and the Wine run\n  \
+     test     every test, clippy, the driver's cross builds (x64, ARM64), their PE checks, the\n  \
+              packages, the documentation and the Wine run\n  \
      bench    zero cost in the release .sys, sizes, emulated kernel throughput, build cost\n  \
               [zero-cost] [sizes] [throughput] [build] (default: all)\n  \
      emulate  load the sample driver on the emulated kernel and print what it allocated and freed\n  \
