@@ -192,3 +192,8 @@ static GLOBAL: ntpool::GlobalPoolAllocator<GlobalTag> = ntpool::GlobalPoolAlloca
 // The panic handler (a bug check) and `_fltused` of the cross build, which has no wdk-panic.
 #[cfg(ntpool_linux_cross)]
 ntpool_kernel_support::kernel_image_runtime!();
+
+/// The repository README's examples, compiled and run as doc tests (ntpool tests its own README).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -5,11 +5,12 @@
 //!
 //! There are two implementations behind the same names and signatures:
 //!
-//! * on a Windows target, the real kernel: `raw-dylib` imports from `ntoskrnl.exe` and
-//!   `videoprt.sys`, the IRQL routines that the WDK headers inline on x64 (reads and writes of
-//!   CR8), and the routines that not every Windows version exports, looked up at run time with
-//!   `MmGetSystemRoutineAddress`;
-//! * everywhere else (and on Windows with the `emulated` feature), the [emulated kernel](emulated),
+//! * on a Windows target (`x86_64-pc-windows-msvc`, `aarch64-pc-windows-msvc`), the real kernel:
+//!   `raw-dylib` imports from `ntoskrnl.exe` and `videoprt.sys`, the IRQL routines (which the WDK
+//!   headers inline on x64 as reads and writes of CR8, and which ARM64's kernel exports), and the
+//!   routines that not every Windows version exports (`ExAllocatePool2`, `ExAllocatePool3`, the
+//!   `LOOKASIDE_LIST_EX` routines), looked up at run time with `MmGetSystemRoutineAddress`;
+//! * everywhere else (and on Windows with the `emulated` feature), the [emulated kernel][emulated],
 //!   which checks every call the way Driver Verifier does and reports a violation as a bug check with
 //!   Microsoft's code and parameters.
 //!
@@ -30,6 +31,17 @@
 //! unsafe { sys::ExFreePoolWithTag(p, tag) };
 //! # });
 //! ```
+//!
+//! On docs.rs, the Windows targets (`x86_64-pc-windows-msvc`, the default, and
+//! `aarch64-pc-windows-msvc`) show the real kernel with every feature but `emulated`, which would
+//! replace it; the Linux target (`x86_64-unknown-linux-gnu`) shows the emulated kernel,
+//! `ntpool_sys::emulated`.
+//!
+#![cfg_attr(ntpool_emulated, doc = "[emulated]: crate::emulated")]
+#![cfg_attr(
+    not(ntpool_emulated),
+    doc = "[emulated]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/"
+)]
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
@@ -519,6 +531,9 @@ pub use inline::*;
 mod strings;
 pub use strings::*;
 
+mod pool_extended;
+pub use pool_extended::*;
+
 pub mod wdm;
 pub use wdm::*;
 
@@ -542,8 +557,8 @@ pub use emulated::lookaside::{
 };
 #[cfg(ntpool_emulated)]
 pub use emulated::pool::{
-    ExAllocatePool2, ExAllocatePoolWithQuotaTag, ExAllocatePoolWithTag, ExFreePool, ExFreePoolWithTag,
-    uses_ex_allocate_pool2,
+    ExAllocatePool2, ExAllocatePool3, ExAllocatePoolWithQuotaTag, ExAllocatePoolWithTag, ExFreePool, ExFreePoolWithTag,
+    uses_ex_allocate_pool2, uses_ex_allocate_pool3,
 };
 #[cfg(ntpool_emulated)]
 pub use emulated::reports::KeBugCheckEx;
@@ -658,3 +673,8 @@ mod tests {
         assert!(!pool_type_is_paged(NonPagedPoolCacheAligned));
     }
 }
+
+/// The crate README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -1,4 +1,8 @@
-//! The lookaside list and interlocked singly linked list (`SLIST`) structures of the WDK, x64 layout.
+//! The lookaside list and interlocked singly linked list (`SLIST`) structures of the WDK, in the
+//! layout of x64 and ARM64: the same fields at the same offsets on both, except that the cache-aligned
+//! structures (`GENERAL_LOOKASIDE`, `NPAGED_LOOKASIDE_LIST`, `PAGED_LOOKASIDE_LIST`) are aligned on
+//! `SYSTEM_CACHE_ALIGNMENT_SIZE`, 64 bytes on x64 and 128 on ARM64 (the same 0x80 bytes in size), and
+//! `SLIST_HEADER`'s bits are named differently (`HeaderX64` / `HeaderArm64`) around the same depth.
 //! The inline routines `wdm.h` builds on them are in `inline.rs`, above both kernels.
 
 use super::{POOL_TYPE, PVOID, SIZE_T, ULONG};
@@ -17,7 +21,7 @@ pub struct LIST_ENTRY {
     pub Blink: *mut LIST_ENTRY,
 }
 
-/// `SLIST_ENTRY` (x64: 16-byte aligned, one pointer).
+/// `SLIST_ENTRY` (64-bit Windows: 16-byte aligned, one pointer).
 ///
 /// ```
 /// assert_eq!(core::mem::align_of::<ntpool_sys::SLIST_ENTRY>(), 16);
@@ -29,8 +33,9 @@ pub struct SLIST_ENTRY {
     pub Next: *mut SLIST_ENTRY,
 }
 
-/// `SLIST_HEADER` (x64): two `ULONGLONG`s, 16-byte aligned. The depth is the low 16 bits of
-/// `Alignment` (`HeaderX64.Depth`); the rest is the kernel's to encode.
+/// `SLIST_HEADER` (64-bit Windows): two `ULONGLONG`s, 16-byte aligned. The depth is the low 16 bits of
+/// `Alignment` on both x64 (`HeaderX64.Depth`) and ARM64 (`HeaderArm64.Depth`, followed by the 48-bit
+/// sequence; the first entry is in `Region`); the rest is the kernel's to encode.
 ///
 /// ```
 /// assert_eq!(core::mem::size_of::<ntpool_sys::SLIST_HEADER>(), 16);
@@ -43,6 +48,14 @@ pub struct SLIST_HEADER {
     /// The first entry (and header type).
     pub Region: u64,
 }
+
+/// `SYSTEM_CACHE_ALIGNMENT_SIZE`: the alignment of the cache-aligned structures (`DECLSPEC_CACHEALIGN`),
+/// 64 bytes on x64 and 128 on ARM64.
+///
+/// ```
+/// assert!(ntpool_sys::SYSTEM_CACHE_ALIGNMENT_SIZE == 64 || ntpool_sys::SYSTEM_CACHE_ALIGNMENT_SIZE == 128);
+/// ```
+pub const SYSTEM_CACHE_ALIGNMENT_SIZE: usize = if cfg!(target_arch = "aarch64") { 128 } else { 64 };
 
 /// The callback types, with the ABI `$abi`.
 macro_rules! callback_types {
@@ -136,12 +149,14 @@ pub struct GENERAL_LOOKASIDE_POOL {
 }
 
 /// `GENERAL_LOOKASIDE`: the same fields as [`GENERAL_LOOKASIDE_POOL`], aligned on a cache line
-/// (x64: 0x80 bytes).
+/// (`SYSTEM_CACHE_ALIGNMENT_SIZE`: 64 bytes on x64, 128 on ARM64; 0x80 bytes on both).
 ///
 /// ```
 /// assert_eq!(core::mem::size_of::<ntpool_sys::GENERAL_LOOKASIDE>(), 0x80);
+/// assert_eq!(core::mem::align_of::<ntpool_sys::GENERAL_LOOKASIDE>(), ntpool_sys::SYSTEM_CACHE_ALIGNMENT_SIZE);
 /// ```
-#[repr(C, align(64))]
+#[cfg_attr(not(target_arch = "aarch64"), repr(C, align(64)))]
+#[cfg_attr(target_arch = "aarch64", repr(C, align(128)))]
 pub struct GENERAL_LOOKASIDE {
     /// The fields.
     pub L: GENERAL_LOOKASIDE_POOL,
@@ -158,23 +173,25 @@ pub struct LOOKASIDE_LIST_EX {
     pub L: GENERAL_LOOKASIDE_POOL,
 }
 
-/// `NPAGED_LOOKASIDE_LIST` (x64: no lock field).
+/// `NPAGED_LOOKASIDE_LIST` (64-bit Windows: no lock field), cache aligned.
 ///
 /// ```
 /// assert_eq!(core::mem::size_of::<ntpool_sys::NPAGED_LOOKASIDE_LIST>(), 0x80);
 /// ```
-#[repr(C, align(64))]
+#[cfg_attr(not(target_arch = "aarch64"), repr(C, align(64)))]
+#[cfg_attr(target_arch = "aarch64", repr(C, align(128)))]
 pub struct NPAGED_LOOKASIDE_LIST {
     /// The list.
     pub L: GENERAL_LOOKASIDE,
 }
 
-/// `PAGED_LOOKASIDE_LIST` (x64: no lock field).
+/// `PAGED_LOOKASIDE_LIST` (64-bit Windows: no lock field), cache aligned.
 ///
 /// ```
 /// assert_eq!(core::mem::size_of::<ntpool_sys::PAGED_LOOKASIDE_LIST>(), 0x80);
 /// ```
-#[repr(C, align(64))]
+#[cfg_attr(not(target_arch = "aarch64"), repr(C, align(64)))]
+#[cfg_attr(target_arch = "aarch64", repr(C, align(128)))]
 pub struct PAGED_LOOKASIDE_LIST {
     /// The list.
     pub L: GENERAL_LOOKASIDE,

@@ -1,23 +1,26 @@
 //! The real kernel: imports from `ntoskrnl.exe` (the pool's, and the I/O manager's and the run-time
-//! library's that the sample drivers call), plus the IRQL routines that the WDK headers inline on x64
-//! as reads and writes of CR8.
+//! library's that the sample drivers call), plus the IRQL routines: on x64 the WDK headers inline them
+//! as reads and writes of CR8, which ntpool does too; ARM64 has no such register, and `wdm.h` declares
+//! them there as routines the kernel exports (`KeGetCurrentIrql`, `KfRaiseIrql`, and `KfLowerIrql`,
+//! which its `KeLowerIrql` macro calls), which ntpool imports.
 //!
 //! Imports are declared `raw-dylib`, so no import library is needed to link the driver, and
-//! `+verbatim` so that the import names `ntoskrnl.exe` itself. `ExAllocatePool2` is deliberately
-//! *not* imported: Windows before 10 version 2004 does not export it, and a driver that imports it
-//! fails to load there. It is resolved with `MmGetSystemRoutineAddress` instead, and
-//! `ExAllocatePoolWithTag` stands in for it where it is missing.
+//! `+verbatim` so that the import names `ntoskrnl.exe` itself. `ExAllocatePool2` and `ExAllocatePool3`
+//! are deliberately *not* imported: Windows before 10 version 2004 does not export them, and a driver
+//! that imports them fails to load there. They are resolved with `MmGetSystemRoutineAddress` instead;
+//! `ExAllocatePoolWithTag` stands in for `ExAllocatePool2` where it is missing, and `ExAllocatePool2`
+//! (without the extended parameters) for `ExAllocatePool3`.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{
     ACCESS_MASK, BOOLEAN, CCHAR, DEVICE_TYPE, DRIVER_OBJECT, GUID, HANDLE, KIRQL, KPROCESSOR_MODE, KSPIN_LOCK,
-    NTSTATUS, PASSIVE_LEVEL, PDEVICE_OBJECT, PIRP, POOL_FLAGS, POOL_TYPE, PVOID, SECURITY_INFORMATION, SIZE_T, ULONG,
-    UNICODE_STRING, UnicodeLiteral, routine_names,
+    NTSTATUS, PASSIVE_LEVEL, PDEVICE_OBJECT, PIRP, POOL_EXTENDED_PARAMETER, POOL_FLAGS, POOL_TYPE, PVOID,
+    SECURITY_INFORMATION, SIZE_T, ULONG, UNICODE_STRING, UnicodeLiteral, routine_names,
 };
 
-#[cfg(not(target_arch = "x86_64"))]
-compile_error!("ntpool's real-kernel backend supports x86_64 Windows drivers only");
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("ntpool's real-kernel backend supports x86_64 and aarch64 Windows drivers only");
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "system" {
@@ -233,6 +236,8 @@ const ABSENT: usize = 1;
 
 /// `ExAllocatePool2`, looked up at run time.
 static EX_ALLOCATE_POOL2: AtomicUsize = AtomicUsize::new(UNRESOLVED);
+/// `ExAllocatePool3`, looked up at run time.
+static EX_ALLOCATE_POOL3: AtomicUsize = AtomicUsize::new(UNRESOLVED);
 /// `ExInitializeLookasideListEx` and `ExDeleteLookasideListEx` (Vista), looked up at run time: a kernel
 /// that lacks them (Wine) gets the `NPAGED_LOOKASIDE_LIST` / `PAGED_LOOKASIDE_LIST` routines instead.
 static EX_INITIALIZE_LOOKASIDE_LIST_EX: AtomicUsize = AtomicUsize::new(UNRESOLVED);
@@ -296,7 +301,53 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
     }
 }
 
+type ExAllocatePool3Fn =
+    unsafe extern "system" fn(POOL_FLAGS, SIZE_T, ULONG, *const POOL_EXTENDED_PARAMETER, ULONG) -> PVOID;
+
+/// `ExAllocatePool3`, where the running kernel exports it.
+fn ex_allocate_pool3() -> Option<ExAllocatePool3Fn> {
+    let address = resolve(&EX_ALLOCATE_POOL3, routine_names::EX_ALLOCATE_POOL3)?;
+    // SAFETY: `address` is what MmGetSystemRoutineAddress returned for "ExAllocatePool3", whose
+    // signature is `PVOID ExAllocatePool3(POOL_FLAGS, SIZE_T, ULONG, PCPOOL_EXTENDED_PARAMETER,
+    // ULONG)` with the system ABI.
+    Some(unsafe { core::mem::transmute::<usize, ExAllocatePool3Fn>(address) })
+}
+
+/// Whether [`ExAllocatePool3`] goes to the kernel's `ExAllocatePool3` (true) or to [`ExAllocatePool2`]
+/// without the extended parameters (false). Resolves the routine if that has not happened yet and the
+/// IRQL allows it.
+pub fn uses_ex_allocate_pool3() -> bool {
+    ex_allocate_pool3().is_some()
+}
+
+/// `ExAllocatePool3` where the running kernel exports it (Windows 10 version 2004 and later);
+/// elsewhere [`ExAllocatePool2`] without the parameters when they can be dropped (priorities and NUMA
+/// nodes, see [`pool3_fallback_allowed`](crate::pool3_fallback_allowed) for what is lost), else NULL.
+///
+/// # Safety
+/// As for `ExAllocatePool3`: the IRQL must allow the requested pool; `ExtendedParameters` points to
+/// `ExtendedParametersCount` parameters.
+pub unsafe fn ExAllocatePool3(
+    Flags: POOL_FLAGS,
+    NumberOfBytes: SIZE_T,
+    Tag: ULONG,
+    ExtendedParameters: *const POOL_EXTENDED_PARAMETER,
+    ExtendedParametersCount: ULONG,
+) -> PVOID {
+    if let Some(routine) = ex_allocate_pool3() {
+        // SAFETY: the caller upholds ExAllocatePool3's contract.
+        return unsafe { routine(Flags, NumberOfBytes, Tag, ExtendedParameters, ExtendedParametersCount) };
+    }
+    let allocate_pool2 = || {
+        // SAFETY: the caller upholds ExAllocatePool3's contract, which includes ExAllocatePool2's.
+        unsafe { ExAllocatePool2(Flags, NumberOfBytes, Tag) }
+    };
+    // SAFETY: the caller passes `ExtendedParametersCount` readable parameters.
+    unsafe { super::allocate_pool3_with_pool2(ExtendedParameters, ExtendedParametersCount, allocate_pool2) }
+}
+
 /// `KeGetCurrentIrql`: on x64, a read of CR8.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub fn KeGetCurrentIrql() -> KIRQL {
     let irql: u64;
@@ -311,6 +362,7 @@ pub fn KeGetCurrentIrql() -> KIRQL {
 ///
 /// # Safety
 /// `NewIrql` must not be below the current IRQL, and the caller must lower it again.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub unsafe fn KfRaiseIrql(NewIrql: KIRQL) -> KIRQL {
     let old = KeGetCurrentIrql();
@@ -326,10 +378,55 @@ pub unsafe fn KfRaiseIrql(NewIrql: KIRQL) -> KIRQL {
 ///
 /// # Safety
 /// `NewIrql` must be the value a matching raise returned.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub unsafe fn KeLowerIrql(NewIrql: KIRQL) {
     // SAFETY: the caller restores an IRQL saved by a matching raise. No `nomem`, as above.
     unsafe {
         core::arch::asm!("mov cr8, {}", in(reg) NewIrql as u64, options(nostack, preserves_flags));
     }
+}
+
+/// The IRQL routines ARM64's `wdm.h` declares as exported (`NTHALAPI`; the kernel itself exports them,
+/// the HAL being part of it), imported under their own names.
+#[cfg(target_arch = "aarch64")]
+mod arm64_irql {
+    use crate::KIRQL;
+
+    #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+    unsafe extern "system" {
+        pub(super) fn KeGetCurrentIrql() -> KIRQL;
+        pub(super) fn KfRaiseIrql(NewIrql: KIRQL) -> KIRQL;
+        pub(super) fn KfLowerIrql(NewIrql: KIRQL);
+    }
+}
+
+/// `KeGetCurrentIrql`: on ARM64, the kernel's exported routine.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+pub fn KeGetCurrentIrql() -> KIRQL {
+    // SAFETY: callable at any IRQL, no arguments, no side effects.
+    unsafe { arm64_irql::KeGetCurrentIrql() }
+}
+
+/// `KfRaiseIrql`: on ARM64, the kernel's exported routine. Returns the previous IRQL.
+///
+/// # Safety
+/// `NewIrql` must not be below the current IRQL, and the caller must lower it again.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+pub unsafe fn KfRaiseIrql(NewIrql: KIRQL) -> KIRQL {
+    // SAFETY: the caller raises (never lowers) and restores the IRQL later.
+    unsafe { arm64_irql::KfRaiseIrql(NewIrql) }
+}
+
+/// `KeLowerIrql`: on ARM64, `wdm.h`'s macro for the kernel's exported `KfLowerIrql`.
+///
+/// # Safety
+/// `NewIrql` must be the value a matching raise returned.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+pub unsafe fn KeLowerIrql(NewIrql: KIRQL) {
+    // SAFETY: the caller restores an IRQL saved by a matching raise.
+    unsafe { arm64_irql::KfLowerIrql(NewIrql) }
 }

@@ -98,6 +98,7 @@ pub(crate) mod routine_names {
     use super::{UnicodeLiteral, utf16};
 
     pub(crate) static EX_ALLOCATE_POOL2: UnicodeLiteral = UnicodeLiteral::new(&utf16(b"ExAllocatePool2\0"));
+    pub(crate) static EX_ALLOCATE_POOL3: UnicodeLiteral = UnicodeLiteral::new(&utf16(b"ExAllocatePool3\0"));
     pub(crate) static EX_INITIALIZE_LOOKASIDE_LIST_EX: UnicodeLiteral =
         UnicodeLiteral::new(&utf16(b"ExInitializeLookasideListEx\0"));
     pub(crate) static EX_DELETE_LOOKASIDE_LIST_EX: UnicodeLiteral =
@@ -125,6 +126,7 @@ mod tests {
         use routine_names::*;
         for (name, text) in [
             (EX_ALLOCATE_POOL2, "ExAllocatePool2"),
+            (EX_ALLOCATE_POOL3, "ExAllocatePool3"),
             (EX_INITIALIZE_LOOKASIDE_LIST_EX, "ExInitializeLookasideListEx"),
             (EX_DELETE_LOOKASIDE_LIST_EX, "ExDeleteLookasideListEx"),
         ] {

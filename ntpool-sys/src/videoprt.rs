@@ -5,9 +5,15 @@
 //!
 //! On a Windows target they are `raw-dylib` imports from `videoprt.sys`, so a driver that uses them
 //! is a video miniport driver and loads only where `videoprt.sys` is present. Everywhere else the
-//! pool routines go to the [emulated kernel](crate::emulated), which tracks and checks them like
+//! pool routines go to the [emulated kernel][emulated], which tracks and checks them like
 //! every other pool call; `VideoPortInitialize` is the video port driver's own work, which a host
 //! test takes from a stand-in for `videoprt.sys` (the workspace's `videoprt` test fixture).
+//!
+#![cfg_attr(ntpool_emulated, doc = "[emulated]: crate::emulated")]
+#![cfg_attr(
+    not(ntpool_emulated),
+    doc = "[emulated]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/"
+)]
 
 use super::{PVOID, SIZE_T, ULONG, VP_POOL_TYPE};
 

@@ -3,11 +3,17 @@
 //! with the names and types of `wdk-sys` (field paths included, down to bindgen's `__bindgen_anon_N`
 //! for the anonymous unions), so that driver code reads the same as a windows-drivers-rs driver's.
 //! The routines that take them are at the crate root: imports from `ntoskrnl.exe` on Windows, the
-//! [emulated I/O manager](crate::emulated::io) elsewhere.
+//! [emulated I/O manager][io] elsewhere.
 //!
-//! Layouts are x64's. Every size, offset and constant here is checked against mingw-w64's DDK headers
+//! Layouts are x64's, which are ARM64's too (both LLP64 with 8-byte pointers; no field differs). Every size, offset and constant here is checked against mingw-w64's DDK headers
 //! by the sample driver's `tests/declarations.rs`. The items carry the WDK's names and meanings and
 //! are documented there, not here.
+//!
+#![cfg_attr(ntpool_emulated, doc = "[io]: crate::emulated::io")]
+#![cfg_attr(
+    not(ntpool_emulated),
+    doc = "[io]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/io/"
+)]
 #![allow(missing_docs)]
 
 use core::ffi::c_void;

@@ -23,6 +23,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use crate::irql::Allows;
+use crate::options::Extended;
 use crate::pool::{NonPagedPoolType, PagedPool, PoolType};
 use crate::safe::DispatchSafe;
 use crate::sys::{self, POOL_FLAG_UNINITIALIZED};
@@ -98,18 +99,20 @@ pub(crate) fn starts_kernel_block(data: NonNull<u8>, layout: Layout) -> bool {
 #[cfg_attr(ntpool_emulated, track_caller)]
 #[inline]
 pub(crate) fn allocate<P: PoolType>(layout: Layout, zeroed: bool, tag: PoolTag) -> Result<NonNull<u8>, AllocError> {
-    allocate_with_flags::<P>(layout, if zeroed { 0 } else { POOL_FLAG_UNINITIALIZED }, tag)
+    allocate_with_flags::<P>(layout, if zeroed { 0 } else { POOL_FLAG_UNINITIALIZED }, Extended::NONE, tag)
 }
 
 /// [`allocate`] with `extra` flags besides the pool's: `POOL_FLAG_UNINITIALIZED`, and
 /// `POOL_FLAG_USE_QUOTA` for a block charged to the current process (the caller then holds a token
 /// below `DISPATCH_LEVEL`). Quota is only charged for a block that is really allocated: a zero-sized
-/// layout allocates nothing.
+/// layout allocates nothing. With `extended` parameters (a priority, a NUMA node) the block comes
+/// from `ExAllocatePool3`, else from `ExAllocatePool2`.
 #[cfg_attr(ntpool_emulated, track_caller)]
 #[inline]
 pub(crate) fn allocate_with_flags<P: PoolType>(
     layout: Layout,
     extra: sys::POOL_FLAGS,
+    extended: Extended,
     tag: PoolTag,
 ) -> Result<NonNull<u8>, AllocError> {
     if layout.size() == 0 {
@@ -119,9 +122,9 @@ pub(crate) fn allocate_with_flags<P: PoolType>(
     }
     let flags = P::FLAGS | extra;
     if Placement::of(layout) != Placement::Start {
-        return allocate_placed(layout, flags, tag);
+        return allocate_placed(layout, flags, extended, tag);
     }
-    let block = kernel_allocate(flags, layout.size(), tag)?;
+    let block = kernel_allocate(flags, extended, layout.size(), tag)?;
     // `align` is a power of two.
     if block.addr().get() & (layout.align() - 1) == 0 { Ok(block) } else { Err(refuse(block, tag)) }
 }
@@ -131,26 +134,42 @@ pub(crate) fn allocate_with_flags<P: PoolType>(
 /// small enough to inline and its alignment check folds away wherever the layout is known.
 #[inline(never)]
 #[cfg_attr(ntpool_emulated, track_caller)]
-fn allocate_placed(layout: Layout, flags: sys::POOL_FLAGS, tag: PoolTag) -> Result<NonNull<u8>, AllocError> {
+fn allocate_placed(
+    layout: Layout,
+    flags: sys::POOL_FLAGS,
+    extended: Extended,
+    tag: PoolTag,
+) -> Result<NonNull<u8>, AllocError> {
     if Placement::of(layout) == Placement::StartIfPage {
-        let block = kernel_allocate(flags, layout.size(), tag)?;
+        let block = kernel_allocate(flags, extended, layout.size(), tag)?;
         if block.addr().get() % PAGE_SIZE == 0 {
             return Ok(block);
         }
         // SAFETY: the kernel's own block, just allocated with this tag and not handed out.
         unsafe { sys::ExFreePoolWithTag(block.as_ptr().cast(), tag.to_ulong()) };
-        return allocate_inside(layout, flags, tag, true);
+        return allocate_inside(layout, flags, extended, tag, true);
     }
-    allocate_inside(layout, flags, tag, false)
+    allocate_inside(layout, flags, extended, tag, false)
 }
 
-/// `ExAllocatePool2` for `size` bytes (not zero).
+/// `ExAllocatePool2` for `size` bytes (not zero), or `ExAllocatePool3` with the `extended` parameters.
 #[cfg_attr(ntpool_emulated, track_caller)]
 #[inline(always)]
-fn kernel_allocate(flags: sys::POOL_FLAGS, size: usize, tag: PoolTag) -> Result<NonNull<u8>, AllocError> {
-    // SAFETY: the caller holds a token proving the IRQL allows the pool in `flags`; the size is not
-    // zero and the tag is valid (a `PoolTag`).
-    let block = unsafe { sys::ExAllocatePool2(flags, size as u64, tag.to_ulong()) };
+fn kernel_allocate(
+    flags: sys::POOL_FLAGS,
+    extended: Extended,
+    size: usize,
+    tag: PoolTag,
+) -> Result<NonNull<u8>, AllocError> {
+    let block = if extended.is_none() {
+        // SAFETY: the caller holds a token proving the IRQL allows the pool in `flags`; the size is
+        // not zero and the tag is valid (a `PoolTag`).
+        unsafe { sys::ExAllocatePool2(flags, size as u64, tag.to_ulong()) }
+    } else {
+        let (parameters, count) = extended.parameters();
+        // SAFETY: as above; `parameters` holds `count` parameters and outlives the call.
+        unsafe { sys::ExAllocatePool3(flags, size as u64, tag.to_ulong(), parameters.as_ptr(), count) }
+    };
     NonNull::new(block.cast::<u8>()).ok_or(AllocError)
 }
 
@@ -170,12 +189,13 @@ fn refuse(block: NonNull<u8>, tag: PoolTag) -> AllocError {
 fn allocate_inside(
     layout: Layout,
     flags: sys::POOL_FLAGS,
+    extended: Extended,
     tag: PoolTag,
     off_page: bool,
 ) -> Result<NonNull<u8>, AllocError> {
     let align = layout.align();
     let extra = if off_page { align.checked_mul(2).ok_or(AllocError)? } else { align };
-    let block = kernel_allocate(flags, layout.size().checked_add(extra).ok_or(AllocError)?, tag)?;
+    let block = kernel_allocate(flags, extended, layout.size().checked_add(extra).ok_or(AllocError)?, tag)?;
     let address = block.addr().get();
     if address % align_of::<*mut u8>() != 0 {
         // Not even room for an aligned header below the data.

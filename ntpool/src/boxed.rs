@@ -379,7 +379,8 @@ impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
         _token: &I,
         alloc: Alloc<G, Q>,
     ) -> Result<PoolBox<MaybeUninit<T>, G, P>, AllocError> {
-        let block = alloc::allocate_with_flags::<P>(Layout::new::<T>(), alloc.flags(), alloc.tag().tag())?;
+        let block =
+            alloc::allocate_with_flags::<P>(Layout::new::<T>(), alloc.flags(), alloc.extended(), alloc.tag().tag())?;
         // SAFETY: a block for `Layout::new::<T>()`, which is `MaybeUninit<T>`'s layout, with the tag.
         Ok(unsafe { PoolBox::from_parts(block.cast(), alloc.tag()) })
     }
@@ -570,7 +571,7 @@ impl<T, G: TagSource, P: PoolType> PoolBox<[T], G, P> {
         len: usize,
     ) -> Result<PoolBox<[MaybeUninit<T>], G, P>, AllocError> {
         let layout = Layout::array::<T>(len).map_err(|_| AllocError)?;
-        let block = alloc::allocate_with_flags::<P>(layout, alloc.flags(), alloc.tag().tag())?;
+        let block = alloc::allocate_with_flags::<P>(layout, alloc.flags(), alloc.extended(), alloc.tag().tag())?;
         let ptr = NonNull::slice_from_raw_parts(block.cast::<MaybeUninit<T>>(), len);
         // SAFETY: a block for `Layout::array::<T>(len)`, which is the slice's layout, with the tag.
         Ok(unsafe { PoolBox::from_parts(ptr, alloc.tag()) })

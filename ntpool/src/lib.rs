@@ -27,11 +27,15 @@
 //!   paged memory at `DISPATCH_LEVEL` does not compile.
 //! * **Any Windows 10+ or older**: `ExAllocatePool2` is resolved at run time and replaced by
 //!   `ExAllocatePoolWithTag` where the kernel lacks it, so the driver loads before Windows 10 2004.
+//!   An allocation with a [`Priority`] or a [`NumaNode`] ([`Alloc::priority`], [`Alloc::numa_node`])
+//!   goes to `ExAllocatePool3`, resolved the same way, with `ExAllocatePool2` standing in without
+//!   them where it is missing (see [`Alloc`] for what is lost).
 //! * **The rest of the pool surface**: [`ExPoolBuffer`] for buffers a system routine hands back to be
 //!   freed with `ExFreePool`, quota-charged allocations ([`PoolBox::try_new_with_quota`]), and typed
 //!   lookaside lists ([`LookasideList`]), all under the same tag and IRQL rules.
-//! * **Tested on Linux**: on a non-Windows target the crate runs on an [emulated kernel](emulated)
+//! * **Tested on Linux**: on a non-Windows target the crate runs on an [emulated kernel][emulated]
 //!   that checks every call as Driver Verifier does.
+//! * **x64 and ARM64**: drivers for `x86_64-pc-windows-msvc` and `aarch64-pc-windows-msvc`.
 //! * **VideoPort pool** (feature `videoport`): `ntpool::videoport::VpBox` for video miniport
 //!   drivers, over `VideoPortAllocatePool` / `VideoPortFreePool` from `videoprt.sys`, with the four
 //!   `VP_POOL_TYPE`s as types and the same IRQL rules.
@@ -164,10 +168,21 @@
 //! # Kernels
 //!
 //! All calls into the kernel go through [`sys`], the crate `ntpool-sys` (re-exported here). On a
-//! Windows target they are imports from `ntoskrnl.exe` (and CR8 accesses for the IRQL), and with the
-//! `videoport` feature from `videoprt.sys`; everywhere else, and on Windows with the `emulated`
-//! feature, they go to the [emulated kernel](emulated). `ntpool-sys` chooses, and this crate follows
-//! its choice.
+//! Windows target they are imports from `ntoskrnl.exe` (and, on x64, CR8 accesses for the IRQL), and
+//! with the `videoport` feature from `videoprt.sys`; everywhere else, and on Windows with the
+//! `emulated` feature, they go to the [emulated kernel][emulated]. `ntpool-sys` chooses, and this
+//! crate follows its choice.
+//!
+//! On docs.rs, the Windows targets (`x86_64-pc-windows-msvc`, the default, and
+//! `aarch64-pc-windows-msvc`) show the real kernel with every feature but `emulated`, which would
+//! replace it; the Linux target (`x86_64-unknown-linux-gnu`) shows the emulated kernel, the module
+//! `ntpool::emulated` that tests use.
+//!
+#![cfg_attr(ntpool_emulated, doc = "[emulated]: crate::emulated")]
+#![cfg_attr(
+    not(ntpool_emulated),
+    doc = "[emulated]: https://docs.rs/ntpool/latest/x86_64-unknown-linux-gnu/ntpool/emulated/"
+)]
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -218,7 +233,7 @@ pub use irql::{
     Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,
 };
 pub use lookaside::{LookasideBox, LookasideList, LookasideStatistics};
-pub use options::{Alloc, Charge, NoQuota, Quota};
+pub use options::{Alloc, Charge, NoQuota, NumaNode, Priority, Quota};
 pub use paged::{Paged, PagedCollection, PagedVec};
 #[cfg(feature = "hashbrown")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hashbrown")))]
@@ -253,7 +268,8 @@ pub use ntpool_macros::DispatchSafe;
 /// Derives [`HighSafe`](trait@HighSafe) for a struct or enum whose every field is `HighSafe`.
 pub use ntpool_macros::HighSafe;
 
-/// The README's examples, compiled as doc tests.
+/// The crate README's examples, compiled and run as doc tests (the repository's README is the sample
+/// driver's, which tests its own).
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeExamples;

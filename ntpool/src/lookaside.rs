@@ -18,10 +18,18 @@ use crate::sys::{self, GENERAL_LOOKASIDE_POOL, LookasideCallbacks, POOL_TYPE, PV
 use crate::tag::Tag;
 
 /// Room for any of the three list structures: `LOOKASIDE_LIST_EX` (0x60 bytes),
-/// `NPAGED_LOOKASIDE_LIST` and `PAGED_LOOKASIDE_LIST` (0x80 bytes, cache aligned). Each starts with
-/// the `GENERAL_LOOKASIDE_POOL` fields.
-#[repr(C, align(64))]
+/// `NPAGED_LOOKASIDE_LIST` and `PAGED_LOOKASIDE_LIST` (0x80 bytes, cache aligned: on 64 bytes on x64,
+/// 128 on ARM64). Each starts with the `GENERAL_LOOKASIDE_POOL` fields.
+#[cfg_attr(not(target_arch = "aarch64"), repr(C, align(64)))]
+#[cfg_attr(target_arch = "aarch64", repr(C, align(128)))]
 struct RawList(UnsafeCell<MaybeUninit<[u8; 0x80]>>);
+
+// Room and alignment for the largest of the three, on every architecture.
+const _: () = assert!(
+    size_of::<RawList>() >= size_of::<sys::NPAGED_LOOKASIDE_LIST>()
+        && align_of::<RawList>() >= align_of::<sys::NPAGED_LOOKASIDE_LIST>()
+        && align_of::<RawList>() >= align_of::<sys::LOOKASIDE_LIST_EX>()
+);
 
 /// `POOL_NX_ALLOCATION`: the `Flags` of `ExInitializeNPagedLookasideList` that makes its entries
 /// no-execute (the pool type becomes `NonPagedPoolNx`).
@@ -41,7 +49,7 @@ const ENTRY_ALIGN: usize = 16;
 ///   moved while one is out.
 /// * Dropping the list deletes it (`ExDeleteLookasideListEx`), which frees the entries it keeps.
 ///   Keep it in the driver's state and drop it before `DriverUnload` returns: a list left behind is
-///   bug check 0xC7 (0xCE without Driver Verifier) under the emulated kernel's [`verify_unload`](crate::emulated::Kernel::verify_unload).
+///   bug check 0xC7 (0xCE without Driver Verifier) under the emulated kernel's [`verify_unload`][verify_unload].
 /// * The kernel's allocate and free callbacks are ntpool's: every entry is allocated through ntpool
 ///   with tag `G` and freed with `ExFreePoolWithTag` and tag `G`.
 /// * Where the kernel lacks `ExInitializeLookasideListEx` (Wine), the list is an
@@ -81,6 +89,12 @@ const ENTRY_ALIGN: usize = 16;
 /// `raw` holds a list of the kind `callbacks` names, initialized with this type's callbacks for
 /// entries of [`LookasideList::ENTRY_SIZE`] bytes of pool `P` tagged `G`, and not deleted; every
 /// entry on it is such a block.
+///
+#[cfg_attr(ntpool_emulated, doc = "[verify_unload]: crate::emulated::Kernel::verify_unload")]
+#[cfg_attr(
+    not(ntpool_emulated),
+    doc = "[verify_unload]: https://docs.rs/ntpool/latest/x86_64-unknown-linux-gnu/ntpool/emulated/struct.Kernel.html#method.verify_unload"
+)]
 pub struct LookasideList<T, G: Tag, P: PoolType = NonPagedPool> {
     raw: NonPagedBox<RawList, G>,
     callbacks: LookasideCallbacks,
@@ -160,7 +174,7 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
         let pool_type = sys::pool_type_for_flags(P::FLAGS).ok_or(AllocError)?;
         let callbacks = if sys::uses_lookaside_list_ex() {
             let (allocate, free) = Self::ex_callbacks();
-            // SAFETY: the structure is in its own non-paged, 64-byte aligned block, which does not
+            // SAFETY: the structure is in its own non-paged, cache-aligned block, which does not
             // move until it is freed after `ExDeleteLookasideListEx` (`Drop`); the callbacks are this
             // type's.
             let status =

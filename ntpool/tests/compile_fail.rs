@@ -1,12 +1,19 @@
 //! The IRQL, tag and pool rules, checked by the compiler: each case under `tests/ui/fail` must fail to
 //! compile with the error recorded beside it, and each case under `tests/ui/pass` (the legitimate
-//! patterns) must compile and run on the emulated kernel.
+//! patterns) must compile and run on the emulated kernel. The cases of the `videoport` feature are
+//! under `tests/ui/videoport/` and run when the feature is on: in the workspace, where ntpool's own
+//! dev-dependency on itself turns it on, and in the published package with `cargo test --all-features`
+//! (packaging drops that dev-dependency; `cargo xtask package` runs the package's tests so).
 
 #[test]
 fn irql_tag_and_pool_rules_are_enforced_at_compile_time() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/fail/*.rs");
     cases.pass("tests/ui/pass/*.rs");
+    if cfg!(feature = "videoport") {
+        cases.compile_fail("tests/ui/videoport/fail/*.rs");
+        cases.pass("tests/ui/videoport/pass/*.rs");
+    }
 }
 
 /// What each compile-fail case must be rejected for: a phrase its recorded error has to contain, so
@@ -84,10 +91,6 @@ const REASONS: &[(&str, &str)] = &[
     (
         "r2_tuple_with_paged_box_in_region",
         "required for `(u32, PoolBox<u32, Tg, PagedPool>)` to implement `DispatchSafe`",
-    ),
-    (
-        "r2_vp_paged_box_dropped_at_dispatch",
-        "`VpPagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL",
     ),
     (
         "r2_vec_of_paged_boxes_in_region",
@@ -174,21 +177,32 @@ const REASONS: &[(&str, &str)] = &[
     ("trap_tag_with_a_nul_byte", "invalid pool tag: a byte is not printable ASCII"),
 ];
 
+/// The same for the cases under `tests/ui/videoport/fail`.
+const VIDEOPORT_REASONS: &[(&str, &str)] = &[(
+    "r2_vp_paged_box_dropped_at_dispatch",
+    "`VpPagedPool` is paged memory, which must not be touched, allocated or freed at DISPATCH_LEVEL",
+)];
+
 #[test]
 fn every_compile_fail_case_fails_for_the_reason_it_names() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/fail");
+    check_reasons("tests/ui/fail", REASONS);
+    check_reasons("tests/ui/videoport/fail", VIDEOPORT_REASONS);
+}
+
+fn check_reasons(folder: &str, reasons: &[(&str, &str)]) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
     let mut cases: Vec<String> = std::fs::read_dir(&dir)
-        .expect("tests/ui/fail")
+        .expect(folder)
         .filter_map(|entry| {
             let name = entry.ok()?.file_name().into_string().ok()?;
             name.strip_suffix(".rs").map(str::to_owned)
         })
         .collect();
     cases.sort();
-    let mut named: Vec<&str> = REASONS.iter().map(|(case, _)| *case).collect();
+    let mut named: Vec<&str> = reasons.iter().map(|(case, _)| *case).collect();
     named.sort_unstable();
-    assert_eq!(cases, named, "every case has exactly one reason");
-    for (case, reason) in REASONS {
+    assert_eq!(cases, named, "every case of {folder} has exactly one reason");
+    for (case, reason) in reasons {
         let stderr = std::fs::read_to_string(dir.join(format!("{case}.stderr"))).expect("recorded error");
         assert!(stderr.contains(reason), "{case}: the recorded error does not say {reason:?}:\n{stderr}");
     }

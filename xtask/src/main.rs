@@ -3,13 +3,21 @@
 //! * `run` (= `wine`): build the driver and its client, load the driver under Wine, run the client
 //!   against it, unload it, and print what it did, checked against Wine's trace of every pool call.
 //! * `test`: every test of the workspace (unit, integration, compile-fail, doc tests), clippy,
-//!   rustfmt, the cross build of the driver with its PE checks and a reproducibility check, the
-//!   client's build, and the Wine run; the same for the sample video miniport and its `videoprt.sys`
-//!   test fixture (`video`).
+//!   rustfmt, the cross build of the driver with its PE checks and a reproducibility check, the ARM64
+//!   build with its checks, the packaged crates (`package`), the documentation (`docs`), the client's
+//!   build, and the Wine run; the same for the sample video miniport and its `videoprt.sys` test
+//!   fixture (`video`).
 //! * `emulate`: load the sample driver on ntpool's emulated kernel (Driver Verifier's checks on),
 //!   run `DriverEntry` and `DriverUnload`, and print its debug output and a poolmon-style table.
 //! * `driver`: cross-build the driver into a real `.sys` for x86_64 Windows, check the PE, and print
-//!   its path as the last line. `client`: the same for `ntpool-client.exe`.
+//!   its path as the last line; `driver --arm64`: the same for ARM64 Windows
+//!   (`aarch64-pc-windows-msvc`), with llvm-readobj's second reading. `client`: the same for
+//!   `ntpool-client.exe`.
+//! * `package`: package the publishable crates (`ntpool-sys`, `ntpool-macros`, `ntpool`) as crates.io
+//!   would receive them, each verified by building it from its package, and run the packaged
+//!   `ntpool`'s tests from the packaged sources.
+//! * `docs`: the documentation of `ntpool` and `ntpool-sys` with warnings as errors, for the host and
+//!   for both Windows targets (on the cross toolchain).
 //! * `video`: cross-build the sample video miniport and the `videoprt.sys` test fixture, check both
 //!   images, and load the miniport under Wine against the fixture with the VideoPort pool trace.
 //! * `speakeasy`: the driver under a second Windows emulator (speakeasy, from PyPI), every pool
@@ -22,7 +30,8 @@
 //! `host/` (what every command needs of the Linux host: the workspace, commands, apt, files),
 //! `cross/` (Debian's toolchain and the cross build), `pe/` (the checks on a built image),
 //! `images.rs` (the project's images built and checked), `wine/` (a run under Wine and its checks),
-//! `soak.rs`, `emulate.rs`, `fuzz.rs`, `sanitize.rs`, `bench/`, and `suite.rs` (`cargo xtask test`).
+//! `soak.rs`, `emulate.rs`, `fuzz.rs`, `sanitize.rs`, `bench/`, `package.rs`, `docs.rs`, and
+//! `suite.rs` (`cargo xtask test`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,10 +40,12 @@ use host::cargo::root;
 
 mod bench;
 mod cross;
+mod docs;
 mod emulate;
 mod fuzz;
 mod host;
 mod images;
+mod package;
 mod pe;
 mod sanitize;
 mod soak;
@@ -50,7 +61,9 @@ fn main() -> ExitCode {
         Some("wine") => wine(&args[1..]),
         Some("test") => suite::run(),
         Some("bench") => bench::run(&root(), &args[1..]),
-        Some("driver") => images::driver(&root()).map(|sys| println!("{}", sys.display())),
+        Some("driver") => driver(&args[1..]),
+        Some("package") => package::run(&root()),
+        Some("docs") => docs::run(&root()),
         Some("client") => images::client(&root()).map(|exe| println!("{}", exe.display())),
         Some("video") => video(&args[1..]),
         Some("fuzz") => fuzz::command(&root(), &args[1..]),
@@ -69,14 +82,16 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <run | test | bench | emulate | driver | client | wine | video | fuzz | speakeasy>\n  \
+    "usage: cargo xtask <run | test | bench | emulate | driver | client | wine | video | fuzz | speakeasy | package | docs>\n  \
      run      build the driver and its client, load the driver under Wine, run the client, unload,\n  \
               and print what it did (same as `wine`)\n  \
-     test     every test, clippy, the driver's cross build, its PE checks and the Wine run\n  \
+     test     every test, clippy, the driver's cross builds (x64, ARM64), their PE checks, the\n  \
+              packages, the documentation and the Wine run\n  \
      bench    zero cost in the release .sys, sizes, emulated kernel throughput, build cost\n  \
               [zero-cost] [sizes] [throughput] [build] (default: all)\n  \
      emulate  load the sample driver on the emulated kernel and print what it allocated and freed\n  \
-     driver   cross-build the driver .sys for x86_64 Windows and check it\n  \
+     driver   cross-build the driver .sys for x86_64 Windows and check it [--arm64: for ARM64\n  \
+              Windows (aarch64-pc-windows-msvc), checked, and read again by llvm-readobj]\n  \
      client   cross-build the user-mode client ntpool-client.exe for x86_64 Windows\n  \
      wine     load the driver under Wine (3 times by default), run the client each time, check the\n  \
               pool trace [--cycles N] [--no-client] [--sys PATH] [--client PATH]\n  \
@@ -87,8 +102,22 @@ fn usage() -> String {
               [--seconds N (60)] | --reproduce FILE (runs one input, traced) | --seeds (rewrites\n  \
               fuzz/corpus/ioctl)\n  \
      speakeasy  load the driver under speakeasy, a second Windows emulator (pip, target/speakeasy),
-              and check every pool call"
+              and check every pool call\n  \
+     package  cargo package the publishable crates (verified) and test the packaged ntpool\n  \
+     docs     cargo doc -D warnings of ntpool and ntpool-sys: host, x86_64 and ARM64 Windows"
         .into()
+}
+
+/// `cargo xtask driver [--arm64]`: cross-builds the driver for x86_64 (or ARM64) Windows, checks the
+/// image, and prints its path as the last line.
+fn driver(args: &[String]) -> Result<(), String> {
+    let sys = match args {
+        [] => images::driver(&root())?,
+        [flag] if flag == "--arm64" => images::driver_arm64(&root())?,
+        _ => return Err(usage()),
+    };
+    println!("{}", sys.display());
+    Ok(())
 }
 
 /// `cargo xtask wine [--cycles N] [--no-client] [--sys PATH] [--client PATH] [--soak]`: builds the

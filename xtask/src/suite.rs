@@ -2,9 +2,11 @@
 //! Debian tools the steps need, every test of the workspace, the systematic low resources
 //! simulation, a bounded fuzz run, the host tests under AddressSanitizer, clippy, rustfmt, the
 //! driver's cross build with its PE checks, llvm-readobj's second reading and a reproducibility
-//! check, the client's build, the Wine run with the hostile-input table, a short soak, the driver
-//! under a second emulator (speakeasy), and the
-//! video miniport with its `videoprt.sys` fixture (built, checked, and run under Wine).
+//! check, the ARM64 driver's cross build with its PE checks and llvm-readobj's reading, the packaged
+//! crates (`cargo xtask package`), the documentation for the host and both Windows targets
+//! (`cargo xtask docs`), the client's build, the Wine run with the hostile-input table, a short soak,
+//! the driver under a second emulator (speakeasy), and the video miniport with its `videoprt.sys`
+//! fixture (built, checked, and run under Wine).
 
 use std::path::Path;
 use std::time::Instant;
@@ -12,7 +14,7 @@ use std::time::Instant;
 use crate::host::apt::tool;
 use crate::host::cargo::{cargo, nightly_available, root};
 use crate::host::process::step;
-use crate::{cross, fuzz, images, pe, sanitize, soak, speakeasy, wine};
+use crate::{cross, docs, fuzz, images, package, pe, sanitize, soak, speakeasy, wine};
 
 /// The systematic low resources simulation (tests/low_resources.rs), run on its own so that its
 /// figures (runs, allocation sites) show.
@@ -69,6 +71,18 @@ pub fn run() -> Result<(), String> {
     let timer = Instant::now();
     let reproducible = cross::check_reproducible(&root, &toolchain, "ntpool-driver", &sys)?;
     println!("<== {reproducible} in {:.1} s", timer.elapsed().as_secs_f64());
+    println!("==> cargo xtask driver --arm64 (ARM64 cross build, PE checks, llvm-readobj)");
+    let timer = Instant::now();
+    let arm64 = images::driver_arm64(&root)?;
+    println!("<== ARM64 driver: {} in {:.1} s", arm64.display(), timer.elapsed().as_secs_f64());
+    println!("==> cargo xtask package (the publishable crates packaged, built and tested from their packages)");
+    let timer = Instant::now();
+    package::run(&root)?;
+    println!("<== package: ok in {:.1} s", timer.elapsed().as_secs_f64());
+    println!("==> cargo xtask docs (cargo doc -D warnings: host, x86_64 and ARM64 Windows)");
+    let timer = Instant::now();
+    docs::run(&root)?;
+    println!("<== docs: ok in {:.1} s", timer.elapsed().as_secs_f64());
     println!("==> cargo xtask client");
     let timer = Instant::now();
     let client = cross::build_client(&root, &toolchain)?;

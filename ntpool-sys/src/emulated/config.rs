@@ -22,6 +22,8 @@ pub(crate) struct Config {
     /// thread that does not hold it (0xC4 / 0x1000, 0x1004, 0x1007).
     pub(crate) deadlock_detection: bool,
     pub(crate) ex_allocate_pool2: bool,
+    /// Whether `ExAllocatePool3` is exported (only where `ExAllocatePool2` is too).
+    pub(crate) ex_allocate_pool3: bool,
     pub(crate) fail_allocation: Option<u64>,
     /// Low resources simulation: a seed, and the percentage of requests that fail.
     pub(crate) low_resources: Option<(u64, u8)>,
@@ -48,6 +50,7 @@ impl Default for Config {
             code_integrity: false,
             deadlock_detection: true,
             ex_allocate_pool2: true,
+            ex_allocate_pool3: true,
             fail_allocation: None,
             low_resources: None,
             special_pool: None,

@@ -334,6 +334,37 @@ impl KernelBuilder {
         self
     }
 
+    /// Whether the kernel exports `ExAllocatePool3` (the default; as Windows 10 version 2004 and later,
+    /// and only where `ExAllocatePool2` is exported too). Without it, [`ExAllocatePool3`](crate::ExAllocatePool3)
+    /// falls back to `ExAllocatePool2` without the extended parameters. The emulated kernel has one
+    /// NUMA node, node 0.
+    ///
+    /// ```
+    /// use ntpool_sys::{self as sys, emulated::Kernel, POOL_EXTENDED_PARAMETER as Parameter};
+    ///
+    /// let tag = u32::from_le_bytes(*b"Doc1");
+    /// let node_1 = [Parameter::numa_node(1)]; // a required node this machine does not have
+    /// for exported in [true, false] {
+    ///     let kernel = Kernel::builder().ex_allocate_pool3(exported).build();
+    ///     kernel.run(|| {
+    ///         assert_eq!(sys::uses_ex_allocate_pool3(), exported);
+    ///         // SAFETY: a plain allocation at PASSIVE_LEVEL with one parameter.
+    ///         let block = unsafe { sys::ExAllocatePool3(sys::POOL_FLAG_NON_PAGED, 8, tag, node_1.as_ptr(), 1) };
+    ///         // ExAllocatePool3 refuses the node; the fallback drops it and allocates.
+    ///         assert_eq!(block.is_null(), exported);
+    ///         if !block.is_null() {
+    ///             assert_eq!(kernel.outstanding()[0].routine, "ExAllocatePool2");
+    ///             // SAFETY: allocated above with this tag, freed once.
+    ///             unsafe { sys::ExFreePoolWithTag(block, tag) };
+    ///         }
+    ///     });
+    /// }
+    /// ```
+    pub fn ex_allocate_pool3(mut self, exported: bool) -> Self {
+        self.config.ex_allocate_pool3 = exported;
+        self
+    }
+
     /// Makes the `n`th allocation request (counting from 1) fail, as Driver Verifier's systematic
     /// low resources simulation does.
     ///

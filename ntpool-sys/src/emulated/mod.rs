@@ -25,8 +25,8 @@
 //! | pool tracking ([`KernelBuilder::pool_tracking`], on) | blocks left at unload ([`Kernel::verify_unload`]); a block written past its end, found at free | 0xC4 / 0x62, 0x51 |
 //! | deadlock detection ([`KernelBuilder::deadlock_detection`], on) | a lock acquired twice by its holder, released by another thread or by nobody's | 0xC4 / 0x1000, 0x1004, 0x1007 |
 //! | code integrity checking ([`KernelBuilder::code_integrity`], off) | executable pool | 0xC4 / 0x2000 |
-//! | special pool ([`KernelBuilder::special_pool`]) | bytes around a block written, found at free; the guard page or a freed block touched | 0xC1 / 0x23, 0x24; 0xCD; 0xCC |
-//! | Force IRQL Checking ([`KernelBuilder::force_irql_checking`]) | paged memory touched at `DISPATCH_LEVEL` or above | 0xD1 |
+//! | special pool ([`KernelBuilder::special_pool`][special_pool]) | bytes around a block written, found at free; the guard page or a freed block touched | 0xC1 / 0x23, 0x24; 0xCD; 0xCC |
+//! | Force IRQL Checking ([`KernelBuilder::force_irql_checking`][force_irql_checking]) | paged memory touched at `DISPATCH_LEVEL` or above | 0xD1 |
 //! | none (Driver Verifier off) | the kernel's own checks | 0xC2 / 0x00, 0x07, 0x08, 0x09, 0x99; 0x139 / 3; 0xCE |
 //! | any | `ExFreePoolWithTag` with another tag; an exception no one catches (`ExAllocatePoolWithQuotaTag`'s, `POOL_FLAG_RAISE_ON_FAILURE`'s) | 0xC2 / 0x0A; 0x1E |
 //! | timers and DPCs | pool freed while it holds an armed timer or a queued DPC | 0xC7 / 0 (timer), 1 (DPC) |
@@ -103,6 +103,19 @@
 //! 15. `work`: I/O work items on worker threads at `PASSIVE_LEVEL`;
 //! 16. [`io`]: the I/O manager's routines;
 //! 17. `kernel`: [`Kernel`] and [`KernelBuilder`]; `options`: Driver Verifier's options.
+//!
+// Special pool and Force IRQL Checking exist where page faults can be analysed (Linux on x64); on
+// other targets the links go to their documentation for that one.
+#![cfg_attr(ntpool_pages, doc = "[special_pool]: KernelBuilder::special_pool")]
+#![cfg_attr(ntpool_pages, doc = "[force_irql_checking]: KernelBuilder::force_irql_checking")]
+#![cfg_attr(
+    not(ntpool_pages),
+    doc = "[special_pool]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/struct.KernelBuilder.html#method.special_pool"
+)]
+#![cfg_attr(
+    not(ntpool_pages),
+    doc = "[force_irql_checking]: https://docs.rs/ntpool-sys/latest/x86_64-unknown-linux-gnu/ntpool_sys/emulated/struct.KernelBuilder.html#method.force_irql_checking"
+)]
 
 mod caller;
 pub mod checks;

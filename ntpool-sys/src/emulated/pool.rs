@@ -30,6 +30,10 @@ pub(crate) fn exports_ex_allocate_pool2() -> bool {
     with_current(|state| state.config.ex_allocate_pool2)
 }
 
+pub(crate) fn exports_ex_allocate_pool3() -> bool {
+    with_current(|state| state.config.ex_allocate_pool2 && state.config.ex_allocate_pool3)
+}
+
 /// What an allocation request asks for, in the terms both allocation routines share.
 struct Request {
     kind: PoolKind,
@@ -80,7 +84,7 @@ fn unhandled_exception(state: &State, check: &Check, exception: u64, routine: us
 #[inline(never)]
 pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: &'static Location<'static>) -> PVOID {
     with_current(|state| {
-        let block = allocate_pool2_in(state, flags, size, tag, site);
+        let block = allocate_pool2_in(state, flags, size, tag, site, "ExAllocatePool2");
         if block.is_null() && flags & crate::POOL_FLAG_RAISE_ON_FAILURE != 0 {
             // https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exallocatepool2: with
             // POOL_FLAG_RAISE_ON_FAILURE, a failure (no memory, tag 0, invalid flags) raises.
@@ -91,12 +95,14 @@ pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: 
     })
 }
 
+/// An allocation by `POOL_FLAGS`, as `ExAllocatePool2` (or `ExAllocatePool3`, `routine`) makes it.
 fn allocate_pool2_in(
     state: &State,
     flags: POOL_FLAGS,
     size: SIZE_T,
     tag: ULONG,
     site: &'static Location<'static>,
+    routine: &'static str,
 ) -> PVOID {
     let pool_type =
         crate::pool_type_for_flags(flags & !(crate::POOL_FLAG_USE_QUOTA | crate::POOL_FLAG_RAISE_ON_FAILURE));
@@ -113,7 +119,7 @@ fn allocate_pool2_in(
         tag,
         cache_aligned: flags & crate::POOL_FLAG_CACHE_ALIGNED != 0,
         zeroed: flags & crate::POOL_FLAG_UNINITIALIZED == 0,
-        routine: "ExAllocatePool2",
+        routine,
         quota,
     };
     if tag == 0 && !state.config.verifier {
@@ -447,6 +453,71 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
             |pool_type, size, tag| allocate_pool_with_quota_tag(pool_type, size, tag, site),
         )
     }
+}
+
+/// Whether [`ExAllocatePool3`] goes to the kernel's `ExAllocatePool3` (true) or to `ExAllocatePool2`
+/// without the extended parameters (false); on the emulated kernel, as configured with
+/// [`KernelBuilder::ex_allocate_pool3`](super::KernelBuilder::ex_allocate_pool3) (and
+/// [`ex_allocate_pool2`](super::KernelBuilder::ex_allocate_pool2): a kernel without `ExAllocatePool2`
+/// has no `ExAllocatePool3` either).
+///
+/// ```
+/// use ntpool_sys::emulated::Kernel;
+/// assert!(Kernel::new().run(ntpool_sys::uses_ex_allocate_pool3));
+/// assert!(!Kernel::builder().ex_allocate_pool2(false).build().run(ntpool_sys::uses_ex_allocate_pool3));
+/// ```
+pub fn uses_ex_allocate_pool3() -> bool {
+    exports_ex_allocate_pool3()
+}
+
+/// `ExAllocatePool3`: the parameters checked as the kernel checks them
+/// ([`pool3_parameters_valid`](crate::pool3_parameters_valid), one NUMA node), then the block
+/// allocated and checked as `ExAllocatePool2`'s is, and recorded under `ExAllocatePool3`. Where the
+/// emulated kernel is configured without it, `ExAllocatePool2` without the parameters, as on the
+/// real kernel.
+///
+/// # Safety
+/// As for `ExAllocatePool3`.
+///
+/// ```
+/// use ntpool_sys::{self as sys, emulated::Kernel, POOL_EXTENDED_PARAMETER as Parameter};
+/// let kernel = Kernel::new();
+/// kernel.run(|| {
+///     let tag = u32::from_le_bytes(*b"Doc1");
+///     let parameters = [Parameter::priority(sys::LowPoolPriority), Parameter::numa_node(0)];
+///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+///     let p = unsafe { sys::ExAllocatePool3(sys::POOL_FLAG_NON_PAGED, 16, tag, parameters.as_ptr(), 2) };
+///     assert_eq!(kernel.outstanding()[0].routine, "ExAllocatePool3");
+///     // SAFETY: `p` came from ExAllocatePool3 with this tag and is not used afterwards.
+///     unsafe { sys::ExFreePoolWithTag(p, tag) };
+/// });
+/// assert!(kernel.verify_unload().is_ok());
+/// ```
+#[track_caller]
+pub unsafe fn ExAllocatePool3(
+    Flags: POOL_FLAGS,
+    NumberOfBytes: SIZE_T,
+    Tag: ULONG,
+    ExtendedParameters: *const crate::POOL_EXTENDED_PARAMETER,
+    ExtendedParametersCount: ULONG,
+) -> PVOID {
+    let site = core::panic::Location::caller();
+    if !exports_ex_allocate_pool3() {
+        let allocate_pool2 = || {
+            // SAFETY: the caller upholds ExAllocatePool3's contract, which includes ExAllocatePool2's.
+            unsafe { ExAllocatePool2(Flags, NumberOfBytes, Tag) }
+        };
+        // SAFETY: forwarded contract; the same fallback as on the real kernel.
+        return unsafe {
+            crate::allocate_pool3_with_pool2(ExtendedParameters, ExtendedParametersCount, allocate_pool2)
+        };
+    }
+    // SAFETY: the caller passes `ExtendedParametersCount` readable parameters.
+    let parameters = unsafe { crate::pool3_parameters(ExtendedParameters, ExtendedParametersCount) };
+    if !crate::pool3_parameters_valid(Flags, parameters, 1) {
+        return core::ptr::null_mut();
+    }
+    with_current(|state| allocate_pool2_in(state, Flags, NumberOfBytes, Tag, site, "ExAllocatePool3"))
 }
 
 /// `ExAllocatePoolWithTag`.

@@ -13,6 +13,8 @@ use crate::host::files;
 
 /// The Rust target of the driver.
 pub const TARGET: &str = "x86_64-pc-windows-msvc";
+/// The Rust target of the ARM64 driver (`cargo xtask driver --arm64`).
+pub const ARM64_TARGET: &str = "aarch64-pc-windows-msvc";
 
 /// Builds the library of workspace package `package` (a `cdylib` driver) of the workspace at
 /// `root` for `x86_64-pc-windows-msvc` with the toolchain from [`provision`](super::provision), copies the
@@ -28,7 +30,19 @@ pub const TARGET: &str = "x86_64-pc-windows-msvc";
 /// features. With the build script's `/Brepro /DEBUG:NONE`, two builds of the same sources give
 /// the same bytes.
 pub fn build_driver(root: &Path, tc: &Toolchain, package: &str, profile_release: bool) -> Result<PathBuf, String> {
-    let dll = build_artifact(root, tc, package, Artifact::Cdylib, &[], profile_release, "target/cross")?;
+    build_driver_for(root, tc, TARGET, package, profile_release)
+}
+
+/// [`build_driver`] for `target` ([`TARGET`] or [`ARM64_TARGET`]): the `.sys` goes to
+/// `<root>/target/cross/<target>/{debug,release}/`.
+pub fn build_driver_for(
+    root: &Path,
+    tc: &Toolchain,
+    target: &str,
+    package: &str,
+    profile_release: bool,
+) -> Result<PathBuf, String> {
+    let dll = build_artifact_for(root, tc, target, package, Artifact::Cdylib, &[], profile_release, "target/cross")?;
     let sys = dll.with_extension("sys");
     files::copy(&dll, &sys)?;
     Ok(sys)
@@ -117,6 +131,22 @@ pub fn build_artifact(
     profile_release: bool,
     target_folder: &str,
 ) -> Result<PathBuf, String> {
+    build_artifact_for(root, tc, TARGET, package, artifact, features, profile_release, target_folder)
+}
+
+/// [`build_artifact`] for `target`, a `*-pc-windows-msvc` target the toolchain's `rustc` knows
+/// ([`TARGET`], [`ARM64_TARGET`]).
+#[allow(clippy::too_many_arguments)]
+pub fn build_artifact_for(
+    root: &Path,
+    tc: &Toolchain,
+    target: &str,
+    package: &str,
+    artifact: Artifact<'_>,
+    features: &[&str],
+    profile_release: bool,
+    target_folder: &str,
+) -> Result<PathBuf, String> {
     let root = &files::absolute(root)?;
     let manifest = root.join("Cargo.toml");
     if !manifest.is_file() {
@@ -128,16 +158,16 @@ pub fn build_artifact(
         Artifact::Cdylib => format!("`{package}`"),
         Artifact::Bin(name) => format!("`{package}` (binary `{name}`)"),
     };
-    eprintln!("cross: building {what} ({profile}) for {TARGET} with rustc {} from Debian", tc.rust_release);
+    eprintln!("cross: building {what} ({profile}) for {target} with rustc {} from Debian", tc.rust_release);
 
-    let mut command = Command::new(&tc.cargo);
-    command.current_dir(root).arg("build").arg("--manifest-path").arg(&manifest).args(["--package", package]);
+    let mut command = cargo_for(root, tc, target)?;
+    command.arg("build").arg("--manifest-path").arg(&manifest).args(["--package", package]);
     match artifact {
         Artifact::Cdylib => command.arg("--lib"),
         Artifact::Bin(name) => command.args(["--bin", name]),
     };
     command
-        .args(["--target", TARGET])
+        .args(["--target", target])
         .args(["-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem"])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -155,25 +185,7 @@ pub fn build_artifact(
         command.arg("--locked");
     }
 
-    // Settings from the caller's environment that would change what is built or with what.
-    for variable in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_RUSTC_WRAPPER",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "RUSTDOC",
-    ] {
-        command.env_remove(variable);
-    }
     command
-        .env("RUSTC", &tc.rustc)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("LD_LIBRARY_PATH", library_path(&tc.library_dirs)?)
-        .env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER", &tc.linker)
         .env("CARGO_ENCODED_RUSTFLAGS", encoded_rustflags(root, tc)?)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -190,7 +202,7 @@ pub fn build_artifact(
     }
     let status = child.wait().map_err(|e| format!("cannot wait for cargo: {e}"))?;
     if !status.success() {
-        return Err(format!("cargo build of `{package}` for {TARGET} failed ({status}); see the errors above"));
+        return Err(format!("cargo build of `{package}` for {target} failed ({status}); see the errors above"));
     }
 
     match (outputs.as_slice(), artifact) {
@@ -207,6 +219,43 @@ pub fn build_artifact(
             Err(format!("cargo built several .exe files for binary `{name}` of `{package}`: {outputs:?}"))
         }
     }
+}
+
+/// The cargo of the toolchain, in `root`, set up to build for `target` with Debian's compiler: `RUSTC`
+/// and `RUSTDOC` are Debian's, `RUSTC_BOOTSTRAP=1` allows `-Zbuild-std`, `LD_LIBRARY_PATH` finds the
+/// compiler's libraries and `lld-link` links; the caller's settings that would change what is built
+/// or with what (`RUSTFLAGS`, wrappers, `CARGO_TARGET_DIR`, ...) are removed. The caller adds the
+/// subcommand and its arguments.
+pub fn cargo_for(root: &Path, tc: &Toolchain, target: &str) -> Result<Command, String> {
+    let mut command = Command::new(&tc.cargo);
+    command.current_dir(root);
+    for variable in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTDOCFLAGS",
+        "CARGO_ENCODED_RUSTDOCFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_RUSTC_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTUP_TOOLCHAIN",
+    ] {
+        command.env_remove(variable);
+    }
+    command
+        .env("RUSTC", &tc.rustc)
+        .env("RUSTDOC", tc.rustc.with_file_name("rustdoc"))
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("LD_LIBRARY_PATH", library_path(&tc.library_dirs)?)
+        .env(linker_variable(target), &tc.linker);
+    Ok(command)
+}
+
+/// Cargo's variable for the linker of `target`: `CARGO_TARGET_<TRIPLE>_LINKER`.
+pub(super) fn linker_variable(target: &str) -> String {
+    format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace(['-', '.'], "_"))
 }
 
 /// The `RUSTFLAGS` of the driver build, encoded for `CARGO_ENCODED_RUSTFLAGS` (separated by
@@ -296,6 +345,12 @@ fn artifact_outputs(line: &str, package: &str, artifact: Artifact<'_>) -> Vec<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_the_linker_variable_of_each_target() {
+        assert_eq!(linker_variable(TARGET), "CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER");
+        assert_eq!(linker_variable(ARM64_TARGET), "CARGO_TARGET_AARCH64_PC_WINDOWS_MSVC_LINKER");
+    }
 
     #[test]
     fn finds_the_cdylib_of_the_package() {

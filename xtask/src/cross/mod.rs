@@ -18,5 +18,8 @@ mod build;
 mod debian;
 mod toolchain;
 
-pub use build::{Artifact, build_artifact, build_client, build_driver, check_reproducible};
+pub use build::{
+    ARM64_TARGET, Artifact, TARGET, build_artifact, build_client, build_driver, build_driver_for, cargo_for,
+    check_reproducible,
+};
 pub use toolchain::{Toolchain, provision};

@@ -26,21 +26,22 @@ use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, ImageThunkData, PeFi
 use crate::host::files;
 
 mod readobj;
-pub use readobj::readobj_agrees;
+pub use readobj::{readobj_agrees, readobj_agrees_for};
 
 /// Modules a kernel driver may import from: the kernel, the HAL, and the video port driver
 /// (for video miniport drivers).
 pub const KERNEL_MODULES: &[&str] = &["ntoskrnl.exe", "hal.dll", "videoprt.sys"];
 
-/// Routines the driver must not import statically: `ExAllocatePool2` exists from Windows 10
-/// 2004 on and `ExAllocatePool3` from Windows 11, and a driver that imports a routine the running
-/// kernel lacks does not load at all. Look them up with `MmGetSystemRoutineAddress` instead.
+/// Routines the driver must not import statically: `ExAllocatePool2` and `ExAllocatePool3` exist from
+/// Windows 10 2004 on, and a driver that imports a routine the running kernel lacks does not load at
+/// all. Look them up with `MmGetSystemRoutineAddress` instead.
 pub const FORBIDDEN_IMPORTS: &[&str] = &["ExAllocatePool2", "ExAllocatePool3"];
 
 /// Routines drivers look up by name with `MmGetSystemRoutineAddress`: their UTF-16 names in the
 /// image must end with a NUL beyond `Length`, as `RtlInitUnicodeString` leaves a literal, or a loader
 /// that reads a name up to its NUL runs on into whatever follows it.
-pub const LOOKED_UP_ROUTINES: &[&str] = &["ExAllocatePool2", "ExInitializeLookasideListEx", "ExDeleteLookasideListEx"];
+pub const LOOKED_UP_ROUTINES: &[&str] =
+    &["ExAllocatePool2", "ExAllocatePool3", "ExInitializeLookasideListEx", "ExDeleteLookasideListEx"];
 
 /// The exported routine the entry point must be.
 pub const ENTRY_EXPORT: &str = "DriverEntry";
@@ -54,15 +55,31 @@ pub struct Policy<'a> {
     pub forbidden_imports: &'a [&'a str],
     /// The export whose address the entry point must be.
     pub entry_export: &'a str,
+    /// The machine the image must be for (`IMAGE_FILE_MACHINE_AMD64` or `IMAGE_FILE_MACHINE_ARM64`).
+    pub machine: u16,
 }
 
 impl Default for Policy<'static> {
     fn default() -> Self {
-        Policy { allowed_modules: KERNEL_MODULES, forbidden_imports: FORBIDDEN_IMPORTS, entry_export: ENTRY_EXPORT }
+        Policy {
+            allowed_modules: KERNEL_MODULES,
+            forbidden_imports: FORBIDDEN_IMPORTS,
+            entry_export: ENTRY_EXPORT,
+            machine: pe::IMAGE_FILE_MACHINE_AMD64.0,
+        }
     }
 }
 
-/// Reads the driver at `path` and checks it with the default [`Policy`]: machine AMD64,
+impl Policy<'static> {
+    /// The default policy for an ARM64 driver (`aarch64-pc-windows-msvc`): machine ARM64 (0xAA64),
+    /// the rest the same.
+    pub fn arm64() -> Self {
+        Policy { machine: pe::IMAGE_FILE_MACHINE_ARM64.0, ..Policy::default() }
+    }
+}
+
+/// Reads the driver at `path` and checks it with the default [`Policy`]: machine AMD64 (ARM64 with
+/// [`Policy::arm64`] and [`verify_with`]),
 /// PE32+, subsystem NATIVE, a non-zero and correct PE checksum, NX compatible, relocatable, no
 /// section both writable and executable, entry point = exported `DriverEntry`, imports only from
 /// kernel modules, none of [`FORBIDDEN_IMPORTS`], no delay-load imports.
@@ -70,9 +87,14 @@ impl Default for Policy<'static> {
 /// Returns a readable report of every check when all pass; otherwise an error with the same
 /// report, naming every failed check.
 pub fn verify(path: &Path) -> Result<String, String> {
+    verify_with(path, &Policy::default())
+}
+
+/// [`verify`] with `policy` ([`Policy::arm64`] for an ARM64 driver).
+pub fn verify_with(path: &Path, policy: &Policy<'_>) -> Result<String, String> {
     let image = files::read(path)?;
     let title = format!("{} ({} bytes)", path.display(), image.len());
-    match verify_image(&image, &Policy::default()) {
+    match verify_image(&image, policy) {
         Ok(report) => Ok(format!("{title}: {report}")),
         Err(report) => Err(format!("{title}: {report}")),
     }
@@ -82,7 +104,7 @@ pub fn verify(path: &Path) -> Result<String, String> {
 pub fn verify_image(image: &[u8], policy: &Policy<'_>) -> Result<String, String> {
     let checks = match object::FileKind::parse(image) {
         Ok(object::FileKind::Pe64) => check_pe64(image, policy)?,
-        Ok(object::FileKind::Pe32) => check_pe32(image)?,
+        Ok(object::FileKind::Pe32) => check_pe32(image, policy)?,
         Ok(kind) => return Err(format!("not a PE image but {kind:?}")),
         Err(e) => return Err(format!("not a PE image: {e}")),
     };
@@ -153,18 +175,22 @@ fn machine_name(machine: u16) -> &'static str {
     }
 }
 
-fn machine_check(machine: u16) -> Check {
-    let ok = machine == pe::IMAGE_FILE_MACHINE_AMD64.0;
+fn machine_check(machine: u16, expected: u16) -> Check {
+    let ok = machine == expected;
     let detail = format!("{} ({machine:#06x})", machine_name(machine));
-    Check::new("machine", ok, if ok { detail } else { format!("{detail}, expected AMD64 (0x8664)") })
+    Check::new(
+        "machine",
+        ok,
+        if ok { detail } else { format!("{detail}, expected {} ({expected:#06x})", machine_name(expected)) },
+    )
 }
 
 /// A PE32 image fails already as such; report its machine too.
-fn check_pe32(image: &[u8]) -> Result<Vec<Check>, String> {
+fn check_pe32(image: &[u8], policy: &Policy<'_>) -> Result<Vec<Check>, String> {
     let file = PeFile32::parse(image).map_err(|e| format!("not a readable PE32 image: {e}"))?;
     let machine = file.nt_headers().file_header().machine.get(LE).0;
     Ok(vec![
-        machine_check(machine),
+        machine_check(machine, policy.machine),
         Check::new("format", false, "PE32 (optional header magic 0x10b), expected PE32+ (0x20b); other checks skipped"),
     ])
 }
@@ -176,7 +202,7 @@ fn check_pe64(image: &[u8], policy: &Policy<'_>) -> Result<Vec<Check>, String> {
     let optional = nt.optional_header();
     let mut checks = Vec::new();
 
-    checks.push(machine_check(header.machine.get(LE).0));
+    checks.push(machine_check(header.machine.get(LE).0, policy.machine));
     checks.push(Check::new(
         "format",
         optional.magic() == pe::IMAGE_NT_OPTIONAL_HDR64_MAGIC,

@@ -343,3 +343,15 @@ fn pe32_and_non_pe_are_refused() {
     let error = verify_image(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0", &Policy::default()).expect_err("not PE");
     assert!(error.starts_with("not a PE image"), "{error}");
 }
+
+#[test]
+fn an_arm64_driver_passes_the_arm64_policy_only() {
+    let image = TestImage { machine: 0xAA64, ..TestImage::default() }.build();
+    let report = verify_image(&image, &Policy::arm64()).expect("all checks pass for ARM64");
+    assert!(report.contains("ARM64 (0xaa64)"), "{report}");
+    let report = verify_image(&image, &Policy::default()).expect_err("an ARM64 image is no AMD64 driver");
+    assert!(report.contains("expected AMD64 (0x8664)"), "{report}");
+    let x64 = TestImage::default().build();
+    let report = verify_image(&x64, &Policy::arm64()).expect_err("an AMD64 image is no ARM64 driver");
+    assert!(report.contains("expected ARM64 (0xaa64)"), "{report}");
+}

@@ -1,0 +1,125 @@
+//! `cargo xtask package`: the publishable crates packaged as crates.io would receive them, and the
+//! package of `ntpool` tested from its own sources.
+//!
+//! 1. `cargo package -p ntpool-sys -p ntpool-macros -p ntpool --allow-dirty`, with verification: cargo
+//!    (1.90 or later) packages them in dependency order, builds each from its `.crate` alone, and
+//!    resolves the not yet published `ntpool-sys` and `ntpool-macros` from the packages it just made.
+//!    So each package is complete and self-contained: nothing it needs lies outside it (the README
+//!    its documentation includes, the licence files, the test cases).
+//! 2. The three `.crate` files are unpacked into `target/package-test/`, each into a folder named
+//!    after its crate as in the workspace (so that the compile-fail cases' recorded errors, which name
+//!    `ntpool-sys`'s files by such a path, read the same), beside a `Cargo.toml` that makes a
+//!    workspace of them and patches crates.io's `ntpool-sys` and `ntpool-macros` with the unpacked
+//!    ones, and the packaged `ntpool`'s tests run there with `--all-features`: unit,
+//!    integration, compile-fail (trybuild) and doc tests, the README's included, from the published
+//!    sources and manifest (whose self dev-dependency, which turns on `videoport` in the workspace,
+//!    packaging drops: hence `--all-features`). The workspace's `Cargo.lock` is copied in, so the
+//!    dependencies are the versions the workspace is tested with.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::host::cargo::toolchain_cargo;
+use crate::host::files;
+use crate::host::process::step;
+
+/// The publishable crates, in dependency order.
+pub const CRATES: &[&str] = &["ntpool-sys", "ntpool-macros", "ntpool"];
+
+/// Where the packages are unpacked and tested, relative to the workspace root.
+const TEST_DIR: &str = "target/package-test";
+
+/// Packages the publishable crates (verified) and runs the packaged `ntpool`'s tests; see the
+/// module documentation.
+pub fn run(root: &Path) -> Result<(), String> {
+    let mut package = toolchain_cargo(root, None);
+    package.args(["package", "--allow-dirty", "--locked"]);
+    for name in CRATES {
+        package.args(["-p", name]);
+    }
+    step("cargo package -p ntpool-sys -p ntpool-macros -p ntpool (each built from its .crate)", package)?;
+
+    let version = workspace_version(root, "ntpool")?;
+    let test_dir = root.join(TEST_DIR);
+    files::recreate_dir(&test_dir)?;
+    let mut unpacked = Vec::new();
+    for name in CRATES {
+        let file = root.join(format!("target/package/{name}-{version}.crate"));
+        let mut tar = Command::new("tar");
+        tar.arg("-xzf").arg(&file).arg("-C").arg(&test_dir);
+        let status = tar.status().map_err(|e| format!("cannot run tar: {e}"))?;
+        if !status.success() {
+            return Err(format!("tar -xzf {} failed ({status})", file.display()));
+        }
+        let (from, to) = (test_dir.join(format!("{name}-{version}")), test_dir.join(name));
+        fs::rename(&from, &to).map_err(|e| format!("cannot rename {} to {}: {e}", from.display(), to.display()))?;
+        unpacked.push((*name).to_owned());
+    }
+    fs::write(test_dir.join("Cargo.toml"), wrapper_manifest(&unpacked))
+        .map_err(|e| format!("cannot write {}: {e}", test_dir.join("Cargo.toml").display()))?;
+    files::copy(&root.join("Cargo.lock"), &test_dir.join("Cargo.lock"))?;
+
+    let mut test = toolchain_cargo(&test_dir, None);
+    test.args(["test", "-p", "ntpool", "--all-features"]).env("CARGO_TARGET_DIR", test_dir.join("target"));
+    step(&format!("cargo test --all-features in {TEST_DIR}/ntpool (the packaged sources of {version})"), test)?;
+    println!("<== packages: {}", package_files(root, &version).join(", "));
+    Ok(())
+}
+
+/// The manifest that makes one workspace of the unpacked packages (`ntpool` its member, the other two
+/// its path dependencies) and puts them in place of crates.io's.
+fn wrapper_manifest(unpacked: &[String]) -> String {
+    let mut manifest = String::from(
+        "# Written by `cargo xtask package`: the packaged crates, tested together from their sources.\n\
+         [workspace]\nresolver = \"3\"\n",
+    );
+    manifest.push_str(&format!("members = [{}]\n\n[patch.crates-io]\n", quoted(unpacked).join(", ")));
+    for (name, folder) in CRATES.iter().zip(unpacked) {
+        if *name != "ntpool" {
+            manifest.push_str(&format!("{name} = {{ path = \"{folder}\" }}\n"));
+        }
+    }
+    manifest
+}
+
+fn quoted(names: &[String]) -> Vec<String> {
+    names.iter().map(|name| format!("\"{name}\"")).collect()
+}
+
+/// The `version` of workspace package `package`, read from its manifest.
+fn workspace_version(root: &Path, package: &str) -> Result<String, String> {
+    let manifest = root.join(package).join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("version = \"").and_then(|rest| rest.strip_suffix('"')))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no `version = \"...\"` line in {}", manifest.display()))
+}
+
+/// The `.crate` files made, with their sizes.
+fn package_files(root: &Path, version: &str) -> Vec<String> {
+    CRATES
+        .iter()
+        .map(|name| {
+            let file: PathBuf = root.join(format!("target/package/{name}-{version}.crate"));
+            let size = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            format!("{name}-{version}.crate ({size} bytes)")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wrapper_patches_the_dependencies_and_tests_ntpool() {
+        let unpacked: Vec<String> = CRATES.iter().map(|name| (*name).to_owned()).collect();
+        let manifest = wrapper_manifest(&unpacked);
+        assert!(manifest.contains("members = [\"ntpool-sys\", \"ntpool-macros\", \"ntpool\"]"));
+        assert!(manifest.contains("[patch.crates-io]\nntpool-sys = { path = \"ntpool-sys\" }\n"));
+        assert!(manifest.contains("ntpool-macros = { path = \"ntpool-macros\" }\n"));
+        assert!(!manifest.contains("ntpool = {"));
+    }
+}
