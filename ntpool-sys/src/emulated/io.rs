@@ -105,13 +105,18 @@ pub unsafe fn IoCreateDevice(
     if objects(|o| o.devices.contains_key(&name)) {
         return STATUS_OBJECT_NAME_COLLISION;
     }
-    // SAFETY: DEVICE_OBJECT is plain data for which all-zero bytes are valid.
-    let mut device: Box<DEVICE_OBJECT> = Box::new(unsafe { core::mem::zeroed() });
     let size = (DeviceExtensionSize as usize).max(1);
-    let layout = std::alloc::Layout::from_size_align(size, EXTENSION_ALIGN).expect("a valid extension size");
+    let Ok(layout) = std::alloc::Layout::from_size_align(size, EXTENSION_ALIGN) else {
+        return crate::STATUS_INSUFFICIENT_RESOURCES;
+    };
     // SAFETY: a non-zero layout.
     let extension = unsafe { std::alloc::alloc_zeroed(layout) };
-    assert!(!extension.is_null(), "out of host memory");
+    if extension.is_null() {
+        // As the kernel answers when it has no memory for the device object and its extension.
+        return crate::STATUS_INSUFFICIENT_RESOURCES;
+    }
+    // SAFETY: DEVICE_OBJECT is plain data for which all-zero bytes are valid.
+    let mut device: Box<DEVICE_OBJECT> = Box::new(unsafe { core::mem::zeroed() });
     device.DeviceExtension = extension.cast();
     device.DriverObject = DriverObject;
     device.DeviceType = DeviceType;
