@@ -174,6 +174,44 @@ macro_rules! token {
             pub(crate) const fn new() -> Self {
                 $name { _not_send: PhantomData }
             }
+
+            /// The token for an entry point of this crate's (a trampoline the kernel calls), with
+            /// the check [`assume`](Self::assume) makes: on the emulated kernel always, in debug
+            /// builds of a driver too.
+            #[inline(always)]
+            #[allow(dead_code)]
+            pub(crate) fn entry() -> Self {
+                let check: fn(KIRQL) -> bool = $check;
+                #[cfg(ntpool_emulated)]
+                {
+                    let irql = sys::KeGetCurrentIrql();
+                    assert!(check(irql), concat!("ntpool: a routine given a ", stringify!($name), " token runs at IRQL {}"), irql);
+                }
+                #[cfg(not(ntpool_emulated))]
+                debug_assert!(check(sys::KeGetCurrentIrql()));
+                Self::new()
+            }
+
+            /// This token as an [`AnyIrql`], for a helper that reads the IRQL at run time
+            /// ([`AnyIrql::current`]). Borrows the token, so that it stays the thread's only one.
+            ///
+            /// ```
+            /// # ntpool::emulated::Kernel::new().run(|| {
+            /// # // SAFETY: sets the level this example assumes a token for.
+            /// # unsafe { ntpool::emulated::__set_irql(
+            #[doc = stringify!($level)]
+            /// # ) };
+            /// // SAFETY: the IRQL is as documented for this entry point, and no other token exists.
+            #[doc = concat!("let mut token = unsafe { ntpool::", stringify!($name), "::assume() };")]
+            #[doc = concat!("assert!(matches!(token.as_any_irql().current(), ntpool::CurrentIrql::", stringify!($name), "(_)));")]
+            /// # // SAFETY: back to where the example started.
+            /// # unsafe { ntpool::emulated::__set_irql(0) };
+            /// # });
+            /// ```
+            #[inline(always)]
+            pub fn as_any_irql(&mut self) -> &mut AnyIrql {
+                AnyIrql::borrowed()
+            }
         }
     };
 }
@@ -555,7 +593,22 @@ impl AnyIrql {
     /// # });
     /// ```
     pub unsafe fn assume() -> Self {
+        Self::entry()
+    }
+
+    /// The token for an entry point of this crate's whose IRQL is only known at run time.
+    pub(crate) const fn entry() -> Self {
         AnyIrql { passive: Passive::new(), apc: Apc::new(), dispatch: Dispatch::new(), high: High::new() }
+    }
+
+    /// An `AnyIrql` borrowed for as long as the token it stands for ([`Passive::as_any_irql`] and
+    /// its siblings): that token cannot be used while it lives, so it is still the only one.
+    #[inline(always)]
+    fn borrowed<'a>() -> &'a mut AnyIrql {
+        const { assert!(core::mem::size_of::<AnyIrql>() == 0) };
+        // SAFETY: `AnyIrql` is zero-sized (checked above), so a dangling, aligned, non-null pointer
+        // is valid for reads and writes of it, and no two such references can overlap any memory.
+        unsafe { core::ptr::NonNull::<AnyIrql>::dangling().as_mut() }
     }
 
     /// Reads the current IRQL (`KeGetCurrentIrql`) and returns the matching token, borrowed from

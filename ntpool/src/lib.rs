@@ -138,6 +138,15 @@
 //!
 //! # Routines the kernel calls
 //!
+//! **The driver's own entry points** get their token from this crate too, so that a driver has no
+//! `assume` of its own: [`driver_entry!`] generates `DriverEntry` around a safe
+//! `fn(&mut DRIVER_OBJECT, &UNICODE_STRING, &mut Passive) -> NTSTATUS`, and [`DriverRoutines`]
+//! registers `DriverUnload` ([`DriverUnload`]) and dispatch routines behind trampolines: a
+//! top-level device's create, close and device-control routines with a `Passive` token
+//! ([`PassiveDispatch`]; why that IRQL holds is documented there), any other with an [`AnyIrql`]
+//! ([`AnyIrqlDispatch`]). A helper that works at any IRQL takes `&mut AnyIrql`, which any token
+//! lends ([`Passive::as_any_irql`]).
+//!
 //! A driver's raised-IRQL code mostly runs in routines the kernel calls. [`Dpc`], [`Timer`] and
 //! [`WorkItem`] own their kernel object (`KDPC`, `KTIMER` + `KDPC`, `IO_WORKITEM`) in non-paged pool
 //! and call the driver's routine with the token the kernel's contract proves, under the rules of the
@@ -181,6 +190,7 @@ mod alloc;
 mod arc;
 mod boxed;
 mod dpc;
+mod entry;
 mod ex_pool;
 mod fast_mutex;
 mod irql;
@@ -212,6 +222,9 @@ pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
 pub use arc::{NonPagedArc, PagedArc, PoolArc};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox, Release};
 pub use dpc::{Dpc, DpcHandle};
+#[doc(hidden)]
+pub use entry::__driver_entry;
+pub use entry::{AnyIrqlDispatch, Device, DriverRoutines, DriverUnload, Irp, PassiveDispatch, PassiveMajor};
 pub use ex_pool::{ExFreePoolOwner, ExPoolBuffer};
 pub use fast_mutex::FastMutex;
 pub use irql::{
