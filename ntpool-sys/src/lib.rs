@@ -560,6 +560,14 @@ pub use emulated::work::{IoAllocateWorkItem, IoFreeWorkItem, IoQueueWorkItem, Ke
 mod deferred;
 pub use deferred::*;
 
+mod threads;
+#[cfg(ntpool_emulated)]
+pub use emulated::system_thread::{
+    KeWaitForSingleObject, ObReferenceObjectByHandle, ObfDereferenceObject, PsCreateSystemThread,
+    PsTerminateSystemThread,
+};
+pub use threads::*;
+
 #[cfg(not(ntpool_emulated))]
 mod ntoskrnl_deferred;
 #[cfg(not(ntpool_emulated))]

@@ -157,6 +157,7 @@
 //! | [`Dpc`] | `&mut Dispatch`, `&C` | `DispatchSafe + Sync` | any IRQL ([`DpcHandle`], `DispatchSafe` and `HighSafe`) | dequeues, `KeFlushQueuedDpcs`, frees |
 //! | [`Timer`] | `&mut Dispatch`, `&C` | `DispatchSafe + Sync` | up to `DISPATCH_LEVEL` (a token) | cancels, dequeues, flushes, frees |
 //! | [`WorkItem`] | `&mut Passive`, `&C` | `Send + Sync` (may own paged memory) | up to `DISPATCH_LEVEL` ([`WorkTrigger`], which cannot reach the context) | waits until neither queued nor running, `IoFreeWorkItem` |
+//! | [`SystemThread`] | `&mut Passive`, `&C` | `Send + Sync` (may own paged memory) | started at `PASSIVE_LEVEL` | joins (`KeWaitForSingleObject` on the thread object) |
 //!
 //! None of the three is `DispatchSafe`, so none is dropped (or freed) at `DISPATCH_LEVEL`; their
 //! drops wait for the kernel to be done with them. Microsoft documents `KeFlushQueuedDpcs` for
@@ -203,6 +204,7 @@ mod reclaim;
 mod release;
 mod safe;
 mod spin_lock;
+mod system_thread;
 mod tag;
 mod timer;
 mod work_item;
@@ -242,6 +244,7 @@ pub use pool::{
 pub use reclaim::{Parked, Reclaimer};
 pub use safe::{DispatchSafe, HighSafe};
 pub use spin_lock::SpinLock;
+pub use system_thread::SystemThread;
 pub use tag::{InvalidTag, PoolTag, Tag, TagSource};
 pub use timer::Timer;
 pub use work_item::{WorkItem, WorkTrigger};

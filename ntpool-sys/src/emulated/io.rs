@@ -480,3 +480,14 @@ pub fn named_objects() -> (usize, usize) {
 pub fn open_handles() -> usize {
     objects(|o| o.handles.len())
 }
+
+/// Opens a kernel handle to `object` (the emulated handle is the object's address) with `access`:
+/// for the other modules' objects (system threads), closed by [`ZwClose`].
+pub(crate) fn open_handle(object: usize, access: u32) {
+    objects(|o| o.handles.insert(object, access));
+}
+
+/// Whether `handle` is an open kernel handle.
+pub(crate) fn is_open_handle(handle: usize) -> bool {
+    objects(|o| o.handles.contains_key(&handle))
+}

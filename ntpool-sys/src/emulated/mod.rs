@@ -100,7 +100,8 @@
 //! 12. `sync`: spin locks and fast mutexes;
 //! 13. `lookaside`: lookaside lists and `SLIST`s;
 //! 14. `timer`: kernel timers on a clock tests advance;
-//! 15. `work`: I/O work items on worker threads at `PASSIVE_LEVEL`;
+//! 15. `work`: I/O work items on worker threads at `PASSIVE_LEVEL`; `system_thread`: system threads
+//!     on host threads, and waiting for them;
 //! 16. [`io`]: the I/O manager's routines;
 //! 17. `kernel`: [`Kernel`] and [`KernelBuilder`]; `options`: Driver Verifier's options.
 
@@ -121,6 +122,7 @@ pub(crate) mod pool;
 pub(crate) mod reports;
 mod state;
 pub(crate) mod sync;
+pub(crate) mod system_thread;
 mod table;
 mod thread;
 pub(crate) mod timer;
