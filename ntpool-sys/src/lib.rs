@@ -568,6 +568,11 @@ pub use emulated::system_thread::{
 };
 pub use threads::*;
 
+mod requests;
+#[cfg(ntpool_emulated)]
+pub use emulated::irp::{IoAllocateIrp, IoFreeIrp, IofCallDriver, KeSynchronizeExecution};
+pub use requests::*;
+
 #[cfg(not(ntpool_emulated))]
 mod ntoskrnl_deferred;
 #[cfg(not(ntpool_emulated))]

@@ -73,4 +73,16 @@ unsafe extern "system" {
         Alertable: BOOLEAN,
         Timeout: *mut LARGE_INTEGER,
     ) -> NTSTATUS;
+    /// `IoAllocateIrp`: an IRP with `StackSize` stack locations, none of them current yet.
+    pub fn IoAllocateIrp(StackSize: CCHAR, ChargeQuota: BOOLEAN) -> PIRP;
+    /// `IoFreeIrp`.
+    pub fn IoFreeIrp(Irp: PIRP);
+    /// `IofCallDriver` (what the WDK's `IoCallDriver` macro calls).
+    pub fn IofCallDriver(DeviceObject: PDEVICE, Irp: PIRP) -> NTSTATUS;
+    /// `KeSynchronizeExecution`.
+    pub fn KeSynchronizeExecution(
+        Interrupt: PKINTERRUPT,
+        SynchronizeRoutine: PKSYNCHRONIZE_ROUTINE,
+        SynchronizeContext: PVOID,
+    ) -> BOOLEAN;
 }

@@ -157,6 +157,8 @@
 //! | [`Dpc`] | `&mut Dispatch`, `&C` | `DispatchSafe + Sync` | any IRQL ([`DpcHandle`], `DispatchSafe` and `HighSafe`) | dequeues, `KeFlushQueuedDpcs`, frees |
 //! | [`Timer`] | `&mut Dispatch`, `&C` | `DispatchSafe + Sync` | up to `DISPATCH_LEVEL` (a token) | cancels, dequeues, flushes, frees |
 //! | [`WorkItem`] | `&mut Passive`, `&C` | `Send + Sync` (may own paged memory) | up to `DISPATCH_LEVEL` ([`WorkTrigger`], which cannot reach the context) | waits until neither queued nor running, `IoFreeWorkItem` |
+//! | [`IoRequest`] (completion routine) | `&mut UpToDispatch`, `&C`, [`Completion`] | `DispatchSafe + Sync` | sent at up to `DISPATCH_LEVEL` | waits until no IRP is in flight |
+//! | [`Interrupt::synchronize`] | `&mut High`, `C` | `HighSafe` | up to `DISPATCH_LEVEL` (a token, borrowed) | (a handle) |
 //! | [`SystemThread`] | `&mut Passive`, `&C` | `Send + Sync` (may own paged memory) | started at `PASSIVE_LEVEL` | joins (`KeWaitForSingleObject` on the thread object) |
 //!
 //! None of the three is `DispatchSafe`, so none is dropped (or freed) at `DISPATCH_LEVEL`; their
@@ -194,6 +196,8 @@ mod dpc;
 mod entry;
 mod ex_pool;
 mod fast_mutex;
+mod interrupt;
+mod io_request;
 mod irql;
 mod lookaside;
 mod options;
@@ -229,8 +233,11 @@ pub use entry::__driver_entry;
 pub use entry::{AnyIrqlDispatch, Device, DriverRoutines, DriverUnload, Irp, PassiveDispatch, PassiveMajor};
 pub use ex_pool::{ExFreePoolOwner, ExPoolBuffer};
 pub use fast_mutex::FastMutex;
+pub use interrupt::Interrupt;
+pub use io_request::{Completion, IoRequest};
 pub use irql::{
     Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,
+    UpToDispatch,
 };
 pub use lookaside::{LookasideBox, LookasideList, LookasideStatistics};
 pub use options::{Alloc, Charge, NoQuota, Quota};

@@ -146,3 +146,70 @@ fn a_bug_check_on_a_system_thread_reaches_the_test() {
     let stop = kernel.wait_for_work_items().unwrap_err();
     assert_eq!((stop.code, stop.parameters[1]), (sys::IRQL_NOT_LESS_OR_EQUAL, 2));
 }
+
+/// A completion routine's context: what it saw.
+#[derive(Default, ntpool::DispatchSafe)]
+struct Seen {
+    status: core::sync::atomic::AtomicI32,
+    information: core::sync::atomic::AtomicUsize,
+    irql: AtomicU32,
+}
+
+#[test]
+fn an_irp_sent_to_a_device_completes_into_its_routine_with_an_up_to_dispatch_token() {
+    let kernel = Kernel::new();
+    kernel.run(|| {
+        // SAFETY: the test thread runs at PASSIVE_LEVEL and holds no other token.
+        let passive = unsafe { Passive::assume() };
+        // SAFETY: plain data for which all-zero bytes are valid.
+        let mut driver: Box<DRIVER_OBJECT> = Box::new(unsafe { core::mem::zeroed() });
+        driver.set_dispatch::<Internal>(sys::IRP_MJ_INTERNAL_DEVICE_CONTROL);
+        // SAFETY: as above.
+        let mut device: Box<sys::DEVICE_OBJECT> = Box::new(unsafe { core::mem::zeroed() });
+        device.DriverObject = &mut *driver;
+        device.StackSize = 1;
+        let request = ntpool::IoRequest::<Seen, Tg>::try_new(&passive, Seen::default(), |token, seen, done| {
+            // At most DISPATCH_LEVEL: non-paged memory only.
+            drop(ntpool::NonPagedBox::<u8, Tg>::try_new(&*token, 1).unwrap());
+            seen.status.store(done.status, Ordering::SeqCst);
+            seen.information.store(done.information, Ordering::SeqCst);
+            seen.irql.store(sys::KeGetCurrentIrql().into(), Ordering::SeqCst);
+        })
+        .unwrap();
+        // SAFETY: the device above outlives the request, which completes before the call returns.
+        let status = unsafe { request.send_ioctl(&passive, &mut *device, 0x1234, true) };
+        // The dispatch routine completed it: IofCallDriver returns its status.
+        assert_eq!(status, sys::STATUS_SUCCESS);
+        assert!(!request.is_pending());
+        let seen = request.context();
+        assert_eq!(seen.status.load(Ordering::SeqCst), sys::STATUS_SUCCESS);
+        assert_eq!(seen.information.load(Ordering::SeqCst), 0); // completed at PASSIVE_LEVEL
+        assert_eq!(seen.irql.load(Ordering::SeqCst), 0);
+    });
+    // The IRP and the routine's block were freed.
+    assert!(kernel.verify_unload().is_ok());
+}
+
+#[test]
+fn synchronized_code_runs_at_the_device_irql_with_a_high_token() {
+    Kernel::new().run(|| {
+        // SAFETY: the test thread runs at PASSIVE_LEVEL and holds no other token.
+        let mut passive = unsafe { Passive::assume() };
+        let raw = sys::emulated::irp::connect_interrupt(7);
+        // SAFETY: connected above, disconnected below.
+        let interrupt = unsafe { ntpool::Interrupt::from_raw(raw) };
+        let counter = AtomicU32::new(0);
+        let irql = interrupt.synchronize(&mut passive, &counter, |_high, counter| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            sys::KeGetCurrentIrql()
+        });
+        assert_eq!((irql, counter.load(Ordering::SeqCst)), (7, 1));
+        // From DISPATCH_LEVEL too.
+        let irql = passive.raise_to_dispatch(&interrupt, |dispatch, interrupt| {
+            interrupt.synchronize(dispatch, (), |_high, ()| sys::KeGetCurrentIrql())
+        });
+        assert_eq!((irql, sys::KeGetCurrentIrql()), (7, sys::PASSIVE_LEVEL));
+        // SAFETY: not used afterwards.
+        unsafe { sys::emulated::irp::disconnect_interrupt(raw) };
+    });
+}

@@ -102,7 +102,8 @@
 //! 14. `timer`: kernel timers on a clock tests advance;
 //! 15. `work`: I/O work items on worker threads at `PASSIVE_LEVEL`; `system_thread`: system threads
 //!     on host threads, and waiting for them;
-//! 16. [`io`]: the I/O manager's routines;
+//! 16. [`io`]: the I/O manager's routines; [`irp`]: IRPs a driver sends and their completion
+//!     routines, and `KeSynchronizeExecution`;
 //! 17. `kernel`: [`Kernel`] and [`KernelBuilder`]; `options`: Driver Verifier's options.
 
 mod caller;
@@ -111,6 +112,7 @@ mod config;
 pub(crate) mod dpc;
 mod free;
 pub mod io;
+pub mod irp;
 pub(crate) mod irql;
 mod kernel;
 pub(crate) mod lookaside;
