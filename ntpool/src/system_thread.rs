@@ -126,6 +126,14 @@ impl<C: Send + Sync, G: Tag> SystemThread<C, G> {
         &self.object.context
     }
 
+    /// Waits until the thread has ended (`KeWaitForSingleObject`); the context stays, for
+    /// [`SystemThread::context`].
+    pub fn wait(&self, _token: &impl BelowDispatch) {
+        let null = core::ptr::null_mut();
+        // SAFETY: a referenced thread object (invariant); no timeout; below DISPATCH_LEVEL (token).
+        unsafe { sys::KeWaitForSingleObject(self.thread, sys::Executive, sys::KernelMode, 0, null) };
+    }
+
     /// Waits until the thread has ended, and frees its context: the same as dropping it.
     pub fn join(self) {}
 }
