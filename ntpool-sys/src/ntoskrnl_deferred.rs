@@ -8,6 +8,7 @@ use super::{
     OBJECT_ATTRIBUTES, PDEVICE_OBJECT, PIO_WORKITEM, PIO_WORKITEM_ROUTINE, PKDEFERRED_ROUTINE, PKSTART_ROUTINE, PVOID,
     TIMER_TYPE, ULONG, WORK_QUEUE_TYPE,
 };
+use super::{CCHAR, PIRP, PKINTERRUPT, PKSYNCHRONIZE_ROUTINE};
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "system" {
@@ -78,7 +79,7 @@ unsafe extern "system" {
     /// `IoFreeIrp`.
     pub fn IoFreeIrp(Irp: PIRP);
     /// `IofCallDriver` (what the WDK's `IoCallDriver` macro calls).
-    pub fn IofCallDriver(DeviceObject: PDEVICE, Irp: PIRP) -> NTSTATUS;
+    pub fn IofCallDriver(DeviceObject: PDEVICE_OBJECT, Irp: PIRP) -> NTSTATUS;
     /// `KeSynchronizeExecution`.
     pub fn KeSynchronizeExecution(
         Interrupt: PKINTERRUPT,
