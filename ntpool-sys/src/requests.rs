@@ -68,7 +68,7 @@ pub unsafe fn IoSetCompletionRoutine(
 pub type PKSYNCHRONIZE_ROUTINE = Option<unsafe extern "system" fn(SynchronizeContext: PVOID) -> BOOLEAN>;
 
 /// `KINTERRUPT`: opaque, made by `IoConnectInterrupt` (a real one needs hardware). The emulated
-/// kernel's is [`emulated::interrupt::EmulatedInterrupt`](crate::emulated) when built for tests.
+/// kernel makes one with `emulated::irp::connect_interrupt`.
 #[repr(C)]
 pub struct KINTERRUPT {
     _opaque: [u8; 0],

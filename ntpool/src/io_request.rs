@@ -94,6 +94,7 @@ unsafe impl<C: DispatchSafe + Sync, G: Tag + Sync> Sync for IoRequest<C, G> {}
 
 impl<C: DispatchSafe + Sync, G: Tag> IoRequest<C, G> {
     /// A request whose IRPs complete into `routine` with `context`.
+    #[track_caller]
     pub fn try_new<I: BelowDispatch + Allows<NonPagedPool>>(
         token: &I,
         context: C,

@@ -82,6 +82,7 @@ impl<C: Send + Sync, G: Tag> SystemThread<C, G> {
     /// which is closed once the thread object is referenced) that runs `routine` with `context`.
     /// `Err(AllocError)` if the pool has no block for the context or the kernel cannot start the
     /// thread.
+    #[track_caller]
     pub fn try_new(token: &Passive, context: C, routine: fn(&mut Passive, &C)) -> Result<Self, AllocError> {
         let object = NonPagedBox::try_new(token, ThreadObject { routine, context })?;
         let mut handle: HANDLE = core::ptr::null_mut();

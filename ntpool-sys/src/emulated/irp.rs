@@ -1,5 +1,5 @@
 //! IRPs a driver allocates and sends, and their completion routines: `IoAllocateIrp`, `IoFreeIrp`,
-//! `IofCallDriver`, the completion half of `IofCompleteRequest` ([`complete`]); and interrupts as
+//! `IofCallDriver`, the completion half of `IofCompleteRequest` (`complete`); and interrupts as
 //! far as they can be emulated without hardware: `KeSynchronizeExecution` on an interrupt object
 //! made by [`connect_interrupt`].
 //!
