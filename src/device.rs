@@ -1,7 +1,11 @@
 //! The driver's device: `\Device\NtPool` with its symbolic link `\DosDevices\NtPool`, open to
 //! SYSTEM and Administrators only, and the state it keeps in its device extension.
 
-use ntpool::{Allows, FastMutex, LookasideBox, LookasideList, NonPagedBox, PagedPool, Passive, PoolTag, SpinLock};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use ntpool::{
+    Allows, FastMutex, IoRequest, LookasideBox, LookasideList, NonPagedBox, PagedPool, Passive, PoolTag, SpinLock,
+};
 use ntpool_protocol::Statistics;
 
 use crate::kernel::{
@@ -15,6 +19,11 @@ use crate::kernel::{
 ntpool::pool_tag! {
     /// The allocation table's fast mutex.
     pub struct TableTag = b"NpTb";
+}
+ntpool::pool_tag! {
+    /// What `IOCTL_NTPOOL_RUN_BACKGROUND` allocates: the system thread's context and paged block,
+    /// and the internal request's context.
+    pub struct BackgroundTag = b"NpBg";
 }
 ntpool::pool_tag! {
     /// Entries of the request log (non-paged, freed at `DISPATCH_LEVEL`).
@@ -132,6 +141,9 @@ pub struct DeviceState {
     pub log: SpinLock<RequestLog>,
     /// The lookaside list the log's entries come from (non-paged, tag `NpLg`).
     pub log_entries: LookasideList<LogEntry, LogTag>,
+    /// The request the driver sends to its own device (`IOCTL_NTPOOL_RUN_BACKGROUND`): its
+    /// completion routine keeps the `Information` the device answered with.
+    pub internal: IoRequest<AtomicU64, BackgroundTag>,
 }
 
 /// The device's state, from its extension.
@@ -165,6 +177,11 @@ pub unsafe fn create(driver: *mut DRIVER_OBJECT, passive: &Passive) -> Result<PD
         NonPagedBox::try_from_fn(passive, ntpool_protocol::MAX_ALLOCATIONS as usize, |_| None).map_err(no_memory)?;
     let table = FastMutex::try_new(passive, Table { entries, next_id: 1 }).map_err(no_memory)?;
     let log_entries = LookasideList::try_new(passive).map_err(no_memory)?;
+    let internal = IoRequest::try_new(passive, AtomicU64::new(0), |_up_to_dispatch, information, done| {
+        // At up to DISPATCH_LEVEL: an atomic store, nothing else.
+        information.store(done.information as u64, Ordering::Release);
+    })
+    .map_err(no_memory)?;
     let mut name = unicode(DEVICE_NAME);
     let mut device: PDEVICE_OBJECT = core::ptr::null_mut();
     // SAFETY: a valid driver object and name; the extension is sized for `DeviceState`.
@@ -187,6 +204,7 @@ pub unsafe fn create(driver: *mut DRIVER_OBJECT, passive: &Passive) -> Result<PD
         stats: SpinLock::new(Counters::default()),
         log: SpinLock::new(RequestLog::default()),
         log_entries,
+        internal,
     };
     // SAFETY: the device was just created.
     let extension = unsafe { extension(device) };

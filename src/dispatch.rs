@@ -4,63 +4,46 @@
 
 use core::mem::size_of;
 
-use ntpool::{Alloc, Apc, NonPagedBox, PagedBox, Passive, PoolTag};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use ntpool::{Alloc, Apc, Device, Irp, NonPagedBox, PagedBox, Passive, PoolTag, SystemThread};
 use ntpool_protocol::{
-    AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, FreeRequest, IOCTL_NTPOOL_ALLOCATE,
-    IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ,
-    MAX_ALLOCATIONS, MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_NON_PAGED_BYTES,
-    MAX_PAGED_BYTES, MAX_SIZE, POOL_CHARGE_QUOTA, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, status,
+    AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, BACKGROUND_COMPLETION, BACKGROUND_THREAD_SUM,
+    BackgroundReply, FreeRequest, IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS,
+    IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ, IOCTL_NTPOOL_RUN_BACKGROUND, MAX_ALLOCATIONS,
+    MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_NON_PAGED_BYTES, MAX_PAGED_BYTES,
+    MAX_SIZE, POOL_CHARGE_QUOTA, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, status,
 };
 
-use crate::device::{self, Block, DeviceState, Entry, LogEntry, Table};
-use crate::kernel::{
-    IO_NO_INCREMENT, IoGetCurrentIrpStackLocation, IofCompleteRequest, NTSTATUS, PDEVICE_OBJECT, PIRP,
-};
+use crate::device::{self, BackgroundTag, Block, DeviceState, Entry, LogEntry, Table};
+use crate::kernel::NTSTATUS;
 
 /// The longest input any IOCTL takes.
 const MAX_INPUT: usize = 16;
 
-/// Completes `irp` with `status` and `information` bytes of output.
-///
-/// # Safety
-/// `irp` is a valid IRP dispatched to this driver and not completed yet.
-unsafe fn complete(irp: PIRP, status: NTSTATUS, information: usize) -> NTSTATUS {
-    // SAFETY: the caller guarantees the IRP is valid and ours to complete.
-    let io_status = unsafe { &mut (*irp).IoStatus };
-    io_status.__bindgen_anon_1.Status = status;
-    io_status.Information = information as u64;
-    // SAFETY: as above; completed once, here.
-    unsafe { IofCompleteRequest(irp, IO_NO_INCREMENT) };
-    status
-}
-
 /// `IRP_MJ_CREATE`: nothing to do; access was checked by the I/O manager against the device's DACL.
-///
-/// # Safety
-/// Called by the I/O manager with a valid device object and IRP.
-pub unsafe extern "system" fn create_close(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTATUS {
-    // SAFETY: forwarded from the I/O manager.
-    unsafe { complete(irp, status::SUCCESS, 0) }
+pub struct Create;
+
+impl ntpool::PassiveDispatch for Create {
+    fn dispatch(_device: Device<'_>, irp: Irp<'_>, _passive: &mut Passive) -> NTSTATUS {
+        irp.complete(status::SUCCESS, 0)
+    }
 }
 
 /// `IRP_MJ_CLOSE`, at `PASSIVE_LEVEL`: the last reference to a file object is gone, so the blocks
 /// allocated through it are freed (a client that exits or crashes leaves nothing behind) and its
 /// share of the limits is released.
-///
-/// # Safety
-/// Called by the I/O manager with this driver's device and a valid IRP.
-pub unsafe extern "system" fn close(device: PDEVICE_OBJECT, irp: PIRP) -> NTSTATUS {
-    // SAFETY: close requests reach a driver at PASSIVE_LEVEL, and this is the thread's only token.
-    let mut passive = unsafe { Passive::assume() };
-    // SAFETY: a valid IRP being dispatched to us.
-    let stack = unsafe { IoGetCurrentIrpStackLocation(irp) };
-    // SAFETY: the I/O manager set up our stack location.
-    let owner = unsafe { (*stack).FileObject } as usize;
-    // SAFETY: the I/O manager passes our device.
-    let state = unsafe { device::state(device) };
-    release_owner(state, &mut passive, owner);
-    // SAFETY: forwarded from the I/O manager; completed once, here.
-    unsafe { complete(irp, status::SUCCESS, 0) }
+pub struct Close;
+
+impl ntpool::PassiveDispatch for Close {
+    fn dispatch(device: Device<'_>, irp: Irp<'_>, passive: &mut Passive) -> NTSTATUS {
+        // SAFETY: the I/O manager set up our stack location of the IRP.
+        let owner = unsafe { (*irp.stack_location()).FileObject } as usize;
+        // SAFETY: the I/O manager passes our device.
+        let state = unsafe { device::state(device.as_ptr()) };
+        release_owner(state, passive, owner);
+        irp.complete(status::SUCCESS, 0)
+    }
 }
 
 /// Frees every block of `owner` and takes them off the counters.
@@ -102,51 +85,99 @@ fn count_allocated(state: &DeviceState, apc: &mut Apc, pool: u32, size: u64) {
     });
 }
 
-/// `IRP_MJ_DEVICE_CONTROL`, at `PASSIVE_LEVEL` (the driver is the top of its stack).
-///
-/// # Safety
-/// Called by the I/O manager with this driver's device and a valid `METHOD_BUFFERED` IRP.
-pub unsafe extern "system" fn device_control(device: PDEVICE_OBJECT, irp: PIRP) -> NTSTATUS {
-    // SAFETY: device-control requests reach a top-level driver at PASSIVE_LEVEL, and this is the
-    // thread's only token.
-    let mut passive = unsafe { Passive::assume() };
-    // SAFETY: a valid IRP being dispatched to us.
-    let stack = unsafe { IoGetCurrentIrpStackLocation(irp) };
-    // SAFETY: the I/O manager set up our stack location.
-    let stack = unsafe { &*stack };
-    let parameters = &stack.Parameters.DeviceIoControl;
-    // The handle's file object identifies the client.
-    let owner = stack.FileObject as usize;
-    let (code, input_length, output_length) =
-        (parameters.IoControlCode, parameters.InputBufferLength as usize, parameters.OutputBufferLength as usize);
-    // SAFETY: a valid IRP being dispatched to us.
-    let associated = unsafe { &(*irp).AssociatedIrp };
-    // SAFETY: for METHOD_BUFFERED the union holds the system buffer, of max(input, output) bytes
-    // (null when both are 0).
-    let buffer = unsafe { associated.SystemBuffer }.cast::<u8>();
-    // The input is copied out first: the reply overwrites the same buffer.
-    let mut input = [0u8; MAX_INPUT];
-    if !buffer.is_null() && input_length <= MAX_INPUT {
-        // SAFETY: the buffer holds at least `input_length` bytes.
-        unsafe { core::ptr::copy_nonoverlapping(buffer, input.as_mut_ptr(), input_length) };
+/// `IRP_MJ_DEVICE_CONTROL`, at `PASSIVE_LEVEL` (the driver is the top of its stack), with a
+/// `METHOD_BUFFERED` IRP.
+pub struct DeviceControl;
+
+impl ntpool::PassiveDispatch for DeviceControl {
+    fn dispatch(device: Device<'_>, irp: Irp<'_>, passive: &mut Passive) -> NTSTATUS {
+        // SAFETY: the I/O manager set up our stack location of the IRP.
+        let stack = unsafe { &*irp.stack_location() };
+        let parameters = &stack.Parameters.DeviceIoControl;
+        // The handle's file object identifies the client.
+        let owner = stack.FileObject as usize;
+        let (code, input_length, output_length) =
+            (parameters.IoControlCode, parameters.InputBufferLength as usize, parameters.OutputBufferLength as usize);
+        // SAFETY: a valid IRP being dispatched to us.
+        let associated = unsafe { &(*irp.as_ptr()).AssociatedIrp };
+        // SAFETY: for METHOD_BUFFERED the union holds the system buffer, of max(input, output) bytes
+        // (null when both are 0).
+        let buffer = unsafe { associated.SystemBuffer }.cast::<u8>();
+        // The input is copied out first: the reply overwrites the same buffer.
+        let mut input = [0u8; MAX_INPUT];
+        if !buffer.is_null() && input_length <= MAX_INPUT {
+            // SAFETY: the buffer holds at least `input_length` bytes.
+            unsafe { core::ptr::copy_nonoverlapping(buffer, input.as_mut_ptr(), input_length) };
+        }
+        let output: &mut [u8] = if buffer.is_null() || output_length == 0 {
+            &mut []
+        } else {
+            // SAFETY: the buffer holds at least `output_length` bytes, and nothing else uses it now.
+            unsafe { core::slice::from_raw_parts_mut(buffer, output_length) }
+        };
+        let request = Request { code, input: &input[..input_length.min(MAX_INPUT)], input_length, owner };
+        // SAFETY: the I/O manager passes our device, which outlives every request sent to it (the state
+        // is used as `'static` only while the request is served).
+        let state = unsafe { device::state(device.as_ptr()) };
+        let served = if code == IOCTL_NTPOOL_RUN_BACKGROUND {
+            background(state, device, passive, output)
+        } else {
+            handle(state, passive, &request, output)
+        };
+        let (status, information) = match served {
+            Ok(information) => (status::SUCCESS, information),
+            Err(status) => (status, 0),
+        };
+        account(state, passive, code, status);
+        irp.complete(status, information)
     }
-    let output: &mut [u8] = if buffer.is_null() || output_length == 0 {
-        &mut []
-    } else {
-        // SAFETY: the buffer holds at least `output_length` bytes, and nothing else uses it now.
-        unsafe { core::slice::from_raw_parts_mut(buffer, output_length) }
-    };
-    let request = Request { code, input: &input[..input_length.min(MAX_INPUT)], input_length, owner };
-    // SAFETY: the I/O manager passes our device, which outlives every request sent to it (the state
-    // is used as `'static` only while the request is served).
-    let state = unsafe { device::state(device) };
-    let (status, information) = match handle(state, &mut passive, &request, output) {
-        Ok(information) => (status::SUCCESS, information),
-        Err(status) => (status, 0),
-    };
-    account(state, &mut passive, code, status);
-    // SAFETY: forwarded from the I/O manager; completed once, here.
-    unsafe { complete(irp, status, information) }
+}
+
+/// `IRP_MJ_INTERNAL_DEVICE_CONTROL`: the requests the driver sends to its own device
+/// (`IOCTL_NTPOOL_RUN_BACKGROUND`), which no user can send. Such a request may come at up to
+/// `DISPATCH_LEVEL` (the device is the top of its stack for users, not for kernel senders), so the
+/// routine gets an [`AnyIrql`](ntpool::AnyIrql); it needs no token at all.
+pub struct Internal;
+
+impl ntpool::AnyIrqlDispatch for Internal {
+    fn dispatch(_device: Device<'_>, irp: Irp<'_>, _irql: &mut ntpool::AnyIrql) -> NTSTATUS {
+        irp.complete(status::SUCCESS, BACKGROUND_COMPLETION as usize)
+    }
+}
+
+/// `IOCTL_NTPOOL_RUN_BACKGROUND`: a system thread sums a paged block at `PASSIVE_LEVEL` and is
+/// waited for; an IRP goes to the driver's own device, whose completion routine (at up to
+/// `DISPATCH_LEVEL`) records what the device answered.
+fn background(
+    state: &DeviceState,
+    device: Device<'_>,
+    passive: &mut Passive,
+    output: &mut [u8],
+) -> Result<usize, NTSTATUS> {
+    if output.len() < size_of::<BackgroundReply>() {
+        return Err(status::BUFFER_TOO_SMALL);
+    }
+    let thread = SystemThread::<AtomicU64, BackgroundTag>::try_new(passive, AtomicU64::new(0), |passive, sum| {
+        // PASSIVE_LEVEL: a paged block, allocated, read and freed on the thread.
+        if let Ok(block) = PagedBox::<[u64], BackgroundTag>::try_from_fn(passive, 64, |i| i as u64) {
+            sum.store(block.get(passive).iter().sum(), Ordering::Release);
+        }
+    })
+    .map_err(|_| status::INSUFFICIENT_RESOURCES)?;
+    thread.wait(passive);
+    let thread_sum = thread.context(passive).load(Ordering::Acquire);
+    drop(thread);
+    if thread_sum != BACKGROUND_THREAD_SUM {
+        return Err(status::INSUFFICIENT_RESOURCES);
+    }
+    // SAFETY: the driver's own device, which outlives the request (the device's state waits for it).
+    let sent = unsafe { state.internal.send_ioctl(passive, device.as_ptr(), IOCTL_NTPOOL_RUN_BACKGROUND, true) };
+    if sent < 0 {
+        return Err(sent);
+    }
+    // The device completes it at once; the completion routine has run when IofCallDriver returns.
+    let completion = state.internal.context().load(Ordering::Acquire);
+    reply(&BackgroundReply { thread_sum, completion }, output)
 }
 
 /// One device-control request, its input already copied out of the system buffer.

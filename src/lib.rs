@@ -24,11 +24,8 @@ pub mod selftest;
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use kernel::{
-    DRIVER_OBJECT, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_SUCCESS, UNICODE_STRING,
-};
-use ntpool::{NonPagedBox, PagedBox, Passive, SpinLock};
+use kernel::{DRIVER_OBJECT, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS, UNICODE_STRING};
+use ntpool::{DriverRoutines, NonPagedBox, PagedBox, Passive, PassiveMajor, SpinLock};
 
 ntpool::pool_tag! {
     /// The driver's long-lived state.
@@ -58,18 +55,11 @@ pub struct DriverState {
 /// `DriverEntry` until `DriverUnload`.
 static STATE: AtomicPtr<DriverState> = AtomicPtr::new(core::ptr::null_mut());
 
-/// The driver's entry point.
-///
-/// # Safety
-/// Called by the I/O manager at `PASSIVE_LEVEL` with a valid driver object and registry path.
-#[unsafe(no_mangle)]
-#[allow(non_snake_case)]
-pub unsafe extern "system" fn DriverEntry(
-    driver: *mut DRIVER_OBJECT,
-    registry_path: *const UNICODE_STRING,
-) -> NTSTATUS {
-    // SAFETY: DriverEntry runs at PASSIVE_LEVEL, and this is the thread's only token.
-    let mut passive = unsafe { Passive::assume() };
+ntpool::driver_entry!(driver_entry);
+
+/// The driver's entry point, called by the `DriverEntry` that [`ntpool::driver_entry!`] generates,
+/// with the `PASSIVE_LEVEL` token ntpool vouches for.
+fn driver_entry(driver: &mut DRIVER_OBJECT, registry_path: &UNICODE_STRING, passive: &mut Passive) -> NTSTATUS {
     debug_print!(
         "DriverEntry: allocating with {}",
         if ntpool::sys::uses_ex_allocate_pool2() {
@@ -79,7 +69,7 @@ pub unsafe extern "system" fn DriverEntry(
         }
     );
 
-    let report = match self_test(&mut passive) {
+    let report = match self_test(passive) {
         Ok(report) => report,
         Err(status) => {
             debug_print!("self-test FAILED: status {:#010x}", status as u32);
@@ -87,35 +77,39 @@ pub unsafe extern "system" fn DriverEntry(
         }
     };
     debug_print!("self-test passed: {} checks", report.checks);
-    disk_interfaces(&passive);
+    disk_interfaces(passive);
 
-    // SAFETY: the I/O manager passes a valid registry path.
-    let path = unsafe { &*registry_path };
-    // SAFETY: its buffer holds `Length` bytes of UTF-16.
-    let path = unsafe { core::slice::from_raw_parts(path.Buffer, usize::from(path.Length) / 2) };
-    let Ok(registry_path) = PagedBox::<[u16], RegistryTag>::try_from_slice(&passive, path) else {
+    let path = if registry_path.Buffer.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: a valid UNICODE_STRING's buffer holds `Length` bytes of UTF-16.
+        unsafe { core::slice::from_raw_parts(registry_path.Buffer, usize::from(registry_path.Length) / 2) }
+    };
+    let Ok(registry_path) = PagedBox::<[u16], RegistryTag>::try_from_slice(passive, path) else {
         return STATUS_INSUFFICIENT_RESOURCES;
     };
     let state = DriverState { registry_path, stats: SpinLock::new(Stats::default()) };
-    let Ok(state) = NonPagedBox::<DriverState, StateTag>::try_new(&passive, state) else {
+    let Ok(state) = NonPagedBox::<DriverState, StateTag>::try_new(passive, state) else {
         return STATUS_INSUFFICIENT_RESOURCES;
     };
-    state.stats.with(&mut passive, report.checks, |_dispatch, stats, checks| stats.checks = checks);
+    state.stats.with(passive, report.checks, |_dispatch, stats, checks| stats.checks = checks);
 
-    // SAFETY: the I/O manager passes a valid driver object, at PASSIVE_LEVEL. (DriverUnload finds
-    // the device again through the driver object.)
-    if let Err(status) = unsafe { device::create(driver, &passive) } {
+    // SAFETY: the I/O manager passed this driver object, at PASSIVE_LEVEL. (DriverUnload finds the
+    // device again through the driver object.)
+    if let Err(status) = unsafe { device::create(driver, passive) } {
         debug_print!("creating \\Device\\NtPool failed: status {:#010x}", status as u32);
         return status;
     }
     STATE.store(NonPagedBox::into_raw(state), Ordering::Release);
 
-    // SAFETY: the I/O manager passes a valid driver object, which the driver may fill in.
-    let driver = unsafe { &mut *driver };
-    driver.MajorFunction[IRP_MJ_CREATE] = Some(dispatch::create_close);
-    driver.MajorFunction[IRP_MJ_CLOSE] = Some(dispatch::close);
-    driver.MajorFunction[IRP_MJ_DEVICE_CONTROL] = Some(dispatch::device_control);
-    driver.DriverUnload = Some(DriverUnload);
+    // The device is a control device that nothing attaches to: the top of its stack, so its create,
+    // close and device-control requests come at PASSIVE_LEVEL in the requesting thread.
+    driver.set_passive_dispatch::<dispatch::Create>(PassiveMajor::Create);
+    driver.set_passive_dispatch::<dispatch::Close>(PassiveMajor::Close);
+    driver.set_passive_dispatch::<dispatch::DeviceControl>(PassiveMajor::DeviceControl);
+    // Only the driver itself sends internal device controls, possibly from raised IRQL.
+    driver.set_dispatch::<dispatch::Internal>(ntpool::sys::IRP_MJ_INTERNAL_DEVICE_CONTROL);
+    driver.set_unload::<Unload>();
     debug_print!("DriverEntry: \\Device\\NtPool is ready");
     debug_print!("DriverEntry: registry path of {} characters kept in paged pool", path.len());
     STATUS_SUCCESS
@@ -147,35 +141,35 @@ fn disk_interfaces(passive: &Passive) {
     }
 }
 
-/// Frees everything the driver owns.
-///
-/// # Safety
-/// Called by the I/O manager at `PASSIVE_LEVEL`, once, after a successful `DriverEntry`.
-#[allow(non_snake_case)]
-pub unsafe extern "system" fn DriverUnload(driver: *mut DRIVER_OBJECT) {
-    // SAFETY: DriverUnload runs at PASSIVE_LEVEL, and this is the thread's only token.
-    let mut passive = unsafe { Passive::assume() };
-    // SAFETY: the I/O manager passes our driver object; its only device is the one DriverEntry made.
-    let device = unsafe { (*driver).DeviceObject };
-    if !device.is_null() {
-        // SAFETY: no request is in progress once DriverUnload is called.
-        let outstanding =
-            unsafe { device::state(device) }.stats.with(&mut passive, (), |_dispatch, stats, ()| stats.outstanding);
-        // SAFETY: made by `device::create`, with its link; deleted once, at PASSIVE_LEVEL.
-        unsafe { device::destroy(device, true) };
-        debug_print!("DriverUnload: deleted the device and freed {} client block(s)", outstanding);
+/// The driver's `DriverUnload` ([`ntpool::DriverUnload`]).
+struct Unload;
+
+impl ntpool::DriverUnload for Unload {
+    /// Frees everything the driver owns: called once, at `PASSIVE_LEVEL`, after a successful
+    /// `DriverEntry`.
+    fn unload(driver: &mut DRIVER_OBJECT, passive: &mut Passive) {
+        let device = driver.DeviceObject;
+        if !device.is_null() {
+            // SAFETY: the driver's only device is the one DriverEntry made, and no request is in
+            // progress once DriverUnload is called.
+            let outstanding =
+                unsafe { device::state(device) }.stats.with(passive, (), |_dispatch, stats, ()| stats.outstanding);
+            // SAFETY: made by `device::create`, with its link; deleted once, at PASSIVE_LEVEL.
+            unsafe { device::destroy(device, true) };
+            debug_print!("DriverUnload: deleted the device and freed {} client block(s)", outstanding);
+        }
+        let state = STATE.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if state.is_null() {
+            return;
+        }
+        // SAFETY: `state` came from `NonPagedBox::into_raw` in DriverEntry, and was taken out of
+        // `STATE` above, so it is owned here alone.
+        let state = unsafe { NonPagedBox::<DriverState, StateTag>::from_raw(state) };
+        let checks = state.stats.with(passive, (), |_dispatch, stats, ()| stats.checks);
+        let path_len = state.registry_path.get(passive).len();
+        drop(state);
+        debug_print!("DriverUnload: freed the state ({} checks, {} path characters)", checks, path_len);
     }
-    let state = STATE.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if state.is_null() {
-        return;
-    }
-    // SAFETY: `state` came from `NonPagedBox::into_raw` in DriverEntry, and was taken out of `STATE`
-    // above, so it is owned here alone.
-    let state = unsafe { NonPagedBox::<DriverState, StateTag>::from_raw(state) };
-    let checks = state.stats.with(&mut passive, (), |_dispatch, stats, ()| stats.checks);
-    let path_len = state.registry_path.get(&passive).len();
-    drop(state);
-    debug_print!("DriverUnload: freed the state ({} checks, {} path characters)", checks, path_len);
 }
 
 ntpool::pool_tag! {

@@ -57,12 +57,10 @@ fn out_of_memory(_: AllocError) -> NTSTATUS {
     STATUS_INSUFFICIENT_RESOURCES
 }
 
-/// Allocates with whatever token the current IRQL allows.
+/// Allocates with whatever token the current IRQL allows: a helper of unknown IRQL, which its
+/// callers hand their token as an [`AnyIrql`] ([`Passive::as_any_irql`] and its siblings).
 /// `None` above `DISPATCH_LEVEL`, where nothing may be allocated.
-fn runtime_checked_allocation() -> Result<Option<u8>, AllocError> {
-    // SAFETY: no other token is used on this thread while `any` lives (the caller's token is not
-    // used during this call).
-    let mut any = unsafe { AnyIrql::assume() };
+fn runtime_checked_allocation(any: &mut AnyIrql) -> Result<Option<u8>, AllocError> {
     match any.current() {
         CurrentIrql::Passive(token) => NonPagedBox::<u8, TestTag>::try_new(&*token, 1).map(|b| Some(*b)),
         CurrentIrql::Apc(token) => NonPagedBox::<u8, TestTag>::try_new(&*token, 1).map(|b| Some(*b)),
@@ -152,7 +150,7 @@ pub fn run(passive: &mut Passive) -> Result<Report, NTSTATUS> {
     check(r, paged.get(passive)[0] == 10, "paged box touched at APC_LEVEL")?;
 
     // A runtime-checked token, as a helper of unknown IRQL would use it.
-    let runtime = runtime_checked_allocation().map_err(out_of_memory)?;
+    let runtime = runtime_checked_allocation(passive.as_any_irql()).map_err(out_of_memory)?;
     check(r, runtime == Some(1), "runtime-checked token")?;
 
     Ok(report)

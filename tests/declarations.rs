@@ -659,6 +659,17 @@ fn deferred_layouts() -> Vec<Check> {
         constant!(CriticalWorkQueue),
         constant!(DelayedWorkQueue),
         constant!(KERNEL_MODE => "KernelMode"),
+        // System threads (`ntpool-sys/src/threads.rs`).
+        size!(OBJECT_ATTRIBUTES),
+        field!(OBJECT_ATTRIBUTES, Length),
+        field!(OBJECT_ATTRIBUTES, RootDirectory),
+        field!(OBJECT_ATTRIBUTES, ObjectName),
+        field!(OBJECT_ATTRIBUTES, Attributes),
+        field!(OBJECT_ATTRIBUTES, SecurityDescriptor),
+        field!(OBJECT_ATTRIBUTES, SecurityQualityOfService),
+        size!(PKSTART_ROUTINE),
+        constant!(SYNCHRONIZE),
+        constant!(Executive),
     ];
     checks.into_iter().flatten().collect()
 }

@@ -397,3 +397,20 @@ fn concurrent_requests_on_one_handle_keep_the_counters_whole() {
         assert_eq!((stats.non_paged_bytes, stats.paged_bytes), (0, 0));
     });
 }
+
+#[test]
+fn run_background_runs_a_system_thread_and_an_irp_to_the_driver_itself() {
+    with_device(|handle, kernel| {
+        let (status, reply) = handle.device_control(IOCTL_NTPOOL_RUN_BACKGROUND, &[], 16);
+        assert_eq!(status, status::SUCCESS);
+        let reply = BackgroundReply::from_bytes(&reply).expect("a BackgroundReply");
+        assert_eq!(reply, BackgroundReply { thread_sum: BACKGROUND_THREAD_SUM, completion: BACKGROUND_COMPLETION });
+        // The thread's blocks and the IRP are gone; nothing of the request is left.
+        kernel.wait_for_work_items().unwrap();
+        assert!(kernel.outstanding().iter().all(|block| block.tag.to_string() != "NpBg" || block.size < 64));
+        let (status, _) = handle.device_control(IOCTL_NTPOOL_RUN_BACKGROUND, &[], 8);
+        assert_eq!(status, status::BUFFER_TOO_SMALL);
+        let stats = statistics(handle);
+        assert_eq!((stats.requests, stats.rejected), (2, 1));
+    });
+}

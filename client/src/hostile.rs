@@ -435,8 +435,8 @@ pub const CASES: &[Case] = &[
     unknown("code 0", 0, Input::Empty, 0),
     unknown("code 0 with an ALLOCATE request", 0, Input::Allocate(GOOD), REPLY),
     unknown(
-        "function 0x805 (after the last one)",
-        ctl_code(FILE_DEVICE_NTPOOL, 0x805, METHOD_BUFFERED, FILE_READ_DATA),
+        "function 0x806 (after the last one)",
+        ctl_code(FILE_DEVICE_NTPOOL, 0x806, METHOD_BUFFERED, FILE_READ_DATA),
         Input::Allocate(GOOD),
         REPLY,
     ),

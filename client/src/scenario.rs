@@ -40,8 +40,8 @@ const UNKNOWN_CODES: [(u32, &str); 3] = [
     (0, "0"),
     (0x8A50_E3FC, "0x8A50E3FC (vendor device type, unknown function)"),
     (
-        ctl_code(FILE_DEVICE_NTPOOL, 0x805, METHOD_BUFFERED, FILE_READ_DATA),
-        "function 0x805 (next after QUERY_STATISTICS)",
+        ctl_code(FILE_DEVICE_NTPOOL, 0x806, METHOD_BUFFERED, FILE_READ_DATA),
+        "function 0x806 (next after RUN_BACKGROUND)",
     ),
 ];
 

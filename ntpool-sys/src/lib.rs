@@ -575,6 +575,19 @@ pub use emulated::work::{IoAllocateWorkItem, IoFreeWorkItem, IoQueueWorkItem, Ke
 mod deferred;
 pub use deferred::*;
 
+mod threads;
+#[cfg(ntpool_emulated)]
+pub use emulated::system_thread::{
+    KeWaitForSingleObject, ObReferenceObjectByHandle, ObfDereferenceObject, PsCreateSystemThread,
+    PsTerminateSystemThread,
+};
+pub use threads::*;
+
+mod requests;
+#[cfg(ntpool_emulated)]
+pub use emulated::irp::{IoAllocateIrp, IoFreeIrp, IofCallDriver, KeSynchronizeExecution};
+pub use requests::*;
+
 #[cfg(not(ntpool_emulated))]
 mod ntoskrnl_deferred;
 #[cfg(not(ntpool_emulated))]

@@ -4,9 +4,11 @@
 //! Wine 8 (which does not run every one of them: see `docs/wine.md`).
 
 use super::{
-    BOOLEAN, KDPC, KPROCESSOR_MODE, KTIMER, LARGE_INTEGER, LONG, NTSTATUS, PDEVICE_OBJECT, PIO_WORKITEM,
-    PIO_WORKITEM_ROUTINE, PKDEFERRED_ROUTINE, PVOID, TIMER_TYPE, WORK_QUEUE_TYPE,
+    ACCESS_MASK, BOOLEAN, HANDLE, KDPC, KPROCESSOR_MODE, KTIMER, KWAIT_REASON, LARGE_INTEGER, LONG, NTSTATUS,
+    OBJECT_ATTRIBUTES, PDEVICE_OBJECT, PIO_WORKITEM, PIO_WORKITEM_ROUTINE, PKDEFERRED_ROUTINE, PKSTART_ROUTINE, PVOID,
+    TIMER_TYPE, ULONG, WORK_QUEUE_TYPE,
 };
+use super::{CCHAR, PIRP, PKINTERRUPT, PKSYNCHRONIZE_ROUTINE};
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "system" {
@@ -41,4 +43,47 @@ unsafe extern "system" {
         Alertable: BOOLEAN,
         Interval: *mut LARGE_INTEGER,
     ) -> NTSTATUS;
+    /// `PsCreateSystemThread`.
+    pub fn PsCreateSystemThread(
+        ThreadHandle: *mut HANDLE,
+        DesiredAccess: ULONG,
+        ObjectAttributes: *mut OBJECT_ATTRIBUTES,
+        ProcessHandle: HANDLE,
+        ClientId: PVOID,
+        StartRoutine: PKSTART_ROUTINE,
+        StartContext: PVOID,
+    ) -> NTSTATUS;
+    /// `PsTerminateSystemThread`: ends the calling system thread (does not return there).
+    pub fn PsTerminateSystemThread(ExitStatus: NTSTATUS) -> NTSTATUS;
+    /// `ObReferenceObjectByHandle`.
+    pub fn ObReferenceObjectByHandle(
+        Handle: HANDLE,
+        DesiredAccess: ACCESS_MASK,
+        ObjectType: PVOID,
+        AccessMode: KPROCESSOR_MODE,
+        Object: *mut PVOID,
+        HandleInformation: PVOID,
+    ) -> NTSTATUS;
+    /// `ObfDereferenceObject` (what the WDK's `ObDereferenceObject` macro calls).
+    pub fn ObfDereferenceObject(Object: PVOID) -> isize;
+    /// `KeWaitForSingleObject`.
+    pub fn KeWaitForSingleObject(
+        Object: PVOID,
+        WaitReason: KWAIT_REASON,
+        WaitMode: KPROCESSOR_MODE,
+        Alertable: BOOLEAN,
+        Timeout: *mut LARGE_INTEGER,
+    ) -> NTSTATUS;
+    /// `IoAllocateIrp`: an IRP with `StackSize` stack locations, none of them current yet.
+    pub fn IoAllocateIrp(StackSize: CCHAR, ChargeQuota: BOOLEAN) -> PIRP;
+    /// `IoFreeIrp`.
+    pub fn IoFreeIrp(Irp: PIRP);
+    /// `IofCallDriver` (what the WDK's `IoCallDriver` macro calls).
+    pub fn IofCallDriver(DeviceObject: PDEVICE_OBJECT, Irp: PIRP) -> NTSTATUS;
+    /// `KeSynchronizeExecution`.
+    pub fn KeSynchronizeExecution(
+        Interrupt: PKINTERRUPT,
+        SynchronizeRoutine: PKSYNCHRONIZE_ROUTINE,
+        SynchronizeContext: PVOID,
+    ) -> BOOLEAN;
 }

@@ -111,7 +111,7 @@ pub trait AtMostDispatch: Irql {
 }
 
 macro_rules! token {
-    ($(#[$doc:meta])* $name:ident, $level:expr, $what:literal, $check:expr) => {
+    ($(#[$doc:meta])* $name:ident, $level:expr, $what:literal, $check:expr, $variant:ident) => {
         $(#[$doc])*
         pub struct $name {
             _not_send: NotSend,
@@ -174,6 +174,44 @@ macro_rules! token {
             pub(crate) const fn new() -> Self {
                 $name { _not_send: PhantomData }
             }
+
+            /// The token for an entry point of this crate's (a trampoline the kernel calls), with
+            /// the check [`assume`](Self::assume) makes: on the emulated kernel always, in debug
+            /// builds of a driver too.
+            #[inline(always)]
+            #[allow(dead_code)]
+            pub(crate) fn entry() -> Self {
+                let check: fn(KIRQL) -> bool = $check;
+                #[cfg(ntpool_emulated)]
+                {
+                    let irql = sys::KeGetCurrentIrql();
+                    assert!(check(irql), concat!("ntpool: a routine given a ", stringify!($name), " token runs at IRQL {}"), irql);
+                }
+                #[cfg(not(ntpool_emulated))]
+                debug_assert!(check(sys::KeGetCurrentIrql()));
+                Self::new()
+            }
+
+            /// This token as an [`AnyIrql`], for a helper that reads the IRQL at run time
+            /// ([`AnyIrql::current`]). Borrows the token, so that it stays the thread's only one.
+            ///
+            /// ```
+            /// # ntpool::emulated::Kernel::new().run(|| {
+            /// # // SAFETY: sets the level this example assumes a token for.
+            /// # unsafe { ntpool::emulated::__set_irql(
+            #[doc = stringify!($level)]
+            /// # ) };
+            /// // SAFETY: the IRQL is as documented for this entry point, and no other token exists.
+            #[doc = concat!("let mut token = unsafe { ntpool::", stringify!($name), "::assume() };")]
+            #[doc = concat!("assert!(matches!(token.as_any_irql().current(), ntpool::CurrentIrql::", stringify!($variant), "(_)));")]
+            /// # // SAFETY: back to where the example started.
+            /// # unsafe { ntpool::emulated::__set_irql(0) };
+            /// # });
+            /// ```
+            #[inline(always)]
+            pub fn as_any_irql(&mut self) -> &mut AnyIrql {
+                AnyIrql::borrowed()
+            }
         }
     };
 }
@@ -193,7 +231,7 @@ token!(
     /// assert_eq!(*settings.get(&passive), 1);
     /// # });
     /// ```
-    Passive, 0, "`PASSIVE_LEVEL`", |irql| irql == PASSIVE_LEVEL
+    Passive, 0, "`PASSIVE_LEVEL`", |irql| irql == PASSIVE_LEVEL, Passive
 );
 token!(
     /// Proof that the current thread runs at `APC_LEVEL` (for example while it holds a fast mutex):
@@ -212,7 +250,7 @@ token!(
     /// assert_eq!(value, 2);
     /// # });
     /// ```
-    Apc, 1, "`APC_LEVEL`", |irql| irql == APC_LEVEL
+    Apc, 1, "`APC_LEVEL`", |irql| irql == APC_LEVEL, Apc
 );
 token!(
     /// Proof that the current thread runs at `DISPATCH_LEVEL` (holding a spin lock, in a DPC):
@@ -230,7 +268,7 @@ token!(
     /// assert_eq!(value, Ok(3));
     /// # });
     /// ```
-    Dispatch, 2, "`DISPATCH_LEVEL`", |irql| irql == DISPATCH_LEVEL
+    Dispatch, 2, "`DISPATCH_LEVEL`", |irql| irql == DISPATCH_LEVEL, Dispatch
 );
 token!(
     /// Proof that the current thread runs above `DISPATCH_LEVEL` (a device IRQL, or up to
@@ -248,7 +286,28 @@ token!(
     /// assert_eq!(read, 6);
     /// # });
     /// ```
-    High, 15, "above `DISPATCH_LEVEL`", |irql| irql > DISPATCH_LEVEL
+    High, 15, "above `DISPATCH_LEVEL`", |irql| irql > DISPATCH_LEVEL, High
+);
+
+token!(
+    /// Proof that the current thread runs at `DISPATCH_LEVEL` or below, without knowing which: what
+    /// an IRP completion routine ([`IoRequest`](crate::IoRequest)) is promised. Only non-paged
+    /// pools can be allocated, touched and freed, as with [`Dispatch`]; spin locks are acquired by
+    /// raising (`KeAcquireSpinLockRaiseToDpc`, valid at any IRQL up to `DISPATCH_LEVEL`), and
+    /// [`UpToDispatch::as_any_irql`] tells the level at run time.
+    ///
+    /// ```
+    /// use ntpool::{NonPagedBox, SpinLock};
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let mut token = unsafe { ntpool::UpToDispatch::assume() };
+    /// let lock = SpinLock::new(0u32);
+    /// let block = NonPagedBox::<u32, Doc>::try_new(&token, 4).unwrap();
+    /// lock.with(&mut token, block, |_dispatch, total, block| *total += *block);
+    /// # });
+    /// ```
+    UpToDispatch, 2, "at most `DISPATCH_LEVEL`", |irql| irql <= DISPATCH_LEVEL, Dispatch
 );
 
 impl Irql for Passive {
@@ -260,6 +319,9 @@ impl Irql for Apc {
 impl Irql for Dispatch {
     const MAX: KIRQL = DISPATCH_LEVEL;
 }
+impl Irql for UpToDispatch {
+    const MAX: KIRQL = DISPATCH_LEVEL;
+}
 impl Irql for High {
     const MAX: KIRQL = sys::HIGH_LEVEL;
 }
@@ -267,6 +329,7 @@ impl Irql for High {
 impl<P: PoolType> Allows<P> for Passive {}
 impl<P: PoolType> Allows<P> for Apc {}
 impl<P: NonPagedPoolType> Allows<P> for Dispatch {}
+impl<P: NonPagedPoolType> Allows<P> for UpToDispatch {}
 
 impl BelowDispatch for Passive {}
 impl BelowDispatch for Apc {}
@@ -276,7 +339,7 @@ macro_rules! acquire_by_raising {
         impl AtMostDispatch for $name {
             #[inline(always)]
             unsafe fn acquire(lock: *mut sys::KSPIN_LOCK) -> KIRQL {
-                // SAFETY: the IRQL is below DISPATCH_LEVEL (token); the caller guarantees the lock.
+                // SAFETY: the IRQL is at most DISPATCH_LEVEL (token); the caller guarantees the lock.
                 unsafe { sys::KeAcquireSpinLockRaiseToDpc(lock) }
             }
             #[inline(always)]
@@ -287,7 +350,7 @@ macro_rules! acquire_by_raising {
         }
     )*};
 }
-acquire_by_raising!(Passive, Apc);
+acquire_by_raising!(Passive, Apc, UpToDispatch);
 
 impl AtMostDispatch for Dispatch {
     #[inline(always)]
@@ -409,7 +472,7 @@ macro_rules! raise_to_dispatch {
             /// ```
             #[inline(always)]
             pub fn raise_to_dispatch<C: DispatchSafe, R>(&mut self, context: C, f: fn(&mut Dispatch, C) -> R) -> R {
-                // SAFETY: the token proves the IRQL is below DISPATCH_LEVEL, so this is a raise.
+                // SAFETY: the token proves the IRQL is at most DISPATCH_LEVEL, so this is not a lowering.
                 unsafe { raised(DISPATCH_LEVEL, || f(&mut Dispatch::new(), context)) }
             }
 
@@ -428,13 +491,13 @@ macro_rules! raise_to_dispatch {
             /// ```
             #[inline(always)]
             pub fn raise_above_dispatch<C: HighSafe, R>(&mut self, level: HighIrql, context: C, f: fn(&mut High, C) -> R) -> R {
-                // SAFETY: the token proves the IRQL is below `level`, so this is a raise.
+                // SAFETY: the token proves the IRQL is at most DISPATCH_LEVEL, below `level`.
                 unsafe { raised(level.get(), || f(&mut High::new(), context)) }
             }
         }
     )*};
 }
-raise_to_dispatch!(Passive, Apc);
+raise_to_dispatch!(Passive, Apc, UpToDispatch);
 
 impl Passive {
     /// Raises the IRQL to `APC_LEVEL`, runs `f` with an [`Apc`] token, and lowers it again.
@@ -555,7 +618,22 @@ impl AnyIrql {
     /// # });
     /// ```
     pub unsafe fn assume() -> Self {
+        Self::entry()
+    }
+
+    /// The token for an entry point of this crate's whose IRQL is only known at run time.
+    pub(crate) const fn entry() -> Self {
         AnyIrql { passive: Passive::new(), apc: Apc::new(), dispatch: Dispatch::new(), high: High::new() }
+    }
+
+    /// An `AnyIrql` borrowed for as long as the token it stands for ([`Passive::as_any_irql`] and
+    /// its siblings): that token cannot be used while it lives, so it is still the only one.
+    #[inline(always)]
+    fn borrowed<'a>() -> &'a mut AnyIrql {
+        const { assert!(core::mem::size_of::<AnyIrql>() == 0) };
+        // SAFETY: `AnyIrql` is zero-sized (checked above), so a dangling, aligned, non-null pointer
+        // is valid for reads and writes of it, and no two such references can overlap any memory.
+        unsafe { core::ptr::NonNull::<AnyIrql>::dangling().as_mut() }
     }
 
     /// Reads the current IRQL (`KeGetCurrentIrql`) and returns the matching token, borrowed from

@@ -142,6 +142,15 @@
 //!
 //! # Routines the kernel calls
 //!
+//! **The driver's own entry points** get their token from this crate too, so that a driver has no
+//! `assume` of its own: [`driver_entry!`] generates `DriverEntry` around a safe
+//! `fn(&mut DRIVER_OBJECT, &UNICODE_STRING, &mut Passive) -> NTSTATUS`, and [`DriverRoutines`]
+//! registers `DriverUnload` ([`DriverUnload`]) and dispatch routines behind trampolines: a
+//! top-level device's create, close and device-control routines with a `Passive` token
+//! ([`PassiveDispatch`]; why that IRQL holds is documented there), any other with an [`AnyIrql`]
+//! ([`AnyIrqlDispatch`]). A helper that works at any IRQL takes `&mut AnyIrql`, which any token
+//! lends ([`Passive::as_any_irql`]).
+//!
 //! A driver's raised-IRQL code mostly runs in routines the kernel calls. [`Dpc`], [`Timer`] and
 //! [`WorkItem`] own their kernel object (`KDPC`, `KTIMER` + `KDPC`, `IO_WORKITEM`) in non-paged pool
 //! and call the driver's routine with the token the kernel's contract proves, under the rules of the
@@ -152,6 +161,9 @@
 //! | [`Dpc`] | `&mut Dispatch`, `&C` | `DispatchSafe + Sync` | any IRQL ([`DpcHandle`], `DispatchSafe` and `HighSafe`) | dequeues, `KeFlushQueuedDpcs`, frees |
 //! | [`Timer`] | `&mut Dispatch`, `&C` | `DispatchSafe + Sync` | up to `DISPATCH_LEVEL` (a token) | cancels, dequeues, flushes, frees |
 //! | [`WorkItem`] | `&mut Passive`, `&C` | `Send + Sync` (may own paged memory) | up to `DISPATCH_LEVEL` ([`WorkTrigger`], which cannot reach the context) | waits until neither queued nor running, `IoFreeWorkItem` |
+//! | [`IoRequest`] (completion routine) | `&mut UpToDispatch`, `&C`, [`Completion`] | `DispatchSafe + Sync` | sent at up to `DISPATCH_LEVEL` | waits until no IRP is in flight |
+//! | [`Interrupt::synchronize`] | `&mut High`, `C` | `HighSafe` | up to `DISPATCH_LEVEL` (a token, borrowed) | (a handle) |
+//! | [`SystemThread`] | `&mut Passive`, `&C` | `Send + Sync` (may own paged memory) | started at `PASSIVE_LEVEL` | joins (`KeWaitForSingleObject` on the thread object) |
 //!
 //! None of the three is `DispatchSafe`, so none is dropped (or freed) at `DISPATCH_LEVEL`; their
 //! drops wait for the kernel to be done with them. Microsoft documents `KeFlushQueuedDpcs` for
@@ -196,8 +208,11 @@ mod alloc;
 mod arc;
 mod boxed;
 mod dpc;
+mod entry;
 mod ex_pool;
 mod fast_mutex;
+mod interrupt;
+mod io_request;
 mod irql;
 mod lookaside;
 mod options;
@@ -208,6 +223,7 @@ mod reclaim;
 mod release;
 mod safe;
 mod spin_lock;
+mod system_thread;
 mod tag;
 mod timer;
 mod work_item;
@@ -227,10 +243,16 @@ pub use alloc::{AllocError, GlobalPoolAllocator, PoolAllocator};
 pub use arc::{NonPagedArc, PagedArc, PoolArc};
 pub use boxed::{NonPagedBox, PagedBox, PoolBox, Release};
 pub use dpc::{Dpc, DpcHandle};
+#[doc(hidden)]
+pub use entry::__driver_entry;
+pub use entry::{AnyIrqlDispatch, Device, DriverRoutines, DriverUnload, Irp, PassiveDispatch, PassiveMajor};
 pub use ex_pool::{ExFreePoolOwner, ExPoolBuffer};
 pub use fast_mutex::FastMutex;
+pub use interrupt::Interrupt;
+pub use io_request::{Completion, IoRequest};
 pub use irql::{
     Allows, AnyIrql, Apc, AtMostDispatch, BelowDispatch, CurrentIrql, Dispatch, High, HighIrql, Irql, Passive,
+    UpToDispatch,
 };
 pub use lookaside::{LookasideBox, LookasideList, LookasideStatistics};
 pub use options::{Alloc, Charge, NoQuota, NumaNode, Priority, Quota};
@@ -244,6 +266,7 @@ pub use pool::{
 pub use reclaim::{Parked, Reclaimer};
 pub use safe::{DispatchSafe, HighSafe};
 pub use spin_lock::SpinLock;
+pub use system_thread::SystemThread;
 pub use tag::{InvalidTag, PoolTag, Tag, TagSource};
 pub use timer::Timer;
 pub use work_item::{WorkItem, WorkTrigger};

@@ -526,6 +526,94 @@ impl<T: ?Sized, G: Tag, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
     }
 }
 
+/// A miniport's `HwFindAdapter`, named by a zero-sized type: [`hw_find_adapter`] gives the
+/// trampoline for `VIDEO_HW_INITIALIZATION_DATA`, which calls [`HwFindAdapter::find_adapter`] with a
+/// [`Passive`](crate::Passive) token. The video port driver calls `HwFindAdapter` at
+/// `PASSIVE_LEVEL`, in the thread that loads the miniport.
+pub trait HwFindAdapter: 'static {
+    /// Finds the adapter for `device` (`None` if the video port driver passed no extension) and
+    /// fills in its device extension; the other arguments are the video port driver's, unchanged.
+    fn find_adapter(
+        device: Option<HwDeviceExtension>,
+        hw_context: PVOID,
+        argument_string: *mut u16,
+        config_info: *mut sys::VIDEO_PORT_CONFIG_INFO,
+        again: Option<&mut u8>,
+        passive: &mut crate::Passive,
+    ) -> sys::VP_STATUS;
+}
+
+/// A miniport's `HwInitialize`, named by a zero-sized type: [`hw_initialize`] gives its trampoline,
+/// which calls [`HwInitialize::initialize`] with a [`Passive`](crate::Passive) token. The video port
+/// driver calls `HwInitialize` at `PASSIVE_LEVEL`, after a successful `HwFindAdapter`.
+pub trait HwInitialize: 'static {
+    /// Initializes the adapter of `device`; `TRUE` (1) on success.
+    fn initialize(device: Option<HwDeviceExtension>, passive: &mut crate::Passive) -> sys::BOOLEAN;
+}
+
+/// The `HwFindAdapter` callback that calls `R::find_adapter` with a `Passive` token.
+///
+/// ```
+/// use ntpool::videoport::{HwDeviceExtension, HwFindAdapter, hw_find_adapter};
+/// struct Find;
+/// impl HwFindAdapter for Find {
+///     fn find_adapter(
+///         device: Option<HwDeviceExtension>, _: ntpool::sys::PVOID, _: *mut u16,
+///         _: *mut ntpool::sys::VIDEO_PORT_CONFIG_INFO, _: Option<&mut u8>, _passive: &mut ntpool::Passive,
+///     ) -> ntpool::sys::VP_STATUS {
+///         if device.is_some() { ntpool::sys::NO_ERROR } else { ntpool::sys::ERROR_DEV_NOT_EXIST }
+///     }
+/// }
+/// assert!(hw_find_adapter::<Find>().is_some());
+/// ```
+pub fn hw_find_adapter<R: HwFindAdapter>() -> sys::PVIDEO_HW_FIND_ADAPTER {
+    Some(find_adapter_trampoline::<R>)
+}
+
+/// The `HwInitialize` callback that calls `R::initialize` with a `Passive` token.
+///
+/// ```
+/// use ntpool::videoport::{HwDeviceExtension, HwInitialize, hw_initialize};
+/// struct Init;
+/// impl HwInitialize for Init {
+///     fn initialize(_: Option<HwDeviceExtension>, _passive: &mut ntpool::Passive) -> u8 {
+///         1
+///     }
+/// }
+/// assert!(hw_initialize::<Init>().is_some());
+/// ```
+pub fn hw_initialize<R: HwInitialize>() -> sys::PVIDEO_HW_INITIALIZE {
+    Some(initialize_trampoline::<R>)
+}
+
+/// # Safety
+/// Called by the video port driver as `HwFindAdapter`: at `PASSIVE_LEVEL`, with the miniport's
+/// device extension (or null), which it frees only after every block allocated for it is gone.
+unsafe extern "system" fn find_adapter_trampoline<R: HwFindAdapter>(
+    hw_device_extension: PVOID,
+    hw_context: PVOID,
+    argument_string: *mut u16,
+    config_info: *mut sys::VIDEO_PORT_CONFIG_INFO,
+    again: *mut u8,
+) -> sys::VP_STATUS {
+    // SAFETY: the video port driver passes the miniport's device extension (caller).
+    let device = unsafe { HwDeviceExtension::from_raw(hw_device_extension) };
+    // SAFETY: `Again` is null or the video port driver's writable BOOLEAN, for the call.
+    let again = unsafe { again.as_mut() };
+    // HwFindAdapter runs at PASSIVE_LEVEL, and the thread holds no other token of the miniport's.
+    R::find_adapter(device, hw_context, argument_string, config_info, again, &mut crate::Passive::entry())
+}
+
+/// # Safety
+/// Called by the video port driver as `HwInitialize`: at `PASSIVE_LEVEL`, with the device extension
+/// `HwFindAdapter` filled in.
+unsafe extern "system" fn initialize_trampoline<R: HwInitialize>(hw_device_extension: PVOID) -> sys::BOOLEAN {
+    // SAFETY: as for `find_adapter_trampoline`.
+    let device = unsafe { HwDeviceExtension::from_raw(hw_device_extension) };
+    // HwInitialize runs at PASSIVE_LEVEL, and the thread holds no other token of the miniport's.
+    R::initialize(device, &mut crate::Passive::entry())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

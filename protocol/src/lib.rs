@@ -49,6 +49,15 @@ pub const IOCTL_NTPOOL_READ: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x802, METHOD_BU
 pub const IOCTL_NTPOOL_QUERY_ALLOCATIONS: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x803, METHOD_BUFFERED, FILE_READ_DATA);
 /// The driver's counters: nothing in, [`Statistics`] out.
 pub const IOCTL_NTPOOL_QUERY_STATISTICS: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x804, METHOD_BUFFERED, FILE_READ_DATA);
+/// Runs the routines the kernel calls, once: a system thread that sums a paged block at
+/// `PASSIVE_LEVEL`, and an IRP the driver sends to its own device, whose completion routine reads
+/// what the device answered. Any input is ignored; [`BackgroundReply`] out.
+pub const IOCTL_NTPOOL_RUN_BACKGROUND: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x805, METHOD_BUFFERED, FILE_READ_DATA);
+/// What the system thread of `IOCTL_NTPOOL_RUN_BACKGROUND` computes: the sum of 0..64.
+pub const BACKGROUND_THREAD_SUM: u64 = 2016;
+/// What the driver's device answers the internal request of `IOCTL_NTPOOL_RUN_BACKGROUND` with
+/// (its `Information`), which the completion routine reports.
+pub const BACKGROUND_COMPLETION: u64 = 0x4E50;
 
 /// [`AllocateRequest::pool`]: non-paged, no-execute pool.
 pub const POOL_NON_PAGED: u32 = 0;
@@ -143,6 +152,16 @@ pub struct AllocationInfo {
     pub size: u32,
     /// Zero.
     pub reserved: u32,
+}
+
+/// `IOCTL_NTPOOL_RUN_BACKGROUND` output.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackgroundReply {
+    /// What the system thread computed ([`BACKGROUND_THREAD_SUM`]).
+    pub thread_sum: u64,
+    /// What the completion routine saw ([`BACKGROUND_COMPLETION`]).
+    pub completion: u64,
 }
 
 /// `IOCTL_NTPOOL_QUERY_STATISTICS` output.
@@ -243,6 +262,7 @@ impl Wire for ReadRequest {}
 impl Wire for AllocationsHeader {}
 impl Wire for AllocationInfo {}
 impl Wire for Statistics {}
+impl Wire for BackgroundReply {}
 
 #[cfg(test)]
 mod tests {

@@ -90,8 +90,8 @@ pub unsafe extern "system" fn DriverEntry(context1: PVOID, context2: PVOID) -> U
     let data = VIDEO_HW_INITIALIZATION_DATA {
         HwInitDataSize: core::mem::size_of::<VIDEO_HW_INITIALIZATION_DATA>() as ULONG,
         AdapterInterfaceType: videoprt::Internal,
-        HwFindAdapter: Some(HwFindAdapter),
-        HwInitialize: Some(HwInitialize),
+        HwFindAdapter: ntpool::videoport::hw_find_adapter::<FindAdapter>(),
+        HwInitialize: ntpool::videoport::hw_initialize::<Initialize>(),
         HwInterrupt: core::ptr::null_mut(),
         HwStartIO: Some(HwStartIO),
         HwDeviceExtensionSize: core::mem::size_of::<DeviceExtension>() as ULONG,
@@ -118,41 +118,38 @@ pub unsafe extern "system" fn DriverEntry(context1: PVOID, context2: PVOID) -> U
 }
 
 /// `HwFindAdapter`: allocates in all four VideoPort pools (see the crate documentation) and fills
-/// in the device extension.
-///
-/// # Safety
-/// Called by the video port driver at `PASSIVE_LEVEL` with the miniport's zeroed device extension of
-/// `size_of::<DeviceExtension>()` bytes.
-#[allow(non_snake_case)]
-pub unsafe extern "system" fn HwFindAdapter(
-    hw_device_extension: PVOID,
-    _hw_context: PVOID,
-    _argument_string: *mut u16,
-    _config_info: *mut VIDEO_PORT_CONFIG_INFO,
-    again: *mut u8,
-) -> VP_STATUS {
-    if !again.is_null() {
-        // SAFETY: the video port driver passes a writable `Again`.
-        unsafe { again.write(0) };
-    }
-    // SAFETY: the video port driver passes the device extension it allocated for this adapter, and
-    // frees it only after every block the miniport allocated for it is gone.
-    let Some(device) = (unsafe { HwDeviceExtension::from_raw(hw_device_extension) }) else {
-        return ERROR_DEV_NOT_EXIST;
-    };
-    // SAFETY: HwFindAdapter runs at PASSIVE_LEVEL, and this is the thread's only token.
-    let passive = unsafe { Passive::assume() };
-    match find_adapter(&passive, device) {
-        Ok(extension) => {
-            // SAFETY: the extension is ours, `size_of::<DeviceExtension>()` bytes and aligned for it
-            // (pool alignment); it holds no value yet, so it is written, not assigned.
-            unsafe { hw_device_extension.cast::<DeviceExtension>().write(extension) };
-            debug_print!("HwFindAdapter: adapter found, {} modes", MODES.len());
-            NO_ERROR
+/// in the device extension. Called by the video port driver at `PASSIVE_LEVEL` through ntpool's
+/// trampoline ([`ntpool::videoport::hw_find_adapter`]), with the miniport's zeroed device extension
+/// of `size_of::<DeviceExtension>()` bytes.
+pub struct FindAdapter;
+
+impl ntpool::videoport::HwFindAdapter for FindAdapter {
+    fn find_adapter(
+        device: Option<HwDeviceExtension>,
+        _hw_context: PVOID,
+        _argument_string: *mut u16,
+        _config_info: *mut VIDEO_PORT_CONFIG_INFO,
+        again: Option<&mut u8>,
+        passive: &mut Passive,
+    ) -> VP_STATUS {
+        if let Some(again) = again {
+            *again = 0;
         }
-        Err(AllocError) => {
-            debug_print!("HwFindAdapter: out of memory");
-            ERROR_NOT_ENOUGH_MEMORY
+        let Some(device) = device else {
+            return ERROR_DEV_NOT_EXIST;
+        };
+        match find_adapter(passive, device) {
+            Ok(extension) => {
+                // SAFETY: the extension is ours, `size_of::<DeviceExtension>()` bytes and aligned for
+                // it (pool alignment); it holds no value yet, so it is written, not assigned.
+                unsafe { device.as_ptr().cast::<DeviceExtension>().write(extension) };
+                debug_print!("HwFindAdapter: adapter found, {} modes", MODES.len());
+                NO_ERROR
+            }
+            Err(AllocError) => {
+                debug_print!("HwFindAdapter: out of memory");
+                ERROR_NOT_ENOUGH_MEMORY
+            }
         }
     }
 }
@@ -171,26 +168,34 @@ fn find_adapter(passive: &Passive, device: HwDeviceExtension) -> Result<DeviceEx
 }
 
 /// `HwInitialize`: frees the mode table, then draws a scanline at `DISPATCH_LEVEL` and frees the
-/// scanline and the frame state there.
-///
-/// # Safety
-/// Called by the video port driver at `PASSIVE_LEVEL`, after `HwFindAdapter` succeeded for this
-/// device extension.
-#[allow(non_snake_case)]
-pub unsafe extern "system" fn HwInitialize(hw_device_extension: PVOID) -> BOOLEAN {
-    // SAFETY: as in HwFindAdapter.
-    let Some(device) = (unsafe { HwDeviceExtension::from_raw(hw_device_extension) }) else {
-        return FALSE;
-    };
-    // SAFETY: HwFindAdapter wrote a DeviceExtension there, and the video port driver calls the
-    // miniport's callbacks for one adapter one at a time.
-    let extension = unsafe { &mut *hw_device_extension.cast::<DeviceExtension>() };
-    let (Some(modes), Some(frame)) = (extension.modes.take(), extension.frame.take()) else {
-        return FALSE;
-    };
-    // SAFETY: HwInitialize runs at PASSIVE_LEVEL, and this is the thread's only token.
-    let mut passive = unsafe { Passive::assume() };
-    let largest = modes.get(&passive).iter().map(|[width, height]| width * height).max().unwrap_or(0);
+/// scanline and the frame state there. Called by the video port driver at `PASSIVE_LEVEL` through
+/// ntpool's trampoline ([`ntpool::videoport::hw_initialize`]), after `HwFindAdapter` succeeded for
+/// this device extension.
+pub struct Initialize;
+
+impl ntpool::videoport::HwInitialize for Initialize {
+    fn initialize(device: Option<HwDeviceExtension>, passive: &mut Passive) -> BOOLEAN {
+        let Some(device) = device else {
+            return FALSE;
+        };
+        // SAFETY: HwFindAdapter wrote a DeviceExtension there, and the video port driver calls the
+        // miniport's callbacks for one adapter one at a time.
+        let extension = unsafe { &mut *device.as_ptr().cast::<DeviceExtension>() };
+        let (Some(modes), Some(frame)) = (extension.modes.take(), extension.frame.take()) else {
+            return FALSE;
+        };
+        initialize(passive, device, modes, frame)
+    }
+}
+
+/// What [`Initialize`] does with the two kept blocks.
+fn initialize(
+    passive: &mut Passive,
+    device: HwDeviceExtension,
+    modes: VpBox<[[u32; 2]; 4], ModeTag, VpPagedPool>,
+    frame: VpBox<FrameState, FrameTag, VpNonPagedPool>,
+) -> BOOLEAN {
+    let largest = modes.get(passive).iter().map(|[width, height]| width * height).max().unwrap_or(0);
     drop(modes); // VideoPortFreePool at PASSIVE_LEVEL
 
     let drawn = passive.raise_to_dispatch((frame, device), |dispatch, (mut frame, device)| {

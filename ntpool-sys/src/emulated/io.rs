@@ -122,6 +122,8 @@ pub unsafe fn IoCreateDevice(
     device.DeviceType = DeviceType;
     device.Characteristics = DeviceCharacteristics;
     device.Flags = DO_DEVICE_INITIALIZING;
+    // As IoCreateDevice does: IRPs sent to this device need one stack location.
+    device.StackSize = 1;
     // SAFETY: the driver passes its valid driver object.
     device.NextDevice = unsafe { (*DriverObject).DeviceObject };
     let device = Box::into_raw(device);
@@ -194,12 +196,15 @@ pub unsafe fn IoDeleteSymbolicLink(SymbolicLinkName: *mut UNICODE_STRING) -> NTS
     objects(|o| if o.links.remove(&link).is_some() { STATUS_SUCCESS } else { STATUS_OBJECT_NAME_NOT_FOUND })
 }
 
-/// `IofCompleteRequest`: counted per IRP ([`take_completions`]).
+/// `IofCompleteRequest`: counted per IRP ([`take_completions`]); for an IRP from `IoAllocateIrp`,
+/// the completion routines run ([`irp`](super::irp)).
 ///
 /// # Safety
 /// As for `IofCompleteRequest`.
 pub unsafe fn IofCompleteRequest(Irp: PIRP, _PriorityBoost: CCHAR) {
     objects(|o| *o.completions.entry(Irp as usize).or_default() += 1);
+    // SAFETY: the caller completes a valid IRP; its completion routines run now.
+    unsafe { super::irp::complete(Irp) };
 }
 
 /// `RtlCreateSecurityDescriptor`: an empty absolute descriptor; `STATUS_UNKNOWN_REVISION` for any
@@ -484,4 +489,15 @@ pub fn named_objects() -> (usize, usize) {
 /// ```
 pub fn open_handles() -> usize {
     objects(|o| o.handles.len())
+}
+
+/// Opens a kernel handle to `object` (the emulated handle is the object's address) with `access`:
+/// for the other modules' objects (system threads), closed by [`ZwClose`].
+pub(crate) fn open_handle(object: usize, access: u32) {
+    objects(|o| o.handles.insert(object, access));
+}
+
+/// Whether `handle` is an open kernel handle.
+pub(crate) fn is_open_handle(handle: usize) -> bool {
+    objects(|o| o.handles.contains_key(&handle))
 }

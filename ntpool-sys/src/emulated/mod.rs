@@ -100,8 +100,10 @@
 //! 12. `sync`: spin locks and fast mutexes;
 //! 13. `lookaside`: lookaside lists and `SLIST`s;
 //! 14. `timer`: kernel timers on a clock tests advance;
-//! 15. `work`: I/O work items on worker threads at `PASSIVE_LEVEL`;
-//! 16. [`io`]: the I/O manager's routines;
+//! 15. `work`: I/O work items on worker threads at `PASSIVE_LEVEL`; `system_thread`: system threads
+//!     on host threads, and waiting for them;
+//! 16. [`io`]: the I/O manager's routines; [`irp`]: IRPs a driver sends and their completion
+//!     routines, and `KeSynchronizeExecution`;
 //! 17. `kernel`: [`Kernel`] and [`KernelBuilder`]; `options`: Driver Verifier's options.
 //!
 // Special pool and Force IRQL Checking exist where page faults can be analysed (Linux on x64); on
@@ -123,6 +125,7 @@ mod config;
 pub(crate) mod dpc;
 mod free;
 pub mod io;
+pub mod irp;
 pub(crate) mod irql;
 mod kernel;
 pub(crate) mod lookaside;
@@ -134,6 +137,7 @@ pub(crate) mod pool;
 pub(crate) mod reports;
 mod state;
 pub(crate) mod sync;
+pub(crate) mod system_thread;
 mod table;
 mod thread;
 pub(crate) mod timer;
