@@ -19,6 +19,16 @@ fn irql_tag_and_pool_rules_are_enforced_at_compile_time() {
 /// What each compile-fail case must be rejected for: a phrase its recorded error has to contain, so
 /// that a case cannot pass by failing for some other reason (a typo, a missing import).
 const REASONS: &[(&str, &str)] = &[
+    ("k7_paged_box_in_completion_context", "required for `PoolBox<u32, Tg, PagedPool>` to implement `DispatchSafe`"),
+    (
+        "k7_paged_box_in_interrupt_context",
+        "`PoolBox<u32, Tg, PagedPool>` may own pool memory or reach paged memory, so it cannot enter code that runs above DISPATCH_LEVEL",
+    ),
+    (
+        "k8_capturing_closure_as_thread_body",
+        "closures can only be coerced to `fn` types if they do not capture any variables",
+    ),
+    ("k8_completion_token_escapes", "lifetime may not live long enough"),
     ("r1_allocator_above_dispatch", "`NonPagedPool` cannot be allocated, touched or freed with a `ntpool::High` token"),
     ("r1_fast_mutex_acquired_at_dispatch", "`ntpool::Dispatch` does not prove an IRQL below DISPATCH_LEVEL"),
     (
