@@ -87,6 +87,11 @@ impl<'a, D: Device, W: Write> Runner<'a, D, W> {
     }
 
     /// Prints the line of one check and counts it.
+    /// The output buffer of the last request.
+    pub(crate) fn output(&self) -> &[u8] {
+        &self.buffer
+    }
+
     pub(crate) fn report(&mut self, result: Result<(), Problem>, what: fmt::Arguments<'_>) {
         // Nothing can be done about a failing writer.
         let _ = match result {

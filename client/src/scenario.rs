@@ -5,8 +5,9 @@
 use core::fmt::Write;
 
 use ntpool_protocol::{
-    AllocateRequest, FILE_DEVICE_NTPOOL, FILE_READ_DATA, FreeRequest, IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE,
-    IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ, MAX_HANDLE_ALLOCATIONS,
+    AllocateRequest, BACKGROUND_COMPLETION, BACKGROUND_THREAD_SUM, BackgroundReply, FILE_DEVICE_NTPOOL, FILE_READ_DATA,
+    FreeRequest, IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS,
+    IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ, IOCTL_NTPOOL_RUN_BACKGROUND, MAX_HANDLE_ALLOCATIONS,
     MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_SIZE, METHOD_BUFFERED, POOL_CHARGE_QUOTA, POOL_NON_PAGED,
     POOL_PAGED, ReadRequest, Wire, ctl_code, status,
 };
@@ -60,6 +61,7 @@ impl<D: Device, W: Write> Runner<'_, D, W> {
 
         let blocks = self.blocks_read_back();
         self.queries();
+        self.background();
         self.reads(blocks);
         self.unknown_codes(blocks);
         self.frees(blocks);
@@ -91,6 +93,28 @@ impl<D: Device, W: Write> Runner<'_, D, W> {
     }
 
     /// `QUERY_ALLOCATIONS` and `QUERY_STATISTICS` with small, exact and large output buffers.
+    /// `IOCTL_NTPOOL_RUN_BACKGROUND`: the driver's system thread and the request it sends its own
+    /// device, each with the answer it must give.
+    fn background(&mut self) {
+        let len = core::mem::size_of::<BackgroundReply>();
+        self.refused(
+            IOCTL_NTPOOL_RUN_BACKGROUND,
+            &[],
+            len - 1,
+            status::BUFFER_TOO_SMALL,
+            format_args!("RUN_BACKGROUND into {} bytes", len - 1),
+        );
+        let reply = self.call(IOCTL_NTPOOL_RUN_BACKGROUND, &[], len);
+        let got = BackgroundReply::from_bytes(&self.output()[..len]).unwrap_or_default();
+        let checked = reply.expect(status::SUCCESS, len).and_then(|()| {
+            compare(&[
+                ("the system thread's sum", BACKGROUND_THREAD_SUM, got.thread_sum),
+                ("the completion routine's answer", BACKGROUND_COMPLETION, got.completion),
+            ])
+        });
+        self.report(checked, format_args!("RUN_BACKGROUND: a system thread at PASSIVE_LEVEL and a completion routine"));
+    }
+
     fn queries(&mut self) {
         for output_len in [0, HEADER_LEN - 1] {
             self.refused(
