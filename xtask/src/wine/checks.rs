@@ -18,6 +18,8 @@ const PAIRS: &[(&str, &str)] = &[
     ("ExInitializeLookasideListEx", "ExDeleteLookasideListEx"),
     ("ExInitializeNPagedLookasideList", "ExDeleteNPagedLookasideList"),
     ("ExInitializePagedLookasideList", "ExDeletePagedLookasideList"),
+    ("IoAllocateIrp", "IoFreeIrp"),
+    ("ObReferenceObjectByHandle", "ObfDereferenceObject"),
 ];
 
 /// Every problem the log shows, each with the lines that show it.
@@ -148,14 +150,25 @@ fn tag_summary(tags: &BTreeMap<u32, TagStats>) -> String {
 }
 
 /// What the driver must have done in every cycle besides the basics: a quota allocation through
-/// the non-raising `ExAllocatePoolWithQuotaTag` (when the client ran its scenario), one `IoGetDeviceInterfaces`
-/// list freed with `ExFreePool`, and a lookaside list initialized (and, by [`PAIRS`], deleted).
+/// the non-raising `ExAllocatePoolWithQuotaTag` and the client's `RUN_BACKGROUND` (a system thread
+/// waited for, an IRP sent to its own device: when the client ran its scenario), one
+/// `IoGetDeviceInterfaces` list freed with `ExFreePool`, and a lookaside list initialized (and, by
+/// [`PAIRS`], deleted).
 pub(super) fn pool_surface_problems(cycle: &CycleTrace, client: bool) -> Vec<String> {
     let n = cycle.number;
     let calls = |name: &str| cycle.calls.get(name).copied().unwrap_or(0);
     let mut problems = Vec::new();
     if client && calls("ExAllocatePoolWithQuotaTag") == 0 {
         problems.push(format!("cycle {n}: the relay trace shows no ExAllocatePoolWithQuotaTag call by the driver"));
+    }
+    // The client's RUN_BACKGROUND: a system thread that runs and is waited for, and an IRP the driver
+    // sends its own device, completed into its routine and freed (by `PAIRS`).
+    if client {
+        for routine in ["PsCreateSystemThread", "KeWaitForSingleObject", "IoAllocateIrp", "IofCallDriver"] {
+            if calls(routine) == 0 {
+                problems.push(format!("cycle {n}: the relay trace shows no {routine} call by the driver"));
+            }
+        }
     }
     // Wine 8's IoGetDeviceInterfaces is a stub (STATUS_NOT_IMPLEMENTED): then there is no list to
     // free. Either way, one call, and one ExFreePool per list returned.

@@ -38,6 +38,14 @@ const RELAY_INCLUDE: &[&str] = &[
     "ExDeleteNPagedLookasideList",
     "ExInitializePagedLookasideList",
     "ExDeletePagedLookasideList",
+    "PsCreateSystemThread",
+    "PsTerminateSystemThread",
+    "ObReferenceObjectByHandle",
+    "ObfDereferenceObject",
+    "KeWaitForSingleObject",
+    "IoAllocateIrp",
+    "IoFreeIrp",
+    "IofCallDriver",
 ];
 /// The bound on each Wine command.
 pub(super) const STEP_TIMEOUT: Duration = Duration::from_secs(120);

@@ -334,11 +334,17 @@ impl Parser<'_> {
         let Frame::Kernel { ours: true, alloc, .. } = frame else { return };
         let Some(cycle) = self.current.as_mut() else { return };
         kernel_buffer_returned(cycle, func, retval);
-        if func == "IoCreateDevice" || func == "IoCreateSymbolicLink" {
+        let succeeded = match func {
             // NTSTATUS: success when the low 32 bits are not negative.
-            if (retval as u32 as i32) >= 0 {
-                *cycle.succeeded.entry(func.to_string()).or_default() += 1;
+            "IoCreateDevice" | "IoCreateSymbolicLink" | "PsCreateSystemThread" | "ObReferenceObjectByHandle" => {
+                (retval as u32 as i32) >= 0
             }
+            // A pointer: success when not NULL.
+            "IoAllocateIrp" => retval != 0,
+            _ => false,
+        };
+        if succeeded {
+            *cycle.succeeded.entry(func.to_string()).or_default() += 1;
         }
         let Some((tag, size, line, text)) = alloc else { return };
         let stats = cycle.tags.entry(tag).or_default();

@@ -162,7 +162,8 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "Checked: DbgPrint lines once per cycle, the ExAllocatePoolWithTag fallback (no ExAllocatePool2 call), \
-             every block freed once with its own tag, nothing left after sc stop, pairs balanced, no crash or stub."
+             every block freed once with its own tag, nothing left after sc stop, pairs balanced (IRPs and thread \
+             references included), the client's system thread and IRP run, no crash or stub."
         )?;
         if self.ignored > 0 {
             writeln!(f, "Not counted: {} pool calls of Wine's own drivers.", self.ignored)?;
