@@ -62,7 +62,33 @@ impl Default for Config {
     }
 }
 
+/// The environment variable that turns special pool on for every kernel whose builder does not choose
+/// ([`KernelBuilder::build`](super::KernelBuilder::build)).
+pub(crate) const SPECIAL_POOL_VARIABLE: &str = "NTPOOL_SPECIAL_POOL";
+
 impl Config {
+    /// The default configuration, with special pool as [`SPECIAL_POOL_VARIABLE`] says (the
+    /// process-wide default kernel's).
+    pub(crate) fn from_environment() -> Self {
+        let mut config = Config::default();
+        config.apply_environment();
+        config
+    }
+
+    /// Special pool for every allocation below a page when [`SPECIAL_POOL_VARIABLE`] is `1` or `end`
+    /// ([`SpecialPoolAlignment::VerifyEnd`]) or `start` ([`SpecialPoolAlignment::VerifyStart`]),
+    /// unless special pool was configured already; nothing otherwise. Only where special pool exists
+    /// (Linux on x86_64).
+    pub(crate) fn apply_environment(&mut self) {
+        if cfg!(ntpool_pages) && self.special_pool.is_none() {
+            self.special_pool = match std::env::var(SPECIAL_POOL_VARIABLE).as_deref() {
+                Ok("1" | "end") => Some(SpecialPoolAlignment::VerifyEnd),
+                Ok("start") => Some(SpecialPoolAlignment::VerifyStart),
+                _ => None,
+            };
+        }
+    }
+
     /// Whether Driver Verifier runs with pool tracking.
     pub(crate) fn pool_tracking(&self) -> bool {
         self.verifier && self.pool_tracking

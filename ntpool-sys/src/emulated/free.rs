@@ -1,14 +1,20 @@
 //! Freeing pool (`ExFreePoolWithTag`, `ExFreePool`, and `VideoPortFreePool`'s), checked as the
 //! kernel and Driver Verifier check it: an address that is not a live block (never allocated, freed
 //! already, or inside a block), the IRQL, the tag, special pool's slack, pool tracking's overrun
-//! zone, and a lookaside list still live in the block. Every check happens before the first change
-//! to the pool, so a bug check leaves it as it was.
+//! zone, a lookaside list still live in the block, and an armed timer or a queued DPC in it. Every
+//! check happens before the first change to the pool, so a bug check leaves it as it was. The block
+//! is looked for in the calling thread's shard first, then in the others ([`shards`](super::shards)).
+
+use std::vec::Vec;
 
 use super::checks::{self, Check};
 use super::pool::FREED_FILL;
 use super::reports::PoolKind;
+use super::shards::Shard;
+#[cfg(ntpool_pages)]
+use super::special;
 use super::state::{State, with_current};
-use super::table::{Backing, OVERRUN_FILL, PAGE_SIZE, POOL_ALIGNMENT, Pool, PoolGuard, Retired, overrun_zone};
+use super::table::{Backing, PAGE_SIZE, POOL_ALIGNMENT, Pool, PoolGuard, Retired, overrun_in_zone};
 use super::thread::current_irql;
 use crate::{APC_LEVEL, DISPATCH_LEVEL, PVOID, ULONG};
 
@@ -25,21 +31,56 @@ pub(crate) fn freed_header(size: usize, tag: ULONG) -> u64 {
     (u64::from(tag) << 32) | ((block_size & 0xFF) << 16)
 }
 
-/// Raises `check` with `parameters` once the pool's lock is given back.
-fn stop(state: &State, pool: PoolGuard<'_, Pool>, check: &Check, parameters: [u64; 4]) {
-    drop(pool);
+/// Raises `check` with `parameters` once the shard locks in `locked` are given back.
+fn stop<L>(state: &State, locked: L, check: &Check, parameters: [u64; 4]) {
+    drop(locked);
     checks::raise(state, check, parameters);
 }
 
 fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
-    let verifier = state.config.verifier;
     let address = pointer as usize;
+    let shard = state.shard();
+    let guard = shard.lock();
+    match guard.live.find(address) {
+        Some((slot, _)) => free_block(state, guard, slot, address, tag),
+        None => {
+            drop(guard);
+            free_elsewhere(state, shard, address, tag);
+        }
+    }
+}
+
+/// A free of an address the calling thread's shard does not hold: a block another thread allocated
+/// (found in its shard, one lock at a time), or else no live block at all, which is told apart with
+/// every shard locked.
+#[cold]
+#[inline(never)]
+fn free_elsewhere(state: &State, own: &Shard, address: usize, tag: Option<ULONG>) {
+    for shard in state.shards.iter().filter(|&shard| !core::ptr::eq(shard, own)) {
+        let guard = shard.lock();
+        if let Some((slot, _)) = guard.live.find(address) {
+            return free_block(state, guard, slot, address, tag);
+        }
+    }
+    let mut guards = state.shards.lock_all();
+    // Allocated meanwhile (only a driver that frees what it has not been given yet gets here).
+    let found = guards.iter().enumerate().find_map(|(i, pool)| Some((i, pool.live.find(address)?.0)));
+    if let Some((index, slot)) = found {
+        let guard = guards.swap_remove(index);
+        drop(guards);
+        return free_block(state, guard, slot, address, tag);
+    }
+    free_of_no_block(state, guards, address)
+}
+
+/// Frees the live block in `slot` of the locked shard `guard` after the checks of a free, each of
+/// which leaves the pool as it was when it fails.
+#[inline(always)]
+fn free_block(state: &State, mut guard: PoolGuard<'_, Pool>, slot: usize, address: usize, tag: Option<ULONG>) {
+    let verifier = state.config.verifier;
     let irql = current_irql();
-    let mut guard = state.pool();
     let pool = &mut *guard;
-    let Some((slot, block)) = pool.live.find(address) else {
-        return free_of_no_block(state, guard, address);
-    };
+    let Some(block) = pool.live.at(slot) else { return };
     let max_irql = if block.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
     if irql > max_irql {
         let (pool_type, address) = (block.pool_type as u64, address as u64);
@@ -57,13 +98,15 @@ fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
         let parameters = [0x0A, address as u64, allocated_with.into(), used.into()];
         return stop(state, guard, &checks::WRONG_TAG_ON_FREE, parameters);
     }
-    if let Some(found) = state.objects.lock().check_free(address, address + block.size) {
-        drop(guard);
-        return super::state::raise(state, found);
+    if state.objects.may_hold_any() {
+        if let Some(found) = state.objects.lock().check_free(address, address + block.size) {
+            drop(guard);
+            return super::state::raise(state, found);
+        }
     }
     #[cfg(ntpool_pages)]
-    if let Backing::Pages { pages, special: true } = &block.backing {
-        if let Some((corrupted, subcode)) = pages.corrupted_slack() {
+    if let Backing::Special { slot } = block.backing {
+        if let Some((corrupted, subcode)) = special::corrupted_slack(slot, address, block.size) {
             let check = if subcode == 0x23 {
                 &checks::SPECIAL_POOL_UNDERRUN_AT_FREE
             } else {
@@ -74,8 +117,7 @@ fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
     }
     if let (Backing::Heap { .. }, true) = (&block.backing, state.config.pool_tracking()) {
         // SAFETY: the zone lies inside the host block behind this live block (`pool::back` made it so).
-        let overrun = overrun_zone(address, block.size).find(|&a| unsafe { *(a as *const u8) } != OVERRUN_FILL);
-        if let Some(beyond) = overrun {
+        if let Some(beyond) = unsafe { overrun_in_zone(address, block.size) } {
             let parameters = [0x51, address as u64, beyond as u64, block.size as u64];
             return stop(state, guard, &checks::OVERRUN_FOUND_AT_FREE, parameters);
         }
@@ -89,41 +131,44 @@ fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
         }
     }
     let Some(block) = pool.live.remove(slot) else { return };
-    let row = &mut pool.usage[block.row];
-    row.frees += 1;
-    row.bytes -= block.size as u64;
-    if let Some(charge) = block.charged.and_then(|process| pool.quota.get_mut(&process)) {
-        *if block.kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= block.size as u64;
+    if let Some(row) = pool.usage.get_mut(block.row) {
+        row.frees += 1;
+        row.bytes -= block.size as u64;
+    }
+    if let Some(process) = block.charged {
+        if let Some(charge) = state.quota_charges().get_mut(&process) {
+            *if block.kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= block.size as u64;
+        }
     }
     retire(&block.backing, address, block.size);
     let retired = Retired { address, tag: block.tag, size: block.size, backing: block.backing };
     if let Some(oldest) = pool.quarantine.retire(retired) {
-        if let Some(backing) = pool.spare.keep(oldest.backing) {
-            backing.release();
+        if let Some(oldest) = pool.spare.keep(oldest) {
+            oldest.release();
         }
     }
 }
 
 /// A free of an address that is not a live block's: a block freed already (still in quarantine), an
-/// address inside a live block, or one no allocation returned.
+/// address inside a live block, or one no allocation returned. `guards` hold every shard.
 #[cold]
-fn free_of_no_block(state: &State, guard: PoolGuard<'_, Pool>, address: usize) {
-    let freed = guard.quarantine.freed(address);
-    let interior =
-        freed.is_none() && guard.live.iter().any(|(start, block)| start < address && address < start + block.size);
+fn free_of_no_block(state: &State, guards: Vec<PoolGuard<'_, Pool>>, address: usize) {
+    let freed = guards.iter().find_map(|pool| pool.quarantine.freed(address));
+    let inside = |pool: &Pool| pool.live.iter().any(|(start, block)| start < address && address < start + block.size);
+    let interior = freed.is_none() && guards.iter().any(|pool| inside(pool));
     let verifier = state.config.verifier;
     let address = address as u64;
     match (freed, verifier) {
         (Some((tag, size)), true) => {
             let parameters = [0x13, 0, address.wrapping_sub(16), freed_header(size, tag)];
-            stop(state, guard, &checks::DOUBLE_FREE, parameters);
+            stop(state, guards, &checks::DOUBLE_FREE, parameters);
         }
         (Some((tag, size)), false) => {
-            stop(state, guard, &checks::BAD_POOL_CALLER_DOUBLE_FREE, [0x07, 0, freed_header(size, tag), address]);
+            stop(state, guards, &checks::BAD_POOL_CALLER_DOUBLE_FREE, [0x07, 0, freed_header(size, tag), address]);
         }
-        (None, true) if interior => stop(state, guard, &checks::FREE_AT_INTERIOR_ADDRESS, [0x16, 0, address, 0]),
-        (None, true) => stop(state, guard, &checks::FREE_OF_UNKNOWN_ADDRESS, [0x10, address, 0, 0]),
-        (None, false) => stop(state, guard, &checks::BAD_POOL_CALLER_INVALID_ADDRESS, [0x99, address, 0, 0]),
+        (None, true) if interior => stop(state, guards, &checks::FREE_AT_INTERIOR_ADDRESS, [0x16, 0, address, 0]),
+        (None, true) => stop(state, guards, &checks::FREE_OF_UNKNOWN_ADDRESS, [0x10, address, 0, 0]),
+        (None, false) => stop(state, guards, &checks::BAD_POOL_CALLER_INVALID_ADDRESS, [0x99, address, 0, 0]),
     }
 }
 
@@ -154,9 +199,9 @@ fn wrong_tag(allocated: ULONG, tag: Option<ULONG>) -> Option<(ULONG, ULONG)> {
 fn retire(backing: &Backing, address: usize, size: usize) {
     match *backing {
         #[cfg(ntpool_pages)]
-        Backing::Pages { ref pages, special: true } => pages.retire(),
+        Backing::Special { slot } => special::retire(slot),
         #[cfg(ntpool_pages)]
-        Backing::Pages { ref pages, special: false } => {
+        Backing::Pages { ref pages } => {
             pages.touch();
             // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
             unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) };

@@ -548,7 +548,9 @@ impl KernelBuilder {
     /// assert!(kernel.outstanding().is_empty());
     /// ```
     pub fn build(self) -> Kernel {
-        Kernel { state: Arc::new(State::new(self.config)) }
+        let mut config = self.config;
+        config.apply_environment();
+        Kernel { state: Arc::new(State::new(config)) }
     }
 }
 

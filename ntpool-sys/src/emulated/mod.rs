@@ -85,9 +85,10 @@
 //! 1. `thread`: each thread's IRQL, id and process;
 //! 2. `reports`: bug checks, and poolmon's table and the records reports are made of;
 //! 3. `config`: what [`KernelBuilder`] sets;
-//! 4. `pages` (Linux on x86_64): page-backed blocks and the fault handler of special pool and Force
-//!    IRQL Checking;
-//! 5. `table`: the pool's bookkeeping (live blocks, quarantine, spare blocks, its lock);
+//! 4. `special` and `pages` (Linux on x86_64): special pool's arena of reused slots (a data page
+//!    between guard pages); Force IRQL Checking's page-backed blocks and the fault handler of both;
+//! 5. `table`: the pool's bookkeeping (live blocks, quarantine, spare blocks, a shard's lock);
+//!    `shards`: the shards of a kernel's pool, one per thread inside the kernel;
 //! 6. `objects`: the bookkeeping of DPCs, timers and work items, and the checks made on it (0xC7
 //!    when pool holding an armed timer or a queued DPC is freed, 0xCE for what is pending at unload);
 //! 7. `state`: one kernel's state, and which kernel a thread has entered;
@@ -119,6 +120,9 @@ mod options;
 mod pages;
 pub(crate) mod pool;
 pub(crate) mod reports;
+mod shards;
+#[cfg(ntpool_pages)]
+mod special;
 mod state;
 pub(crate) mod sync;
 mod table;

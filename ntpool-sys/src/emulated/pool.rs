@@ -16,8 +16,11 @@ use super::config::PoolAlignment;
 #[cfg(ntpool_pages)]
 use super::pages;
 use super::reports::PoolKind;
-use super::state::{State, current, with_current};
-use super::table::{Backing, Block, CACHE_LINE, OVERRUN_FILL, PAGE_SIZE, POOL_ALIGNMENT, Pool, TRAILER, overrun_zone};
+use super::shards::Shard;
+#[cfg(ntpool_pages)]
+use super::special;
+use super::state::{State, with_current};
+use super::table::{Backing, Block, CACHE_LINE, PAGE_SIZE, POOL_ALIGNMENT, Pool, TRAILER, fill_overrun_zone};
 use super::thread::{IDLE_PROCESS, current_irql, current_process, in_dpc};
 use crate::{APC_LEVEL, DISPATCH_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG};
 
@@ -170,13 +173,16 @@ fn allocate_legacy(
     site: &'static Location<'static>,
     routine: &'static str,
 ) -> PVOID {
-    let state = current();
-    if pool_type == crate::NonPagedPoolMustSucceed {
-        must_succeed(&state, pool_type, size, tag);
-        return core::ptr::null_mut();
-    }
-    let Some(request) = legacy_request(pool_type, size, tag, routine, false) else { return core::ptr::null_mut() };
-    allocate(&state, request, site)
+    with_current(|state| {
+        if pool_type == crate::NonPagedPoolMustSucceed {
+            must_succeed(state, pool_type, size, tag);
+            return core::ptr::null_mut();
+        }
+        let Some(request) = legacy_request(pool_type, size, tag, routine, false) else {
+            return core::ptr::null_mut();
+        };
+        allocate(state, request, site)
+    })
 }
 
 /// The request `ExAllocatePoolWithTag` (or its quota form, `quota`) makes of a `POOL_TYPE`, on behalf
@@ -215,23 +221,32 @@ pub(crate) fn allocate_pool_with_quota_tag(
     tag: ULONG,
     site: &'static Location<'static>,
 ) -> PVOID {
-    let state = current();
+    with_current(|state| allocate_with_quota_in(state, pool_type, size, tag, site))
+}
+
+fn allocate_with_quota_in(
+    state: &State,
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> PVOID {
     let raise = pool_type & crate::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE == 0;
     let pool_type = pool_type & !crate::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
     if pool_type == crate::NonPagedPoolMustSucceed {
-        must_succeed(&state, pool_type, size, tag);
+        must_succeed(state, pool_type, size, tag);
         return core::ptr::null_mut();
     }
     let Some(request) = legacy_request(pool_type, size, tag, "ExAllocatePoolWithQuotaTag", true) else {
         return core::ptr::null_mut();
     };
     // Which exception the raising form raises: the quota's, or the pool's own failure.
-    let over_quota = !charge_fits(&state, current_process(), size as usize);
-    let block = allocate(&state, request, site);
+    let over_quota = !charge_fits(state, current_process(), size as usize);
+    let block = allocate(state, request, site);
     if block.is_null() && raise {
         let exception = if over_quota { STATUS_QUOTA_EXCEEDED } else { STATUS_INSUFFICIENT_RESOURCES };
         let routine = allocate_pool_with_quota_tag as *const () as usize;
-        unhandled_exception(&state, &checks::QUOTA_EXCEPTION_NOT_HANDLED, exception, routine);
+        unhandled_exception(state, &checks::QUOTA_EXCEPTION_NOT_HANDLED, exception, routine);
     }
     block
 }
@@ -284,22 +299,19 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
         return core::ptr::null_mut();
     }
     let Request { kind, pool_type, size, tag, .. } = request;
-    let call = state.allocation_calls.fetch_add(1, Ordering::SeqCst) + 1;
-    if state.config.fail_allocation == Some(call) {
-        state.pool().count_site(site, true);
+    let shard = state.shard();
+    if (state.config.fail_allocation.is_some() || state.config.low_resources.is_some())
+        && simulated_failure(state, shard, site)
+    {
         return core::ptr::null_mut();
-    }
-    if let Some((_, percent)) = state.config.low_resources {
-        if state.next_random() % 100 < u64::from(percent) {
-            state.pool().count_site(site, true);
-            return core::ptr::null_mut();
-        }
     }
     let process = current_process();
     if request.quota && !charge_fits(state, process, size) {
+        shard.lock().calls += 1;
         return core::ptr::null_mut();
     }
-    let mut pool = state.pool();
+    let mut pool = shard.lock();
+    pool.calls += 1;
     let Some((block, backing)) = back(state, &mut pool, &request) else {
         return core::ptr::null_mut();
     };
@@ -308,9 +320,8 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     unsafe { block.write_bytes(fill, size) };
     let address = block as usize;
     if let (Backing::Heap { .. }, true) = (&backing, state.config.pool_tracking()) {
-        let zone = overrun_zone(address, size);
         // SAFETY: `back` made the host block reach past the zone; the bytes belong to no one.
-        unsafe { (zone.start as *mut u8).write_bytes(OVERRUN_FILL, zone.len()) };
+        unsafe { fill_overrun_zone(address, size) };
     }
     pool.count_site(site, false);
     let row = pool.row(tag, kind);
@@ -320,7 +331,8 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     }
     let charged = request.quota.then_some(process);
     if charged.is_some() {
-        let charge = pool.quota.entry(process).or_default();
+        let mut quota = state.quota_charges();
+        let charge = quota.entry(process).or_default();
         *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } += size as u64;
     }
     let block_record = Block { tag, kind, pool_type, size, backing, site, routine: request.routine, charged, row };
@@ -328,10 +340,28 @@ fn allocate(state: &State, request: Request, site: &'static Location<'static>) -
     block.cast()
 }
 
+/// Driver Verifier's low resources simulation and systematic failures
+/// ([`KernelBuilder::fail_allocation`](super::KernelBuilder::fail_allocation)): whether this request
+/// fails. The requests are numbered across the kernel's threads (one counter every thread writes,
+/// only in these configurations).
+#[cold]
+#[inline(never)]
+fn simulated_failure(state: &State, shard: &Shard, site: &'static Location<'static>) -> bool {
+    let call = state.numbered_calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let failed = state.config.fail_allocation == Some(call)
+        || state.config.low_resources.is_some_and(|(_, percent)| state.next_random() % 100 < u64::from(percent));
+    if failed {
+        let mut pool = shard.lock();
+        pool.calls += 1;
+        pool.count_site(site, true);
+    }
+    failed
+}
+
 /// Whether `size` more bytes fit in `process`'s pool quota.
 fn charge_fits(state: &State, process: u64, size: usize) -> bool {
     let Some(limit) = state.config.process_quota else { return true };
-    let (paged, non_paged) = state.pool().quota.get(&process).copied().unwrap_or_default();
+    let (paged, non_paged) = state.quota_charges().get(&process).copied().unwrap_or_default();
     paged + non_paged + size as u64 <= limit
 }
 
@@ -346,12 +376,14 @@ fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, B
             .special_pool
             .filter(|_| request.size < PAGE_SIZE && config.special_pool_tag.is_none_or(|tag| tag == request.tag));
         let paged = request.kind == PoolKind::Paged;
-        if special.is_some() || (paged && config.force_irql_checking) {
-            let pages = pages::allocate(request.size, align, paged, special)?;
-            return Some((
-                pages.data as *mut u8,
-                Backing::Pages { pages: Box::new(pages), special: special.is_some() },
-            ));
+        if let Some(alignment) = special {
+            pages::install_handler();
+            let (slot, data) = special::allocate(request.size, align, paged, alignment)?;
+            return Some((data as *mut u8, Backing::Special { slot }));
+        }
+        if paged && config.force_irql_checking {
+            let pages = pages::allocate(request.size, align)?;
+            return Some((pages.data as *mut u8, Backing::Pages { pages: Box::new(pages) }));
         }
     }
     // Exactly the alignment Windows promises and not more, so that code relying on more fails here:

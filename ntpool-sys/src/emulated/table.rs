@@ -1,13 +1,14 @@
-//! The pool's bookkeeping: the table of live blocks (open addressing, one multiplication per
-//! lookup), the quarantine of freed blocks, the spare heap blocks kept for reuse, poolmon's rows and
-//! the allocation sites, and the lock that guards them. Data structures only: the allocation and free
-//! routines that use them are in [`pool`](super::pool).
+//! The pool's bookkeeping, one [`Pool`] per shard ([`shards`](super::shards)): the table of live
+//! blocks (open addressing, one multiplication per lookup), the quarantine of freed blocks, the spare
+//! heap blocks kept for reuse, poolmon's rows, the allocation sites and the count of requests, and
+//! the lock that guards them. Data structures only: the allocation and free routines that use them
+//! are in [`pool`](super::pool) and [`free`](super::free).
 
 use std::alloc::Layout;
 #[cfg(ntpool_pages)]
 use std::boxed::Box;
 use std::cell::UnsafeCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,13 +17,16 @@ use std::vec::Vec;
 #[cfg(ntpool_pages)]
 use super::pages::Pages;
 use super::reports::{PoolKind, PoolUsageRow};
+#[cfg(ntpool_pages)]
+use super::special;
 use crate::{POOL_TYPE, ULONG};
 
 /// x64 pool blocks below a page are aligned on 16 bytes, and never more than that is promised.
 pub(crate) const POOL_ALIGNMENT: usize = 16;
 pub(crate) const PAGE_SIZE: usize = 4096;
 pub(crate) const CACHE_LINE: usize = 64;
-/// How many freed blocks are kept (unusable) so that a double free is recognised as such.
+/// How many freed blocks each shard keeps (unusable) so that a double free is recognised as such: a
+/// block stays in quarantine until its shard has retired this many blocks after it.
 const QUARANTINE: usize = 4096;
 /// Bytes past the end of every heap block, beyond its rounding to 16 bytes, that belong to no one:
 /// pool tracking fills them (with the rounding slack) with [`OVERRUN_FILL`] and checks them at free
@@ -37,31 +41,74 @@ pub(crate) fn overrun_zone(address: usize, size: usize) -> core::ops::Range<usiz
     address + size..address + size.next_multiple_of(POOL_ALIGNMENT) + TRAILER
 }
 
+/// [`OVERRUN_FILL`] in every byte of a 16-byte word.
+const OVERRUN_WORD: u128 = u128::from_ne_bytes([OVERRUN_FILL; 16]);
+
+/// Fills the overrun zone of a block of `size` bytes at `address` with [`OVERRUN_FILL`]: two
+/// unaligned 16-byte stores that overlap (the zone is 16 to 31 bytes long).
+///
+/// # Safety
+/// The zone ([`overrun_zone`]) is valid for writes and belongs to no one.
+#[inline(always)]
+pub(crate) unsafe fn fill_overrun_zone(address: usize, size: usize) {
+    let zone = overrun_zone(address, size);
+    // SAFETY: the zone is at least 16 bytes long and valid for writes (the caller's contract).
+    unsafe { (zone.start as *mut u128).write_unaligned(OVERRUN_WORD) };
+    // SAFETY: as above: the last 16 bytes of the zone.
+    unsafe { ((zone.end - 16) as *mut u128).write_unaligned(OVERRUN_WORD) };
+}
+
+/// The first byte of the overrun zone of a block of `size` bytes at `address` that no longer holds
+/// [`OVERRUN_FILL`], if any: two overlapping 16-byte loads in the common case, the byte only when
+/// one of them differs.
+///
+/// # Safety
+/// The zone ([`overrun_zone`]) is valid for reads.
+#[inline(always)]
+pub(crate) unsafe fn overrun_in_zone(address: usize, size: usize) -> Option<usize> {
+    let zone = overrun_zone(address, size);
+    // SAFETY: the zone is at least 16 bytes long and valid for reads (the caller's contract).
+    let first = unsafe { (zone.start as *const u128).read_unaligned() };
+    // SAFETY: as above: the last 16 bytes of the zone.
+    let last = unsafe { ((zone.end - 16) as *const u128).read_unaligned() };
+    if first == OVERRUN_WORD && last == OVERRUN_WORD {
+        return None;
+    }
+    // SAFETY: as above, byte by byte.
+    zone.into_iter().find(|&a| unsafe { *(a as *const u8) } != OVERRUN_FILL)
+}
+
 /// The memory behind a block.
 #[derive(Clone, Debug)]
 pub(crate) enum Backing {
     /// From the host's allocator: `base`, allocated with `layout`.
     Heap { base: usize, layout: Layout },
-    /// Pages of its own: special pool, or pageable memory under Force IRQL Checking. (Boxed, so
-    /// that the records of the far more common heap blocks stay small.)
+    /// Pageable memory on pages of its own under Force IRQL Checking. (Boxed, so that the records of
+    /// the far more common heap blocks stay small.)
     #[cfg(ntpool_pages)]
-    Pages { pages: Box<Pages>, special: bool },
+    Pages { pages: Box<Pages> },
+    /// A special pool slot ([`special`]): a data page between guard pages, reused block after block.
+    #[cfg(ntpool_pages)]
+    Special { slot: u32 },
 }
 
 impl Backing {
-    /// Gives the memory back to the host.
+    /// Gives the memory of a block that was never freed (left live when its kernel goes) back to the
+    /// host, or to special pool's free slots.
     pub(crate) fn release(&self) {
         match *self {
             // SAFETY: every heap block was allocated with exactly this layout, and is released once:
             // its record is dropped with it.
             Backing::Heap { base, layout } => unsafe { std::alloc::dealloc(base as *mut u8, layout) },
             #[cfg(ntpool_pages)]
-            Backing::Pages { ref pages, .. } => pages.unmap(),
+            Backing::Pages { ref pages } => pages.unmap(),
+            #[cfg(ntpool_pages)]
+            Backing::Special { slot } => special::release_live(slot),
         }
     }
 }
 
-/// One live (or quarantined) pool block.
+/// One live pool block.
 #[derive(Clone, Debug)]
 pub(crate) struct Block {
     pub(crate) tag: ULONG,
@@ -73,7 +120,7 @@ pub(crate) struct Block {
     pub(crate) routine: &'static str,
     /// The process the block is charged to, for quota allocations.
     pub(crate) charged: Option<u64>,
-    /// Its row in [`Pool::usage`].
+    /// Its row in [`Pool::usage`] (of the shard that holds the block's record).
     pub(crate) row: usize,
 }
 
@@ -88,12 +135,25 @@ pub(crate) struct Retired {
     pub(crate) backing: Backing,
 }
 
-/// The pool's bookkeeping. An allocation and a free make one insertion into and one removal from
-/// the table of live blocks, with a cheap hash, and allocate nothing once the tables have grown;
-/// only the error paths search the quarantine.
+impl Retired {
+    /// Gives the memory back when the block leaves quarantine (or its kernel goes). A special pool
+    /// slot goes back to the free slots knowing that only the block's own bytes need the slack
+    /// pattern again: the rest of its page was checked at free and stayed inaccessible since.
+    pub(crate) fn release(self) {
+        match self.backing {
+            #[cfg(ntpool_pages)]
+            Backing::Special { slot } => special::release_freed(slot, self.address, self.size),
+            backing => backing.release(),
+        }
+    }
+}
+
+/// The bookkeeping of one shard of the pool. An allocation and a free make one insertion into and
+/// one removal from the table of live blocks, with a cheap hash, and allocate nothing once the
+/// tables have grown; only the error paths search the quarantine.
 #[derive(Default)]
 pub(crate) struct Pool {
-    /// The live blocks, by address.
+    /// The live blocks this shard holds the records of, by address.
     pub(crate) live: LiveBlocks,
     /// Freed blocks; at most [`QUARANTINE`].
     pub(crate) quarantine: Quarantine,
@@ -105,8 +165,6 @@ pub(crate) struct Pool {
     pub(crate) rows: HashMap<(ULONG, PoolKind), usize, BuildHasherDefault<AddressHasher>>,
     /// The row found last, which the next allocation most often needs again.
     pub(crate) last_row: Option<(ULONG, PoolKind, usize)>,
-    /// Bytes charged per process: (paged, non-paged).
-    pub(crate) quota: BTreeMap<u64, (u64, u64)>,
     /// Per allocation site: the site, its requests, and how many of them the simulation failed.
     pub(crate) sites: Vec<(&'static Location<'static>, u64, u64)>,
     /// Where a site is in `sites`, by its address (cheaper than by its text).
@@ -114,16 +172,23 @@ pub(crate) struct Pool {
     /// The site counted last (its address, 0 for none) and its index in `sites`: the next allocation
     /// most often comes from it again.
     pub(crate) last_site: (usize, usize),
+    /// Allocation requests counted on this shard (see [`State::allocation_calls`](super::state::State::allocation_calls)).
+    pub(crate) calls: u64,
 }
 
 impl Pool {
     /// The row of `usage` for `tag` in pool `kind`, made on first use.
+    #[inline(always)]
     pub(crate) fn row(&mut self, tag: ULONG, kind: PoolKind) -> usize {
-        if let Some((last_tag, last_kind, row)) = self.last_row {
-            if (last_tag, last_kind) == (tag, kind) {
-                return row;
-            }
+        match self.last_row {
+            Some((last_tag, last_kind, row)) if (last_tag, last_kind) == (tag, kind) => row,
+            _ => self.row_slot(tag, kind),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn row_slot(&mut self, tag: ULONG, kind: PoolKind) -> usize {
         let usage = &mut self.usage;
         let row = *self.rows.entry((tag, kind)).or_insert_with(|| {
             usage.push(PoolUsageRow::new(tag, kind));
@@ -156,6 +221,19 @@ impl Pool {
         });
         self.last_site = (key, index);
         index
+    }
+
+    /// Empties the shard: every block it holds, live or freed, and its spare heap blocks go back.
+    pub(crate) fn release_all(&mut self) {
+        for (_, block) in self.live.drain() {
+            block.backing.release();
+        }
+        for retired in self.quarantine.drain() {
+            retired.release();
+        }
+        for backing in self.spare.drain() {
+            backing.release();
+        }
     }
 }
 
@@ -237,6 +315,12 @@ impl LiveBlocks {
                 _ => slot = (slot + 1) & mask,
             }
         }
+    }
+
+    /// The block in `slot` (found by [`LiveBlocks::find`]).
+    #[inline(always)]
+    pub(crate) fn at(&self, slot: usize) -> Option<&Block> {
+        self.blocks.get(slot)?.as_ref()
     }
 
     /// Takes the block out of `slot` (found by [`LiveBlocks::find`]), and closes the hole.
@@ -340,13 +424,13 @@ impl Spare {
         Some(core::mem::take(slot).0)
     }
 
-    /// Keeps `backing` for reuse when it is a small heap block and none of its size is kept yet;
-    /// otherwise gives it back, to be released.
+    /// Keeps the memory of `retired` (which leaves quarantine) for reuse when it is a small heap
+    /// block and none of its size is kept yet; otherwise gives it back, to be released.
     #[inline]
-    pub(crate) fn keep(&mut self, backing: Backing) -> Option<Backing> {
-        let Backing::Heap { base, layout } = backing else { return Some(backing) };
+    pub(crate) fn keep(&mut self, retired: Retired) -> Option<Retired> {
+        let Backing::Heap { base, layout } = retired.backing else { return Some(retired) };
         if layout.align() != POOL_ALIGNMENT || layout.size() / POOL_ALIGNMENT >= Self::SLOTS {
-            return Some(backing);
+            return Some(retired);
         }
         if self.slots.is_empty() {
             self.slots.resize(Self::SLOTS, (0, 0));
@@ -356,7 +440,7 @@ impl Spare {
                 *slot = (base, layout.size());
                 None
             }
-            _ => Some(backing),
+            _ => Some(retired),
         }
     }
 
@@ -386,11 +470,13 @@ pub(crate) struct PoolLock<T> {
 // the value between threads.
 unsafe impl<T: Send> Sync for PoolLock<T> {}
 
-impl<T> PoolLock<T> {
-    pub(crate) fn new(value: T) -> Self {
-        PoolLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+impl<T: Default> Default for PoolLock<T> {
+    fn default() -> Self {
+        PoolLock { locked: AtomicBool::new(false), value: UnsafeCell::new(T::default()) }
     }
+}
 
+impl<T> PoolLock<T> {
     #[inline]
     pub(crate) fn lock(&self) -> PoolGuard<'_, T> {
         if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
