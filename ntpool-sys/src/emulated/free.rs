@@ -10,11 +10,12 @@ use std::vec::Vec;
 use super::checks::{self, Check};
 use super::pool::FREED_FILL;
 use super::reports::PoolKind;
+use super::shards::PoolGuard;
 use super::shards::Shard;
 #[cfg(ntpool_pages)]
 use super::special;
 use super::state::{State, with_current};
-use super::table::{Backing, PAGE_SIZE, POOL_ALIGNMENT, Pool, PoolGuard, Retired, overrun_in_zone};
+use super::table::{Backing, Entry, Memory, PAGE_SIZE, POOL_ALIGNMENT, Pool, RecordIndex, fill, overrun_in_zone};
 use super::thread::current_irql;
 use crate::{APC_LEVEL, DISPATCH_LEVEL, PVOID, ULONG};
 
@@ -32,17 +33,20 @@ pub(crate) fn freed_header(size: usize, tag: ULONG) -> u64 {
 }
 
 /// Raises `check` with `parameters` once the shard locks in `locked` are given back.
+#[cold]
+#[inline(never)]
 fn stop<L>(state: &State, locked: L, check: &Check, parameters: [u64; 4]) {
     drop(locked);
     checks::raise(state, check, parameters);
 }
 
+#[inline(always)]
 fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
     let address = pointer as usize;
     let shard = state.shard();
     let guard = shard.lock();
-    match guard.live.find(address) {
-        Some((slot, _)) => free_block(state, guard, slot, address, tag),
+    match guard.find(address) {
+        Some((entry, index)) => free_block(state, guard, entry, index, address, tag),
         None => {
             drop(guard);
             free_elsewhere(state, shard, address, tag);
@@ -58,55 +62,52 @@ fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
 fn free_elsewhere(state: &State, own: &Shard, address: usize, tag: Option<ULONG>) {
     for shard in state.shards.iter().filter(|&shard| !core::ptr::eq(shard, own)) {
         let guard = shard.lock();
-        if let Some((slot, _)) = guard.live.find(address) {
-            return free_block(state, guard, slot, address, tag);
+        if let Some((entry, index)) = guard.find(address) {
+            return free_block(state, guard, entry, index, address, tag);
         }
     }
     let mut guards = state.shards.lock_all();
     // Allocated meanwhile (only a driver that frees what it has not been given yet gets here).
-    let found = guards.iter().enumerate().find_map(|(i, pool)| Some((i, pool.live.find(address)?.0)));
-    if let Some((index, slot)) = found {
-        let guard = guards.swap_remove(index);
+    let found = guards.iter().enumerate().find_map(|(i, pool)| Some((i, pool.find(address)?)));
+    if let Some((shard, (entry, index))) = found {
+        let guard = guards.swap_remove(shard);
         drop(guards);
-        return free_block(state, guard, slot, address, tag);
+        return free_block(state, guard, entry, index, address, tag);
     }
     free_of_no_block(state, guards, address)
 }
 
-/// Frees the live block in `slot` of the locked shard `guard` after the checks of a free, each of
-/// which leaves the pool as it was when it fails.
+/// Frees the live block at `address` (its `entry` and record `index` in the locked shard `guard`)
+/// after the checks of a free, each of which leaves the pool as it was when it fails. The checks
+/// that find something, and those that need another lock, are out of line.
 #[inline(always)]
-fn free_block(state: &State, mut guard: PoolGuard<'_, Pool>, slot: usize, address: usize, tag: Option<ULONG>) {
-    let verifier = state.config.verifier;
+fn free_block(
+    state: &State,
+    mut guard: PoolGuard<'_, Pool>,
+    entry: Entry,
+    index: RecordIndex,
+    address: usize,
+    tag: Option<ULONG>,
+) {
     let irql = current_irql();
-    let pool = &mut *guard;
-    let Some(block) = pool.live.at(slot) else { return };
-    let max_irql = if block.kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
+    let block = guard.record(index);
+    let (size, kind, memory, backing) = (block.size, block.kind, block.memory, block.backing());
+    let max_irql = if kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
     if irql > max_irql {
-        let (pool_type, address) = (block.pool_type as u64, address as u64);
-        return match (verifier, block.kind == PoolKind::Paged) {
-            (true, true) => stop(state, guard, &checks::PAGED_FREE_ABOVE_APC, [0x11, irql.into(), pool_type, address]),
-            (true, false) => {
-                stop(state, guard, &checks::NON_PAGED_FREE_ABOVE_DISPATCH, [0x12, irql.into(), pool_type, address])
-            }
-            (false, _) => {
-                stop(state, guard, &checks::BAD_POOL_CALLER_FREE_IRQL, [0x09, irql.into(), pool_type, address])
-            }
-        };
+        let pool_type = block.pool_type;
+        return free_at_bad_irql(state, guard, address, kind, pool_type, irql);
     }
     if let Some((allocated_with, used)) = wrong_tag(block.tag, tag) {
         let parameters = [0x0A, address as u64, allocated_with.into(), used.into()];
         return stop(state, guard, &checks::WRONG_TAG_ON_FREE, parameters);
     }
     if state.objects.may_hold_any() {
-        if let Some(found) = state.objects.lock().check_free(address, address + block.size) {
-            drop(guard);
-            return super::state::raise(state, found);
-        }
+        let Some(kept) = unless_timer_or_dpc(state, guard, address, size) else { return };
+        guard = kept;
     }
     #[cfg(ntpool_pages)]
-    if let Backing::Special { slot } = block.backing {
-        if let Some((corrupted, subcode)) = special::corrupted_slack(slot, address, block.size) {
+    if let (Memory::Special, Backing::Special { slot }) = (memory, backing) {
+        if let Some((corrupted, subcode)) = special::corrupted_slack(slot, address, size) {
             let check = if subcode == 0x23 {
                 &checks::SPECIAL_POOL_UNDERRUN_AT_FREE
             } else {
@@ -115,37 +116,87 @@ fn free_block(state: &State, mut guard: PoolGuard<'_, Pool>, slot: usize, addres
             return stop(state, guard, check, [address as u64, corrupted as u64, 0, subcode]);
         }
     }
-    if let (Backing::Heap { .. }, true) = (&block.backing, state.config.pool_tracking()) {
+    if memory == Memory::Heap && state.hot.tracking {
         // SAFETY: the zone lies inside the host block behind this live block (`pool::back` made it so).
-        if let Some(beyond) = unsafe { overrun_in_zone(address, block.size) } {
-            let parameters = [0x51, address as u64, beyond as u64, block.size as u64];
+        if let Some(beyond) = unsafe { overrun_in_zone(address, size) } {
+            let parameters = [0x51, address as u64, beyond as u64, size as u64];
             return stop(state, guard, &checks::OVERRUN_FOUND_AT_FREE, parameters);
         }
     }
-    if verifier && state.live_lists.load(core::sync::atomic::Ordering::Relaxed) > 0 {
-        let lists = state.lookaside.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((&list, _)) = lists.live.range(address..address + block.size).next() {
-            let parameters = [0xCC, list as u64, address as u64, block.size as u64];
-            drop(lists);
-            return stop(state, guard, &checks::FREE_OF_ACTIVE_LOOKASIDE, parameters);
-        }
+    if state.config.verifier && state.live_lists.load(core::sync::atomic::Ordering::Relaxed) > 0 {
+        let Some(kept) = unless_lookaside_list(state, guard, address, size) else { return };
+        guard = kept;
     }
-    let Some(block) = pool.live.remove(slot) else { return };
-    if let Some(row) = pool.usage.get_mut(block.row) {
-        row.frees += 1;
-        row.bytes -= block.size as u64;
+    let block = guard.record(index);
+    let (block_tag, charged) = (block.tag, block.charged);
+    if let Some(process) = charged {
+        give_back(state, process, kind, size);
     }
-    if let Some(process) = block.charged {
-        if let Some(charge) = state.quota_charges().get_mut(&process) {
-            *if block.kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= block.size as u64;
+    retire(backing, address, size);
+    guard.retire(entry, block_tag, kind);
+}
+
+/// A free above the IRQL the block's pool allows: 0xC4 / 0x11, 0x12, or without Driver Verifier
+/// 0xC2 / 0x09.
+#[cold]
+#[inline(never)]
+fn free_at_bad_irql(
+    state: &State,
+    guard: PoolGuard<'_, Pool>,
+    address: usize,
+    kind: PoolKind,
+    pool_type: crate::POOL_TYPE,
+    irql: crate::KIRQL,
+) {
+    let (pool_type, address) = (pool_type as u64, address as u64);
+    match (state.config.verifier, kind == PoolKind::Paged) {
+        (true, true) => stop(state, guard, &checks::PAGED_FREE_ABOVE_APC, [0x11, irql.into(), pool_type, address]),
+        (true, false) => {
+            stop(state, guard, &checks::NON_PAGED_FREE_ABOVE_DISPATCH, [0x12, irql.into(), pool_type, address])
         }
+        (false, _) => stop(state, guard, &checks::BAD_POOL_CALLER_FREE_IRQL, [0x09, irql.into(), pool_type, address]),
     }
-    retire(&block.backing, address, block.size);
-    let retired = Retired { address, tag: block.tag, size: block.size, backing: block.backing };
-    if let Some(oldest) = pool.quarantine.retire(retired) {
-        if let Some(oldest) = pool.spare.keep(oldest) {
-            oldest.release();
-        }
+}
+
+/// Bug check 0xC7 if the block of `size` bytes at `address` holds an armed timer or a queued DPC,
+/// raised once the shard's lock is given back; the lock otherwise.
+#[cold]
+#[inline(never)]
+fn unless_timer_or_dpc<'a>(
+    state: &State,
+    guard: PoolGuard<'a, Pool>,
+    address: usize,
+    size: usize,
+) -> Option<PoolGuard<'a, Pool>> {
+    let Some(found) = state.objects.lock().check_free(address, address + size) else { return Some(guard) };
+    drop(guard);
+    super::state::raise(state, found);
+    None
+}
+
+/// Bug check 0xC4 / 0xCC if the block of `size` bytes at `address` holds a live lookaside list,
+/// raised once the shard's lock is given back; the lock otherwise.
+#[cold]
+#[inline(never)]
+fn unless_lookaside_list<'a>(
+    state: &State,
+    guard: PoolGuard<'a, Pool>,
+    address: usize,
+    size: usize,
+) -> Option<PoolGuard<'a, Pool>> {
+    let lists = state.lookaside.lock().unwrap_or_else(|p| p.into_inner());
+    let Some((&list, _)) = lists.live.range(address..address + size).next() else { return Some(guard) };
+    drop(lists);
+    stop(state, guard, &checks::FREE_OF_ACTIVE_LOOKASIDE, [0xCC, list as u64, address as u64, size as u64]);
+    None
+}
+
+/// Gives back the quota `size` bytes of pool `kind` charged to `process`.
+#[cold]
+#[inline(never)]
+fn give_back(state: &State, process: u64, kind: PoolKind, size: usize) {
+    if let Some(charge) = state.quota_charges().get_mut(&process) {
+        *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= size as u64;
     }
 }
 
@@ -153,8 +204,9 @@ fn free_block(state: &State, mut guard: PoolGuard<'_, Pool>, slot: usize, addres
 /// address inside a live block, or one no allocation returned. `guards` hold every shard.
 #[cold]
 fn free_of_no_block(state: &State, guards: Vec<PoolGuard<'_, Pool>>, address: usize) {
-    let freed = guards.iter().find_map(|pool| pool.quarantine.freed(address));
-    let inside = |pool: &Pool| pool.live.iter().any(|(start, block)| start < address && address < start + block.size);
+    let freed = guards.iter().find_map(|pool| pool.freed(address));
+    let inside =
+        |pool: &Pool| pool.live_blocks().any(|block| block.address < address && address < block.address + block.size);
     let interior = freed.is_none() && guards.iter().any(|pool| inside(pool));
     let verifier = state.config.verifier;
     let address = address as u64;
@@ -196,17 +248,18 @@ fn wrong_tag(allocated: ULONG, tag: Option<ULONG>) -> Option<(ULONG, ULONG)> {
 
 /// Makes a freed block unusable while it sits in quarantine: special pool pages become inaccessible
 /// (a later touch is bug check 0xCC), other memory is filled with [`FREED_FILL`].
-fn retire(backing: &Backing, address: usize, size: usize) {
-    match *backing {
+#[inline(always)]
+fn retire(backing: Backing, address: usize, size: usize) {
+    match backing {
         #[cfg(ntpool_pages)]
         Backing::Special { slot } => special::retire(slot),
         #[cfg(ntpool_pages)]
-        Backing::Pages { ref pages } => {
+        Backing::Pages(pages) => {
             pages.touch();
             // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
             unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) };
         }
         // SAFETY: as above.
-        Backing::Heap { .. } => unsafe { (address as *mut u8).write_bytes(FREED_FILL, size) },
+        Backing::Heap { .. } => unsafe { fill(address as *mut u8, FREED_FILL, size) },
     }
 }

@@ -87,8 +87,9 @@
 //! 3. `config`: what [`KernelBuilder`] sets;
 //! 4. `special` and `pages` (Linux on x86_64): special pool's arena of reused slots (a data page
 //!    between guard pages); Force IRQL Checking's page-backed blocks and the fault handler of both;
-//! 5. `table`: the pool's bookkeeping (live blocks, quarantine, spare blocks, a shard's lock);
-//!    `shards`: the shards of a kernel's pool, one per thread inside the kernel;
+//! 5. `containers` and `table`: the pool's bookkeeping (records, live blocks, quarantine, blocks
+//!    kept for reuse); `shards`: the shards of a kernel's pool, one per thread inside the kernel,
+//!    each behind its lock;
 //! 6. `objects`: the bookkeeping of DPCs, timers and work items, and the checks made on it (0xC7
 //!    when pool holding an armed timer or a queued DPC is freed, 0xCE for what is pending at unload);
 //! 7. `state`: one kernel's state, and which kernel a thread has entered;
@@ -108,6 +109,7 @@
 mod caller;
 pub mod checks;
 mod config;
+mod containers;
 pub(crate) mod dpc;
 mod free;
 pub mod io;

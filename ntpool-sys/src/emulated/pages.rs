@@ -42,19 +42,15 @@ static REGISTRY: [Slot; SLOTS] =
     [const { Slot { state: AtomicU8::new(FREE), start: AtomicUsize::new(0), end: AtomicUsize::new(0) } }; SLOTS];
 
 /// A mapping that backs one pageable block under Force IRQL Checking (special pool's blocks are in
-/// [`special`]'s slots).
+/// [`special`]'s slots): its entry in the registry, which holds where it is.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pages {
-    slot: usize,
-    start: usize,
-    len: usize,
-    /// The block: where the caller's bytes start.
-    pub(crate) data: usize,
+    slot: u32,
 }
 
 /// Maps pages for a pageable block of `size` bytes (non-zero) aligned on `align` (16 or 64), starting
-/// on its own page; Force IRQL Checking trims it.
-pub(crate) fn allocate(size: usize, align: usize) -> Option<Pages> {
+/// on its own page; Force IRQL Checking trims it. The pages, and where the block starts.
+pub(crate) fn allocate(size: usize, align: usize) -> Option<(Pages, usize)> {
     install_handler();
     let rounded = size.checked_add(align - 1)? & !(align - 1);
     let len = rounded.div_ceil(PAGE).checked_mul(PAGE)?;
@@ -79,7 +75,7 @@ pub(crate) fn allocate(size: usize, align: usize) -> Option<Pages> {
     entry.start.store(start, Ordering::Relaxed);
     entry.end.store(start + len, Ordering::Relaxed);
     entry.state.store(LIVE_PAGED, Ordering::Release);
-    Some(Pages { slot, start, len, data: start })
+    Some((Pages { slot: slot as u32 }, start))
 }
 
 fn reserve_slot() -> Option<usize> {
@@ -89,17 +85,29 @@ fn reserve_slot() -> Option<usize> {
 }
 
 impl Pages {
+    /// The pages of registry entry `slot` (as [`Pages::slot`] gave it).
+    pub(crate) fn from_slot(slot: u32) -> Self {
+        Pages { slot }
+    }
+
+    /// The block's entry in the registry.
+    pub(crate) fn slot(self) -> u32 {
+        self.slot
+    }
+
     /// Unmaps the block (when it leaves quarantine, or the kernel is dropped).
-    pub(crate) fn unmap(&self) {
+    pub(crate) fn unmap(self) {
+        let entry = &REGISTRY[self.slot as usize];
+        let (start, end) = (entry.start.load(Ordering::Relaxed), entry.end.load(Ordering::Relaxed));
         // SAFETY: the mapping is ours and nothing refers to it any more.
-        unsafe { libc::munmap(self.start as *mut libc::c_void, self.len) };
-        REGISTRY[self.slot].state.store(FREE, Ordering::Release);
+        unsafe { libc::munmap(start as *mut libc::c_void, end - start) };
+        entry.state.store(FREE, Ordering::Release);
     }
 
     /// Makes a trimmed paged block accessible again: the kernel itself is about to touch it (as the
     /// memory manager pages memory in for its own use).
-    pub(crate) fn touch(&self) {
-        let entry = &REGISTRY[self.slot];
+    pub(crate) fn touch(self) {
+        let entry = &REGISTRY[self.slot as usize];
         if entry.state.compare_exchange(TRIMMED, LIVE_PAGED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             open(entry);
         }

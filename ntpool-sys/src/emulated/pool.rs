@@ -5,8 +5,6 @@
 #![allow(non_snake_case)]
 
 use std::alloc::Layout;
-#[cfg(ntpool_pages)]
-use std::boxed::Box;
 use std::panic::Location;
 use std::sync::atomic::Ordering;
 
@@ -20,7 +18,9 @@ use super::shards::Shard;
 #[cfg(ntpool_pages)]
 use super::special;
 use super::state::{State, with_current};
-use super::table::{Backing, Block, CACHE_LINE, PAGE_SIZE, POOL_ALIGNMENT, Pool, TRAILER, fill_overrun_zone};
+use super::table::{
+    CACHE_LINE, Memory, NewBlock, PAGE_SIZE, POOL_ALIGNMENT, Pool, Reserved, TRAILER, fill, fill_overrun_zone,
+};
 use super::thread::{IDLE_PROCESS, current_irql, current_process, in_dpc};
 use crate::{APC_LEVEL, DISPATCH_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG};
 
@@ -80,11 +80,73 @@ fn unhandled_exception(state: &State, check: &Check, exception: u64, routine: us
     checks::raise(state, check, [exception, routine as u64, 0, 0]);
 }
 
+/// `ExAllocatePool2`'s flags in the terms of a request, worked out where the call is made (inline:
+/// a call with constant flags, as ntpool's are, hands over a constant): the pool type in bits 0-31,
+/// the [`PoolKind`] in bits 32-39, then one bit each for a cache-aligned block, a zeroed block, a
+/// quota charge, `POOL_FLAG_RAISE_ON_FAILURE`, and flags the kernel refuses.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pool2Flags(u64);
+
+impl Pool2Flags {
+    const CACHE_ALIGNED: u64 = 1 << 40;
+    const ZEROED: u64 = 1 << 41;
+    const QUOTA: u64 = 1 << 42;
+    const RAISE: u64 = 1 << 43;
+    const REFUSED: u64 = 1 << 44;
+
+    #[inline(always)]
+    pub(crate) const fn of(flags: POOL_FLAGS) -> Self {
+        let raise = if flags & crate::POOL_FLAG_RAISE_ON_FAILURE != 0 { Self::RAISE } else { 0 };
+        let pool_type =
+            crate::pool_type_for_flags(flags & !(crate::POOL_FLAG_USE_QUOTA | crate::POOL_FLAG_RAISE_ON_FAILURE));
+        let unknown = flags & crate::POOL_FLAG_REQUIRED_MASK & !crate::POOL_FLAG_REQUIRED_KNOWN;
+        let pool_type = match (pool_type, unknown) {
+            (Some(pool_type), 0) => pool_type,
+            // No pool, two pools, or a required flag this kernel does not know: the call fails.
+            _ => return Pool2Flags(Self::REFUSED | raise),
+        };
+        // Exactly one pool's flag is set (`pool_type_for_flags` made sure).
+        let kind = if flags & crate::POOL_FLAG_PAGED != 0 {
+            PoolKind::Paged
+        } else if flags & crate::POOL_FLAG_NON_PAGED_EXECUTE != 0 {
+            PoolKind::NonPagedExecute
+        } else {
+            PoolKind::NonPaged
+        };
+        let mut bits = pool_type as u32 as u64 | (kind as u64) << 32 | raise;
+        if flags & crate::POOL_FLAG_CACHE_ALIGNED != 0 {
+            bits |= Self::CACHE_ALIGNED;
+        }
+        if flags & crate::POOL_FLAG_UNINITIALIZED == 0 {
+            bits |= Self::ZEROED;
+        }
+        if flags & crate::POOL_FLAG_USE_QUOTA != 0 {
+            bits |= Self::QUOTA;
+        }
+        Pool2Flags(bits)
+    }
+
+    #[inline(always)]
+    fn kind(self) -> PoolKind {
+        match (self.0 >> 32) as u8 {
+            0 => PoolKind::Paged,
+            1 => PoolKind::NonPaged,
+            _ => PoolKind::NonPagedExecute,
+        }
+    }
+
+    #[inline(always)]
+    fn has(self, bit: u64) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// `ExAllocatePool2`, with its flags decoded by the caller ([`Pool2Flags::of`]).
 #[inline(never)]
-pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: &'static Location<'static>) -> PVOID {
+pub(crate) fn allocate_pool2(flags: Pool2Flags, size: SIZE_T, tag: ULONG, site: &'static Location<'static>) -> PVOID {
     with_current(|state| {
-        let block = allocate_pool2_in(state, flags, size, tag, site);
-        if block.is_null() && flags & crate::POOL_FLAG_RAISE_ON_FAILURE != 0 {
+        let block = allocate_pool2_decoded(state, flags, size, tag, site);
+        if block.is_null() && flags.has(Pool2Flags::RAISE) {
             // https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exallocatepool2: with
             // POOL_FLAG_RAISE_ON_FAILURE, a failure (no memory, tag 0, invalid flags) raises.
             let check = &checks::RAISE_ON_FAILURE_NOT_HANDLED;
@@ -94,34 +156,28 @@ pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: 
     })
 }
 
-fn allocate_pool2_in(
+/// `ExAllocatePool2`'s work, on `state`, without the raise of `POOL_FLAG_RAISE_ON_FAILURE`.
+#[inline(always)]
+fn allocate_pool2_decoded(
     state: &State,
-    flags: POOL_FLAGS,
+    flags: Pool2Flags,
     size: SIZE_T,
     tag: ULONG,
     site: &'static Location<'static>,
 ) -> PVOID {
-    let pool_type =
-        crate::pool_type_for_flags(flags & !(crate::POOL_FLAG_USE_QUOTA | crate::POOL_FLAG_RAISE_ON_FAILURE));
-    let quota = flags & crate::POOL_FLAG_USE_QUOTA != 0;
-    let unknown = flags & crate::POOL_FLAG_REQUIRED_MASK & !crate::POOL_FLAG_REQUIRED_KNOWN;
-    let (Some(pool_type), 0) = (pool_type, unknown) else {
-        // No pool, two pools, or a required flag this kernel does not know: the call fails.
-        return core::ptr::null_mut();
-    };
-    let request = Request {
-        kind: PoolKind::of_pool_type(pool_type, flags & crate::POOL_FLAG_NON_PAGED_EXECUTE != 0),
-        pool_type,
-        size: size as usize,
-        tag,
-        cache_aligned: flags & crate::POOL_FLAG_CACHE_ALIGNED != 0,
-        zeroed: flags & crate::POOL_FLAG_UNINITIALIZED == 0,
-        routine: "ExAllocatePool2",
-        quota,
-    };
-    if tag == 0 && !state.config.verifier {
+    if flags.has(Pool2Flags::REFUSED) || (tag == 0 && !state.config.verifier) {
         return core::ptr::null_mut();
     }
+    let request = Request {
+        kind: flags.kind(),
+        pool_type: flags.0 as u32 as POOL_TYPE,
+        size: size as usize,
+        tag,
+        cache_aligned: flags.has(Pool2Flags::CACHE_ALIGNED),
+        zeroed: flags.has(Pool2Flags::ZEROED),
+        routine: "ExAllocatePool2",
+        quota: flags.has(Pool2Flags::QUOTA),
+    };
     allocate(state, request, site)
 }
 
@@ -252,6 +308,7 @@ fn allocate_with_quota_in(
 }
 
 /// The checks of a request, in the order Windows makes them; the bug check of the first that fails.
+#[inline(always)]
 fn check_request(state: &State, request: &Request) -> Option<(&'static Check, [u64; 4])> {
     let irql = current_irql();
     let verifier = state.config.verifier;
@@ -293,50 +350,56 @@ fn check_request(state: &State, request: &Request) -> Option<(&'static Check, [u
     None
 }
 
+/// Raises the bug check of a request that fails its checks; the request fails.
+#[cold]
+#[inline(never)]
+fn refuse(state: &State, check: &Check, parameters: [u64; 4]) -> PVOID {
+    checks::raise(state, check, parameters);
+    core::ptr::null_mut()
+}
+
+/// Serves a request: checked, counted (its site, poolmon's row), recorded in the calling thread's
+/// shard, and filled (zeroes, or the uninitialized fill; pool tracking's overrun zone after it).
+#[inline(always)]
 fn allocate(state: &State, request: Request, site: &'static Location<'static>) -> PVOID {
     if let Some((check, parameters)) = check_request(state, &request) {
-        checks::raise(state, check, parameters);
-        return core::ptr::null_mut();
+        return refuse(state, check, parameters);
     }
     let Request { kind, pool_type, size, tag, .. } = request;
     let shard = state.shard();
-    if (state.config.fail_allocation.is_some() || state.config.low_resources.is_some())
-        && simulated_failure(state, shard, site)
-    {
+    if state.hot.simulated && simulated_failure(state, shard, site) {
         return core::ptr::null_mut();
     }
-    let process = current_process();
-    if request.quota && !charge_fits(state, process, size) {
-        shard.lock().calls += 1;
-        return core::ptr::null_mut();
+    let charged = if request.quota { Some(current_process()) } else { None };
+    if let Some(process) = charged {
+        if !charge_fits(state, process, size) {
+            shard.lock().unsited_calls += 1;
+            return core::ptr::null_mut();
+        }
     }
     let mut pool = shard.lock();
-    pool.calls += 1;
-    let Some((block, backing)) = back(state, &mut pool, &request) else {
+    let Some((block, reserved)) = back(state, &mut pool, &request) else {
+        pool.unsited_calls += 1;
         return core::ptr::null_mut();
     };
-    let fill = if request.zeroed { 0 } else { state.config.uninitialized_fill };
-    // SAFETY: `block` is valid for `size` bytes.
-    unsafe { block.write_bytes(fill, size) };
+    if request.zeroed {
+        // SAFETY: `block` is valid for `size` bytes.
+        unsafe { fill(block, 0, size) };
+    } else {
+        // SAFETY: as above.
+        unsafe { fill(block, state.config.uninitialized_fill, size) };
+    }
     let address = block as usize;
-    if let (Backing::Heap { .. }, true) = (&backing, state.config.pool_tracking()) {
+    if Pool::reserved_backing(&reserved).1 == Memory::Heap && state.hot.tracking {
         // SAFETY: `back` made the host block reach past the zone; the bytes belong to no one.
         unsafe { fill_overrun_zone(address, size) };
     }
     pool.count_site(site, false);
-    let row = pool.row(tag, kind);
-    if let Some(usage) = pool.usage.get_mut(row) {
-        usage.allocs += 1;
-        usage.bytes += size as u64;
+    if let Some(process) = charged {
+        charge(state, process, kind, size);
     }
-    let charged = request.quota.then_some(process);
-    if charged.is_some() {
-        let mut quota = state.quota_charges();
-        let charge = quota.entry(process).or_default();
-        *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } += size as u64;
-    }
-    let block_record = Block { tag, kind, pool_type, size, backing, site, routine: request.routine, charged, row };
-    pool.live.insert(address, block_record);
+    let routine = request.routine;
+    pool.insert(reserved, NewBlock { address, size, site, routine, charged, tag, pool_type, kind });
     block.cast()
 }
 
@@ -351,9 +414,7 @@ fn simulated_failure(state: &State, shard: &Shard, site: &'static Location<'stat
     let failed = state.config.fail_allocation == Some(call)
         || state.config.low_resources.is_some_and(|(_, percent)| state.next_random() % 100 < u64::from(percent));
     if failed {
-        let mut pool = shard.lock();
-        pool.calls += 1;
-        pool.count_site(site, true);
+        shard.lock().count_site(site, true);
     }
     failed
 }
@@ -365,9 +426,65 @@ fn charge_fits(state: &State, process: u64, size: usize) -> bool {
     paged + non_paged + size as u64 <= limit
 }
 
-/// Finds memory for a request: pages of its own for special pool (blocks under a page) and for
-/// pageable memory under Force IRQL Checking, the host's heap otherwise.
-fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, Backing)> {
+/// Charges `size` bytes of pool `kind` to `process`.
+#[cold]
+#[inline(never)]
+fn charge(state: &State, process: u64, kind: PoolKind, size: usize) {
+    let mut quota = state.quota_charges();
+    let charge = quota.entry(process).or_default();
+    *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } += size as u64;
+}
+
+/// Finds memory for a request. The common case inline: a block below a page with the 16-byte
+/// alignment Windows promises, from the host's heap (or the shard's spare blocks); the rest in
+/// [`back_other`].
+#[inline(always)]
+fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, Reserved)> {
+    if !state.hot.heap_inline || request.cache_aligned || request.size >= PAGE_SIZE {
+        let other = OtherRequest {
+            size: request.size,
+            tag: request.tag,
+            kind: request.kind,
+            cache_aligned: request.cache_aligned,
+        };
+        return back_other(state, pool, other);
+    }
+    heap_block(pool, request.size, 0)
+}
+
+/// What [`back_other`] needs of a request (passed in registers).
+#[derive(Clone, Copy)]
+struct OtherRequest {
+    size: usize,
+    tag: ULONG,
+    kind: PoolKind,
+    cache_aligned: bool,
+}
+
+/// A heap block of `size` bytes (below a page) that starts `below` bytes past a 16-byte boundary that
+/// is not a 32-byte one.
+#[inline(always)]
+fn heap_block(pool: &mut Pool, size: usize, below: usize) -> Option<(*mut u8, Reserved)> {
+    // The host's plain allocator already aligns on 16 (no aligned-allocation path): take 16 bytes
+    // more (and `below`) and start the block 16 bytes in when the host's block is 32-byte aligned,
+    // then `below` bytes further. The host block reaches [`TRAILER`] bytes past the block rounded to
+    // 16 (pool tracking's overrun zone), wherever in it the block starts.
+    let extra = POOL_ALIGNMENT + below + TRAILER;
+    let rounded = size.checked_next_multiple_of(POOL_ALIGNMENT)?;
+    let layout = Layout::from_size_align(rounded.checked_add(extra)?, POOL_ALIGNMENT).ok()?;
+    // A block of the host's allocated with this layout, new or no longer used by anyone.
+    let reserved = pool.reserve_heap(layout)?;
+    let base = Pool::reserved_backing(&reserved).0;
+    let offset = if base % (2 * POOL_ALIGNMENT) == 0 { POOL_ALIGNMENT } else { 0 } + below;
+    // `rounded + extra` bytes were allocated at `base`, and `offset` is at most `extra`.
+    Some(((base + offset) as *mut u8, reserved))
+}
+
+/// Finds memory for the requests [`back`] does not serve inline: pages of its own for special pool
+/// (blocks under a page) and for pageable memory under Force IRQL Checking, the host's heap with the
+/// alignment asked for otherwise.
+#[inline(never)]
+fn back_other(state: &State, pool: &mut Pool, request: OtherRequest) -> Option<(*mut u8, Reserved)> {
     let align = if request.cache_aligned { CACHE_LINE } else { POOL_ALIGNMENT };
     #[cfg(ntpool_pages)]
     if state.config.special_pool.is_some() || state.config.force_irql_checking {
@@ -379,53 +496,34 @@ fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, B
         if let Some(alignment) = special {
             pages::install_handler();
             let (slot, data) = special::allocate(request.size, align, paged, alignment)?;
-            return Some((data as *mut u8, Backing::Special { slot }));
+            return Some((data as *mut u8, pool.reserve(slot as usize, 0, 0, Memory::Special)));
         }
         if paged && config.force_irql_checking {
-            let pages = pages::allocate(request.size, align)?;
-            return Some((pages.data as *mut u8, Backing::Pages { pages: Box::new(pages) }));
+            let (pages, data) = pages::allocate(request.size, align)?;
+            return Some((data as *mut u8, pool.reserve(pages.slot() as usize, 0, 0, Memory::Pages)));
         }
     }
     // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
     // a page for a page or more, a cache line when asked, else 16 bytes (and never 32). A kernel that
-    // breaks the promises (`PoolAlignment`) takes this path for every size and alignment.
+    // breaks the promises (`PoolAlignment`) takes the small-block path for every size and alignment.
     let below = match state.config.pool_alignment {
         PoolAlignment::Windows if request.size >= PAGE_SIZE || align != POOL_ALIGNMENT => None,
         PoolAlignment::Windows | PoolAlignment::Heap => Some(0),
         PoolAlignment::Eight => Some(8),
     };
     if let Some(below) = below {
-        // The host's plain allocator already aligns on 16 (no aligned-allocation path): take 16
-        // bytes more (and `below`) and start the block 16 bytes in when the host's block is 32-byte
-        // aligned, then `below` bytes further.
-        // The host block reaches [`TRAILER`] bytes past the block rounded to 16 (pool tracking's
-        // overrun zone), wherever in it the block starts.
-        let extra = POOL_ALIGNMENT + below + TRAILER;
-        let rounded = request.size.checked_next_multiple_of(POOL_ALIGNMENT)?;
-        let layout = Layout::from_size_align(rounded.checked_add(extra)?, POOL_ALIGNMENT).ok()?;
-        let base = match pool.spare.take(layout) {
-            // A block of the host's allocated with this layout, no longer used by anyone.
-            Some(base) => base as *mut u8,
-            // SAFETY: `layout` has a non-zero size.
-            None => unsafe { std::alloc::alloc(layout) },
-        };
-        if base.is_null() {
-            return None;
-        }
-        let offset = if base as usize % (2 * POOL_ALIGNMENT) == 0 { POOL_ALIGNMENT } else { 0 } + below;
-        // SAFETY: `rounded + extra` bytes were allocated at `base`, and `offset` is at most `extra`.
-        return Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }));
+        return heap_block(pool, request.size, below);
     }
     let (align, offset) = if request.size >= PAGE_SIZE { (PAGE_SIZE, 0) } else { (2 * align, align) };
     let rounded = request.size.checked_next_multiple_of(POOL_ALIGNMENT)?;
     let layout = Layout::from_size_align(rounded.checked_add(offset + TRAILER)?, align).ok()?;
-    // SAFETY: `layout` has a non-zero size (the request's size is not zero).
+    // SAFETY: `layout` has a non-zero size (a request's size is not zero).
     let base = unsafe { std::alloc::alloc(layout) };
     if base.is_null() {
         return None;
     }
-    // SAFETY: `offset + rounded + TRAILER` bytes were allocated at `base`.
-    Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }))
+    // `offset + rounded + TRAILER` bytes were allocated at `base`.
+    Some(((base as usize + offset) as *mut u8, pool.reserve(base as usize, layout.size(), align as u32, Memory::Heap)))
 }
 
 /// Whether allocations go to `ExAllocatePool2` (true) or to the `ExAllocatePoolWithTag` fallback
@@ -467,7 +565,7 @@ pub fn uses_ex_allocate_pool2() -> bool {
 pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
     let site = core::panic::Location::caller();
     if exports_ex_allocate_pool2() {
-        return allocate_pool2(Flags, NumberOfBytes, Tag, site);
+        return allocate_pool2(Pool2Flags::of(Flags), NumberOfBytes, Tag, site);
     }
     // SAFETY: forwarded contract; the same fallback as on the real kernel.
     unsafe {

@@ -17,10 +17,11 @@
 //! all in index order while holding none.
 
 use std::boxed::Box;
+use std::cell::UnsafeCell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::table::{Pool, PoolGuard, PoolLock};
+use super::table::Pool;
 use super::thread::thread_id;
 
 /// At most this many shards per kernel; threads beyond it share them (by thread id).
@@ -110,5 +111,93 @@ impl Shards {
     /// Every shard, locked, in index order (the lock order of the paths that need them all).
     pub(crate) fn lock_all(&self) -> std::vec::Vec<PoolGuard<'_, Pool>> {
         self.iter().map(Shard::lock).collect()
+    }
+}
+
+/// A shard's lock: taking it is one compare-exchange and releasing it one store when no other
+/// thread holds it, which is the common case (each thread has a shard of its own); a waiting thread spins briefly,
+/// then yields. Not poisoned by a panic: a bug check raised while it is held never leaves the pool
+/// half-updated (every check happens before the first change), and the guard releases it while
+/// unwinding.
+///
+/// # Invariants
+/// `value` is only reached through a [`PoolGuard`], and at most one exists at a time: the one that
+/// set `locked`.
+pub(crate) struct PoolLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is reached by one thread at a time (invariant), so sharing the lock only moves
+// the value between threads.
+unsafe impl<T: Send> Sync for PoolLock<T> {}
+
+impl<T: Default> Default for PoolLock<T> {
+    fn default() -> Self {
+        PoolLock { locked: AtomicBool::new(false), value: UnsafeCell::new(T::default()) }
+    }
+}
+
+impl<T> PoolLock<T> {
+    #[inline]
+    pub(crate) fn lock(&self) -> PoolGuard<'_, T> {
+        if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            self.lock_contended();
+        }
+        // INVARIANT: this thread set `locked`.
+        PoolGuard { lock: self, _exclusive: core::marker::PhantomData }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                if spins < 100 {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                return;
+            }
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
+    }
+}
+
+/// The pool, locked: releases the lock when dropped. It gives `&mut T`, so it is `Sync` only when
+/// `T` is (as `MutexGuard`), which the marker makes the compiler derive.
+pub(crate) struct PoolGuard<'a, T> {
+    lock: &'a PoolLock<T>,
+    _exclusive: core::marker::PhantomData<&'a mut T>,
+}
+
+impl<T> core::ops::Deref for PoolGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: this guard is the only one (invariant of `PoolLock`).
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> core::ops::DerefMut for PoolGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for PoolGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
     }
 }

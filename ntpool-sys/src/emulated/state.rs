@@ -26,6 +26,32 @@ pub(crate) struct Lists {
     pub(crate) deleted: HashSet<usize>,
 }
 
+/// What the allocation and free routines test of the configuration on every call, worked out once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hot {
+    /// Blocks below a page with 16-byte alignment come from the heap, inline: no special pool, no
+    /// Force IRQL Checking, Windows' alignment promises.
+    pub(crate) heap_inline: bool,
+    /// Failures are simulated (`fail_allocation` or the low resources simulation).
+    pub(crate) simulated: bool,
+    /// Pool tracking (with Driver Verifier): the overrun zone after heap blocks.
+    pub(crate) tracking: bool,
+}
+
+impl Hot {
+    fn of(config: &Config) -> Self {
+        #[cfg(ntpool_pages)]
+        let own_pages = config.special_pool.is_some() || config.force_irql_checking;
+        #[cfg(not(ntpool_pages))]
+        let own_pages = false;
+        Hot {
+            heap_inline: !own_pages && config.pool_alignment == super::config::PoolAlignment::Windows,
+            simulated: config.fail_allocation.is_some() || config.low_resources.is_some(),
+            tracking: config.pool_tracking(),
+        }
+    }
+}
+
 /// The state of one emulated kernel, shared by every thread that entered it. What an allocation and
 /// a free write is in the calling thread's shard; the rest is read-only on that path, or written
 /// only by the configurations that need it (the numbering of requests for
@@ -33,6 +59,7 @@ pub(crate) struct Lists {
 /// simulation's generator, quota), so that threads do not share a written cache line.
 pub(crate) struct State {
     pub(crate) config: Config,
+    pub(crate) hot: Hot,
     /// The pool's bookkeeping, one shard per thread inside the kernel.
     pub(crate) shards: Shards,
     /// The requests numbered in the order they reach the pool, for `fail_allocation` only (the
@@ -61,6 +88,7 @@ impl State {
         mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         let seed = (mixed ^ (mixed >> 31)).max(1);
         State {
+            hot: Hot::of(&config),
             config,
             shards: Shards::default(),
             numbered_calls: AtomicU64::new(0),
@@ -102,23 +130,26 @@ impl State {
 
     /// How many allocation requests reached the pool, on every shard.
     pub(crate) fn allocation_calls(&self) -> u64 {
-        self.shards.iter().map(|shard| shard.lock().calls).sum()
+        self.shards.iter().map(|shard| shard.lock().calls()).sum()
     }
 
     pub(crate) fn usage(&self) -> PoolUsage {
         // poolmon order: by tag as it reads, then by pool; one row per tag and pool, all shards added.
+        // A shard counts its frees; its allocations are those and its live blocks.
         let mut rows: BTreeMap<([u8; 4], PoolKind), PoolUsageRow> = BTreeMap::new();
+        let mut add = |tag: ULONG, kind: PoolKind, allocs: u64, frees: u64, bytes: u64| {
+            let row = rows.entry((tag.to_le_bytes(), kind)).or_insert_with(|| PoolUsageRow::new(tag, kind));
+            row.allocs += allocs;
+            row.frees += frees;
+            row.bytes += bytes;
+        };
         for shard in self.shards.iter() {
-            for row in &shard.lock().usage {
-                let total = rows.entry((row.tag.0.to_le_bytes(), row.pool)).or_insert_with(|| PoolUsageRow {
-                    allocs: 0,
-                    frees: 0,
-                    bytes: 0,
-                    ..row.clone()
-                });
-                total.allocs += row.allocs;
-                total.frees += row.frees;
-                total.bytes += row.bytes;
+            let pool = shard.lock();
+            for (tag, kind, frees) in pool.frees() {
+                add(tag, kind, frees, frees, 0);
+            }
+            for block in pool.live_blocks() {
+                add(block.tag, block.kind, 1, 0, block.size as u64);
             }
         }
         PoolUsage { rows: rows.into_values().collect() }
@@ -128,8 +159,8 @@ impl State {
         let mut list = Vec::new();
         for shard in self.shards.iter() {
             let pool = shard.lock();
-            list.extend(pool.live.iter().map(|(address, block)| Allocation {
-                address,
+            list.extend(pool.live_blocks().map(|block| Allocation {
+                address: block.address,
                 tag: RawTag(block.tag),
                 pool: block.kind,
                 size: block.size,
