@@ -125,45 +125,78 @@ impl LiveBlocks {
     }
 }
 
-/// The freed blocks still held: a ring of at most [`QUARANTINE`] records, where each block freed once
-/// the ring is full takes the place of the oldest, which leaves. A retirement is one store and one
-/// index step; only the error paths search the ring.
+/// The freed blocks still held: a ring of `QUARANTINE + 1` entries, the oldest at `next` once the
+/// ring is full. A free puts its block at `next`, and the block there (the oldest) leaves. An
+/// allocation may take the oldest block out first, when its memory fits ([`Quarantine::oldest`],
+/// [`Quarantine::take_oldest`]): that leaves a hole at `next`, which the next free fills without
+/// any block leaving. Either way the last [`QUARANTINE`] freed blocks are held at all times. A
+/// retirement is one store and one index step; only the error paths search the ring.
+///
+/// An entry is a record's index in its low 32 bits and, for a heap block an allocation may reuse,
+/// its host block's size in the high 32 bits (0 otherwise: no request needs a block of 0 bytes), so
+/// that an allocation tests the oldest block without reading its record; [`HOLE`] for a hole.
 #[derive(Default)]
 pub(crate) struct Quarantine {
-    ring: Vec<RecordIndex>,
+    ring: Vec<u64>,
     /// Where the next retired block goes: once the ring is full, the oldest.
     next: usize,
 }
 
+/// An entry of no block.
+const HOLE: u64 = u64::MAX;
+
 impl Quarantine {
-    /// Puts the record at `index` in quarantine; returns the oldest record's index when it leaves to
-    /// make room.
+    const RING: usize = QUARANTINE + 1;
+
+    /// Puts the record at `index` in quarantine, its block reusable by allocations of `reusable`
+    /// host bytes (0: by none); returns the oldest record's index when it leaves to make room.
     #[inline(always)]
-    pub(crate) fn retire(&mut self, index: RecordIndex) -> Option<RecordIndex> {
+    pub(crate) fn retire(&mut self, index: RecordIndex, reusable: u32) -> Option<RecordIndex> {
+        let entry = u64::from(index) | u64::from(reusable) << 32;
         match self.ring.get_mut(self.next) {
             Some(oldest) => {
-                let oldest = core::mem::replace(oldest, index);
-                self.next = (self.next + 1) % QUARANTINE;
-                Some(oldest)
+                let oldest = core::mem::replace(oldest, entry);
+                self.next += 1;
+                if self.next == Self::RING {
+                    self.next = 0;
+                }
+                (oldest != HOLE).then_some(oldest as RecordIndex)
             }
             None => {
-                self.ring.push(index);
-                self.next = self.ring.len() % QUARANTINE;
+                self.ring.push(entry);
+                self.next = self.ring.len() % Self::RING;
                 None
             }
+        }
+    }
+
+    /// The oldest block's record, when the ring is full (it has been in quarantine for `QUARANTINE`
+    /// retirements at least, and may leave) and its host block has `bytes` bytes.
+    #[inline(always)]
+    pub(crate) fn oldest(&self, bytes: usize) -> Option<RecordIndex> {
+        let entry = *self.ring.get(self.next)?;
+        ((entry >> 32) as usize == bytes).then_some(entry as RecordIndex)
+    }
+
+    /// Takes the oldest block ([`Quarantine::oldest`]) out, for reuse.
+    #[inline(always)]
+    pub(crate) fn take_oldest(&mut self) {
+        if let Some(oldest) = self.ring.get_mut(self.next) {
+            *oldest = HOLE;
         }
     }
 
     /// The records in quarantine, the newest first.
     pub(crate) fn newest_first(&self) -> impl Iterator<Item = RecordIndex> + '_ {
         let (older, newer) = self.ring.split_at(self.next.min(self.ring.len()));
-        older.iter().rev().chain(newer.iter().rev()).copied()
+        let entries = older.iter().rev().chain(newer.iter().rev());
+        entries.filter(|&&entry| entry != HOLE).map(|&entry| entry as RecordIndex)
     }
 
     /// Empties the quarantine.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = RecordIndex> + use<> {
         self.next = 0;
-        core::mem::take(&mut self.ring).into_iter()
+        core::mem::take(&mut self.ring).into_iter().filter(|&entry| entry != HOLE).map(|entry| entry as RecordIndex)
     }
 }
 
@@ -183,6 +216,8 @@ impl Spare {
     /// How many sizes are kept: host blocks of the small-block path are the size rounded to 16, 16
     /// bytes, at most 8 more and the [`TRAILER`], size below a page.
     const SLOTS: usize = (PAGE_SIZE + 2 * POOL_ALIGNMENT + 8 + TRAILER) / POOL_ALIGNMENT + 1;
+    /// Host blocks below this size are kept.
+    pub(crate) const LARGEST: usize = Self::SLOTS * POOL_ALIGNMENT;
 
     /// The base of a kept host block allocated with `layout`, if there is one.
     #[inline(always)]

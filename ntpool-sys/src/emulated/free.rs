@@ -14,13 +14,13 @@ use super::shards::PoolGuard;
 use super::shards::Shard;
 #[cfg(ntpool_pages)]
 use super::special;
-use super::state::{State, with_current};
+use super::state::{State, with_current_shard};
 use super::table::{Backing, Entry, Memory, PAGE_SIZE, POOL_ALIGNMENT, Pool, RecordIndex, fill, overrun_in_zone};
 use super::thread::current_irql;
 use crate::{APC_LEVEL, DISPATCH_LEVEL, PVOID, ULONG};
 
 pub(crate) fn free_pool(pointer: PVOID, tag: Option<ULONG>) {
-    with_current(|state| free_pool_in(state, pointer, tag));
+    with_current_shard(|state, shard| free_pool_in(state, shard, pointer, tag));
 }
 
 /// The first 8 bytes of the x64 `POOL_HEADER` of a freed block of `size` bytes with `tag`, as bug
@@ -41,9 +41,8 @@ fn stop<L>(state: &State, locked: L, check: &Check, parameters: [u64; 4]) {
 }
 
 #[inline(always)]
-fn free_pool_in(state: &State, pointer: PVOID, tag: Option<ULONG>) {
+fn free_pool_in(state: &State, shard: &Shard, pointer: PVOID, tag: Option<ULONG>) {
     let address = pointer as usize;
-    let shard = state.shard();
     let guard = shard.lock();
     match guard.find(address) {
         Some((entry, index)) => free_block(state, guard, entry, index, address, tag),
@@ -91,13 +90,14 @@ fn free_block(
 ) {
     let irql = current_irql();
     let block = guard.record(index);
-    let (size, kind, memory, backing) = (block.size, block.kind, block.memory, block.backing());
+    let (size, kind, memory, block_tag, charged, reusable) =
+        (block.size, block.kind, block.memory, block.tag, block.charged, block.reusable());
     let max_irql = if kind == PoolKind::Paged { APC_LEVEL } else { DISPATCH_LEVEL };
     if irql > max_irql {
         let pool_type = block.pool_type;
         return free_at_bad_irql(state, guard, address, kind, pool_type, irql);
     }
-    if let Some((allocated_with, used)) = wrong_tag(block.tag, tag) {
+    if let Some((allocated_with, used)) = wrong_tag(block_tag, tag) {
         let parameters = [0x0A, address as u64, allocated_with.into(), used.into()];
         return stop(state, guard, &checks::WRONG_TAG_ON_FREE, parameters);
     }
@@ -106,7 +106,7 @@ fn free_block(
         guard = kept;
     }
     #[cfg(ntpool_pages)]
-    if let (Memory::Special, Backing::Special { slot }) = (memory, backing) {
+    if let (Memory::Special, Backing::Special { slot }) = (memory, guard.record(index).backing()) {
         if let Some((corrupted, subcode)) = special::corrupted_slack(slot, address, size) {
             let check = if subcode == 0x23 {
                 &checks::SPECIAL_POOL_UNDERRUN_AT_FREE
@@ -127,13 +127,16 @@ fn free_block(
         let Some(kept) = unless_lookaside_list(state, guard, address, size) else { return };
         guard = kept;
     }
-    let block = guard.record(index);
-    let (block_tag, charged) = (block.tag, block.charged);
     if let Some(process) = charged {
         give_back(state, process, kind, size);
     }
-    retire(backing, address, size);
-    guard.retire(entry, block_tag, kind);
+    if memory == Memory::Heap {
+        // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
+        unsafe { fill(address as *mut u8, FREED_FILL, size) };
+    } else {
+        retire(guard.record(index).backing(), address, size);
+    }
+    guard.retire(entry, block_tag, kind, reusable);
 }
 
 /// A free above the IRQL the block's pool allows: 0xC4 / 0x11, 0x12, or without Driver Verifier

@@ -17,7 +17,7 @@ use super::reports::PoolKind;
 use super::shards::Shard;
 #[cfg(ntpool_pages)]
 use super::special;
-use super::state::{State, with_current};
+use super::state::{State, with_current, with_current_shard};
 use super::table::{
     CACHE_LINE, Memory, NewBlock, PAGE_SIZE, POOL_ALIGNMENT, Pool, Reserved, TRAILER, fill, fill_overrun_zone,
 };
@@ -81,11 +81,14 @@ fn unhandled_exception(state: &State, check: &Check, exception: u64, routine: us
 }
 
 /// `ExAllocatePool2`'s flags in the terms of a request, worked out where the call is made (inline:
-/// a call with constant flags, as ntpool's are, hands over a constant): the pool type in bits 0-31,
-/// the [`PoolKind`] in bits 32-39, then one bit each for a cache-aligned block, a zeroed block, a
-/// quota charge, `POOL_FLAG_RAISE_ON_FAILURE`, and flags the kernel refuses.
+/// a call with constant flags, as ntpool's are, hands over constants): the pool type in bits 0-31
+/// of `bits`, then one bit each for a cache-aligned block, a zeroed block, a quota charge,
+/// `POOL_FLAG_RAISE_ON_FAILURE`, and flags the kernel refuses; and the pool.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Pool2Flags(u64);
+pub(crate) struct Pool2Flags {
+    bits: u64,
+    kind: PoolKind,
+}
 
 impl Pool2Flags {
     const CACHE_ALIGNED: u64 = 1 << 40;
@@ -103,7 +106,7 @@ impl Pool2Flags {
         let pool_type = match (pool_type, unknown) {
             (Some(pool_type), 0) => pool_type,
             // No pool, two pools, or a required flag this kernel does not know: the call fails.
-            _ => return Pool2Flags(Self::REFUSED | raise),
+            _ => return Pool2Flags { bits: Self::REFUSED | raise, kind: PoolKind::NonPaged },
         };
         // Exactly one pool's flag is set (`pool_type_for_flags` made sure).
         let kind = if flags & crate::POOL_FLAG_PAGED != 0 {
@@ -113,7 +116,7 @@ impl Pool2Flags {
         } else {
             PoolKind::NonPaged
         };
-        let mut bits = pool_type as u32 as u64 | (kind as u64) << 32 | raise;
+        let mut bits = pool_type as u32 as u64 | raise;
         if flags & crate::POOL_FLAG_CACHE_ALIGNED != 0 {
             bits |= Self::CACHE_ALIGNED;
         }
@@ -123,36 +126,36 @@ impl Pool2Flags {
         if flags & crate::POOL_FLAG_USE_QUOTA != 0 {
             bits |= Self::QUOTA;
         }
-        Pool2Flags(bits)
-    }
-
-    #[inline(always)]
-    fn kind(self) -> PoolKind {
-        match (self.0 >> 32) as u8 {
-            0 => PoolKind::Paged,
-            1 => PoolKind::NonPaged,
-            _ => PoolKind::NonPagedExecute,
-        }
+        Pool2Flags { bits, kind }
     }
 
     #[inline(always)]
     fn has(self, bit: u64) -> bool {
-        self.0 & bit != 0
+        self.bits & bit != 0
     }
 }
 
-/// `ExAllocatePool2`, with its flags decoded by the caller ([`Pool2Flags::of`]).
+/// `ExAllocatePool2`, with its flags decoded by the caller ([`Pool2Flags::of`]); `None` when the
+/// kernel does not export it (the caller then takes the fallback).
 #[inline(never)]
-pub(crate) fn allocate_pool2(flags: Pool2Flags, size: SIZE_T, tag: ULONG, site: &'static Location<'static>) -> PVOID {
-    with_current(|state| {
-        let block = allocate_pool2_decoded(state, flags, size, tag, site);
+pub(crate) fn allocate_pool2(
+    flags: Pool2Flags,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> Option<PVOID> {
+    with_current_shard(|state, shard| {
+        if !state.config.ex_allocate_pool2 {
+            return None;
+        }
+        let block = allocate_pool2_decoded(state, shard, flags, size, tag, site);
         if block.is_null() && flags.has(Pool2Flags::RAISE) {
             // https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exallocatepool2: with
             // POOL_FLAG_RAISE_ON_FAILURE, a failure (no memory, tag 0, invalid flags) raises.
             let check = &checks::RAISE_ON_FAILURE_NOT_HANDLED;
             unhandled_exception(state, check, STATUS_INSUFFICIENT_RESOURCES, allocate_pool2 as *const () as usize);
         }
-        block
+        Some(block)
     })
 }
 
@@ -160,6 +163,7 @@ pub(crate) fn allocate_pool2(flags: Pool2Flags, size: SIZE_T, tag: ULONG, site: 
 #[inline(always)]
 fn allocate_pool2_decoded(
     state: &State,
+    shard: &Shard,
     flags: Pool2Flags,
     size: SIZE_T,
     tag: ULONG,
@@ -169,8 +173,8 @@ fn allocate_pool2_decoded(
         return core::ptr::null_mut();
     }
     let request = Request {
-        kind: flags.kind(),
-        pool_type: flags.0 as u32 as POOL_TYPE,
+        kind: flags.kind,
+        pool_type: flags.bits as u32 as POOL_TYPE,
         size: size as usize,
         tag,
         cache_aligned: flags.has(Pool2Flags::CACHE_ALIGNED),
@@ -178,7 +182,7 @@ fn allocate_pool2_decoded(
         routine: "ExAllocatePool2",
         quota: flags.has(Pool2Flags::QUOTA),
     };
-    allocate(state, request, site)
+    allocate_on(state, shard, request, site)
 }
 
 #[inline(never)]
@@ -335,7 +339,7 @@ fn check_request(state: &State, request: &Request) -> Option<(&'static Check, [u
     if tag == 0 {
         return Some((&checks::TAG_ZERO, [0x9B, pool_type, size, callers_address()]));
     }
-    if !crate::tag_has_letter_or_digit(tag) {
+    if !tag_has_letter_or_digit(tag) {
         return Some((&checks::TAG_WITHOUT_LETTER_OR_DIGIT, [0x9D, tag.into(), pool_type, callers_address()]));
     }
     if kind == PoolKind::NonPagedExecute && state.config.code_integrity() {
@@ -350,6 +354,23 @@ fn check_request(state: &State, request: &Request) -> Option<(&'static Check, [u
     None
 }
 
+/// Whether each byte is an ASCII letter or digit.
+static ALPHANUMERIC: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
+    }
+    table
+};
+
+/// [`crate::tag_has_letter_or_digit`], with the common case (the first byte is one) a table lookup.
+#[inline(always)]
+fn tag_has_letter_or_digit(tag: ULONG) -> bool {
+    ALPHANUMERIC[(tag & 0xFF) as usize] || crate::tag_has_letter_or_digit(tag)
+}
+
 /// Raises the bug check of a request that fails its checks; the request fails.
 #[cold]
 #[inline(never)]
@@ -358,15 +379,20 @@ fn refuse(state: &State, check: &Check, parameters: [u64; 4]) -> PVOID {
     core::ptr::null_mut()
 }
 
-/// Serves a request: checked, counted (its site, poolmon's row), recorded in the calling thread's
-/// shard, and filled (zeroes, or the uninitialized fill; pool tracking's overrun zone after it).
+/// Serves a request on the calling thread's shard ([`allocate_on`]).
 #[inline(always)]
 fn allocate(state: &State, request: Request, site: &'static Location<'static>) -> PVOID {
+    allocate_on(state, state.shard(), request, site)
+}
+
+/// Serves a request: checked, counted (its site), recorded in `shard` (the calling thread's), and
+/// filled (zeroes, or the uninitialized fill; pool tracking's overrun zone after it).
+#[inline(always)]
+fn allocate_on(state: &State, shard: &Shard, request: Request, site: &'static Location<'static>) -> PVOID {
     if let Some((check, parameters)) = check_request(state, &request) {
         return refuse(state, check, parameters);
     }
     let Request { kind, pool_type, size, tag, .. } = request;
-    let shard = state.shard();
     if state.hot.simulated && simulated_failure(state, shard, site) {
         return core::ptr::null_mut();
     }
@@ -474,6 +500,10 @@ fn heap_block(pool: &mut Pool, size: usize, below: usize) -> Option<(*mut u8, Re
     let layout = Layout::from_size_align(rounded.checked_add(extra)?, POOL_ALIGNMENT).ok()?;
     // A block of the host's allocated with this layout, new or no longer used by anyone.
     let reserved = pool.reserve_heap(layout)?;
+    if reserved.address != 0 {
+        // The memory of a block of the same size: the block starts where that one did.
+        return Some((reserved.address as *mut u8, reserved));
+    }
     let base = Pool::reserved_backing(&reserved).0;
     let offset = if base % (2 * POOL_ALIGNMENT) == 0 { POOL_ALIGNMENT } else { 0 } + below;
     // `rounded + extra` bytes were allocated at `base`, and `offset` is at most `extra`.
@@ -564,8 +594,8 @@ pub fn uses_ex_allocate_pool2() -> bool {
 #[inline(always)]
 pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
     let site = core::panic::Location::caller();
-    if exports_ex_allocate_pool2() {
-        return allocate_pool2(Pool2Flags::of(Flags), NumberOfBytes, Tag, site);
+    if let Some(block) = allocate_pool2(Pool2Flags::of(Flags), NumberOfBytes, Tag, site) {
+        return block;
     }
     // SAFETY: forwarded contract; the same fallback as on the real kernel.
     unsafe {

@@ -184,7 +184,7 @@ impl State {
         // counted on more than one shard: merged.
         let mut sites: BTreeMap<(&'static str, u32, u32), (u64, u64)> = BTreeMap::new();
         for shard in self.shards.iter() {
-            for &(site, calls, failed) in &shard.lock().sites {
+            for (site, calls, failed) in shard.lock().sites() {
                 let counts = sites.entry((site.file(), site.line(), site.column())).or_default();
                 counts.0 += calls;
                 counts.1 += failed;
@@ -247,6 +247,30 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&State) -> R) -> R {
     // the `Kernel::run` that pushed it is dropped, which happens after `f` returns, since kernel
     // routines never return from the `run` they were called in.
     f(unsafe { &*entered })
+}
+
+/// Runs `f` with the kernel the calling thread has entered and the thread's shard of it, or the
+/// process-wide default kernel and a shard by thread id: [`with_current`] and [`State::shard`] with
+/// one read of the thread's state.
+#[inline(always)]
+pub(crate) fn with_current_shard<R>(f: impl FnOnce(&State, &Shard) -> R) -> R {
+    let (mut entered, mut shard) = CURRENT.with(Cell::get);
+    if entered.is_null() {
+        (entered, shard) = default_and_shard();
+    }
+    // SAFETY: as in `with_current`, or the default state, which lives as long as the process;
+    // `CURRENT`'s shard belongs to its state (`enter` sets both) and lives as long as the state.
+    let state = unsafe { &*entered };
+    // SAFETY: as above.
+    f(state, unsafe { &*shard })
+}
+
+/// The default state and the calling thread's shard of it.
+#[cold]
+#[inline(never)]
+fn default_and_shard() -> (*const State, *const Shard) {
+    let state = default_state();
+    (Arc::as_ptr(state), state.shards.for_thread())
 }
 
 /// Makes `state` the calling thread's kernel until the returned guard is dropped, with a shard of

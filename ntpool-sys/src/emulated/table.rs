@@ -38,7 +38,7 @@ pub(crate) fn overrun_zone(address: usize, size: usize) -> core::ops::Range<usiz
 }
 
 /// [`OVERRUN_FILL`] in every byte of a 16-byte word.
-const OVERRUN_WORD: u128 = u128::from_ne_bytes([OVERRUN_FILL; 16]);
+const OVERRUN_WORD: [u8; 16] = [OVERRUN_FILL; 16];
 
 /// Fills the overrun zone of a block of `size` bytes at `address` with [`OVERRUN_FILL`]: two
 /// unaligned 16-byte stores that overlap (the zone is 16 to 31 bytes long).
@@ -49,9 +49,9 @@ const OVERRUN_WORD: u128 = u128::from_ne_bytes([OVERRUN_FILL; 16]);
 pub(crate) unsafe fn fill_overrun_zone(address: usize, size: usize) {
     let zone = overrun_zone(address, size);
     // SAFETY: the zone is at least 16 bytes long and valid for writes (the caller's contract).
-    unsafe { (zone.start as *mut u128).write_unaligned(OVERRUN_WORD) };
+    unsafe { (zone.start as *mut [u8; 16]).write_unaligned(OVERRUN_WORD) };
     // SAFETY: as above: the last 16 bytes of the zone.
-    unsafe { ((zone.end - 16) as *mut u128).write_unaligned(OVERRUN_WORD) };
+    unsafe { ((zone.end - 16) as *mut [u8; 16]).write_unaligned(OVERRUN_WORD) };
 }
 
 /// The first byte of the overrun zone of a block of `size` bytes at `address` that no longer holds
@@ -64,14 +64,25 @@ pub(crate) unsafe fn fill_overrun_zone(address: usize, size: usize) {
 pub(crate) unsafe fn overrun_in_zone(address: usize, size: usize) -> Option<usize> {
     let zone = overrun_zone(address, size);
     // SAFETY: the zone is at least 16 bytes long and valid for reads (the caller's contract).
-    let first = unsafe { (zone.start as *const u128).read_unaligned() };
-    // SAFETY: as above: the last 16 bytes of the zone.
-    let last = unsafe { ((zone.end - 16) as *const u128).read_unaligned() };
-    if first == OVERRUN_WORD && last == OVERRUN_WORD {
+    if unsafe { intact(zone.start, zone.end - 16) } {
         return None;
     }
     // SAFETY: as above, byte by byte.
     zone.into_iter().find(|&a| unsafe { *(a as *const u8) } != OVERRUN_FILL)
+}
+
+/// Whether the 16 bytes at `first` and the 16 at `last` all hold [`OVERRUN_FILL`] (compared as
+/// one 32-byte array: two vector comparisons where the target has them).
+///
+/// # Safety
+/// Both are valid for reads.
+#[inline(always)]
+unsafe fn intact(first: usize, last: usize) -> bool {
+    // SAFETY: valid for reads (the caller's contract).
+    let first = unsafe { (first as *const [u8; 16]).read_unaligned() };
+    // SAFETY: as above.
+    let last = unsafe { (last as *const [u8; 16]).read_unaligned() };
+    [first, last] == [OVERRUN_WORD; 2]
 }
 
 /// Fills `len` bytes at `start` with `byte`: with overlapping 16-byte stores, inline, from 16 to 64
@@ -207,6 +218,14 @@ impl Block {
         }
     }
 
+    /// The host size an allocation reusing this block's memory asks for (0: it cannot be reused so):
+    /// a heap block of the small-block path, of the sizes [`Spare`] keeps.
+    #[inline(always)]
+    pub(crate) fn reusable(&self) -> u32 {
+        let small_heap = self.memory == Memory::Heap && self.align as usize == POOL_ALIGNMENT;
+        if small_heap && self.layout_size < Spare::LARGEST { self.layout_size as u32 } else { 0 }
+    }
+
     /// Gives the memory back when the block leaves quarantine (or its kernel goes).
     pub(crate) fn release_freed(self) {
         self.backing().release_freed(self.address, self.size);
@@ -230,7 +249,7 @@ pub(crate) struct NewBlock {
 pub(crate) type RecordIndex = u32;
 
 /// No record (an index [`Records`] never hands out).
-const NO_RECORD: RecordIndex = RecordIndex::MAX;
+pub(crate) const NO_RECORD: RecordIndex = RecordIndex::MAX;
 
 /// The records of a shard's blocks (a slab): a record is written when its block is allocated, and
 /// stays in place until its block leaves quarantine, when its index is reused.
@@ -281,12 +300,14 @@ pub(crate) enum Entry {
     Table(usize),
 }
 
-/// The memory for a new block (its record already says where it is), and where its record goes.
+/// The memory for a new block (its record already says where it is), and where its record goes;
+/// `address`: where the block of the memory's last user started, when it is reused (0 otherwise).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reserved {
     index: RecordIndex,
     base: usize,
     memory: Memory,
+    pub(crate) address: usize,
 }
 
 /// The bookkeeping of one shard of the pool. An allocation writes one record and makes one insertion
@@ -294,14 +315,16 @@ pub(crate) struct Reserved {
 /// cheap hash, and neither allocates once the tables have grown; only the error paths search the
 /// quarantine.
 ///
-/// Three shortcuts for the most common patterns, each exact:
+/// Four shortcuts for the most common patterns, each exact:
 ///
 /// * the block allocated last is kept out of the table, in `recent`, until the next allocation: most
 ///   blocks are freed before another is allocated (a buffer for one call, a box dropped at the end of
 ///   a scope), and their free then finds them with one comparison. The table and `recent` together
 ///   are the live blocks; every query looks at both;
-/// * a heap block that leaves quarantine keeps its record (`ready`) for the next allocation of the
-///   same host size, which then takes both at once;
+/// * an allocation takes the oldest block in quarantine, memory and record, when the quarantine is
+///   full and that block's host size is the one needed: the block would leave at the next free;
+/// * a heap block that leaves quarantine otherwise keeps its record (`ready`) for the next
+///   allocation of the same host size, which then takes both at once;
 /// * poolmon's counts of allocations and bytes in use are not kept: they are the frees plus the live
 ///   blocks, and the live blocks' sizes, added up when the table is asked for (every allocation that
 ///   succeeded is either live or freed).
@@ -324,15 +347,18 @@ pub(crate) struct Pool {
     frees: Vec<(ULONG, PoolKind, u64)>,
     /// Where the row of a (tag, pool) is in `frees`.
     rows: HashMap<(ULONG, PoolKind), usize, BuildHasherDefault<AddressHasher>>,
-    /// The row found last, which the next free most often needs again.
-    last_row: (ULONG, PoolKind, usize),
+    /// The row counted last, which the next free most often counts again: its key ([`row_key`];
+    /// `u64::MAX`, no key's: none), its index, and the frees counted to it that `frees` does not
+    /// have yet.
+    last_row: (u64, usize, u64),
     /// Per allocation site: the site, its requests, and how many of them the simulation failed.
-    pub(crate) sites: Vec<(&'static Location<'static>, u64, u64)>,
+    sites: Vec<(&'static Location<'static>, u64, u64)>,
     /// Where a site is in `sites`, by its address (cheaper than by its text).
     site_index: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
-    /// The site counted last (its address, 0 for none) and its index in `sites`: the next allocation
-    /// most often comes from it again.
-    last_site: (usize, usize),
+    /// The site counted last (its address, 0 for none), its index in `sites`, and the requests
+    /// counted to it that `sites` does not have yet: the next allocation most often comes from it
+    /// again.
+    last_site: (usize, usize, u64),
     /// Allocation requests counted on this shard but at no site: those refused for quota, and those
     /// the host could not serve (see [`Pool::calls`]).
     pub(crate) unsited_calls: u64,
@@ -349,11 +375,10 @@ impl Default for Pool {
             spare: Spare::default(),
             frees: Vec::new(),
             rows: HashMap::default(),
-            // No row yet: `usize::MAX` is never one.
-            last_row: (0, PoolKind::NonPaged, usize::MAX),
+            last_row: (u64::MAX, 0, 0),
             sites: Vec::new(),
             site_index: HashMap::default(),
-            last_site: (0, 0),
+            last_site: (0, 0, 0),
             unsited_calls: 0,
         }
     }
@@ -364,10 +389,20 @@ impl Pool {
     /// kept with its record if it has that size, a spare one, or the host's.
     #[inline(always)]
     pub(crate) fn reserve_heap(&mut self, layout: Layout) -> Option<Reserved> {
+        // Only blocks of the small-block path are reused so (`Block::reusable`), all aligned on 16.
+        if let Some(oldest) = self.quarantine.oldest(layout.size()) {
+            if let Some(block) = self.records.get(oldest) {
+                let reserved =
+                    Reserved { index: oldest, base: block.base, memory: Memory::Heap, address: block.address };
+                self.quarantine.take_oldest();
+                return Some(reserved);
+            }
+        }
         if self.ready.1 == layout.size() {
             // Its record already says where its memory is.
             let (index, _, base) = core::mem::replace(&mut self.ready, (NO_RECORD, 0, 0));
-            return Some(Reserved { index, base, memory: Memory::Heap });
+            let address = self.records.get(index).map_or(0, |block| block.address);
+            return Some(Reserved { index, base, memory: Memory::Heap, address });
         }
         let base = match self.spare.take(layout) {
             Some(base) => base,
@@ -383,7 +418,7 @@ impl Pool {
         if let Some(block) = self.records.blocks.get_mut(index as usize) {
             (block.base, block.layout_size, block.align, block.memory) = (base, layout_size, align, memory);
         }
-        Reserved { index, base, memory }
+        Reserved { index, base, memory, address: 0 }
     }
 
     /// The memory [`Pool::reserve_heap`] or [`Pool::reserve`] found (the host block's base, or the
@@ -432,10 +467,12 @@ impl Pool {
     /// its row; the oldest block in quarantine leaves when it makes room, and its memory is kept or
     /// given back.
     #[inline(always)]
-    pub(crate) fn retire(&mut self, entry: Entry, tag: ULONG, kind: PoolKind) {
-        let row = self.row(tag, kind);
-        if let Some((_, _, frees)) = self.frees.get_mut(row) {
-            *frees += 1;
+    pub(crate) fn retire(&mut self, entry: Entry, tag: ULONG, kind: PoolKind, reusable: u32) {
+        let key = row_key(tag, kind);
+        if self.last_row.0 == key {
+            self.last_row.2 += 1;
+        } else {
+            self.switch_row(key, tag, kind);
         }
         let index = match entry {
             Entry::Recent => core::mem::replace(&mut self.recent, (0, NO_RECORD)).1,
@@ -444,7 +481,7 @@ impl Pool {
                 None => return,
             },
         };
-        if let Some(oldest) = self.quarantine.retire(index) {
+        if let Some(oldest) = self.quarantine.retire(index, reusable) {
             self.recycle(oldest);
         }
     }
@@ -454,8 +491,7 @@ impl Pool {
     #[inline(always)]
     fn recycle(&mut self, oldest: RecordIndex) {
         let Some(&block) = self.records.get(oldest) else { return };
-        let small_heap = block.memory == Memory::Heap && block.align as usize == POOL_ALIGNMENT;
-        if small_heap && self.ready.0 == NO_RECORD {
+        if block.reusable() != 0 && self.ready.0 == NO_RECORD {
             self.ready = (oldest, block.layout_size, block.base);
             return;
         }
@@ -473,7 +509,20 @@ impl Pool {
 
     /// The frees counted per tag and pool.
     pub(crate) fn frees(&self) -> impl Iterator<Item = (ULONG, PoolKind, u64)> + '_ {
-        self.frees.iter().copied()
+        let (_, last, pending) = self.last_row;
+        self.frees
+            .iter()
+            .enumerate()
+            .map(move |(row, &(tag, kind, frees))| (tag, kind, frees + if row == last { pending } else { 0 }))
+    }
+
+    /// Every allocation site: the site, its requests, and how many of them the simulation failed.
+    pub(crate) fn sites(&self) -> impl Iterator<Item = (&'static Location<'static>, u64, u64)> + '_ {
+        let (_, last, pending) = self.last_site;
+        self.sites
+            .iter()
+            .enumerate()
+            .map(move |(index, &(site, calls, failed))| (site, calls + if index == last { pending } else { 0 }, failed))
     }
 
     /// The tag and size of the freed block at `address`, while it is in quarantine.
@@ -487,53 +536,57 @@ impl Pool {
 
     /// How many allocation requests reached this shard.
     pub(crate) fn calls(&self) -> u64 {
-        self.unsited_calls + self.sites.iter().map(|&(_, calls, _)| calls).sum::<u64>()
+        self.unsited_calls + self.sites().map(|(_, calls, _)| calls).sum::<u64>()
     }
 
-    /// The row of `frees` for `tag` in pool `kind`, made on first use.
-    #[inline(always)]
-    fn row(&mut self, tag: ULONG, kind: PoolKind) -> usize {
-        match self.last_row {
-            (last_tag, last_kind, row) if last_tag == tag && last_kind == kind && row != usize::MAX => row,
-            _ => self.row_slot(tag, kind),
-        }
-    }
-
+    /// Makes `tag` in pool `kind` (`key`) the row counted last, with one free, after giving the
+    /// frees pending to the previous one.
     #[cold]
     #[inline(never)]
-    fn row_slot(&mut self, tag: ULONG, kind: PoolKind) -> usize {
+    fn switch_row(&mut self, key: u64, tag: ULONG, kind: PoolKind) {
+        let (_, last, pending) = self.last_row;
+        if let Some((_, _, frees)) = self.frees.get_mut(last) {
+            *frees += pending;
+        }
         let frees = &mut self.frees;
         let row = *self.rows.entry((tag, kind)).or_insert_with(|| {
             frees.push((tag, kind, 0));
             frees.len() - 1
         });
-        self.last_row = (tag, kind, row);
-        row
+        self.last_row = (key, row, 1);
     }
 
     /// Counts one allocation request from `site`, `failed` by the low resources simulation or not.
     #[inline(always)]
     pub(crate) fn count_site(&mut self, site: &'static Location<'static>, failed: bool) {
         let key = core::ptr::from_ref(site) as usize;
-        let index = if self.last_site.0 == key { self.last_site.1 } else { self.site_slot(site) };
-        if let Some(counts) = self.sites.get_mut(index) {
-            counts.1 += 1;
-            counts.2 += u64::from(failed);
+        if self.last_site.0 == key && !failed {
+            self.last_site.2 += 1;
+        } else {
+            self.count_other_site(site, failed);
         }
     }
 
-    /// The index of `site` in `sites`, made on first use; it becomes the site counted last.
+    /// Counts a request from a site other than the last one (or a failed one): gives the requests
+    /// pending to the last site, and makes `site` the last one.
     #[cold]
     #[inline(never)]
-    fn site_slot(&mut self, site: &'static Location<'static>) -> usize {
+    fn count_other_site(&mut self, site: &'static Location<'static>, failed: bool) {
+        let (_, last, pending) = self.last_site;
+        if let Some(counts) = self.sites.get_mut(last) {
+            counts.1 += pending;
+        }
         let key = core::ptr::from_ref(site) as usize;
         let sites = &mut self.sites;
         let index = *self.site_index.entry(key).or_insert_with(|| {
             sites.push((site, 0, 0));
             sites.len() - 1
         });
-        self.last_site = (key, index);
-        index
+        if let Some(counts) = self.sites.get_mut(index) {
+            counts.1 += 1;
+            counts.2 += u64::from(failed);
+        }
+        self.last_site = (key, index, 0);
     }
 
     /// Empties the shard: every block it holds, live or freed, and its spare heap blocks go back.
@@ -554,6 +607,17 @@ impl Pool {
             backing.release();
         }
     }
+}
+
+/// A (tag, pool) in one word: the tag, and the pool above it.
+#[inline(always)]
+fn row_key(tag: ULONG, kind: PoolKind) -> u64 {
+    let kind = match kind {
+        PoolKind::Paged => 0,
+        PoolKind::NonPaged => 1,
+        PoolKind::NonPagedExecute => 2,
+    };
+    u64::from(tag) | kind << 32
 }
 
 /// A block of the host's allocator.
@@ -600,9 +664,9 @@ mod tests {
             let address = 16 * (1 + (x % 3000) as usize);
             if (x >> 40) % 3 == 0 {
                 if let Some((entry, index)) = pool.find(address) {
-                    let size = pool.record(index).size;
+                    let (size, reusable) = (pool.record(index).size, pool.record(index).reusable());
                     assert_eq!(size, model[&address]);
-                    pool.retire(entry, 0x6E42704E, PoolKind::NonPaged);
+                    pool.retire(entry, 0x6E42704E, PoolKind::NonPaged, reusable);
                     model.remove(&address);
                     assert_eq!(pool.freed(address).map(|(_, size)| size), Some(size));
                 } else {
@@ -633,13 +697,28 @@ mod tests {
     fn quarantine_is_a_ring_of_the_newest() {
         let mut quarantine = Quarantine::default();
         for index in 1..=QUARANTINE as RecordIndex {
-            assert!(quarantine.retire(index).is_none());
+            assert!(quarantine.retire(index, 64).is_none());
         }
-        assert_eq!(quarantine.retire(QUARANTINE as RecordIndex + 1), Some(1));
-        assert_eq!(quarantine.retire(QUARANTINE as RecordIndex + 2), Some(2));
-        let newest: Vec<RecordIndex> = quarantine.newest_first().take(3).collect();
-        assert_eq!(newest, [QUARANTINE as RecordIndex + 2, QUARANTINE as RecordIndex + 1, QUARANTINE as RecordIndex]);
+        // One more than QUARANTINE is held: the oldest may leave, for a free or an allocation (of
+        // its host size only).
+        assert_eq!(quarantine.oldest(64), None);
+        assert!(quarantine.retire(QUARANTINE as RecordIndex + 1, 64).is_none());
+        assert_eq!((quarantine.oldest(64), quarantine.oldest(80)), (Some(1), None));
+        assert_eq!(quarantine.retire(QUARANTINE as RecordIndex + 2, 0), Some(1));
+        assert_eq!(quarantine.oldest(64), Some(2));
+        quarantine.take_oldest();
+        assert_eq!(quarantine.oldest(64), None);
         assert_eq!(quarantine.newest_first().count(), QUARANTINE);
-        assert_eq!(quarantine.drain().count(), QUARANTINE);
+        // The hole is filled without a block leaving.
+        assert_eq!(quarantine.retire(QUARANTINE as RecordIndex + 3, 64), None);
+        let newest: Vec<RecordIndex> = quarantine.newest_first().take(3).collect();
+        assert_eq!(
+            newest,
+            [QUARANTINE as RecordIndex + 3, QUARANTINE as RecordIndex + 2, QUARANTINE as RecordIndex + 1]
+        );
+        assert_eq!(quarantine.newest_first().count(), QUARANTINE + 1);
+        // A block that no allocation may reuse is never offered.
+        assert_eq!(quarantine.oldest(0), None);
+        assert_eq!(quarantine.drain().count(), QUARANTINE + 1);
     }
 }
