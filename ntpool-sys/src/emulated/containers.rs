@@ -127,8 +127,8 @@ impl LiveBlocks {
 
 /// The freed blocks still held: a ring of `QUARANTINE + 1` entries, the oldest at `next` once the
 /// ring is full. A free puts its block at `next`, and the block there (the oldest) leaves. An
-/// allocation may take the oldest block out first, when its memory fits ([`Quarantine::oldest`],
-/// [`Quarantine::take_oldest`]): that leaves a hole at `next`, which the next free fills without
+/// allocation may take the oldest block out first, when its memory fits
+/// ([`Quarantine::take_oldest`]): that leaves a hole at `next`, which the next free fills without
 /// any block leaving. Either way the last [`QUARANTINE`] freed blocks are held at all times. A
 /// retirement is one store and one index step; only the error paths search the ring.
 ///
@@ -170,20 +170,16 @@ impl Quarantine {
         }
     }
 
-    /// The oldest block's record, when the ring is full (it has been in quarantine for `QUARANTINE`
-    /// retirements at least, and may leave) and its host block has `bytes` bytes.
+    /// Takes the oldest block out for reuse, when the ring is full (it has been in quarantine for
+    /// `QUARANTINE` retirements at least, and may leave) and its host block has `bytes` bytes: its
+    /// record's index. A hole is left in its place.
     #[inline(always)]
-    pub(crate) fn oldest(&self, bytes: usize) -> Option<RecordIndex> {
-        let entry = *self.ring.get(self.next)?;
-        ((entry >> 32) as usize == bytes).then_some(entry as RecordIndex)
-    }
-
-    /// Takes the oldest block ([`Quarantine::oldest`]) out, for reuse.
-    #[inline(always)]
-    pub(crate) fn take_oldest(&mut self) {
-        if let Some(oldest) = self.ring.get_mut(self.next) {
-            *oldest = HOLE;
+    pub(crate) fn take_oldest(&mut self, bytes: usize) -> Option<RecordIndex> {
+        let entry = self.ring.get_mut(self.next)?;
+        if (*entry >> 32) as usize != bytes {
+            return None;
         }
+        Some(core::mem::replace(entry, HOLE) as RecordIndex)
     }
 
     /// The records in quarantine, the newest first.

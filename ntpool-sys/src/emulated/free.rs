@@ -106,15 +106,9 @@ fn free_block(
         guard = kept;
     }
     #[cfg(ntpool_pages)]
-    if let (Memory::Special, Backing::Special { slot }) = (memory, guard.record(index).backing()) {
-        if let Some((corrupted, subcode)) = special::corrupted_slack(slot, address, size) {
-            let check = if subcode == 0x23 {
-                &checks::SPECIAL_POOL_UNDERRUN_AT_FREE
-            } else {
-                &checks::SPECIAL_POOL_OVERRUN_AT_FREE
-            };
-            return stop(state, guard, check, [address as u64, corrupted as u64, 0, subcode]);
-        }
+    if memory == Memory::Special {
+        let Some(kept) = unless_slack_corrupted(state, guard, index, address, size) else { return };
+        guard = kept;
     }
     if memory == Memory::Heap && state.hot.tracking {
         // SAFETY: the zone lies inside the host block behind this live block (`pool::back` made it so).
@@ -127,8 +121,8 @@ fn free_block(
         let Some(kept) = unless_lookaside_list(state, guard, address, size) else { return };
         guard = kept;
     }
-    if let Some(process) = charged {
-        give_back(state, process, kind, size);
+    if charged {
+        give_back(state, address, kind, size);
     }
     if memory == Memory::Heap {
         // SAFETY: the block is `size` bytes at `address`, owned by the pool and no longer live.
@@ -194,13 +188,35 @@ fn unless_lookaside_list<'a>(
     None
 }
 
-/// Gives back the quota `size` bytes of pool `kind` charged to `process`.
+/// Gives back the quota charged for the block of `size` bytes of pool `kind` at `address`.
 #[cold]
 #[inline(never)]
-fn give_back(state: &State, process: u64, kind: PoolKind, size: usize) {
-    if let Some(charge) = state.quota_charges().get_mut(&process) {
+fn give_back(state: &State, address: usize, kind: PoolKind, size: usize) {
+    let mut quota = state.quota_charges();
+    let Some(process) = quota.blocks.remove(&address) else { return };
+    if let Some(charge) = quota.processes.get_mut(&process) {
         *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } -= size as u64;
     }
+}
+
+/// Bug check 0xC1 if the slack around the special pool block of `size` bytes at `address` (record
+/// `index`) was written, raised once the shard's lock is given back; the lock otherwise.
+#[cfg(ntpool_pages)]
+#[cold]
+#[inline(never)]
+fn unless_slack_corrupted<'a>(
+    state: &State,
+    guard: PoolGuard<'a, Pool>,
+    index: RecordIndex,
+    address: usize,
+    size: usize,
+) -> Option<PoolGuard<'a, Pool>> {
+    let Backing::Special { slot } = guard.record(index).backing() else { return Some(guard) };
+    let Some((corrupted, subcode)) = special::corrupted_slack(slot, address, size) else { return Some(guard) };
+    let check =
+        if subcode == 0x23 { &checks::SPECIAL_POOL_UNDERRUN_AT_FREE } else { &checks::SPECIAL_POOL_OVERRUN_AT_FREE };
+    stop(state, guard, check, [address as u64, corrupted as u64, 0, subcode]);
+    None
 }
 
 /// A free of an address that is not a live block's: a block freed already (still in quarantine), an

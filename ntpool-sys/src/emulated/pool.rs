@@ -169,7 +169,8 @@ fn allocate_pool2_decoded(
     tag: ULONG,
     site: &'static Location<'static>,
 ) -> PVOID {
-    if flags.has(Pool2Flags::REFUSED) || (tag == 0 && !state.config.verifier) {
+    // Without Driver Verifier a tag of 0 fails the call (with it, the checks bug-check).
+    if flags.has(Pool2Flags::REFUSED) || (!state.config.verifier && tag == 0) {
         return core::ptr::null_mut();
     }
     let request = Request {
@@ -396,9 +397,9 @@ fn allocate_on(state: &State, shard: &Shard, request: Request, site: &'static Lo
     if state.hot.simulated && simulated_failure(state, shard, site) {
         return core::ptr::null_mut();
     }
-    let charged = if request.quota { Some(current_process()) } else { None };
-    if let Some(process) = charged {
-        if !charge_fits(state, process, size) {
+    let charged = request.quota;
+    if charged {
+        if !charge_fits(state, current_process(), size) {
             shard.lock().unsited_calls += 1;
             return core::ptr::null_mut();
         }
@@ -421,8 +422,8 @@ fn allocate_on(state: &State, shard: &Shard, request: Request, site: &'static Lo
         unsafe { fill_overrun_zone(address, size) };
     }
     pool.count_site(site, false);
-    if let Some(process) = charged {
-        charge(state, process, kind, size);
+    if charged {
+        charge(state, address, kind, size);
     }
     let routine = request.routine;
     pool.insert(reserved, NewBlock { address, size, site, routine, charged, tag, pool_type, kind });
@@ -448,16 +449,18 @@ fn simulated_failure(state: &State, shard: &Shard, site: &'static Location<'stat
 /// Whether `size` more bytes fit in `process`'s pool quota.
 fn charge_fits(state: &State, process: u64, size: usize) -> bool {
     let Some(limit) = state.config.process_quota else { return true };
-    let (paged, non_paged) = state.quota_charges().get(&process).copied().unwrap_or_default();
+    let (paged, non_paged) = state.quota_charges().processes.get(&process).copied().unwrap_or_default();
     paged + non_paged + size as u64 <= limit
 }
 
-/// Charges `size` bytes of pool `kind` to `process`.
+/// Charges the block of `size` bytes of pool `kind` at `address` to the current process.
 #[cold]
 #[inline(never)]
-fn charge(state: &State, process: u64, kind: PoolKind, size: usize) {
+fn charge(state: &State, address: usize, kind: PoolKind, size: usize) {
+    let process = current_process();
     let mut quota = state.quota_charges();
-    let charge = quota.entry(process).or_default();
+    quota.blocks.insert(address, process);
+    let charge = quota.processes.entry(process).or_default();
     *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } += size as u64;
 }
 

@@ -4,7 +4,7 @@
 //! [`current`] and [`with_current`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::vec::Vec;
@@ -24,6 +24,15 @@ pub(crate) struct Lists {
     pub(crate) live: BTreeMap<usize, ListRecord>,
     /// Deleted (and not initialized again).
     pub(crate) deleted: HashSet<usize>,
+}
+
+/// The pool quota charged: bytes per process, and the process of each charged block (by address).
+#[derive(Debug, Default)]
+pub(crate) struct Quota {
+    /// Bytes charged per process: (paged, non-paged).
+    pub(crate) processes: BTreeMap<u64, (u64, u64)>,
+    /// The process each live charged block is charged to.
+    pub(crate) blocks: HashMap<usize, u64>,
 }
 
 /// What the allocation and free routines test of the configuration on every call, worked out once.
@@ -65,8 +74,8 @@ pub(crate) struct State {
     /// The requests numbered in the order they reach the pool, for `fail_allocation` only (the
     /// count [`State::allocation_calls`] reports is the shards').
     pub(crate) numbered_calls: AtomicU64,
-    /// Bytes charged per process: (paged, non-paged).
-    quota: Mutex<BTreeMap<u64, (u64, u64)>>,
+    /// Pool quota charged.
+    quota: Mutex<Quota>,
     deferred: Mutex<Vec<BugCheck>>,
     /// The low resources simulation's generator (xorshift64*).
     random: Mutex<u64>,
@@ -124,7 +133,7 @@ impl State {
     }
 
     /// The charges of every process.
-    pub(crate) fn quota_charges(&self) -> MutexGuard<'_, BTreeMap<u64, (u64, u64)>> {
+    pub(crate) fn quota_charges(&self) -> MutexGuard<'_, Quota> {
         self.quota.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -176,7 +185,11 @@ impl State {
 
     /// Bytes charged to each process's pool quota: (process, paged, non-paged), by process.
     pub(crate) fn quota(&self) -> Vec<(u64, u64, u64)> {
-        self.quota_charges().iter().map(|(&process, &(paged, non_paged))| (process, paged, non_paged)).collect()
+        self.quota_charges()
+            .processes
+            .iter()
+            .map(|(&process, &(paged, non_paged))| (process, paged, non_paged))
+            .collect()
     }
 
     pub(crate) fn allocation_sites(&self) -> Vec<AllocationSite> {

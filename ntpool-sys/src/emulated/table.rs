@@ -174,13 +174,15 @@ pub(crate) struct Block {
     pub(crate) size: usize,
     pub(crate) site: &'static Location<'static>,
     pub(crate) routine: &'static str,
-    /// The process the block is charged to, for quota allocations.
-    pub(crate) charged: Option<u64>,
+    /// Charged to a process's quota (the process is in [`State`](super::state::State)'s quota).
+    pub(crate) charged: bool,
     base: usize,
     layout_size: usize,
     pub(crate) tag: ULONG,
     pub(crate) pool_type: POOL_TYPE,
     align: u32,
+    /// What [`Block::reusable`] says, worked out when the memory was found.
+    reusable: u32,
     pub(crate) kind: PoolKind,
     pub(crate) memory: Memory,
 }
@@ -192,12 +194,13 @@ impl Block {
         size: 0,
         site: Location::caller(),
         routine: "",
-        charged: None,
+        charged: false,
         base: 0,
         layout_size: 1,
         tag: 0,
         pool_type: 0,
         align: 1,
+        reusable: 0,
         kind: PoolKind::NonPaged,
         memory: Memory::Heap,
     };
@@ -222,8 +225,13 @@ impl Block {
     /// a heap block of the small-block path, of the sizes [`Spare`] keeps.
     #[inline(always)]
     pub(crate) fn reusable(&self) -> u32 {
-        let small_heap = self.memory == Memory::Heap && self.align as usize == POOL_ALIGNMENT;
-        if small_heap && self.layout_size < Spare::LARGEST { self.layout_size as u32 } else { 0 }
+        self.reusable
+    }
+
+    /// [`Block::reusable`] of memory with `layout_size`, `align` and `memory`.
+    fn reusable_for(layout_size: usize, align: u32, memory: Memory) -> u32 {
+        let small_heap = memory == Memory::Heap && align as usize == POOL_ALIGNMENT;
+        if small_heap && layout_size < Spare::LARGEST { layout_size as u32 } else { 0 }
     }
 
     /// Gives the memory back when the block leaves quarantine (or its kernel goes).
@@ -239,7 +247,7 @@ pub(crate) struct NewBlock {
     pub(crate) size: usize,
     pub(crate) site: &'static Location<'static>,
     pub(crate) routine: &'static str,
-    pub(crate) charged: Option<u64>,
+    pub(crate) charged: bool,
     pub(crate) tag: ULONG,
     pub(crate) pool_type: POOL_TYPE,
     pub(crate) kind: PoolKind,
@@ -286,6 +294,23 @@ impl Records {
         self.blocks.get(index as usize)
     }
 
+    /// The record at `index`, an index [`Records::next`] handed out.
+    #[inline(always)]
+    fn at(&self, index: RecordIndex) -> &Block {
+        debug_assert!((index as usize) < self.blocks.len());
+        // SAFETY: `next` hands out indices below `blocks.len()`, and `blocks` never shrinks (it only
+        // grows, in `grow`); the pool only asks for indices it was handed (`Pool`'s invariant).
+        unsafe { self.blocks.get_unchecked(index as usize) }
+    }
+
+    /// The record at `index`, an index [`Records::next`] handed out, to write.
+    #[inline(always)]
+    fn at_mut(&mut self, index: RecordIndex) -> &mut Block {
+        debug_assert!((index as usize) < self.blocks.len());
+        // SAFETY: as in `at`.
+        unsafe { self.blocks.get_unchecked_mut(index as usize) }
+    }
+
     /// Frees the index of a record whose block left quarantine.
     #[inline(always)]
     fn free(&mut self, index: RecordIndex) {
@@ -328,6 +353,10 @@ pub(crate) struct Reserved {
 /// * poolmon's counts of allocations and bytes in use are not kept: they are the frees plus the live
 ///   blocks, and the live blocks' sizes, added up when the table is asked for (every allocation that
 ///   succeeded is either live or freed).
+///
+/// # Invariants
+/// Every record index in `recent` (when its address is not 0), `live`, `quarantine` and `ready`
+/// (when its size is not 0) was handed out by `records` ([`Records::next`]) and not freed since.
 pub(crate) struct Pool {
     /// The records of the live and quarantined blocks this shard holds (and of `ready`).
     records: Records,
@@ -390,18 +419,14 @@ impl Pool {
     #[inline(always)]
     pub(crate) fn reserve_heap(&mut self, layout: Layout) -> Option<Reserved> {
         // Only blocks of the small-block path are reused so (`Block::reusable`), all aligned on 16.
-        if let Some(oldest) = self.quarantine.oldest(layout.size()) {
-            if let Some(block) = self.records.get(oldest) {
-                let reserved =
-                    Reserved { index: oldest, base: block.base, memory: Memory::Heap, address: block.address };
-                self.quarantine.take_oldest();
-                return Some(reserved);
-            }
+        if let Some(oldest) = self.quarantine.take_oldest(layout.size()) {
+            let block = self.records.at(oldest);
+            return Some(Reserved { index: oldest, base: block.base, memory: Memory::Heap, address: block.address });
         }
         if self.ready.1 == layout.size() {
             // Its record already says where its memory is.
             let (index, _, base) = core::mem::replace(&mut self.ready, (NO_RECORD, 0, 0));
-            let address = self.records.get(index).map_or(0, |block| block.address);
+            let address = self.records.at(index).address;
             return Some(Reserved { index, base, memory: Memory::Heap, address });
         }
         let base = match self.spare.take(layout) {
@@ -415,8 +440,10 @@ impl Pool {
     #[inline(always)]
     pub(crate) fn reserve(&mut self, base: usize, layout_size: usize, align: u32, memory: Memory) -> Reserved {
         let index = self.records.next();
+        let reusable = Block::reusable_for(layout_size, align, memory);
         if let Some(block) = self.records.blocks.get_mut(index as usize) {
-            (block.base, block.layout_size, block.align, block.memory) = (base, layout_size, align, memory);
+            (block.base, block.layout_size, block.align, block.memory, block.reusable) =
+                (base, layout_size, align, memory, reusable);
         }
         Reserved { index, base, memory, address: 0 }
     }
@@ -431,16 +458,15 @@ impl Pool {
     /// Records the block `new` in the place `reserved`, live; it becomes the block allocated last.
     #[inline(always)]
     pub(crate) fn insert(&mut self, reserved: Reserved, new: NewBlock) {
-        if let Some(block) = self.records.blocks.get_mut(reserved.index as usize) {
-            block.address = new.address;
-            block.size = new.size;
-            block.site = new.site;
-            block.routine = new.routine;
-            block.charged = new.charged;
-            block.tag = new.tag;
-            block.pool_type = new.pool_type;
-            block.kind = new.kind;
-        }
+        let block = self.records.at_mut(reserved.index);
+        block.address = new.address;
+        block.size = new.size;
+        block.site = new.site;
+        block.routine = new.routine;
+        block.charged = new.charged;
+        block.tag = new.tag;
+        block.pool_type = new.pool_type;
+        block.kind = new.kind;
         let (previous, previous_index) = core::mem::replace(&mut self.recent, (new.address, reserved.index));
         if previous != 0 {
             self.live.insert(previous, previous_index);
@@ -460,7 +486,7 @@ impl Pool {
     /// The record at `index` (found by [`Pool::find`]).
     #[inline(always)]
     pub(crate) fn record(&self, index: RecordIndex) -> &Block {
-        &self.records.blocks[index as usize]
+        self.records.at(index)
     }
 
     /// Moves the live block at `entry` (found by [`Pool::find`]) to quarantine, counting its free in
@@ -490,7 +516,7 @@ impl Pool {
     /// of its size (a small heap block, when none is kept yet), kept alone, or given back.
     #[inline(always)]
     fn recycle(&mut self, oldest: RecordIndex) {
-        let Some(&block) = self.records.get(oldest) else { return };
+        let block = *self.records.at(oldest);
         if block.reusable() != 0 && self.ready.0 == NO_RECORD {
             self.ready = (oldest, block.layout_size, block.base);
             return;
@@ -640,7 +666,7 @@ mod tests {
             size,
             site: Location::caller(),
             routine: "ExAllocatePool2",
-            charged: None,
+            charged: false,
             tag: 0x6E42704E,
             pool_type: crate::NonPagedPoolNx,
             kind: PoolKind::NonPaged,
@@ -701,13 +727,12 @@ mod tests {
         }
         // One more than QUARANTINE is held: the oldest may leave, for a free or an allocation (of
         // its host size only).
-        assert_eq!(quarantine.oldest(64), None);
+        assert_eq!(quarantine.take_oldest(64), None);
         assert!(quarantine.retire(QUARANTINE as RecordIndex + 1, 64).is_none());
-        assert_eq!((quarantine.oldest(64), quarantine.oldest(80)), (Some(1), None));
+        assert_eq!(quarantine.take_oldest(80), None);
         assert_eq!(quarantine.retire(QUARANTINE as RecordIndex + 2, 0), Some(1));
-        assert_eq!(quarantine.oldest(64), Some(2));
-        quarantine.take_oldest();
-        assert_eq!(quarantine.oldest(64), None);
+        assert_eq!(quarantine.take_oldest(64), Some(2));
+        assert_eq!(quarantine.take_oldest(64), None);
         assert_eq!(quarantine.newest_first().count(), QUARANTINE);
         // The hole is filled without a block leaving.
         assert_eq!(quarantine.retire(QUARANTINE as RecordIndex + 3, 64), None);
@@ -718,7 +743,7 @@ mod tests {
         );
         assert_eq!(quarantine.newest_first().count(), QUARANTINE + 1);
         // A block that no allocation may reuse is never offered.
-        assert_eq!(quarantine.oldest(0), None);
+        assert_eq!(quarantine.take_oldest(0), None);
         assert_eq!(quarantine.drain().count(), QUARANTINE + 1);
     }
 }
