@@ -45,6 +45,9 @@ fn free_pool_in(state: &State, shard: &Shard, pointer: PVOID, tag: Option<ULONG>
     let address = pointer as usize;
     let guard = shard.lock();
     match guard.find(address) {
+        // The block allocated last (the common case), apart: its copy of the checks knows where the
+        // entry is.
+        Some((Entry::Recent, index)) => free_block(state, guard, Entry::Recent, index, address, tag),
         Some((entry, index)) => free_block(state, guard, entry, index, address, tag),
         None => {
             drop(guard);

@@ -394,7 +394,7 @@ fn allocate_on(state: &State, shard: &Shard, request: Request, site: &'static Lo
         return refuse(state, check, parameters);
     }
     let Request { kind, pool_type, size, tag, .. } = request;
-    if state.hot.simulated && simulated_failure(state, shard, site) {
+    if state.hot.simulated && simulated_failure(state, shard, site, request.routine) {
         return core::ptr::null_mut();
     }
     let charged = request.quota;
@@ -421,12 +421,11 @@ fn allocate_on(state: &State, shard: &Shard, request: Request, site: &'static Lo
         // SAFETY: `back` made the host block reach past the zone; the bytes belong to no one.
         unsafe { fill_overrun_zone(address, size) };
     }
-    pool.count_site(site, false);
+    let origin = pool.count(site, request.routine, false);
     if charged {
         charge(state, address, kind, size);
     }
-    let routine = request.routine;
-    pool.insert(reserved, NewBlock { address, size, site, routine, charged, tag, pool_type, kind });
+    pool.insert(reserved, NewBlock { address, size, origin, charged, tag, pool_type, kind });
     block.cast()
 }
 
@@ -436,12 +435,12 @@ fn allocate_on(state: &State, shard: &Shard, request: Request, site: &'static Lo
 /// only in these configurations).
 #[cold]
 #[inline(never)]
-fn simulated_failure(state: &State, shard: &Shard, site: &'static Location<'static>) -> bool {
+fn simulated_failure(state: &State, shard: &Shard, site: &'static Location<'static>, routine: &'static str) -> bool {
     let call = state.numbered_calls.fetch_add(1, Ordering::SeqCst) + 1;
     let failed = state.config.fail_allocation == Some(call)
         || state.config.low_resources.is_some_and(|(_, percent)| state.next_random() % 100 < u64::from(percent));
     if failed {
-        shard.lock().count_site(site, true);
+        shard.lock().count(site, routine, true);
     }
     failed
 }

@@ -168,15 +168,18 @@ impl State {
         let mut list = Vec::new();
         for shard in self.shards.iter() {
             let pool = shard.lock();
-            list.extend(pool.live_blocks().map(|block| Allocation {
-                address: block.address,
-                tag: RawTag(block.tag),
-                pool: block.kind,
-                size: block.size,
-                routine: block.routine,
-                file: block.site.file(),
-                line: block.site.line(),
-                column: block.site.column(),
+            list.extend(pool.live_blocks().map(|block| {
+                let (site, routine) = pool.origin(block.origin);
+                Allocation {
+                    address: block.address,
+                    tag: RawTag(block.tag),
+                    pool: block.kind,
+                    size: block.size,
+                    routine,
+                    file: site.file(),
+                    line: site.line(),
+                    column: site.column(),
+                }
             }));
         }
         list.sort_by_key(|a| a.address);

@@ -172,8 +172,9 @@ pub(crate) struct Block {
     pub(crate) address: usize,
     /// The size the block was asked for.
     pub(crate) size: usize,
-    pub(crate) site: &'static Location<'static>,
-    pub(crate) routine: &'static str,
+    /// Where it was allocated, and by which routine: an index into its shard's origins
+    /// ([`Pool::origin`]).
+    pub(crate) origin: u32,
     /// Charged to a process's quota (the process is in [`State`](super::state::State)'s quota).
     pub(crate) charged: bool,
     base: usize,
@@ -192,8 +193,7 @@ impl Block {
     const EMPTY: Block = Block {
         address: 0,
         size: 0,
-        site: Location::caller(),
-        routine: "",
+        origin: 0,
         charged: false,
         base: 0,
         layout_size: 1,
@@ -245,8 +245,8 @@ impl Block {
 pub(crate) struct NewBlock {
     pub(crate) address: usize,
     pub(crate) size: usize,
-    pub(crate) site: &'static Location<'static>,
-    pub(crate) routine: &'static str,
+    /// Its origin's index ([`Pool::count`]).
+    pub(crate) origin: u32,
     pub(crate) charged: bool,
     pub(crate) tag: ULONG,
     pub(crate) pool_type: POOL_TYPE,
@@ -380,14 +380,16 @@ pub(crate) struct Pool {
     /// `u64::MAX`, no key's: none), its index, and the frees counted to it that `frees` does not
     /// have yet.
     last_row: (u64, usize, u64),
-    /// Per allocation site: the site, its requests, and how many of them the simulation failed.
-    sites: Vec<(&'static Location<'static>, u64, u64)>,
-    /// Where a site is in `sites`, by its address (cheaper than by its text).
-    site_index: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
-    /// The site counted last (its address, 0 for none), its index in `sites`, and the requests
-    /// counted to it that `sites` does not have yet: the next allocation most often comes from it
-    /// again.
-    last_site: (usize, usize, u64),
+    /// Per origin (an allocation site and the routine called there): the site, the routine, its
+    /// requests, and how many of them the simulation failed.
+    origins: Vec<(&'static Location<'static>, &'static str, u64, u64)>,
+    /// Where an origin is in `origins`, by the addresses of its site and its routine's name (cheaper
+    /// than by their text).
+    origin_index: HashMap<(usize, usize), usize, BuildHasherDefault<AddressHasher>>,
+    /// The origin counted last (its site's and routine's addresses, 0 for none), its index in
+    /// `origins`, and the requests counted to it that `origins` does not have yet: the next
+    /// allocation most often comes from it again.
+    last_origin: (usize, usize, u32, u64),
     /// Allocation requests counted on this shard but at no site: those refused for quota, and those
     /// the host could not serve (see [`Pool::calls`]).
     pub(crate) unsited_calls: u64,
@@ -405,9 +407,9 @@ impl Default for Pool {
             frees: Vec::new(),
             rows: HashMap::default(),
             last_row: (u64::MAX, 0, 0),
-            sites: Vec::new(),
-            site_index: HashMap::default(),
-            last_site: (0, 0, 0),
+            origins: Vec::new(),
+            origin_index: HashMap::default(),
+            last_origin: (0, 0, 0, 0),
             unsited_calls: 0,
         }
     }
@@ -461,8 +463,7 @@ impl Pool {
         let block = self.records.at_mut(reserved.index);
         block.address = new.address;
         block.size = new.size;
-        block.site = new.site;
-        block.routine = new.routine;
+        block.origin = new.origin;
         block.charged = new.charged;
         block.tag = new.tag;
         block.pool_type = new.pool_type;
@@ -542,13 +543,17 @@ impl Pool {
             .map(move |(row, &(tag, kind, frees))| (tag, kind, frees + if row == last { pending } else { 0 }))
     }
 
-    /// Every allocation site: the site, its requests, and how many of them the simulation failed.
+    /// Every origin: the site, its requests, and how many of them the simulation failed.
     pub(crate) fn sites(&self) -> impl Iterator<Item = (&'static Location<'static>, u64, u64)> + '_ {
-        let (_, last, pending) = self.last_site;
-        self.sites
-            .iter()
-            .enumerate()
-            .map(move |(index, &(site, calls, failed))| (site, calls + if index == last { pending } else { 0 }, failed))
+        let (_, _, last, pending) = self.last_origin;
+        self.origins.iter().enumerate().map(move |(index, &(site, _, calls, failed))| {
+            (site, calls + if index == last as usize { pending } else { 0 }, failed)
+        })
+    }
+
+    /// The site and the routine of origin `index` (a record's [`Block::origin`]).
+    pub(crate) fn origin(&self, index: u32) -> (&'static Location<'static>, &'static str) {
+        self.origins.get(index as usize).map_or((Location::caller(), ""), |&(site, routine, _, _)| (site, routine))
     }
 
     /// The tag and size of the freed block at `address`, while it is in quarantine.
@@ -582,37 +587,39 @@ impl Pool {
         self.last_row = (key, row, 1);
     }
 
-    /// Counts one allocation request from `site`, `failed` by the low resources simulation or not.
+    /// Counts one allocation request from `site` to `routine`, `failed` by the low resources
+    /// simulation or not; the index of that origin.
     #[inline(always)]
-    pub(crate) fn count_site(&mut self, site: &'static Location<'static>, failed: bool) {
-        let key = core::ptr::from_ref(site) as usize;
-        if self.last_site.0 == key && !failed {
-            self.last_site.2 += 1;
-        } else {
-            self.count_other_site(site, failed);
+    pub(crate) fn count(&mut self, site: &'static Location<'static>, routine: &'static str, failed: bool) -> u32 {
+        let key = (core::ptr::from_ref(site) as usize, routine.as_ptr() as usize);
+        if (self.last_origin.0, self.last_origin.1) == key && !failed {
+            self.last_origin.3 += 1;
+            return self.last_origin.2;
         }
+        self.count_other(site, routine, failed)
     }
 
-    /// Counts a request from a site other than the last one (or a failed one): gives the requests
-    /// pending to the last site, and makes `site` the last one.
+    /// Counts a request from an origin other than the last one (or a failed one): gives the
+    /// requests pending to the last origin, and makes this one the last.
     #[cold]
     #[inline(never)]
-    fn count_other_site(&mut self, site: &'static Location<'static>, failed: bool) {
-        let (_, last, pending) = self.last_site;
-        if let Some(counts) = self.sites.get_mut(last) {
-            counts.1 += pending;
+    fn count_other(&mut self, site: &'static Location<'static>, routine: &'static str, failed: bool) -> u32 {
+        let (_, _, last, pending) = self.last_origin;
+        if let Some(counts) = self.origins.get_mut(last as usize) {
+            counts.2 += pending;
         }
-        let key = core::ptr::from_ref(site) as usize;
-        let sites = &mut self.sites;
-        let index = *self.site_index.entry(key).or_insert_with(|| {
-            sites.push((site, 0, 0));
-            sites.len() - 1
+        let key = (core::ptr::from_ref(site) as usize, routine.as_ptr() as usize);
+        let origins = &mut self.origins;
+        let index = *self.origin_index.entry(key).or_insert_with(|| {
+            origins.push((site, routine, 0, 0));
+            origins.len() - 1
         });
-        if let Some(counts) = self.sites.get_mut(index) {
-            counts.1 += 1;
-            counts.2 += u64::from(failed);
+        if let Some(counts) = self.origins.get_mut(index) {
+            counts.2 += 1;
+            counts.3 += u64::from(failed);
         }
-        self.last_site = (key, index, 0);
+        self.last_origin = (key.0, key.1, index as u32, 0);
+        index as u32
     }
 
     /// Empties the shard: every block it holds, live or freed, and its spare heap blocks go back.
@@ -664,8 +671,7 @@ mod tests {
         NewBlock {
             address,
             size,
-            site: Location::caller(),
-            routine: "ExAllocatePool2",
+            origin: 0,
             charged: false,
             tag: 0x6E42704E,
             pool_type: crate::NonPagedPoolNx,
