@@ -83,7 +83,8 @@ fn special_pool_stops_a_use_after_free_with_0xcc() {
 fn force_irql_checking_stops_a_touch_of_paged_memory_at_dispatch_level_with_0xd1() {
     let name = "force_irql_checking_stops_a_touch_of_paged_memory_at_dispatch_level_with_0xd1";
     let bug_check = expect_stop_in_child(name, || {
-        Kernel::builder().force_irql_checking(true).build().run(|| {
+        // Pages of the block's own (under special pool it would end its page instead).
+        Kernel::builder().force_irql_checking(true).no_special_pool().build().run(|| {
             let paged = block(sys::POOL_FLAG_PAGED, 8).cast::<u64>();
             // SAFETY: a raise from PASSIVE_LEVEL; deliberately wrong: paged memory written at DISPATCH_LEVEL.
             unsafe { sys::KfRaiseIrql(sys::DISPATCH_LEVEL) };

@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub(crate) special_pool: Option<SpecialPoolAlignment>,
     /// Special pool for this tag only (all tags when `None`).
     pub(crate) special_pool_tag: Option<ULONG>,
+    /// Special pool was set on or off by the builder: [`SPECIAL_POOL_VARIABLE`] does not change it.
+    pub(crate) special_pool_chosen: bool,
     pub(crate) force_irql_checking: bool,
     pub(crate) driver_name: String,
     /// What blocks not asked for zeroed are filled with.
@@ -52,6 +54,7 @@ impl Default for Config {
             low_resources: None,
             special_pool: None,
             special_pool_tag: None,
+            special_pool_chosen: false,
             force_irql_checking: false,
             driver_name: "driver.sys".into(),
             uninitialized_fill: UNINITIALIZED_FILL,
@@ -77,10 +80,11 @@ impl Config {
 
     /// Special pool for every allocation below a page when [`SPECIAL_POOL_VARIABLE`] is `1` or `end`
     /// ([`SpecialPoolAlignment::VerifyEnd`]) or `start` ([`SpecialPoolAlignment::VerifyStart`]),
-    /// unless special pool was configured already; nothing otherwise. Only where special pool exists
-    /// (Linux on x86_64).
+    /// unless the builder chose (special pool on or off) or the kernel emulates a pool with other
+    /// alignment promises than Windows' (what such a kernel tests, special pool's pages would hide);
+    /// nothing otherwise. Only where special pool exists (Linux on x86_64).
     pub(crate) fn apply_environment(&mut self) {
-        if cfg!(ntpool_pages) && self.special_pool.is_none() {
+        if cfg!(ntpool_pages) && !self.special_pool_chosen && self.pool_alignment == PoolAlignment::Windows {
             self.special_pool = match std::env::var(SPECIAL_POOL_VARIABLE).as_deref() {
                 Ok("1" | "end") => Some(SpecialPoolAlignment::VerifyEnd),
                 Ok("start") => Some(SpecialPoolAlignment::VerifyStart),

@@ -8,14 +8,14 @@
 use std::vec::Vec;
 
 use super::checks::{self, Check};
+use super::memory::{fill, overrun_in_zone};
 use super::pool::FREED_FILL;
 use super::reports::PoolKind;
-use super::shards::PoolGuard;
-use super::shards::Shard;
+use super::shards::{PoolGuard, Shard};
 #[cfg(ntpool_pages)]
 use super::special;
 use super::state::{State, with_current_shard};
-use super::table::{Backing, Entry, Memory, PAGE_SIZE, POOL_ALIGNMENT, Pool, RecordIndex, fill, overrun_in_zone};
+use super::table::{Backing, Entry, Memory, PAGE_SIZE, POOL_ALIGNMENT, Pool, RecordIndex};
 use super::thread::current_irql;
 use crate::{APC_LEVEL, DISPATCH_LEVEL, PVOID, ULONG};
 

@@ -410,6 +410,32 @@ impl KernelBuilder {
     #[cfg(ntpool_pages)]
     pub fn special_pool(mut self, alignment: SpecialPoolAlignment) -> Self {
         self.config.special_pool = Some(alignment);
+        self.config.special_pool_chosen = true;
+        self
+    }
+
+    /// No special pool (the default), even when the environment variable `NTPOOL_SPECIAL_POOL` turns
+    /// it on for every other kernel ([`KernelBuilder::build`]): for a test of what special pool
+    /// changes (the heap pool's overrun zone, where a block starts on its page).
+    ///
+    /// ```
+    /// use ntpool_sys::emulated::Kernel;
+    /// use ntpool_sys as sys;
+    /// let kernel = Kernel::builder().no_special_pool().build();
+    /// kernel.run(|| {
+    ///     let tag = u32::from_le_bytes(*b"Doc1");
+    ///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+    ///     let b = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 24, tag) };
+    ///     // A heap block, whatever NTPOOL_SPECIAL_POOL says: it does not end against a guard page.
+    ///     assert_ne!((b as usize + 32) % 4096, 0);
+    ///     // SAFETY: allocated above with this tag, freed once.
+    ///     unsafe { sys::ExFreePoolWithTag(b, tag) };
+    /// });
+    /// ```
+    pub fn no_special_pool(mut self) -> Self {
+        self.config.special_pool = None;
+        self.config.special_pool_tag = None;
+        self.config.special_pool_chosen = true;
         self
     }
 
@@ -437,6 +463,7 @@ impl KernelBuilder {
     pub fn special_pool_tag(mut self, tag: impl Into<RawTag>, alignment: SpecialPoolAlignment) -> Self {
         self.config.special_pool = Some(alignment);
         self.config.special_pool_tag = Some(tag.into().0);
+        self.config.special_pool_chosen = true;
         self
     }
 
@@ -540,6 +567,16 @@ impl KernelBuilder {
     }
 
     /// The configured kernel.
+    ///
+    /// The environment variable `NTPOOL_SPECIAL_POOL` turns special pool on for every allocation
+    /// below a page of every kernel whose builder did not choose ([`KernelBuilder::special_pool`],
+    /// [`KernelBuilder::special_pool_tag`], [`KernelBuilder::no_special_pool`]) and that keeps
+    /// Windows' alignment promises ([`KernelBuilder::pool_alignment`]), the process-wide default
+    /// kernel included: `1` or `end` for [`SpecialPoolAlignment::VerifyEnd`], `start` for
+    /// [`SpecialPoolAlignment::VerifyStart`]. A whole test suite then runs under special pool
+    /// without a change to its code (`NTPOOL_SPECIAL_POOL=1 cargo test`), as Driver Verifier's
+    /// settings apply to every driver they name. Linux on x86_64 only (elsewhere the variable is
+    /// ignored).
     ///
     /// ```
     /// use ntpool_sys::emulated::Kernel;

@@ -98,7 +98,8 @@
 //! 9. `dpc`: the DPC queue and the dispatcher that runs it at `DISPATCH_LEVEL`;
 //! 10. `irql`: raising and lowering the IRQL, checked (lowering below `DISPATCH_LEVEL` runs the
 //!     queued DPCs);
-//! 11. `pool` and `free`: allocation and free;
+//! 11. `memory`: where a block's memory comes from, and the fills in and around it; `pool` and
+//!     `free`: allocation and free;
 //! 12. `sync`: spin locks and fast mutexes;
 //! 13. `lookaside`: lookaside lists and `SLIST`s;
 //! 14. `timer`: kernel timers on a clock tests advance;
@@ -116,6 +117,7 @@ pub mod io;
 pub(crate) mod irql;
 mod kernel;
 pub(crate) mod lookaside;
+mod memory;
 mod objects;
 mod options;
 #[cfg(ntpool_pages)]

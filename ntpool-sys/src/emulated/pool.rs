@@ -4,23 +4,16 @@
 //! their own for special pool and Force IRQL Checking ([`pages`](super::pages)).
 #![allow(non_snake_case)]
 
-use std::alloc::Layout;
 use std::panic::Location;
 use std::sync::atomic::Ordering;
 
 use super::caller::return_address_of_call_to;
 use super::checks::{self, Check};
-use super::config::PoolAlignment;
-#[cfg(ntpool_pages)]
-use super::pages;
+use super::memory::{back, fill, fill_overrun_zone};
 use super::reports::PoolKind;
 use super::shards::Shard;
-#[cfg(ntpool_pages)]
-use super::special;
 use super::state::{State, with_current, with_current_shard};
-use super::table::{
-    CACHE_LINE, Memory, NewBlock, PAGE_SIZE, POOL_ALIGNMENT, Pool, Reserved, TRAILER, fill, fill_overrun_zone,
-};
+use super::table::{Memory, NewBlock, Pool};
 use super::thread::{IDLE_PROCESS, current_irql, current_process, in_dpc};
 use crate::{APC_LEVEL, DISPATCH_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG};
 
@@ -398,14 +391,12 @@ fn allocate_on(state: &State, shard: &Shard, request: Request, site: &'static Lo
         return core::ptr::null_mut();
     }
     let charged = request.quota;
-    if charged {
-        if !charge_fits(state, current_process(), size) {
-            shard.lock().unsited_calls += 1;
-            return core::ptr::null_mut();
-        }
+    if charged && !charge_fits(state, current_process(), size) {
+        shard.lock().unsited_calls += 1;
+        return core::ptr::null_mut();
     }
     let mut pool = shard.lock();
-    let Some((block, reserved)) = back(state, &mut pool, &request) else {
+    let Some((block, reserved)) = back(state, &mut pool, size, tag, kind, request.cache_aligned) else {
         pool.unsited_calls += 1;
         return core::ptr::null_mut();
     };
@@ -461,101 +452,6 @@ fn charge(state: &State, address: usize, kind: PoolKind, size: usize) {
     quota.blocks.insert(address, process);
     let charge = quota.processes.entry(process).or_default();
     *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } += size as u64;
-}
-
-/// Finds memory for a request. The common case inline: a block below a page with the 16-byte
-/// alignment Windows promises, from the host's heap (or the shard's spare blocks); the rest in
-/// [`back_other`].
-#[inline(always)]
-fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, Reserved)> {
-    if !state.hot.heap_inline || request.cache_aligned || request.size >= PAGE_SIZE {
-        let other = OtherRequest {
-            size: request.size,
-            tag: request.tag,
-            kind: request.kind,
-            cache_aligned: request.cache_aligned,
-        };
-        return back_other(state, pool, other);
-    }
-    heap_block(pool, request.size, 0)
-}
-
-/// What [`back_other`] needs of a request (passed in registers).
-#[derive(Clone, Copy)]
-struct OtherRequest {
-    size: usize,
-    tag: ULONG,
-    kind: PoolKind,
-    cache_aligned: bool,
-}
-
-/// A heap block of `size` bytes (below a page) that starts `below` bytes past a 16-byte boundary that
-/// is not a 32-byte one.
-#[inline(always)]
-fn heap_block(pool: &mut Pool, size: usize, below: usize) -> Option<(*mut u8, Reserved)> {
-    // The host's plain allocator already aligns on 16 (no aligned-allocation path): take 16 bytes
-    // more (and `below`) and start the block 16 bytes in when the host's block is 32-byte aligned,
-    // then `below` bytes further. The host block reaches [`TRAILER`] bytes past the block rounded to
-    // 16 (pool tracking's overrun zone), wherever in it the block starts.
-    let extra = POOL_ALIGNMENT + below + TRAILER;
-    let rounded = size.checked_next_multiple_of(POOL_ALIGNMENT)?;
-    let layout = Layout::from_size_align(rounded.checked_add(extra)?, POOL_ALIGNMENT).ok()?;
-    // A block of the host's allocated with this layout, new or no longer used by anyone.
-    let reserved = pool.reserve_heap(layout)?;
-    if reserved.address != 0 {
-        // The memory of a block of the same size: the block starts where that one did.
-        return Some((reserved.address as *mut u8, reserved));
-    }
-    let base = Pool::reserved_backing(&reserved).0;
-    let offset = if base % (2 * POOL_ALIGNMENT) == 0 { POOL_ALIGNMENT } else { 0 } + below;
-    // `rounded + extra` bytes were allocated at `base`, and `offset` is at most `extra`.
-    Some(((base + offset) as *mut u8, reserved))
-}
-
-/// Finds memory for the requests [`back`] does not serve inline: pages of its own for special pool
-/// (blocks under a page) and for pageable memory under Force IRQL Checking, the host's heap with the
-/// alignment asked for otherwise.
-#[inline(never)]
-fn back_other(state: &State, pool: &mut Pool, request: OtherRequest) -> Option<(*mut u8, Reserved)> {
-    let align = if request.cache_aligned { CACHE_LINE } else { POOL_ALIGNMENT };
-    #[cfg(ntpool_pages)]
-    if state.config.special_pool.is_some() || state.config.force_irql_checking {
-        let config = &state.config;
-        let special = config
-            .special_pool
-            .filter(|_| request.size < PAGE_SIZE && config.special_pool_tag.is_none_or(|tag| tag == request.tag));
-        let paged = request.kind == PoolKind::Paged;
-        if let Some(alignment) = special {
-            pages::install_handler();
-            let (slot, data) = special::allocate(request.size, align, paged, alignment)?;
-            return Some((data as *mut u8, pool.reserve(slot as usize, 0, 0, Memory::Special)));
-        }
-        if paged && config.force_irql_checking {
-            let (pages, data) = pages::allocate(request.size, align)?;
-            return Some((data as *mut u8, pool.reserve(pages.slot() as usize, 0, 0, Memory::Pages)));
-        }
-    }
-    // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
-    // a page for a page or more, a cache line when asked, else 16 bytes (and never 32). A kernel that
-    // breaks the promises (`PoolAlignment`) takes the small-block path for every size and alignment.
-    let below = match state.config.pool_alignment {
-        PoolAlignment::Windows if request.size >= PAGE_SIZE || align != POOL_ALIGNMENT => None,
-        PoolAlignment::Windows | PoolAlignment::Heap => Some(0),
-        PoolAlignment::Eight => Some(8),
-    };
-    if let Some(below) = below {
-        return heap_block(pool, request.size, below);
-    }
-    let (align, offset) = if request.size >= PAGE_SIZE { (PAGE_SIZE, 0) } else { (2 * align, align) };
-    let rounded = request.size.checked_next_multiple_of(POOL_ALIGNMENT)?;
-    let layout = Layout::from_size_align(rounded.checked_add(offset + TRAILER)?, align).ok()?;
-    // SAFETY: `layout` has a non-zero size (a request's size is not zero).
-    let base = unsafe { std::alloc::alloc(layout) };
-    if base.is_null() {
-        return None;
-    }
-    // `offset + rounded + TRAILER` bytes were allocated at `base`.
-    Some(((base as usize + offset) as *mut u8, pool.reserve(base as usize, layout.size(), align as u32, Memory::Heap)))
 }
 
 /// Whether allocations go to `ExAllocatePool2` (true) or to the `ExAllocatePoolWithTag` fallback

@@ -31,85 +31,6 @@ pub(crate) const TRAILER: usize = 16;
 /// What the bytes after a heap block hold until someone writes past the block's end.
 pub(crate) const OVERRUN_FILL: u8 = 0x5B;
 
-/// The bytes after a block of `size` bytes at `address` that pool tracking checks: up to the next
-/// 16-byte boundary, and [`TRAILER`] more.
-pub(crate) fn overrun_zone(address: usize, size: usize) -> core::ops::Range<usize> {
-    address + size..address + size.next_multiple_of(POOL_ALIGNMENT) + TRAILER
-}
-
-/// [`OVERRUN_FILL`] in every byte of a 16-byte word.
-const OVERRUN_WORD: [u8; 16] = [OVERRUN_FILL; 16];
-
-/// Fills the overrun zone of a block of `size` bytes at `address` with [`OVERRUN_FILL`]: two
-/// unaligned 16-byte stores that overlap (the zone is 16 to 31 bytes long).
-///
-/// # Safety
-/// The zone ([`overrun_zone`]) is valid for writes and belongs to no one.
-#[inline(always)]
-pub(crate) unsafe fn fill_overrun_zone(address: usize, size: usize) {
-    let zone = overrun_zone(address, size);
-    // SAFETY: the zone is at least 16 bytes long and valid for writes (the caller's contract).
-    unsafe { (zone.start as *mut [u8; 16]).write_unaligned(OVERRUN_WORD) };
-    // SAFETY: as above: the last 16 bytes of the zone.
-    unsafe { ((zone.end - 16) as *mut [u8; 16]).write_unaligned(OVERRUN_WORD) };
-}
-
-/// The first byte of the overrun zone of a block of `size` bytes at `address` that no longer holds
-/// [`OVERRUN_FILL`], if any: two overlapping 16-byte loads in the common case, the byte only when
-/// one of them differs.
-///
-/// # Safety
-/// The zone ([`overrun_zone`]) is valid for reads.
-#[inline(always)]
-pub(crate) unsafe fn overrun_in_zone(address: usize, size: usize) -> Option<usize> {
-    let zone = overrun_zone(address, size);
-    // SAFETY: the zone is at least 16 bytes long and valid for reads (the caller's contract).
-    if unsafe { intact(zone.start, zone.end - 16) } {
-        return None;
-    }
-    // SAFETY: as above, byte by byte.
-    zone.into_iter().find(|&a| unsafe { *(a as *const u8) } != OVERRUN_FILL)
-}
-
-/// Whether the 16 bytes at `first` and the 16 at `last` all hold [`OVERRUN_FILL`] (compared as
-/// one 32-byte array: two vector comparisons where the target has them).
-///
-/// # Safety
-/// Both are valid for reads.
-#[inline(always)]
-unsafe fn intact(first: usize, last: usize) -> bool {
-    // SAFETY: valid for reads (the caller's contract).
-    let first = unsafe { (first as *const [u8; 16]).read_unaligned() };
-    // SAFETY: as above.
-    let last = unsafe { (last as *const [u8; 16]).read_unaligned() };
-    [first, last] == [OVERRUN_WORD; 2]
-}
-
-/// Fills `len` bytes at `start` with `byte`: with overlapping 16-byte stores, inline, from 16 to 64
-/// bytes (the common sizes), with `memset` otherwise.
-///
-/// # Safety
-/// `start..start + len` is valid for writes.
-#[inline(always)]
-pub(crate) unsafe fn fill(start: *mut u8, byte: u8, len: usize) {
-    if !(16..=64).contains(&len) {
-        // SAFETY: the caller's contract.
-        return unsafe { start.write_bytes(byte, len) };
-    }
-    let word = [byte; 16];
-    let (start, end) = (start as usize, start as usize + len);
-    // SAFETY: `len` is 16 to 64: the first 16 bytes are in the range.
-    unsafe { (start as *mut [u8; 16]).write_unaligned(word) };
-    // SAFETY: as above, the last 16.
-    unsafe { ((end - 16) as *mut [u8; 16]).write_unaligned(word) };
-    if len > 32 {
-        // SAFETY: `len` is 33 to 64: the 16 bytes after the first 16 are in the range.
-        unsafe { ((start + 16) as *mut [u8; 16]).write_unaligned(word) };
-        // SAFETY: as above, the 16 before the last 16.
-        unsafe { ((end - 32) as *mut [u8; 16]).write_unaligned(word) };
-    }
-}
-
 /// The memory behind a block.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Backing {
@@ -704,10 +625,10 @@ mod tests {
                 } else {
                     assert!(!model.contains_key(&address), "step {step}: {address:#x} lost");
                 }
-            } else if !model.contains_key(&address) {
+            } else if let std::collections::hash_map::Entry::Vacant(vacant) = model.entry(address) {
                 let reserved = pool.reserve_heap(Layout::from_size_align(64, 16).unwrap()).unwrap();
                 pool.insert(reserved, new_block(address, step));
-                model.insert(address, step);
+                vacant.insert(step);
             }
             assert_eq!(pool.live_blocks().count(), model.len());
         }
