@@ -96,3 +96,99 @@ fn force_irql_checking_stops_a_touch_of_paged_memory_at_dispatch_level_with_0xd1
     assert_eq!(bug_check.parameters[0] % 4096, 0, "the block starts its page: {bug_check}");
     assert_row(&bug_check, &checks::PAGED_MEMORY_AT_DISPATCH, [bug_check.parameters[0], 2, 1, instruction]);
 }
+
+/// Allocates and frees `pairs` special-pool blocks of 24 bytes on the current kernel: more than the
+/// quarantine holds, so that slots are reused.
+fn churn(pairs: usize) {
+    for _ in 0..pairs {
+        free(block(sys::POOL_FLAG_NON_PAGED, 24).cast());
+    }
+}
+
+#[test]
+fn special_pool_slots_are_reused_with_every_check_made_again() {
+    let kernel = special_pool();
+    kernel.run(|| {
+        let first = block(sys::POOL_FLAG_NON_PAGED, 24) as usize;
+        free(first as *mut u8);
+        churn(10_000);
+        let reused = (0..10_000).any(|_| {
+            let b = block(sys::POOL_FLAG_NON_PAGED, 24) as usize;
+            free(b as *mut u8);
+            b == first
+        });
+        assert!(reused, "the first block's slot came back");
+    });
+    // On slots used many times over, the slack is still the pattern, and written bytes are found.
+    for (offset, subcode) in [(-1isize, 0x23u64), (-4000, 0x23), (24, 0x24), (31, 0x24)] {
+        let live = kernel.run(|| {
+            let live = block(sys::POOL_FLAG_NON_PAGED, 24).cast::<u8>();
+            // SAFETY: deliberately wrong: a byte of the block's page outside the block.
+            unsafe { live.wrapping_offset(offset).write(0xFF) };
+            live
+        });
+        let bug_check = stop(&kernel, || free(live));
+        let check = if subcode == 0x23 {
+            &checks::SPECIAL_POOL_UNDERRUN_AT_FREE
+        } else {
+            &checks::SPECIAL_POOL_OVERRUN_AT_FREE
+        };
+        let corrupted = live.wrapping_offset(offset) as u64;
+        assert_row(&bug_check, check, [live as u64, corrupted, 0, subcode]);
+    }
+    let leaks = kernel.outstanding().len();
+    assert_eq!(leaks, 4, "the blocks whose free bug-checked stay allocated");
+}
+
+#[test]
+fn special_pool_stops_a_touch_of_a_block_that_left_quarantine_with_0xcc() {
+    let name = "special_pool_stops_a_touch_of_a_block_that_left_quarantine_with_0xcc";
+    let bug_check = expect_stop_in_child(name, || {
+        special_pool().run(|| {
+            let gone = block(sys::POOL_FLAG_NON_PAGED, 16).cast::<u64>();
+            free(gone.cast());
+            // 4096 frees push it out of quarantine; its slot waits, inaccessible, for reuse.
+            churn(4200);
+            // SAFETY: deliberately wrong: the block was freed long ago.
+            unsafe { gone.read_volatile() };
+        });
+    });
+    let instruction = with_instruction(&bug_check, 2);
+    assert_eq!(bug_check.parameters[0] % 16, 0, "the block's first word: {bug_check}");
+    assert_row(&bug_check, &checks::SPECIAL_POOL_USE_AFTER_FREE, [bug_check.parameters[0], 0, instruction, 0]);
+}
+
+#[test]
+fn special_pool_stops_a_touch_of_the_guard_page_of_a_reused_slot_with_0xcd() {
+    let name = "special_pool_stops_a_touch_of_the_guard_page_of_a_reused_slot_with_0xcd";
+    let bug_check = expect_stop_in_child(name, || {
+        special_pool().run(|| {
+            churn(10_000);
+            let live = block(sys::POOL_FLAG_NON_PAGED, 64).cast::<u8>();
+            // SAFETY: deliberately wrong: 64 bytes on is the guard page.
+            unsafe { live.wrapping_add(64).write_volatile(1) };
+        });
+    });
+    let instruction = with_instruction(&bug_check, 2);
+    let guard = bug_check.parameters[0];
+    assert_eq!(guard % 4096, 0, "{bug_check}");
+    assert_row(&bug_check, &checks::SPECIAL_POOL_GUARD_PAGE, [guard, 1, instruction, 0]);
+}
+
+/// Where Linux has no guard markers (before 6.13), special pool's guard pages are `PROT_NONE` pages
+/// of their own: every special pool test again, in a child process that takes that way.
+#[test]
+fn guard_pages_of_their_own_where_linux_has_no_guard_markers() {
+    const VARIABLE: &str = "NTPOOL_SPECIAL_POOL_GUARD_PAGES";
+    if std::env::var_os(VARIABLE).is_some() {
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["special_pool_", "--test-threads=1"])
+        .env(VARIABLE, "1")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("test result: ok. 6 passed"), "{stdout}");
+}
