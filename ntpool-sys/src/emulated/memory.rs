@@ -160,8 +160,11 @@ fn back_other(state: &State, pool: &mut Pool, request: OtherRequest) -> Option<(
         let paged = request.kind == PoolKind::Paged;
         if let Some(alignment) = special {
             pages::install_handler();
-            let (slot, data) = special::allocate(request.size, align, paged, alignment)?;
-            return Some((data as *mut u8, pool.reserve(slot as usize, 0, 0, Memory::Special)));
+            if let Some((slot, data)) = special::allocate(request.size, align, paged, alignment) {
+                return Some((data as *mut u8, pool.reserve(slot as usize, 0, 0, Memory::Special)));
+            }
+            // Special pool is used up (every slot holds a live or quarantined block): the block
+            // comes from the normal pool, as on Windows when special pool runs out.
         }
         if paged && config.force_irql_checking {
             let (pages, data) = pages::allocate(request.size, align)?;

@@ -43,7 +43,10 @@
 //! part of every leak report. DPCs run at `DISPATCH_LEVEL` when a thread's IRQL falls below it,
 //! timers on a clock a test advances ([`Kernel::advance_clock`]), work items on worker threads at
 //! `PASSIVE_LEVEL` ([`Kernel::wait_for_work_items`]). Each thread has its own IRQL; spin locks exclude for real; tracking is
-//! safe under concurrency. Stops found by the page-fault handler (0xCD, 0xCC, 0xD1) end the process
+//! safe under concurrency and scales with it: each thread inside a kernel keeps its allocations'
+//! records in a shard of the pool of its own (`shards`), and a block freed by another thread is found
+//! in its owner's shard, with the same checks. The environment variable `NTPOOL_SPECIAL_POOL=1` turns
+//! special pool on for every kernel a process builds ([`KernelBuilder::build`]). Stops found by the page-fault handler (0xCD, 0xCC, 0xD1) end the process
 //! as a bug check ends the machine: test them with [`expect_stop_in_child`].
 //!
 //! ```

@@ -39,8 +39,12 @@ pub(crate) const SLACK_FILL: u8 = 0x5A;
 
 /// Slots per chunk: the chunk is `2 * SLOTS_PER_CHUNK + 1` pages (4 MiB of address space).
 const SLOTS_PER_CHUNK: usize = 512;
-/// Chunks at most: 65 536 slots, 512 MiB of address space, one page of memory per slot used.
-const MAX_CHUNKS: usize = 128;
+/// Chunks at most: 24 576 slots, 192 MiB of address space, one page of memory per slot used. Each
+/// slot whose protection differs from its neighbours' costs the process up to two mappings (Linux
+/// counts them against `vm.max_map_count`, 65 530 by default): at most 49 152 here, which leaves
+/// the rest of the process room. When every slot holds a live or quarantined block, allocations
+/// come from the normal pool ([`memory`](super::memory)), as on Windows when special pool runs out.
+const MAX_CHUNKS: usize = 48;
 const SLOTS: usize = SLOTS_PER_CHUNK * MAX_CHUNKS;
 const CHUNK_BYTES: usize = (2 * SLOTS_PER_CHUNK + 1) * PAGE;
 /// Idle slots are made accessible again this many at a time at least, while new slots can be made.
@@ -131,8 +135,10 @@ impl FreeSlots {
         if let Some((slot, dirty)) = self.ready.pop() {
             return Some((slot as usize, dirty));
         }
-        if self.made == self.chunks * SLOTS_PER_CHUNK {
-            self.map_chunk()?;
+        if self.made == self.chunks * SLOTS_PER_CHUNK && self.map_chunk().is_none() {
+            // No new chunk: whatever idle slots there are.
+            self.reopen_idle();
+            return self.ready.pop().map(|(slot, dirty)| (slot as usize, dirty));
         }
         let slot = self.made;
         self.made += 1;
