@@ -30,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) special_pool_tag: Option<ULONG>,
     /// Special pool was set on or off by the builder: [`SPECIAL_POOL_VARIABLE`] does not change it.
     pub(crate) special_pool_chosen: bool,
+    #[cfg_attr(not(ntpool_pages), allow(dead_code))]
     pub(crate) force_irql_checking: bool,
     pub(crate) driver_name: String,
     /// What blocks not asked for zeroed are filled with.

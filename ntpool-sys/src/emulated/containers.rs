@@ -228,6 +228,7 @@ impl Spare {
     /// Keeps `backing` (of a block that leaves quarantine) for reuse when it is a small heap block
     /// and none of its size is kept yet; otherwise gives it back, to be released.
     #[inline(always)]
+    #[cfg_attr(not(ntpool_pages), allow(irrefutable_let_patterns))]
     pub(crate) fn keep(&mut self, backing: Backing) -> Option<Backing> {
         let Backing::Heap { base, layout } = backing else { return Some(backing) };
         match self.slots.get_mut(layout.size() / POOL_ALIGNMENT) {
@@ -243,6 +244,7 @@ impl Spare {
     /// [`Spare::keep`] before the first block was kept: makes the slots.
     #[cold]
     #[inline(never)]
+    #[cfg_attr(not(ntpool_pages), allow(irrefutable_let_patterns))]
     fn keep_first(&mut self, backing: Backing) -> Option<Backing> {
         let Backing::Heap { layout, .. } = backing else { return Some(backing) };
         if !self.slots.is_empty() || layout.size() / POOL_ALIGNMENT >= Self::SLOTS {

@@ -6,8 +6,12 @@ use core::fmt;
 use std::sync::Arc;
 use std::vec::Vec;
 
-use super::config::{Config, PoolAlignment, SpecialPoolAlignment};
-use super::reports::{self, Allocation, AllocationSite, BugCheck, PoolUsage, QuotaCharge, RawTag, install_panic_hook};
+#[cfg(ntpool_pages)]
+use super::config::SpecialPoolAlignment;
+use super::config::{Config, PoolAlignment};
+#[cfg(ntpool_pages)]
+use super::reports::RawTag;
+use super::reports::{self, Allocation, AllocationSite, BugCheck, PoolUsage, QuotaCharge, install_panic_hook};
 use super::state::{self, State};
 
 /// One emulated kernel: its pool, its configuration, and the bug checks it deferred.

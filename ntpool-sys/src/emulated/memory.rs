@@ -115,6 +115,7 @@ pub(crate) fn back(
 
 /// What [`back_other`] needs of a request (made only on its path).
 #[derive(Clone, Copy)]
+#[cfg_attr(not(ntpool_pages), allow(dead_code))]
 struct OtherRequest {
     size: usize,
     tag: ULONG,

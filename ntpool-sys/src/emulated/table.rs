@@ -49,11 +49,13 @@ impl Backing {
     /// special pool slot goes back to the free slots knowing that only the block's own bytes need the
     /// slack pattern again: the rest of its page was checked at free and stayed inaccessible since.
     pub(crate) fn release_freed(self, address: usize, size: usize) {
-        match self {
-            #[cfg(ntpool_pages)]
-            Backing::Special { slot } => special::release_freed(slot, address, size),
-            backing => backing.release(),
+        #[cfg(ntpool_pages)]
+        if let Backing::Special { slot } = self {
+            return special::release_freed(slot, address, size);
         }
+        #[cfg(not(ntpool_pages))]
+        let _ = (address, size);
+        self.release();
     }
 
     /// Gives the memory of a block that was never freed (left live when its kernel goes) back to the
