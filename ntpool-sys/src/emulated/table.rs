@@ -288,7 +288,7 @@ pub(crate) struct Pool {
     recent: (usize, RecordIndex),
     /// The other live blocks this shard holds, by address.
     live: LiveBlocks,
-    /// Freed blocks; at most [`QUARANTINE`].
+    /// Freed blocks; at most [`QUARANTINE`](super::containers::QUARANTINE) + 1.
     quarantine: Quarantine,
     /// A heap block that left quarantine with its record, kept for the next allocation of its host
     /// size: its record, host size and base (`(NO_RECORD, 0, 0)`: none).
