@@ -177,7 +177,8 @@ fn executable_pool_under_code_integrity_checking() {
 #[test]
 fn an_overrun_of_an_ordinary_block_is_found_at_free_under_pool_tracking() {
     for (size, past) in [(20usize, 0usize), (32, 0), (32, 15), (100, 11)] {
-        let kernel = Kernel::new();
+        // Heap blocks (under special pool these bytes are its slack or its guard page).
+        let kernel = Kernel::builder().no_special_pool().build();
         let (live, beyond) = kernel.run(|| {
             let live = block(sys::POOL_FLAG_NON_PAGED, size as u64).cast::<u8>();
             let beyond = live.wrapping_add(size + past);
@@ -189,7 +190,7 @@ fn an_overrun_of_an_ordinary_block_is_found_at_free_under_pool_tracking() {
         assert_row(&bug_check, &checks::OVERRUN_FOUND_AT_FREE, [0x51, live as u64, beyond as u64, size as u64]);
     }
     // Without pool tracking the free goes through.
-    let kernel = Kernel::builder().pool_tracking(false).build();
+    let kernel = Kernel::builder().pool_tracking(false).no_special_pool().build();
     kernel.run(|| {
         let live = block(sys::POOL_FLAG_PAGED, 20).cast::<u8>();
         // SAFETY: as above.

@@ -81,8 +81,9 @@ fn round(config: &str, threads: usize, pairs: usize) -> f64 {
 fn kernel(config: &str) -> Option<Kernel> {
     match config {
         "malloc" => None,
-        "verifier-off" => Some(Kernel::builder().driver_verifier(false).build()),
-        "tracking" => Some(Kernel::new()),
+        // Without special pool whatever NTPOOL_SPECIAL_POOL says (the configuration is the bench's).
+        "verifier-off" => Some(Kernel::builder().driver_verifier(false).no_special_pool().build()),
+        "tracking" => Some(Kernel::builder().no_special_pool().build()),
         "special-pool" => Some(Kernel::builder().special_pool(SpecialPoolAlignment::VerifyEnd).build()),
         _ => panic!("unknown configuration {config}: malloc, verifier-off, tracking or special-pool"),
     }

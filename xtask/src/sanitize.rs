@@ -19,17 +19,33 @@ use std::process::Command;
 
 use crate::host::cargo::{HOST_TRIPLE, toolchain_cargo};
 
-/// The trybuild test, the one test not run under the sanitizer.
-const COMPILE_FAIL: &str = "irql_tag_and_pool_rules_are_enforced_at_compile_time";
+/// The trybuild test, the one test not run under the sanitizer (nor timed by `cargo xtask bench
+/// throughput`'s run of the host tests under special pool).
+pub(crate) const COMPILE_FAIL: &str = "irql_tag_and_pool_rules_are_enforced_at_compile_time";
+
+/// The host tests' packages and targets: the crate and its kernel interface (`ntpool-sys`, the
+/// emulated kernel), the driver, its protocol and its client; unit and integration tests.
+pub(crate) const HOST_TESTS: &[&str] = &[
+    "-p",
+    "ntpool-sys",
+    "-p",
+    "ntpool",
+    "-p",
+    "ntpool-driver",
+    "-p",
+    "ntpool-protocol",
+    "-p",
+    "ntpool-client",
+    "--lib",
+    "--tests",
+];
 
 /// `cargo test` of the host tests under AddressSanitizer; fails on any report.
 pub fn command(root: &Path) -> Command {
     let mut command = toolchain_cargo(root, Some("nightly"));
     command.args(["test", "--locked", "--target", HOST_TRIPLE]);
-    // The kernel interface and its emulation, whose unit tests are there.
-    command.args(["-p", "ntpool-sys"]);
-    command.args(["-p", "ntpool", "-p", "ntpool-driver", "-p", "ntpool-protocol", "-p", "ntpool-client"]);
-    command.args(["--lib", "--tests", "--", "--skip", COMPILE_FAIL]);
+    command.args(HOST_TESTS);
+    command.args(["--", "--skip", COMPILE_FAIL]);
     command
         .env("CARGO_TARGET_DIR", root.join("target/asan"))
         .env("RUSTFLAGS", "-Zsanitizer=address -Cforce-frame-pointers=yes")

@@ -30,6 +30,9 @@ pub(crate) struct Config {
     pub(crate) special_pool: Option<SpecialPoolAlignment>,
     /// Special pool for this tag only (all tags when `None`).
     pub(crate) special_pool_tag: Option<ULONG>,
+    /// Special pool was set on or off by the builder: [`SPECIAL_POOL_VARIABLE`] does not change it.
+    pub(crate) special_pool_chosen: bool,
+    #[cfg_attr(not(ntpool_pages), allow(dead_code))]
     pub(crate) force_irql_checking: bool,
     pub(crate) driver_name: String,
     /// What blocks not asked for zeroed are filled with.
@@ -55,6 +58,7 @@ impl Default for Config {
             low_resources: None,
             special_pool: None,
             special_pool_tag: None,
+            special_pool_chosen: false,
             force_irql_checking: false,
             driver_name: "driver.sys".into(),
             uninitialized_fill: UNINITIALIZED_FILL,
@@ -65,7 +69,34 @@ impl Default for Config {
     }
 }
 
+/// The environment variable that turns special pool on for every kernel whose builder does not choose
+/// ([`KernelBuilder::build`](super::KernelBuilder::build)).
+pub(crate) const SPECIAL_POOL_VARIABLE: &str = "NTPOOL_SPECIAL_POOL";
+
 impl Config {
+    /// The default configuration, with special pool as [`SPECIAL_POOL_VARIABLE`] says (the
+    /// process-wide default kernel's).
+    pub(crate) fn from_environment() -> Self {
+        let mut config = Config::default();
+        config.apply_environment();
+        config
+    }
+
+    /// Special pool for every allocation below a page when [`SPECIAL_POOL_VARIABLE`] is `1` or `end`
+    /// ([`SpecialPoolAlignment::VerifyEnd`]) or `start` ([`SpecialPoolAlignment::VerifyStart`]),
+    /// unless the builder chose (special pool on or off) or the kernel emulates a pool with other
+    /// alignment promises than Windows' (what such a kernel tests, special pool's pages would hide);
+    /// nothing otherwise. Only where special pool exists (Linux on x86_64).
+    pub(crate) fn apply_environment(&mut self) {
+        if cfg!(ntpool_pages) && !self.special_pool_chosen && self.pool_alignment == PoolAlignment::Windows {
+            self.special_pool = match std::env::var(SPECIAL_POOL_VARIABLE).as_deref() {
+                Ok("1" | "end") => Some(SpecialPoolAlignment::VerifyEnd),
+                Ok("start") => Some(SpecialPoolAlignment::VerifyStart),
+                _ => None,
+            };
+        }
+    }
+
     /// Whether Driver Verifier runs with pool tracking.
     pub(crate) fn pool_tracking(&self) -> bool {
         self.verifier && self.pool_tracking

@@ -7,6 +7,8 @@ use super::checks::{self, LOWER_TO_HIGHER_IRQL, RAISE_TO_LOWER_IRQL};
 #[cfg(ntpool_pages)]
 use super::pages;
 use super::state::current;
+#[cfg(ntpool_pages)]
+use super::state::with_current;
 use super::thread::{current_irql, in_dpc, set_irql};
 use crate::{DISPATCH_LEVEL, HIGH_LEVEL, KIRQL};
 
@@ -16,7 +18,7 @@ use crate::{DISPATCH_LEVEL, HIGH_LEVEL, KIRQL};
 pub(crate) fn raise_irql(new: KIRQL) -> KIRQL {
     let old = current_irql();
     #[cfg(ntpool_pages)]
-    if new >= DISPATCH_LEVEL && old < DISPATCH_LEVEL && current().config.force_irql_checking {
+    if new >= DISPATCH_LEVEL && old < DISPATCH_LEVEL && with_current(|state| state.config.force_irql_checking) {
         pages::trim_paged_blocks();
     }
     if new < old || new > HIGH_LEVEL {

@@ -6,8 +6,12 @@ use core::fmt;
 use std::sync::Arc;
 use std::vec::Vec;
 
-use super::config::{Config, PoolAlignment, SpecialPoolAlignment};
-use super::reports::{self, Allocation, AllocationSite, BugCheck, PoolUsage, QuotaCharge, RawTag, install_panic_hook};
+#[cfg(ntpool_pages)]
+use super::config::SpecialPoolAlignment;
+use super::config::{Config, PoolAlignment};
+#[cfg(ntpool_pages)]
+use super::reports::RawTag;
+use super::reports::{self, Allocation, AllocationSite, BugCheck, PoolUsage, QuotaCharge, install_panic_hook};
 use super::state::{self, State};
 
 /// One emulated kernel: its pool, its configuration, and the bug checks it deferred.
@@ -415,11 +419,15 @@ impl KernelBuilder {
         self
     }
 
-    /// Driver Verifier's special pool for every allocation below a page: each block gets pages of its
-    /// own next to an inaccessible guard page (after it for [`SpecialPoolAlignment::VerifyEnd`],
+    /// Driver Verifier's special pool for every allocation below a page: each block gets a page of
+    /// its own next to an inaccessible guard page (after it for [`SpecialPoolAlignment::VerifyEnd`],
     /// before it for [`SpecialPoolAlignment::VerifyStart`]); the rest of its page is filled with a
     /// pattern checked at free (bug check 0xC1); a touch of the guard page stops with 0xCD; freed
-    /// blocks stay inaccessible while in quarantine, so a use after free stops with 0xCC.
+    /// blocks stay inaccessible while in quarantine (and after, until their page is reused), so a use
+    /// after free stops with 0xCC. The pages are slots of an arena, reused from block to block: a
+    /// free makes its page inaccessible with one `mprotect`, and pages leaving quarantine are made
+    /// accessible again in batches. `NTPOOL_SPECIAL_POOL=1` turns it on for every kernel
+    /// ([`KernelBuilder::build`]).
     ///
     /// Faults end the process with the stop line (they cannot unwind): test them with
     /// [`expect_stop_in_child`](super::expect_stop_in_child). Linux on x86_64 only.
@@ -441,6 +449,32 @@ impl KernelBuilder {
     #[cfg(ntpool_pages)]
     pub fn special_pool(mut self, alignment: SpecialPoolAlignment) -> Self {
         self.config.special_pool = Some(alignment);
+        self.config.special_pool_chosen = true;
+        self
+    }
+
+    /// No special pool (the default), even when the environment variable `NTPOOL_SPECIAL_POOL` turns
+    /// it on for every other kernel ([`KernelBuilder::build`]): for a test of what special pool
+    /// changes (the heap pool's overrun zone, where a block starts on its page).
+    ///
+    /// ```
+    /// use ntpool_sys::emulated::Kernel;
+    /// use ntpool_sys as sys;
+    /// let kernel = Kernel::builder().no_special_pool().build();
+    /// kernel.run(|| {
+    ///     let tag = u32::from_le_bytes(*b"Doc1");
+    ///     // SAFETY: a plain allocation at PASSIVE_LEVEL, freed below with its tag.
+    ///     let b = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, 24, tag) };
+    ///     // A heap block, whatever NTPOOL_SPECIAL_POOL says: it does not end against a guard page.
+    ///     assert_ne!((b as usize + 32) % 4096, 0);
+    ///     // SAFETY: allocated above with this tag, freed once.
+    ///     unsafe { sys::ExFreePoolWithTag(b, tag) };
+    /// });
+    /// ```
+    pub fn no_special_pool(mut self) -> Self {
+        self.config.special_pool = None;
+        self.config.special_pool_tag = None;
+        self.config.special_pool_chosen = true;
         self
     }
 
@@ -468,6 +502,7 @@ impl KernelBuilder {
     pub fn special_pool_tag(mut self, tag: impl Into<RawTag>, alignment: SpecialPoolAlignment) -> Self {
         self.config.special_pool = Some(alignment);
         self.config.special_pool_tag = Some(tag.into().0);
+        self.config.special_pool_chosen = true;
         self
     }
 
@@ -572,6 +607,16 @@ impl KernelBuilder {
 
     /// The configured kernel.
     ///
+    /// The environment variable `NTPOOL_SPECIAL_POOL` turns special pool on for every allocation
+    /// below a page of every kernel whose builder did not choose ([`KernelBuilder::special_pool`],
+    /// [`KernelBuilder::special_pool_tag`], [`KernelBuilder::no_special_pool`]) and that keeps
+    /// Windows' alignment promises ([`KernelBuilder::pool_alignment`]), the process-wide default
+    /// kernel included: `1` or `end` for [`SpecialPoolAlignment::VerifyEnd`], `start` for
+    /// [`SpecialPoolAlignment::VerifyStart`]. A whole test suite then runs under special pool
+    /// without a change to its code (`NTPOOL_SPECIAL_POOL=1 cargo test`), as Driver Verifier's
+    /// settings apply to every driver they name. Linux on x86_64 only (elsewhere the variable is
+    /// ignored).
+    ///
     /// ```
     /// use ntpool_sys::emulated::Kernel;
     /// let kernel = Kernel::builder().build(); // the same as `Kernel::new()`
@@ -579,7 +624,9 @@ impl KernelBuilder {
     /// assert!(kernel.outstanding().is_empty());
     /// ```
     pub fn build(self) -> Kernel {
-        Kernel { state: Arc::new(State::new(self.config)) }
+        let mut config = self.config;
+        config.apply_environment();
+        Kernel { state: Arc::new(State::new(config)) }
     }
 }
 

@@ -43,7 +43,10 @@
 //! part of every leak report. DPCs run at `DISPATCH_LEVEL` when a thread's IRQL falls below it,
 //! timers on a clock a test advances ([`Kernel::advance_clock`]), work items on worker threads at
 //! `PASSIVE_LEVEL` ([`Kernel::wait_for_work_items`]). Each thread has its own IRQL; spin locks exclude for real; tracking is
-//! safe under concurrency. Stops found by the page-fault handler (0xCD, 0xCC, 0xD1) end the process
+//! safe under concurrency and scales with it: each thread inside a kernel keeps its allocations'
+//! records in a shard of the pool of its own (`shards`), and a block freed by another thread is found
+//! in its owner's shard, with the same checks. The environment variable `NTPOOL_SPECIAL_POOL=1` turns
+//! special pool on for every kernel a process builds ([`KernelBuilder::build`]). Stops found by the page-fault handler (0xCD, 0xCC, 0xD1) end the process
 //! as a bug check ends the machine: test them with [`expect_stop_in_child`].
 //!
 //! ```
@@ -85,9 +88,11 @@
 //! 1. `thread`: each thread's IRQL, id and process;
 //! 2. `reports`: bug checks, and poolmon's table and the records reports are made of;
 //! 3. `config`: what [`KernelBuilder`] sets;
-//! 4. `pages` (Linux on x86_64): page-backed blocks and the fault handler of special pool and Force
-//!    IRQL Checking;
-//! 5. `table`: the pool's bookkeeping (live blocks, quarantine, spare blocks, its lock);
+//! 4. `special` and `pages` (Linux on x86_64): special pool's arena of reused slots (a data page
+//!    between guard pages); Force IRQL Checking's page-backed blocks and the fault handler of both;
+//! 5. `containers` and `table`: the pool's bookkeeping (records, live blocks, quarantine, blocks
+//!    kept for reuse); `shards`: the shards of a kernel's pool, one per thread inside the kernel,
+//!    each behind its lock;
 //! 6. `objects`: the bookkeeping of DPCs, timers and work items, and the checks made on it (0xC7
 //!    when pool holding an armed timer or a queued DPC is freed, 0xCE for what is pending at unload);
 //! 7. `state`: one kernel's state, and which kernel a thread has entered;
@@ -96,7 +101,8 @@
 //! 9. `dpc`: the DPC queue and the dispatcher that runs it at `DISPATCH_LEVEL`;
 //! 10. `irql`: raising and lowering the IRQL, checked (lowering below `DISPATCH_LEVEL` runs the
 //!     queued DPCs);
-//! 11. `pool` and `free`: allocation and free;
+//! 11. `memory`: where a block's memory comes from, and the fills in and around it; `pool` and
+//!     `free`: allocation and free;
 //! 12. `sync`: spin locks and fast mutexes;
 //! 13. `lookaside`: lookaside lists and `SLIST`s;
 //! 14. `timer`: kernel timers on a clock tests advance;
@@ -122,6 +128,7 @@
 mod caller;
 pub mod checks;
 mod config;
+mod containers;
 pub(crate) mod dpc;
 mod free;
 pub mod io;
@@ -129,12 +136,16 @@ pub mod irp;
 pub(crate) mod irql;
 mod kernel;
 pub(crate) mod lookaside;
+mod memory;
 mod objects;
 mod options;
 #[cfg(ntpool_pages)]
 mod pages;
 pub(crate) mod pool;
 pub(crate) mod reports;
+mod shards;
+#[cfg(ntpool_pages)]
+mod special;
 mod state;
 pub(crate) mod sync;
 pub(crate) mod system_thread;

@@ -20,8 +20,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::format;
 use std::string::String;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, LockResult, Mutex, MutexGuard};
 use std::vec::Vec;
 
 use super::checks::{self, Check};
@@ -140,13 +140,82 @@ impl Objects {
 #[derive(Debug, Default)]
 pub(crate) struct KernelObjects {
     objects: Mutex<Objects>,
-    pub(crate) changed: Condvar,
+    pub(crate) changed: Changed,
     /// How many DPCs are queued: read without the lock on every lowering of the IRQL.
     pub(crate) queued: AtomicUsize,
+    /// Whether a timer is armed or a DPC queued, as of the last release of the lock: a free looks
+    /// for one in the block it frees (bug check 0xC7) only then, without taking the lock otherwise.
+    holding: AtomicBool,
 }
 
 impl KernelObjects {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Objects> {
-        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn lock(&self) -> ObjectsGuard<'_> {
+        ObjectsGuard { guard: Some(self.objects.lock().unwrap_or_else(|p| p.into_inner())), holding: &self.holding }
+    }
+
+    /// Whether a timer may be armed or a DPC queued. Every change is made under the lock, and the
+    /// flag is written before the lock is released, so a thread that armed a timer (or was told so
+    /// by the thread that did) sees it set.
+    #[inline(always)]
+    pub(crate) fn may_hold_any(&self) -> bool {
+        self.holding.load(Ordering::Acquire)
+    }
+}
+
+/// The objects, locked; on release it records whether any timer is armed or DPC queued
+/// ([`KernelObjects::may_hold_any`]).
+///
+/// # Invariants
+/// `guard` is `Some` until the guard is dropped (or handed to [`Changed::wait`], which gives it back).
+#[derive(Debug)]
+pub(crate) struct ObjectsGuard<'a> {
+    guard: Option<MutexGuard<'a, Objects>>,
+    holding: &'a AtomicBool,
+}
+
+impl ObjectsGuard<'_> {
+    fn record(&self) {
+        if let Some(objects) = &self.guard {
+            self.holding.store(!objects.timers.is_empty() || !objects.dpc_queue.is_empty(), Ordering::Release);
+        }
+    }
+}
+
+impl core::ops::Deref for ObjectsGuard<'_> {
+    type Target = Objects;
+
+    fn deref(&self) -> &Objects {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl core::ops::DerefMut for ObjectsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Objects {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for ObjectsGuard<'_> {
+    fn drop(&mut self) {
+        self.record();
+    }
+}
+
+/// The condition variable of [`KernelObjects`], waited on with an [`ObjectsGuard`].
+#[derive(Debug, Default)]
+pub(crate) struct Changed(Condvar);
+
+impl Changed {
+    /// Releases the lock while waiting for a notification, as [`Condvar::wait`].
+    pub(crate) fn wait<'a>(&self, mut objects: ObjectsGuard<'a>) -> LockResult<ObjectsGuard<'a>> {
+        objects.record();
+        let holding = objects.holding;
+        let guard = objects.guard.take().expect("held until dropped");
+        let guard = self.0.wait(guard).unwrap_or_else(|p| p.into_inner());
+        Ok(ObjectsGuard { guard: Some(guard), holding })
+    }
+
+    pub(crate) fn notify_all(&self) {
+        self.0.notify_all();
     }
 }

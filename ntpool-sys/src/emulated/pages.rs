@@ -1,8 +1,9 @@
-//! Page-backed pool blocks, for the checks that need the memory management unit: Driver Verifier's
-//! special pool (guard pages, slack patterns, freed pages left inaccessible) and Force IRQL Checking
-//! (pageable memory made inaccessible whenever a thread raises to `DISPATCH_LEVEL`).
+//! Page-backed pool blocks, for the checks that need the memory management unit: Force IRQL Checking
+//! (pageable memory made inaccessible whenever a thread raises to `DISPATCH_LEVEL`), here, and the
+//! `SIGSEGV` handler of it and of Driver Verifier's special pool (guard pages, freed pages left
+//! inaccessible), whose pages are in [`special`](super::special).
 //!
-//! A fault on such a page is analysed by a `SIGSEGV` handler. A touch of a guard page is bug check
+//! A fault on such a page is analysed by the handler. A touch of a guard page is bug check
 //! 0xCD, of a freed block 0xCC, of trimmed paged memory at `DISPATCH_LEVEL` or above 0xD1; a touch of
 //! trimmed paged memory below `DISPATCH_LEVEL` is an ordinary page fault: the page is made
 //! accessible again and the access retried, as the memory manager would page it in. A bug check
@@ -14,23 +15,18 @@
 
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-use super::config::SpecialPoolAlignment;
 use super::reports::bug_check_name;
+use super::special::{self, Fault, PAGE};
 use super::thread::current_irql;
 use crate::{DISPATCH_LEVEL, KIRQL};
 
-pub(crate) const PAGE: usize = 4096;
-/// What the slack around a special-pool block is filled with, and checked for at free.
-pub(crate) const SLACK_FILL: u8 = 0x5A;
 /// The exit code of a process stopped by a bug check found in the fault handler.
 pub(crate) const STOP_EXIT_CODE: i32 = 0xC4;
 
 const FREE: u8 = 0;
 const RESERVED: u8 = 1;
-const LIVE: u8 = 2;
 const LIVE_PAGED: u8 = 3;
 const TRIMMED: u8 = 4;
-const FREED: u8 = 5;
 
 /// One page-backed block, in a registry the fault handler can read without taking a lock.
 struct Slot {
@@ -38,47 +34,26 @@ struct Slot {
     /// The mapping.
     start: AtomicUsize,
     end: AtomicUsize,
-    /// The pages that hold data (the rest of the mapping is guard page).
-    open_start: AtomicUsize,
-    open_end: AtomicUsize,
 }
 
 const SLOTS: usize = 1 << 15;
 
-static REGISTRY: [Slot; SLOTS] = [const {
-    Slot {
-        state: AtomicU8::new(FREE),
-        start: AtomicUsize::new(0),
-        end: AtomicUsize::new(0),
-        open_start: AtomicUsize::new(0),
-        open_end: AtomicUsize::new(0),
-    }
-}; SLOTS];
+static REGISTRY: [Slot; SLOTS] =
+    [const { Slot { state: AtomicU8::new(FREE), start: AtomicUsize::new(0), end: AtomicUsize::new(0) } }; SLOTS];
 
-/// A mapping that backs one block.
+/// A mapping that backs one pageable block under Force IRQL Checking (special pool's blocks are in
+/// [`special`]'s slots): its entry in the registry, which holds where it is.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pages {
-    slot: usize,
-    start: usize,
-    len: usize,
-    /// The block: where the caller's bytes start, and how many were asked for.
-    pub(crate) data: usize,
-    size: usize,
-    /// The bytes after the block up to the next 16-byte boundary, or to the end of the open pages
-    /// (Verify Start), that belong to no one and are checked at free.
-    slack_end: usize,
-    open_start: usize,
+    slot: u32,
 }
 
-/// Maps pages for a block of `size` bytes (non-zero) aligned on `align` (16 or 64). `special` places
-/// it against a guard page; otherwise it starts on its own page. `paged` blocks are trimmed by Force
-/// IRQL Checking.
-pub(crate) fn allocate(size: usize, align: usize, paged: bool, special: Option<SpecialPoolAlignment>) -> Option<Pages> {
+/// Maps pages for a pageable block of `size` bytes (non-zero) aligned on `align` (16 or 64), starting
+/// on its own page; Force IRQL Checking trims it. The pages, and where the block starts.
+pub(crate) fn allocate(size: usize, align: usize) -> Option<(Pages, usize)> {
     install_handler();
     let rounded = size.checked_add(align - 1)? & !(align - 1);
-    let data_pages = rounded.div_ceil(PAGE);
-    let guard_pages = usize::from(special.is_some());
-    let len = (data_pages + guard_pages).checked_mul(PAGE)?;
+    let len = rounded.div_ceil(PAGE).checked_mul(PAGE)?;
     let slot = reserve_slot()?;
     // SAFETY: an anonymous private mapping; no existing memory is affected.
     let start = unsafe {
@@ -96,28 +71,11 @@ pub(crate) fn allocate(size: usize, align: usize, paged: bool, special: Option<S
         return None;
     }
     let start = start as usize;
-    let (open_start, open_end, data) = match special {
-        Some(SpecialPoolAlignment::VerifyEnd) => {
-            (start, start + data_pages * PAGE, start + data_pages * PAGE - rounded)
-        }
-        Some(SpecialPoolAlignment::VerifyStart) => (start + PAGE, start + len, start + PAGE),
-        None => (start, start + len, start),
-    };
-    let guard = if special == Some(SpecialPoolAlignment::VerifyEnd) { open_end } else { start };
-    if special.is_some() {
-        // SAFETY: the guard page is inside the mapping just made.
-        unsafe { libc::mprotect(guard as *mut libc::c_void, PAGE, libc::PROT_NONE) };
-        // SAFETY: the open pages are mapped read-write; the block itself is filled by the caller.
-        unsafe { core::ptr::write_bytes(open_start as *mut u8, SLACK_FILL, open_end - open_start) };
-    }
-    let slack_end = if special == Some(SpecialPoolAlignment::VerifyStart) { open_end } else { data + rounded };
     let entry = &REGISTRY[slot];
     entry.start.store(start, Ordering::Relaxed);
     entry.end.store(start + len, Ordering::Relaxed);
-    entry.open_start.store(open_start, Ordering::Relaxed);
-    entry.open_end.store(open_end, Ordering::Relaxed);
-    entry.state.store(if paged { LIVE_PAGED } else { LIVE }, Ordering::Release);
-    Some(Pages { slot, start, len, data, size, slack_end, open_start })
+    entry.state.store(LIVE_PAGED, Ordering::Release);
+    Some((Pages { slot: slot as u32 }, start))
 }
 
 fn reserve_slot() -> Option<usize> {
@@ -127,42 +85,29 @@ fn reserve_slot() -> Option<usize> {
 }
 
 impl Pages {
-    /// Checks the slack around a special-pool block: the first corrupted byte before the block
-    /// (subcode 0x23) or after it (0x24), as bug check 0xC1 reports them.
-    pub(crate) fn corrupted_slack(&self) -> Option<(usize, u64)> {
-        self.touch();
-        let before = (self.open_start..self.data).find(|&a| {
-            // SAFETY: inside the open pages of this live mapping.
-            unsafe { *(a as *const u8) != SLACK_FILL }
-        });
-        if let Some(address) = before {
-            return Some((address, 0x23));
-        }
-        let after = (self.data + self.size..self.slack_end).find(|&a| {
-            // SAFETY: as above.
-            unsafe { *(a as *const u8) != SLACK_FILL }
-        });
-        after.map(|address| (address, 0x24))
+    /// The pages of registry entry `slot` (as [`Pages::slot`] gave it).
+    pub(crate) fn from_slot(slot: u32) -> Self {
+        Pages { slot }
     }
 
-    /// Makes the block inaccessible for good: any later touch is a use after free (0xCC).
-    pub(crate) fn retire(&self) {
-        REGISTRY[self.slot].state.store(FREED, Ordering::Release);
-        // SAFETY: the whole mapping is ours.
-        unsafe { libc::mprotect(self.start as *mut libc::c_void, self.len, libc::PROT_NONE) };
+    /// The block's entry in the registry.
+    pub(crate) fn slot(self) -> u32 {
+        self.slot
     }
 
     /// Unmaps the block (when it leaves quarantine, or the kernel is dropped).
-    pub(crate) fn unmap(&self) {
+    pub(crate) fn unmap(self) {
+        let entry = &REGISTRY[self.slot as usize];
+        let (start, end) = (entry.start.load(Ordering::Relaxed), entry.end.load(Ordering::Relaxed));
         // SAFETY: the mapping is ours and nothing refers to it any more.
-        unsafe { libc::munmap(self.start as *mut libc::c_void, self.len) };
-        REGISTRY[self.slot].state.store(FREE, Ordering::Release);
+        unsafe { libc::munmap(start as *mut libc::c_void, end - start) };
+        entry.state.store(FREE, Ordering::Release);
     }
 
     /// Makes a trimmed paged block accessible again: the kernel itself is about to touch it (as the
     /// memory manager pages memory in for its own use).
-    pub(crate) fn touch(&self) {
-        let entry = &REGISTRY[self.slot];
+    pub(crate) fn touch(self) {
+        let entry = &REGISTRY[self.slot as usize];
         if entry.state.compare_exchange(TRIMMED, LIVE_PAGED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             open(entry);
         }
@@ -170,8 +115,8 @@ impl Pages {
 }
 
 fn open(entry: &Slot) {
-    let (start, end) = (entry.open_start.load(Ordering::Relaxed), entry.open_end.load(Ordering::Relaxed));
-    // SAFETY: the open pages of a live mapping of ours.
+    let (start, end) = (entry.start.load(Ordering::Relaxed), entry.end.load(Ordering::Relaxed));
+    // SAFETY: a live mapping of ours.
     unsafe { libc::mprotect(start as *mut libc::c_void, end - start, libc::PROT_READ | libc::PROT_WRITE) };
 }
 
@@ -179,10 +124,11 @@ fn open(entry: &Slot) {
 /// inaccessible), so that a touch at raised IRQL faults every time instead of only when the page
 /// happens to be out.
 pub(crate) fn trim_paged_blocks() {
+    special::trim_paged_blocks();
     for entry in &REGISTRY {
         if entry.state.compare_exchange(LIVE_PAGED, TRIMMED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            let (start, end) = (entry.open_start.load(Ordering::Relaxed), entry.open_end.load(Ordering::Relaxed));
-            // SAFETY: the open pages of a live mapping of ours.
+            let (start, end) = (entry.start.load(Ordering::Relaxed), entry.end.load(Ordering::Relaxed));
+            // SAFETY: a live mapping of ours.
             unsafe { libc::mprotect(start as *mut libc::c_void, end - start, libc::PROT_NONE) };
         }
     }
@@ -191,7 +137,7 @@ pub(crate) fn trim_paged_blocks() {
 static PREVIOUS: AtomicUsize = AtomicUsize::new(0);
 static INSTALLED: std::sync::Once = std::sync::Once::new();
 
-fn install_handler() {
+pub(crate) fn install_handler() {
     INSTALLED.call_once(|| {
         // SAFETY: `sigaction` is plain data, valid when zeroed.
         let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
@@ -227,6 +173,22 @@ extern "C" fn on_fault(signal: libc::c_int, info: *mut libc::siginfo_t, context:
     } else {
         0
     };
+    let irql_stop =
+        |irql: KIRQL| stop(crate::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [address as u64, irql.into(), access, rip]);
+    match special::fault(address) {
+        Fault::NotOurs => {}
+        Fault::Freed => stop(crate::PAGE_FAULT_IN_FREED_SPECIAL_POOL, [address as u64, access.min(1), rip, 0]),
+        Fault::BeyondEnd => stop(crate::PAGE_FAULT_BEYOND_END_OF_ALLOCATION, [address as u64, access.min(1), rip, 0]),
+        Fault::Trimmed(slot) => {
+            let irql: KIRQL = current_irql();
+            if irql >= DISPATCH_LEVEL {
+                irql_stop(irql);
+            }
+            // Below DISPATCH_LEVEL a trimmed page is simply paged back in.
+            return special::touch(slot as u32);
+        }
+        Fault::Retry => return,
+    }
     let Some(entry) = REGISTRY.iter().find(|e| {
         e.state.load(Ordering::Acquire) != FREE
             && e.start.load(Ordering::Relaxed) <= address
@@ -234,26 +196,17 @@ extern "C" fn on_fault(signal: libc::c_int, info: *mut libc::siginfo_t, context:
     }) else {
         return forward(signal, info, context);
     };
-    let in_open_pages =
-        entry.open_start.load(Ordering::Relaxed) <= address && address < entry.open_end.load(Ordering::Relaxed);
-    match entry.state.load(Ordering::Acquire) {
-        FREED => stop(crate::PAGE_FAULT_IN_FREED_SPECIAL_POOL, [address as u64, access.min(1), rip, 0]),
-        _ if !in_open_pages => {
-            stop(crate::PAGE_FAULT_BEYOND_END_OF_ALLOCATION, [address as u64, access.min(1), rip, 0])
+    if entry.state.load(Ordering::Acquire) == TRIMMED {
+        let irql: KIRQL = current_irql();
+        if irql >= DISPATCH_LEVEL {
+            irql_stop(irql);
         }
-        TRIMMED => {
-            let irql: KIRQL = current_irql();
-            if irql >= DISPATCH_LEVEL {
-                stop(crate::DRIVER_IRQL_NOT_LESS_OR_EQUAL, [address as u64, irql.into(), access, rip]);
-            }
-            // Below DISPATCH_LEVEL a trimmed page is simply paged back in.
-            if entry.state.compare_exchange(TRIMMED, LIVE_PAGED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                open(entry);
-            }
+        // Below DISPATCH_LEVEL a trimmed page is simply paged back in.
+        if entry.state.compare_exchange(TRIMMED, LIVE_PAGED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            open(entry);
         }
-        // Opened meanwhile by another thread: retry the access.
-        _ => {}
     }
+    // Otherwise opened meanwhile by another thread: the access is retried.
 }
 
 /// Hands a fault that is not ours to whoever handled SIGSEGV before (Rust's stack-overflow guard,

@@ -4,20 +4,16 @@
 //! their own for special pool and Force IRQL Checking ([`pages`](super::pages)).
 #![allow(non_snake_case)]
 
-use std::alloc::Layout;
-#[cfg(ntpool_pages)]
-use std::boxed::Box;
 use std::panic::Location;
 use std::sync::atomic::Ordering;
 
 use super::caller::return_address_of_call_to;
 use super::checks::{self, Check};
-use super::config::PoolAlignment;
-#[cfg(ntpool_pages)]
-use super::pages;
+use super::memory::{back, fill, fill_overrun_zone};
 use super::reports::PoolKind;
-use super::state::{State, current, with_current};
-use super::table::{Backing, Block, CACHE_LINE, OVERRUN_FILL, PAGE_SIZE, POOL_ALIGNMENT, Pool, TRAILER, overrun_zone};
+use super::shards::Shard;
+use super::state::{State, with_current, with_current_shard};
+use super::table::{Memory, NewBlock, Pool};
 use super::thread::{IDLE_PROCESS, current_irql, current_process, in_dpc};
 use crate::{APC_LEVEL, DISPATCH_LEVEL, POOL_FLAGS, POOL_TYPE, PVOID, SIZE_T, ULONG};
 
@@ -81,51 +77,112 @@ fn unhandled_exception(state: &State, check: &Check, exception: u64, routine: us
     checks::raise(state, check, [exception, routine as u64, 0, 0]);
 }
 
+/// `ExAllocatePool2`'s flags in the terms of a request, worked out where the call is made (inline:
+/// a call with constant flags, as ntpool's are, hands over constants): the pool type in bits 0-31
+/// of `bits`, then one bit each for a cache-aligned block, a zeroed block, a quota charge,
+/// `POOL_FLAG_RAISE_ON_FAILURE`, and flags the kernel refuses; and the pool.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pool2Flags {
+    bits: u64,
+    kind: PoolKind,
+}
+
+impl Pool2Flags {
+    const CACHE_ALIGNED: u64 = 1 << 40;
+    const ZEROED: u64 = 1 << 41;
+    const QUOTA: u64 = 1 << 42;
+    const RAISE: u64 = 1 << 43;
+    const REFUSED: u64 = 1 << 44;
+
+    #[inline(always)]
+    pub(crate) const fn of(flags: POOL_FLAGS) -> Self {
+        let raise = if flags & crate::POOL_FLAG_RAISE_ON_FAILURE != 0 { Self::RAISE } else { 0 };
+        let pool_type =
+            crate::pool_type_for_flags(flags & !(crate::POOL_FLAG_USE_QUOTA | crate::POOL_FLAG_RAISE_ON_FAILURE));
+        let unknown = flags & crate::POOL_FLAG_REQUIRED_MASK & !crate::POOL_FLAG_REQUIRED_KNOWN;
+        let pool_type = match (pool_type, unknown) {
+            (Some(pool_type), 0) => pool_type,
+            // No pool, two pools, or a required flag this kernel does not know: the call fails.
+            _ => return Pool2Flags { bits: Self::REFUSED | raise, kind: PoolKind::NonPaged },
+        };
+        // Exactly one pool's flag is set (`pool_type_for_flags` made sure).
+        let kind = if flags & crate::POOL_FLAG_PAGED != 0 {
+            PoolKind::Paged
+        } else if flags & crate::POOL_FLAG_NON_PAGED_EXECUTE != 0 {
+            PoolKind::NonPagedExecute
+        } else {
+            PoolKind::NonPaged
+        };
+        let mut bits = pool_type as u32 as u64 | raise;
+        if flags & crate::POOL_FLAG_CACHE_ALIGNED != 0 {
+            bits |= Self::CACHE_ALIGNED;
+        }
+        if flags & crate::POOL_FLAG_UNINITIALIZED == 0 {
+            bits |= Self::ZEROED;
+        }
+        if flags & crate::POOL_FLAG_USE_QUOTA != 0 {
+            bits |= Self::QUOTA;
+        }
+        Pool2Flags { bits, kind }
+    }
+
+    #[inline(always)]
+    fn has(self, bit: u64) -> bool {
+        self.bits & bit != 0
+    }
+}
+
+/// `ExAllocatePool2`, with its flags decoded by the caller ([`Pool2Flags::of`]); `None` when the
+/// kernel does not export it (the caller then takes the fallback).
 #[inline(never)]
-pub(crate) fn allocate_pool2(flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, site: &'static Location<'static>) -> PVOID {
-    with_current(|state| {
-        let block = allocate_pool2_in(state, flags, size, tag, site, "ExAllocatePool2");
-        if block.is_null() && flags & crate::POOL_FLAG_RAISE_ON_FAILURE != 0 {
+pub(crate) fn allocate_pool2(
+    flags: Pool2Flags,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> Option<PVOID> {
+    with_current_shard(|state, shard| {
+        if !state.config.ex_allocate_pool2 {
+            return None;
+        }
+        let block = allocate_pool2_decoded(state, shard, flags, size, tag, site, "ExAllocatePool2");
+        if block.is_null() && flags.has(Pool2Flags::RAISE) {
             // https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exallocatepool2: with
             // POOL_FLAG_RAISE_ON_FAILURE, a failure (no memory, tag 0, invalid flags) raises.
             let check = &checks::RAISE_ON_FAILURE_NOT_HANDLED;
             unhandled_exception(state, check, STATUS_INSUFFICIENT_RESOURCES, allocate_pool2 as *const () as usize);
         }
-        block
+        Some(block)
     })
 }
 
-/// An allocation by `POOL_FLAGS`, as `ExAllocatePool2` (or `ExAllocatePool3`, `routine`) makes it.
-fn allocate_pool2_in(
+/// `ExAllocatePool2`'s work (or `ExAllocatePool3`'s, `routine`), on `state`, without the raise of
+/// `POOL_FLAG_RAISE_ON_FAILURE`.
+#[inline(always)]
+fn allocate_pool2_decoded(
     state: &State,
-    flags: POOL_FLAGS,
+    shard: &Shard,
+    flags: Pool2Flags,
     size: SIZE_T,
     tag: ULONG,
     site: &'static Location<'static>,
     routine: &'static str,
 ) -> PVOID {
-    let pool_type =
-        crate::pool_type_for_flags(flags & !(crate::POOL_FLAG_USE_QUOTA | crate::POOL_FLAG_RAISE_ON_FAILURE));
-    let quota = flags & crate::POOL_FLAG_USE_QUOTA != 0;
-    let unknown = flags & crate::POOL_FLAG_REQUIRED_MASK & !crate::POOL_FLAG_REQUIRED_KNOWN;
-    let (Some(pool_type), 0) = (pool_type, unknown) else {
-        // No pool, two pools, or a required flag this kernel does not know: the call fails.
-        return core::ptr::null_mut();
-    };
-    let request = Request {
-        kind: PoolKind::of_pool_type(pool_type, flags & crate::POOL_FLAG_NON_PAGED_EXECUTE != 0),
-        pool_type,
-        size: size as usize,
-        tag,
-        cache_aligned: flags & crate::POOL_FLAG_CACHE_ALIGNED != 0,
-        zeroed: flags & crate::POOL_FLAG_UNINITIALIZED == 0,
-        routine,
-        quota,
-    };
-    if tag == 0 && !state.config.verifier {
+    // Without Driver Verifier a tag of 0 fails the call (with it, the checks bug-check).
+    if flags.has(Pool2Flags::REFUSED) || (!state.config.verifier && tag == 0) {
         return core::ptr::null_mut();
     }
-    allocate(state, request, site)
+    let request = Request {
+        kind: flags.kind,
+        pool_type: flags.bits as u32 as POOL_TYPE,
+        size: size as usize,
+        tag,
+        cache_aligned: flags.has(Pool2Flags::CACHE_ALIGNED),
+        zeroed: flags.has(Pool2Flags::ZEROED),
+        routine,
+        quota: flags.has(Pool2Flags::QUOTA),
+    };
+    allocate_on(state, shard, request, site)
 }
 
 #[inline(never)]
@@ -176,13 +233,16 @@ fn allocate_legacy(
     site: &'static Location<'static>,
     routine: &'static str,
 ) -> PVOID {
-    let state = current();
-    if pool_type == crate::NonPagedPoolMustSucceed {
-        must_succeed(&state, pool_type, size, tag);
-        return core::ptr::null_mut();
-    }
-    let Some(request) = legacy_request(pool_type, size, tag, routine, false) else { return core::ptr::null_mut() };
-    allocate(&state, request, site)
+    with_current(|state| {
+        if pool_type == crate::NonPagedPoolMustSucceed {
+            must_succeed(state, pool_type, size, tag);
+            return core::ptr::null_mut();
+        }
+        let Some(request) = legacy_request(pool_type, size, tag, routine, false) else {
+            return core::ptr::null_mut();
+        };
+        allocate(state, request, site)
+    })
 }
 
 /// The request `ExAllocatePoolWithTag` (or its quota form, `quota`) makes of a `POOL_TYPE`, on behalf
@@ -221,28 +281,38 @@ pub(crate) fn allocate_pool_with_quota_tag(
     tag: ULONG,
     site: &'static Location<'static>,
 ) -> PVOID {
-    let state = current();
+    with_current(|state| allocate_with_quota_in(state, pool_type, size, tag, site))
+}
+
+fn allocate_with_quota_in(
+    state: &State,
+    pool_type: POOL_TYPE,
+    size: SIZE_T,
+    tag: ULONG,
+    site: &'static Location<'static>,
+) -> PVOID {
     let raise = pool_type & crate::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE == 0;
     let pool_type = pool_type & !crate::POOL_QUOTA_FAIL_INSTEAD_OF_RAISE;
     if pool_type == crate::NonPagedPoolMustSucceed {
-        must_succeed(&state, pool_type, size, tag);
+        must_succeed(state, pool_type, size, tag);
         return core::ptr::null_mut();
     }
     let Some(request) = legacy_request(pool_type, size, tag, "ExAllocatePoolWithQuotaTag", true) else {
         return core::ptr::null_mut();
     };
     // Which exception the raising form raises: the quota's, or the pool's own failure.
-    let over_quota = !charge_fits(&state, current_process(), size as usize);
-    let block = allocate(&state, request, site);
+    let over_quota = !charge_fits(state, current_process(), size as usize);
+    let block = allocate(state, request, site);
     if block.is_null() && raise {
         let exception = if over_quota { STATUS_QUOTA_EXCEEDED } else { STATUS_INSUFFICIENT_RESOURCES };
         let routine = allocate_pool_with_quota_tag as *const () as usize;
-        unhandled_exception(&state, &checks::QUOTA_EXCEPTION_NOT_HANDLED, exception, routine);
+        unhandled_exception(state, &checks::QUOTA_EXCEPTION_NOT_HANDLED, exception, routine);
     }
     block
 }
 
 /// The checks of a request, in the order Windows makes them; the bug check of the first that fails.
+#[inline(always)]
 fn check_request(state: &State, request: &Request) -> Option<(&'static Check, [u64; 4])> {
     let irql = current_irql();
     let verifier = state.config.verifier;
@@ -269,7 +339,7 @@ fn check_request(state: &State, request: &Request) -> Option<(&'static Check, [u
     if tag == 0 {
         return Some((&checks::TAG_ZERO, [0x9B, pool_type, size, callers_address()]));
     }
-    if !crate::tag_has_letter_or_digit(tag) {
+    if !tag_has_letter_or_digit(tag) {
         return Some((&checks::TAG_WITHOUT_LETTER_OR_DIGIT, [0x9D, tag.into(), pool_type, callers_address()]));
     }
     if kind == PoolKind::NonPagedExecute && state.config.code_integrity() {
@@ -284,122 +354,110 @@ fn check_request(state: &State, request: &Request) -> Option<(&'static Check, [u
     None
 }
 
+/// Whether each byte is an ASCII letter or digit.
+static ALPHANUMERIC: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
+    }
+    table
+};
+
+/// [`crate::tag_has_letter_or_digit`], with the common case (the first byte is one) a table lookup.
+#[inline(always)]
+fn tag_has_letter_or_digit(tag: ULONG) -> bool {
+    ALPHANUMERIC[(tag & 0xFF) as usize] || crate::tag_has_letter_or_digit(tag)
+}
+
+/// Raises the bug check of a request that fails its checks; the request fails.
+#[cold]
+#[inline(never)]
+fn refuse(state: &State, check: &Check, parameters: [u64; 4]) -> PVOID {
+    checks::raise(state, check, parameters);
+    core::ptr::null_mut()
+}
+
+/// Serves a request on the calling thread's shard ([`allocate_on`]).
+#[inline(always)]
 fn allocate(state: &State, request: Request, site: &'static Location<'static>) -> PVOID {
+    allocate_on(state, state.shard(), request, site)
+}
+
+/// Serves a request: checked, counted (its site), recorded in `shard` (the calling thread's), and
+/// filled (zeroes, or the uninitialized fill; pool tracking's overrun zone after it).
+#[inline(always)]
+fn allocate_on(state: &State, shard: &Shard, request: Request, site: &'static Location<'static>) -> PVOID {
     if let Some((check, parameters)) = check_request(state, &request) {
-        checks::raise(state, check, parameters);
-        return core::ptr::null_mut();
+        return refuse(state, check, parameters);
     }
     let Request { kind, pool_type, size, tag, .. } = request;
-    let call = state.allocation_calls.fetch_add(1, Ordering::SeqCst) + 1;
-    if state.config.fail_allocation == Some(call) {
-        state.pool().count_site(site, true);
+    if state.hot.simulated && simulated_failure(state, shard, site, request.routine) {
         return core::ptr::null_mut();
     }
-    if let Some((_, percent)) = state.config.low_resources {
-        if state.next_random() % 100 < u64::from(percent) {
-            state.pool().count_site(site, true);
-            return core::ptr::null_mut();
-        }
-    }
-    let process = current_process();
-    if request.quota && !charge_fits(state, process, size) {
+    let charged = request.quota;
+    if charged && !charge_fits(state, current_process(), size) {
+        shard.lock().unsited_calls += 1;
         return core::ptr::null_mut();
     }
-    let mut pool = state.pool();
-    let Some((block, backing)) = back(state, &mut pool, &request) else {
+    let mut pool = shard.lock();
+    let Some((block, reserved)) = back(state, &mut pool, size, tag, kind, request.cache_aligned) else {
+        pool.unsited_calls += 1;
         return core::ptr::null_mut();
     };
-    let fill = if request.zeroed { 0 } else { state.config.uninitialized_fill };
-    // SAFETY: `block` is valid for `size` bytes.
-    unsafe { block.write_bytes(fill, size) };
+    if request.zeroed {
+        // SAFETY: `block` is valid for `size` bytes.
+        unsafe { fill(block, 0, size) };
+    } else {
+        // SAFETY: as above.
+        unsafe { fill(block, state.config.uninitialized_fill, size) };
+    }
     let address = block as usize;
-    if let (Backing::Heap { .. }, true) = (&backing, state.config.pool_tracking()) {
-        let zone = overrun_zone(address, size);
+    if Pool::reserved_backing(&reserved).1 == Memory::Heap && state.hot.tracking {
         // SAFETY: `back` made the host block reach past the zone; the bytes belong to no one.
-        unsafe { (zone.start as *mut u8).write_bytes(OVERRUN_FILL, zone.len()) };
+        unsafe { fill_overrun_zone(address, size) };
     }
-    pool.count_site(site, false);
-    let row = pool.row(tag, kind);
-    if let Some(usage) = pool.usage.get_mut(row) {
-        usage.allocs += 1;
-        usage.bytes += size as u64;
+    let origin = pool.count(site, request.routine, false);
+    if charged {
+        charge(state, address, kind, size);
     }
-    let charged = request.quota.then_some(process);
-    if charged.is_some() {
-        let charge = pool.quota.entry(process).or_default();
-        *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } += size as u64;
-    }
-    let block_record = Block { tag, kind, pool_type, size, backing, site, routine: request.routine, charged, row };
-    pool.live.insert(address, block_record);
+    pool.insert(reserved, NewBlock { address, size, origin, charged, tag, pool_type, kind });
     block.cast()
+}
+
+/// Driver Verifier's low resources simulation and systematic failures
+/// ([`KernelBuilder::fail_allocation`](super::KernelBuilder::fail_allocation)): whether this request
+/// fails. The requests are numbered across the kernel's threads (one counter every thread writes,
+/// only in these configurations).
+#[cold]
+#[inline(never)]
+fn simulated_failure(state: &State, shard: &Shard, site: &'static Location<'static>, routine: &'static str) -> bool {
+    let call = state.numbered_calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let failed = state.config.fail_allocation == Some(call)
+        || state.config.low_resources.is_some_and(|(_, percent)| state.next_random() % 100 < u64::from(percent));
+    if failed {
+        shard.lock().count(site, routine, true);
+    }
+    failed
 }
 
 /// Whether `size` more bytes fit in `process`'s pool quota.
 fn charge_fits(state: &State, process: u64, size: usize) -> bool {
     let Some(limit) = state.config.process_quota else { return true };
-    let (paged, non_paged) = state.pool().quota.get(&process).copied().unwrap_or_default();
+    let (paged, non_paged) = state.quota_charges().processes.get(&process).copied().unwrap_or_default();
     paged + non_paged + size as u64 <= limit
 }
 
-/// Finds memory for a request: pages of its own for special pool (blocks under a page) and for
-/// pageable memory under Force IRQL Checking, the host's heap otherwise.
-fn back(state: &State, pool: &mut Pool, request: &Request) -> Option<(*mut u8, Backing)> {
-    let align = if request.cache_aligned { CACHE_LINE } else { POOL_ALIGNMENT };
-    #[cfg(ntpool_pages)]
-    if state.config.special_pool.is_some() || state.config.force_irql_checking {
-        let config = &state.config;
-        let special = config
-            .special_pool
-            .filter(|_| request.size < PAGE_SIZE && config.special_pool_tag.is_none_or(|tag| tag == request.tag));
-        let paged = request.kind == PoolKind::Paged;
-        if special.is_some() || (paged && config.force_irql_checking) {
-            let pages = pages::allocate(request.size, align, paged, special)?;
-            return Some((
-                pages.data as *mut u8,
-                Backing::Pages { pages: Box::new(pages), special: special.is_some() },
-            ));
-        }
-    }
-    // Exactly the alignment Windows promises and not more, so that code relying on more fails here:
-    // a page for a page or more, a cache line when asked, else 16 bytes (and never 32). A kernel that
-    // breaks the promises (`PoolAlignment`) takes this path for every size and alignment.
-    let below = match state.config.pool_alignment {
-        PoolAlignment::Windows if request.size >= PAGE_SIZE || align != POOL_ALIGNMENT => None,
-        PoolAlignment::Windows | PoolAlignment::Heap => Some(0),
-        PoolAlignment::Eight => Some(8),
-    };
-    if let Some(below) = below {
-        // The host's plain allocator already aligns on 16 (no aligned-allocation path): take 16
-        // bytes more (and `below`) and start the block 16 bytes in when the host's block is 32-byte
-        // aligned, then `below` bytes further.
-        // The host block reaches [`TRAILER`] bytes past the block rounded to 16 (pool tracking's
-        // overrun zone), wherever in it the block starts.
-        let extra = POOL_ALIGNMENT + below + TRAILER;
-        let rounded = request.size.checked_next_multiple_of(POOL_ALIGNMENT)?;
-        let layout = Layout::from_size_align(rounded.checked_add(extra)?, POOL_ALIGNMENT).ok()?;
-        let base = match pool.spare.take(layout) {
-            // A block of the host's allocated with this layout, no longer used by anyone.
-            Some(base) => base as *mut u8,
-            // SAFETY: `layout` has a non-zero size.
-            None => unsafe { std::alloc::alloc(layout) },
-        };
-        if base.is_null() {
-            return None;
-        }
-        let offset = if base as usize % (2 * POOL_ALIGNMENT) == 0 { POOL_ALIGNMENT } else { 0 } + below;
-        // SAFETY: `rounded + extra` bytes were allocated at `base`, and `offset` is at most `extra`.
-        return Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }));
-    }
-    let (align, offset) = if request.size >= PAGE_SIZE { (PAGE_SIZE, 0) } else { (2 * align, align) };
-    let rounded = request.size.checked_next_multiple_of(POOL_ALIGNMENT)?;
-    let layout = Layout::from_size_align(rounded.checked_add(offset + TRAILER)?, align).ok()?;
-    // SAFETY: `layout` has a non-zero size (the request's size is not zero).
-    let base = unsafe { std::alloc::alloc(layout) };
-    if base.is_null() {
-        return None;
-    }
-    // SAFETY: `offset + rounded + TRAILER` bytes were allocated at `base`.
-    Some((unsafe { base.add(offset) }, Backing::Heap { base: base as usize, layout }))
+/// Charges the block of `size` bytes of pool `kind` at `address` to the current process.
+#[cold]
+#[inline(never)]
+fn charge(state: &State, address: usize, kind: PoolKind, size: usize) {
+    let process = current_process();
+    let mut quota = state.quota_charges();
+    quota.blocks.insert(address, process);
+    let charge = quota.processes.entry(process).or_default();
+    *if kind == PoolKind::Paged { &mut charge.0 } else { &mut charge.1 } += size as u64;
 }
 
 /// Whether allocations go to `ExAllocatePool2` (true) or to the `ExAllocatePoolWithTag` fallback
@@ -440,8 +498,8 @@ pub fn uses_ex_allocate_pool2() -> bool {
 #[inline(always)]
 pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
     let site = core::panic::Location::caller();
-    if exports_ex_allocate_pool2() {
-        return allocate_pool2(Flags, NumberOfBytes, Tag, site);
+    if let Some(block) = allocate_pool2(Pool2Flags::of(Flags), NumberOfBytes, Tag, site) {
+        return block;
     }
     // SAFETY: forwarded contract; the same fallback as on the real kernel.
     unsafe {
@@ -517,7 +575,9 @@ pub unsafe fn ExAllocatePool3(
     if !crate::pool3_parameters_valid(Flags, parameters, 1) {
         return core::ptr::null_mut();
     }
-    with_current(|state| allocate_pool2_in(state, Flags, NumberOfBytes, Tag, site, "ExAllocatePool3"))
+    with_current_shard(|state, shard| {
+        allocate_pool2_decoded(state, shard, Pool2Flags::of(Flags), NumberOfBytes, Tag, site, "ExAllocatePool3")
+    })
 }
 
 /// `ExAllocatePoolWithTag`.

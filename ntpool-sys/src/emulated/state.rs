@@ -1,20 +1,20 @@
-//! The state of one emulated kernel (its configuration, its pool, its lookaside lists, the bug
-//! checks it deferred) and which kernel a thread has entered ([`Kernel::run`](super::Kernel::run)),
-//! with the queries its reports are made from. The routines above it reach their kernel through
+//! The state of one emulated kernel (its configuration, its pool's shards, its lookaside lists, the
+//! bug checks it deferred) and which kernel a thread has entered ([`Kernel::run`](super::Kernel::run))
+//! with the shard it uses there, with the queries its reports are made from. The routines above it reach their kernel through
 //! [`current`] and [`with_current`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::vec::Vec;
 
 use super::config::Config;
 use super::objects::KernelObjects;
 use super::reports::{
-    Allocation, AllocationSite, BugCheck, ListRecord, PoolUsage, PoolUsageRow, RawTag, bug_check_now,
+    Allocation, AllocationSite, BugCheck, ListRecord, PoolKind, PoolUsage, PoolUsageRow, RawTag, bug_check_now,
 };
-use super::table::{Pool, PoolGuard, PoolLock};
+use super::shards::{Claim, Shard, Shards};
 use crate::ULONG;
 
 /// The lookaside lists of one emulated kernel.
@@ -26,11 +26,56 @@ pub(crate) struct Lists {
     pub(crate) deleted: HashSet<usize>,
 }
 
-/// The state of one emulated kernel, shared by every thread that entered it.
+/// The pool quota charged: bytes per process, and the process of each charged block (by address).
+#[derive(Debug, Default)]
+pub(crate) struct Quota {
+    /// Bytes charged per process: (paged, non-paged).
+    pub(crate) processes: BTreeMap<u64, (u64, u64)>,
+    /// The process each live charged block is charged to.
+    pub(crate) blocks: HashMap<usize, u64>,
+}
+
+/// What the allocation and free routines test of the configuration on every call, worked out once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hot {
+    /// Blocks below a page with 16-byte alignment come from the heap, inline: no special pool, no
+    /// Force IRQL Checking, Windows' alignment promises.
+    pub(crate) heap_inline: bool,
+    /// Failures are simulated (`fail_allocation` or the low resources simulation).
+    pub(crate) simulated: bool,
+    /// Pool tracking (with Driver Verifier): the overrun zone after heap blocks.
+    pub(crate) tracking: bool,
+}
+
+impl Hot {
+    fn of(config: &Config) -> Self {
+        #[cfg(ntpool_pages)]
+        let own_pages = config.special_pool.is_some() || config.force_irql_checking;
+        #[cfg(not(ntpool_pages))]
+        let own_pages = false;
+        Hot {
+            heap_inline: !own_pages && config.pool_alignment == super::config::PoolAlignment::Windows,
+            simulated: config.fail_allocation.is_some() || config.low_resources.is_some(),
+            tracking: config.pool_tracking(),
+        }
+    }
+}
+
+/// The state of one emulated kernel, shared by every thread that entered it. What an allocation and
+/// a free write is in the calling thread's shard; the rest is read-only on that path, or written
+/// only by the configurations that need it (the numbering of requests for
+/// [`KernelBuilder::fail_allocation`](super::KernelBuilder::fail_allocation), the low resources
+/// simulation's generator, quota), so that threads do not share a written cache line.
 pub(crate) struct State {
     pub(crate) config: Config,
-    pool: PoolLock<Pool>,
-    pub(crate) allocation_calls: AtomicU64,
+    pub(crate) hot: Hot,
+    /// The pool's bookkeeping, one shard per thread inside the kernel.
+    pub(crate) shards: Shards,
+    /// The requests numbered in the order they reach the pool, for `fail_allocation` only (the
+    /// count [`State::allocation_calls`] reports is the shards').
+    pub(crate) numbered_calls: AtomicU64,
+    /// Pool quota charged.
+    quota: Mutex<Quota>,
     deferred: Mutex<Vec<BugCheck>>,
     /// The low resources simulation's generator (xorshift64*).
     random: Mutex<u64>,
@@ -52,9 +97,11 @@ impl State {
         mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         let seed = (mixed ^ (mixed >> 31)).max(1);
         State {
+            hot: Hot::of(&config),
             config,
-            pool: PoolLock::new(Pool::default()),
-            allocation_calls: AtomicU64::new(0),
+            shards: Shards::default(),
+            numbered_calls: AtomicU64::new(0),
+            quota: Mutex::default(),
             deferred: Mutex::default(),
             random: Mutex::new(seed),
             lookaside: Mutex::default(),
@@ -72,53 +119,92 @@ impl State {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    pub(crate) fn pool(&self) -> PoolGuard<'_, Pool> {
-        self.pool.lock()
+    /// The calling thread's shard of this kernel: the one it claimed when it entered the kernel, or
+    /// (outside any [`Kernel::run`](super::Kernel::run) of it) one by thread id.
+    #[inline(always)]
+    pub(crate) fn shard(&self) -> &Shard {
+        let (state, shard) = CURRENT.with(Cell::get);
+        if core::ptr::eq(state, self) {
+            // SAFETY: `enter` sets `CURRENT` to a state and the shard it claimed of that state, which
+            // lives as long as the state does; the state is `self`, borrowed for the result's lifetime.
+            return unsafe { &*shard };
+        }
+        self.shards.for_thread()
     }
 
+    /// The charges of every process.
+    pub(crate) fn quota_charges(&self) -> MutexGuard<'_, Quota> {
+        self.quota.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many allocation requests reached the pool, on every shard.
     pub(crate) fn allocation_calls(&self) -> u64 {
-        self.allocation_calls.load(Ordering::SeqCst)
+        self.shards.iter().map(|shard| shard.lock().calls()).sum()
     }
 
     pub(crate) fn usage(&self) -> PoolUsage {
-        let mut rows: Vec<PoolUsageRow> = self.pool().usage.clone();
-        // poolmon order: by tag as it reads, then by pool.
-        rows.sort_by_key(|row| (row.tag.0.to_le_bytes(), row.pool));
-        PoolUsage { rows }
+        // poolmon order: by tag as it reads, then by pool; one row per tag and pool, all shards added.
+        // A shard counts its frees; its allocations are those and its live blocks.
+        let mut rows: BTreeMap<([u8; 4], PoolKind), PoolUsageRow> = BTreeMap::new();
+        let mut add = |tag: ULONG, kind: PoolKind, allocs: u64, frees: u64, bytes: u64| {
+            let row = rows.entry((tag.to_le_bytes(), kind)).or_insert_with(|| PoolUsageRow::new(tag, kind));
+            row.allocs += allocs;
+            row.frees += frees;
+            row.bytes += bytes;
+        };
+        for shard in self.shards.iter() {
+            let pool = shard.lock();
+            for (tag, kind, frees) in pool.frees() {
+                add(tag, kind, frees, frees, 0);
+            }
+            for block in pool.live_blocks() {
+                add(block.tag, block.kind, 1, 0, block.size as u64);
+            }
+        }
+        PoolUsage { rows: rows.into_values().collect() }
     }
 
     pub(crate) fn outstanding(&self) -> Vec<Allocation> {
-        let pool = self.pool();
-        let mut list: Vec<Allocation> = pool
-            .live
-            .iter()
-            .map(|(address, block)| Allocation {
-                address,
-                tag: RawTag(block.tag),
-                pool: block.kind,
-                size: block.size,
-                routine: block.routine,
-                file: block.site.file(),
-                line: block.site.line(),
-                column: block.site.column(),
-            })
-            .collect();
+        let mut list = Vec::new();
+        for shard in self.shards.iter() {
+            let pool = shard.lock();
+            list.extend(pool.live_blocks().map(|block| {
+                let (site, routine) = pool.origin(block.origin);
+                Allocation {
+                    address: block.address,
+                    tag: RawTag(block.tag),
+                    pool: block.kind,
+                    size: block.size,
+                    routine,
+                    file: site.file(),
+                    line: site.line(),
+                    column: site.column(),
+                }
+            }));
+        }
         list.sort_by_key(|a| a.address);
         list
     }
 
     /// Bytes charged to each process's pool quota: (process, paged, non-paged), by process.
     pub(crate) fn quota(&self) -> Vec<(u64, u64, u64)> {
-        self.pool().quota.iter().map(|(&process, &(paged, non_paged))| (process, paged, non_paged)).collect()
+        self.quota_charges()
+            .processes
+            .iter()
+            .map(|(&process, &(paged, non_paged))| (process, paged, non_paged))
+            .collect()
     }
 
     pub(crate) fn allocation_sites(&self) -> Vec<AllocationSite> {
-        // One source location may have more than one `Location` (one per codegen unit): merged.
+        // One source location may have more than one `Location` (one per codegen unit), and be
+        // counted on more than one shard: merged.
         let mut sites: BTreeMap<(&'static str, u32, u32), (u64, u64)> = BTreeMap::new();
-        for &(site, calls, failed) in &self.pool().sites {
-            let counts = sites.entry((site.file(), site.line(), site.column())).or_default();
-            counts.0 += calls;
-            counts.1 += failed;
+        for shard in self.shards.iter() {
+            for (site, calls, failed) in shard.lock().sites() {
+                let counts = sites.entry((site.file(), site.line(), site.column())).or_default();
+                counts.0 += calls;
+                counts.1 += failed;
+            }
         }
         let sites = sites.into_iter();
         sites
@@ -133,36 +219,42 @@ impl State {
 
 impl Drop for State {
     fn drop(&mut self) {
-        let pool = self.pool.get_mut();
-        let live = pool.live.drain().map(|(_, block)| block.backing);
-        for backing in live.chain(pool.quarantine.drain().map(|r| r.backing)).chain(pool.spare.drain()) {
-            backing.release();
+        for shard in self.shards.iter_mut() {
+            shard.get_mut().release_all();
         }
     }
 }
 
 static DEFAULT: OnceLock<Arc<State>> = OnceLock::new();
 
+/// A kernel a thread has entered, and the shard it uses there.
+struct Entered {
+    state: Arc<State>,
+    claim: Claim,
+}
+
 std::thread_local! {
-    static ENTERED: RefCell<Vec<Arc<State>>> = const { RefCell::new(Vec::new()) };
-    /// The state at the top of `ENTERED` (null when it is empty): what [`with_current`] reads, one
-    /// load instead of a borrow of `ENTERED` and a reference count.
-    static CURRENT: Cell<*const State> = const { Cell::new(core::ptr::null()) };
+    static ENTERED: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
+    /// The state at the top of `ENTERED` and its shard (both null when it is empty): what
+    /// [`with_current`] and [`State::shard`] read, one load instead of a borrow of `ENTERED` and a
+    /// reference count.
+    static CURRENT: Cell<(*const State, *const Shard)> = const { Cell::new((core::ptr::null(), core::ptr::null())) };
 }
 
 fn default_state() -> &'static Arc<State> {
-    DEFAULT.get_or_init(|| Arc::new(State::new(Config::default())))
+    DEFAULT.get_or_init(|| Arc::new(State::new(Config::from_environment())))
 }
 
 /// The kernel the calling thread has entered, or the process-wide default one.
 pub(crate) fn current() -> Arc<State> {
-    ENTERED.with(|entered| entered.borrow().last().cloned()).unwrap_or_else(|| default_state().clone())
+    ENTERED.with(|entered| entered.borrow().last().map(|e| e.state.clone())).unwrap_or_else(|| default_state().clone())
 }
 
 /// Runs `f` with the kernel the calling thread has entered, or the process-wide default one: what
 /// [`current`] returns, without taking a reference count (the pool routines' fast path).
+#[inline(always)]
 pub(crate) fn with_current<R>(f: impl FnOnce(&State) -> R) -> R {
-    let entered = CURRENT.with(Cell::get);
+    let (entered, _) = CURRENT.with(Cell::get);
     if entered.is_null() {
         return f(default_state());
     }
@@ -173,10 +265,36 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&State) -> R) -> R {
     f(unsafe { &*entered })
 }
 
-/// Makes `state` the calling thread's kernel until the returned guard is dropped.
+/// Runs `f` with the kernel the calling thread has entered and the thread's shard of it, or the
+/// process-wide default kernel and a shard by thread id: [`with_current`] and [`State::shard`] with
+/// one read of the thread's state.
+#[inline(always)]
+pub(crate) fn with_current_shard<R>(f: impl FnOnce(&State, &Shard) -> R) -> R {
+    let (mut entered, mut shard) = CURRENT.with(Cell::get);
+    if entered.is_null() {
+        (entered, shard) = default_and_shard();
+    }
+    // SAFETY: as in `with_current`, or the default state, which lives as long as the process;
+    // `CURRENT`'s shard belongs to its state (`enter` sets both) and lives as long as the state.
+    let state = unsafe { &*entered };
+    // SAFETY: as above.
+    f(state, unsafe { &*shard })
+}
+
+/// The default state and the calling thread's shard of it.
+#[cold]
+#[inline(never)]
+fn default_and_shard() -> (*const State, *const Shard) {
+    let state = default_state();
+    (Arc::as_ptr(state), state.shards.for_thread())
+}
+
+/// Makes `state` the calling thread's kernel until the returned guard is dropped, with a shard of
+/// its pool for the thread ([`Shards::claim`]).
 pub(crate) fn enter(state: Arc<State>) -> EnterGuard {
-    CURRENT.with(|current| current.set(Arc::as_ptr(&state)));
-    ENTERED.with(|entered| entered.borrow_mut().push(state));
+    let claim = state.shards.claim();
+    CURRENT.with(|current| current.set((Arc::as_ptr(&state), claim.shard)));
+    ENTERED.with(|entered| entered.borrow_mut().push(Entered { state, claim }));
     EnterGuard(())
 }
 
@@ -184,12 +302,20 @@ pub(crate) struct EnterGuard(());
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        let top = ENTERED.with(|entered| {
+        let left = ENTERED.with(|entered| {
             let mut entered = entered.borrow_mut();
-            entered.pop();
-            entered.last().map_or(core::ptr::null(), Arc::as_ptr)
+            let left = entered.pop();
+            let top = entered
+                .last()
+                .map_or((core::ptr::null(), core::ptr::null()), |e| (Arc::as_ptr(&e.state), e.claim.shard));
+            CURRENT.with(|current| current.set(top));
+            left
         });
-        CURRENT.with(|current| current.set(top));
+        if let Some(left) = left {
+            // Given back before the state's reference goes (the shard lives in the state).
+            Shards::release(left.claim);
+            drop(left.state);
+        }
     }
 }
 

@@ -1,29 +1,29 @@
-//! The pool's bookkeeping: the table of live blocks (open addressing, one multiplication per
-//! lookup), the quarantine of freed blocks, the spare heap blocks kept for reuse, poolmon's rows and
-//! the allocation sites, and the lock that guards them. Data structures only: the allocation and free
-//! routines that use them are in [`pool`](super::pool).
+//! The pool's bookkeeping, one [`Pool`] per shard ([`shards`](super::shards)): the records of the
+//! blocks (a slab: a record is written once, where it stays while its block is live and while it is
+//! in quarantine), the table of live blocks (open addressing, one multiplication per lookup, from
+//! address to record), the quarantine of freed blocks (a ring of records), the heap blocks kept for
+//! reuse, poolmon's counts of frees, the allocation sites and the count of requests. The lock that guards a
+//! shard is in [`shards`](super::shards). Data structures only: the allocation and free routines that
+//! use them are in [`pool`](super::pool) and [`free`](super::free).
 
 use std::alloc::Layout;
-#[cfg(ntpool_pages)]
-use std::boxed::Box;
-use std::cell::UnsafeCell;
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::vec::Vec;
 
+use super::containers::{AddressHasher, LiveBlocks, Quarantine, Spare};
 #[cfg(ntpool_pages)]
 use super::pages::Pages;
-use super::reports::{PoolKind, PoolUsageRow};
+use super::reports::PoolKind;
+#[cfg(ntpool_pages)]
+use super::special;
 use crate::{POOL_TYPE, ULONG};
 
 /// x64 pool blocks below a page are aligned on 16 bytes, and never more than that is promised.
 pub(crate) const POOL_ALIGNMENT: usize = 16;
 pub(crate) const PAGE_SIZE: usize = 4096;
 pub(crate) const CACHE_LINE: usize = 64;
-/// How many freed blocks are kept (unusable) so that a double free is recognised as such.
-const QUARANTINE: usize = 4096;
 /// Bytes past the end of every heap block, beyond its rounding to 16 bytes, that belong to no one:
 /// pool tracking fills them (with the rounding slack) with [`OVERRUN_FILL`] and checks them at free
 /// (bug check 0xC4 / 0x51).
@@ -31,535 +31,648 @@ pub(crate) const TRAILER: usize = 16;
 /// What the bytes after a heap block hold until someone writes past the block's end.
 pub(crate) const OVERRUN_FILL: u8 = 0x5B;
 
-/// The bytes after a block of `size` bytes at `address` that pool tracking checks: up to the next
-/// 16-byte boundary, and [`TRAILER`] more.
-pub(crate) fn overrun_zone(address: usize, size: usize) -> core::ops::Range<usize> {
-    address + size..address + size.next_multiple_of(POOL_ALIGNMENT) + TRAILER
-}
-
 /// The memory behind a block.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Backing {
     /// From the host's allocator: `base`, allocated with `layout`.
     Heap { base: usize, layout: Layout },
-    /// Pages of its own: special pool, or pageable memory under Force IRQL Checking. (Boxed, so
-    /// that the records of the far more common heap blocks stay small.)
+    /// Pageable memory on pages of its own under Force IRQL Checking.
     #[cfg(ntpool_pages)]
-    Pages { pages: Box<Pages>, special: bool },
+    Pages(Pages),
+    /// A special pool slot ([`special`]): a data page between guard pages, reused block after block.
+    #[cfg(ntpool_pages)]
+    Special { slot: u32 },
 }
 
 impl Backing {
-    /// Gives the memory back to the host.
-    pub(crate) fn release(&self) {
-        match *self {
+    /// Gives back the memory of the block of `size` bytes at `address` when it leaves quarantine. A
+    /// special pool slot goes back to the free slots knowing that only the block's own bytes need the
+    /// slack pattern again: the rest of its page was checked at free and stayed inaccessible since.
+    pub(crate) fn release_freed(self, address: usize, size: usize) {
+        #[cfg(ntpool_pages)]
+        if let Backing::Special { slot } = self {
+            return special::release_freed(slot, address, size);
+        }
+        #[cfg(not(ntpool_pages))]
+        let _ = (address, size);
+        self.release();
+    }
+
+    /// Gives the memory of a block that was never freed (left live when its kernel goes) back to the
+    /// host, or to special pool's free slots.
+    pub(crate) fn release(self) {
+        match self {
             // SAFETY: every heap block was allocated with exactly this layout, and is released once:
             // its record is dropped with it.
             Backing::Heap { base, layout } => unsafe { std::alloc::dealloc(base as *mut u8, layout) },
             #[cfg(ntpool_pages)]
-            Backing::Pages { ref pages, .. } => pages.unmap(),
+            Backing::Pages(pages) => pages.unmap(),
+            #[cfg(ntpool_pages)]
+            Backing::Special { slot } => special::release_live(slot),
         }
     }
 }
 
-/// One live (or quarantined) pool block.
-#[derive(Clone, Debug)]
-pub(crate) struct Block {
-    pub(crate) tag: ULONG,
-    pub(crate) kind: PoolKind,
-    pub(crate) pool_type: POOL_TYPE,
-    pub(crate) size: usize,
-    pub(crate) backing: Backing,
-    pub(crate) site: &'static Location<'static>,
-    pub(crate) routine: &'static str,
-    /// The process the block is charged to, for quota allocations.
-    pub(crate) charged: Option<u64>,
-    /// Its row in [`Pool::usage`].
-    pub(crate) row: usize,
+/// Where a record's memory comes from (the variant of [`Backing`], a byte tested with one comparison).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Memory {
+    Heap,
+    #[cfg(ntpool_pages)]
+    Pages,
+    #[cfg(ntpool_pages)]
+    Special,
 }
 
-/// A freed block in quarantine: its memory is still held (unusable), so that a second free of the
-/// address is recognised as a double free.
-#[derive(Clone, Debug)]
-pub(crate) struct Retired {
+/// The record of one pool block, live or in quarantine. The memory behind it ([`Block::backing`])
+/// is kept as plain fields: `memory` says what `base` and `layout_size` hold.
+///
+/// # Invariants
+/// For [`Memory::Heap`], `base` was allocated by the host with the layout of `layout_size` bytes
+/// aligned on `align` (a valid layout); for the others, `base` is the slot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Block {
     pub(crate) address: usize,
-    pub(crate) tag: ULONG,
     /// The size the block was asked for.
     pub(crate) size: usize,
-    pub(crate) backing: Backing,
+    /// Where it was allocated, and by which routine: an index into its shard's origins
+    /// ([`Pool::origin`]).
+    pub(crate) origin: u32,
+    /// Charged to a process's quota (the process is in [`State`](super::state::State)'s quota).
+    pub(crate) charged: bool,
+    base: usize,
+    layout_size: usize,
+    pub(crate) tag: ULONG,
+    pub(crate) pool_type: POOL_TYPE,
+    align: u32,
+    /// What [`Block::reusable`] says, worked out when the memory was found.
+    reusable: u32,
+    pub(crate) kind: PoolKind,
+    pub(crate) memory: Memory,
 }
 
-/// The pool's bookkeeping. An allocation and a free make one insertion into and one removal from
-/// the table of live blocks, with a cheap hash, and allocate nothing once the tables have grown;
-/// only the error paths search the quarantine.
+impl Block {
+    /// A record of no block, for slots about to be written.
+    const EMPTY: Block = Block {
+        address: 0,
+        size: 0,
+        origin: 0,
+        charged: false,
+        base: 0,
+        layout_size: 1,
+        tag: 0,
+        pool_type: 0,
+        align: 1,
+        reusable: 0,
+        kind: PoolKind::NonPaged,
+        memory: Memory::Heap,
+    };
+
+    /// The memory behind the block.
+    #[inline(always)]
+    pub(crate) fn backing(&self) -> Backing {
+        match self.memory {
+            Memory::Heap => {
+                // SAFETY: the layout the block was allocated with (invariant).
+                let layout = unsafe { Layout::from_size_align_unchecked(self.layout_size, self.align as usize) };
+                Backing::Heap { base: self.base, layout }
+            }
+            #[cfg(ntpool_pages)]
+            Memory::Pages => Backing::Pages(Pages::from_slot(self.base as u32)),
+            #[cfg(ntpool_pages)]
+            Memory::Special => Backing::Special { slot: self.base as u32 },
+        }
+    }
+
+    /// The host size an allocation reusing this block's memory asks for (0: it cannot be reused so):
+    /// a heap block of the small-block path, of the sizes [`Spare`] keeps.
+    #[inline(always)]
+    pub(crate) fn reusable(&self) -> u32 {
+        self.reusable
+    }
+
+    /// [`Block::reusable`] of memory with `layout_size`, `align` and `memory`.
+    fn reusable_for(layout_size: usize, align: u32, memory: Memory) -> u32 {
+        let small_heap = memory == Memory::Heap && align as usize == POOL_ALIGNMENT;
+        if small_heap && layout_size < Spare::LARGEST { layout_size as u32 } else { 0 }
+    }
+
+    /// Gives the memory back when the block leaves quarantine (or its kernel goes).
+    pub(crate) fn release_freed(self) {
+        self.backing().release_freed(self.address, self.size);
+    }
+}
+
+/// What an allocation fills in of a block's record; the memory comes separately.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NewBlock {
+    pub(crate) address: usize,
+    pub(crate) size: usize,
+    /// Its origin's index ([`Pool::count`]).
+    pub(crate) origin: u32,
+    pub(crate) charged: bool,
+    pub(crate) tag: ULONG,
+    pub(crate) pool_type: POOL_TYPE,
+    pub(crate) kind: PoolKind,
+}
+
+/// Where a record is in [`Records`].
+pub(crate) type RecordIndex = u32;
+
+/// No record (an index [`Records`] never hands out).
+pub(crate) const NO_RECORD: RecordIndex = RecordIndex::MAX;
+
+/// The records of a shard's blocks (a slab): a record is written when its block is allocated, and
+/// stays in place until its block leaves quarantine, when its index is reused.
+///
+/// # Invariants
+/// Every index in `free` is below `blocks.len()` and appears once; the record at such an index is
+/// no block's.
 #[derive(Default)]
+pub(crate) struct Records {
+    blocks: Vec<Block>,
+    free: Vec<RecordIndex>,
+}
+
+impl Records {
+    /// An index for a new record.
+    #[inline(always)]
+    fn next(&mut self) -> RecordIndex {
+        match self.free.pop() {
+            Some(index) if (index as usize) < self.blocks.len() => index,
+            _ => self.grow(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) -> RecordIndex {
+        self.blocks.push(Block::EMPTY);
+        (self.blocks.len() - 1) as RecordIndex
+    }
+
+    /// The record at `index`.
+    #[inline(always)]
+    pub(crate) fn get(&self, index: RecordIndex) -> Option<&Block> {
+        self.blocks.get(index as usize)
+    }
+
+    /// The record at `index`, an index [`Records::next`] handed out.
+    #[inline(always)]
+    fn at(&self, index: RecordIndex) -> &Block {
+        debug_assert!((index as usize) < self.blocks.len());
+        // SAFETY: `next` hands out indices below `blocks.len()`, and `blocks` never shrinks (it only
+        // grows, in `grow`); the pool only asks for indices it was handed (`Pool`'s invariant).
+        unsafe { self.blocks.get_unchecked(index as usize) }
+    }
+
+    /// The record at `index`, an index [`Records::next`] handed out, to write.
+    #[inline(always)]
+    fn at_mut(&mut self, index: RecordIndex) -> &mut Block {
+        debug_assert!((index as usize) < self.blocks.len());
+        // SAFETY: as in `at`.
+        unsafe { self.blocks.get_unchecked_mut(index as usize) }
+    }
+
+    /// Frees the index of a record whose block left quarantine.
+    #[inline(always)]
+    fn free(&mut self, index: RecordIndex) {
+        self.free.push(index);
+    }
+}
+
+/// Where the entry of a live block is: the slot of the block allocated last, or a slot of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    Recent,
+    Table(usize),
+}
+
+/// The memory for a new block (its record already says where it is), and where its record goes;
+/// `address`: where the block of the memory's last user started, when it is reused (0 otherwise).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reserved {
+    index: RecordIndex,
+    base: usize,
+    memory: Memory,
+    pub(crate) address: usize,
+}
+
+/// The bookkeeping of one shard of the pool. An allocation writes one record and makes one insertion
+/// into the table of live blocks, a free one removal and one step of the quarantine's ring, with a
+/// cheap hash, and neither allocates once the tables have grown; only the error paths search the
+/// quarantine.
+///
+/// Four shortcuts for the most common patterns, each exact:
+///
+/// * the block allocated last is kept out of the table, in `recent`, until the next allocation: most
+///   blocks are freed before another is allocated (a buffer for one call, a box dropped at the end of
+///   a scope), and their free then finds them with one comparison. The table and `recent` together
+///   are the live blocks; every query looks at both;
+/// * an allocation takes the oldest block in quarantine, memory and record, when the quarantine is
+///   full and that block's host size is the one needed: the block would leave at the next free;
+/// * a heap block that leaves quarantine otherwise keeps its record (`ready`) for the next
+///   allocation of the same host size, which then takes both at once;
+/// * poolmon's counts of allocations and bytes in use are not kept: they are the frees plus the live
+///   blocks, and the live blocks' sizes, added up when the table is asked for (every allocation that
+///   succeeded is either live or freed).
+///
+/// # Invariants
+/// Every record index in `recent` (when its address is not 0), `live`, `quarantine` and `ready`
+/// (when its size is not 0) was handed out by `records` ([`Records::next`]) and not freed since.
 pub(crate) struct Pool {
-    /// The live blocks, by address.
-    pub(crate) live: LiveBlocks,
-    /// Freed blocks; at most [`QUARANTINE`].
-    pub(crate) quarantine: Quarantine,
-    /// Heap blocks that left quarantine, kept for reuse.
-    pub(crate) spare: Spare,
-    /// poolmon's table, one row per tag and pool, in the order the rows were first needed.
-    pub(crate) usage: Vec<PoolUsageRow>,
-    /// Where the row of a (tag, pool) is in `usage`.
-    pub(crate) rows: HashMap<(ULONG, PoolKind), usize, BuildHasherDefault<AddressHasher>>,
-    /// The row found last, which the next allocation most often needs again.
-    pub(crate) last_row: Option<(ULONG, PoolKind, usize)>,
-    /// Bytes charged per process: (paged, non-paged).
-    pub(crate) quota: BTreeMap<u64, (u64, u64)>,
-    /// Per allocation site: the site, its requests, and how many of them the simulation failed.
-    pub(crate) sites: Vec<(&'static Location<'static>, u64, u64)>,
-    /// Where a site is in `sites`, by its address (cheaper than by its text).
-    pub(crate) site_index: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
-    /// The site counted last (its address, 0 for none) and its index in `sites`: the next allocation
-    /// most often comes from it again.
-    pub(crate) last_site: (usize, usize),
+    /// The records of the live and quarantined blocks this shard holds (and of `ready`).
+    records: Records,
+    /// The address and record of the block allocated last, while it is live and no block was
+    /// allocated after it (`(0, NO_RECORD)`: none).
+    recent: (usize, RecordIndex),
+    /// The other live blocks this shard holds, by address.
+    live: LiveBlocks,
+    /// Freed blocks; at most [`QUARANTINE`](super::containers::QUARANTINE) + 1.
+    quarantine: Quarantine,
+    /// A heap block that left quarantine with its record, kept for the next allocation of its host
+    /// size: its record, host size and base (`(NO_RECORD, 0, 0)`: none).
+    ready: (RecordIndex, usize, usize),
+    /// Other heap blocks that left quarantine, kept for reuse.
+    spare: Spare,
+    /// The frees counted per tag and pool, in the order the rows were first needed.
+    frees: Vec<(ULONG, PoolKind, u64)>,
+    /// Where the row of a (tag, pool) is in `frees`.
+    rows: HashMap<(ULONG, PoolKind), usize, BuildHasherDefault<AddressHasher>>,
+    /// The row counted last, which the next free most often counts again: its key ([`row_key`];
+    /// `u64::MAX`, no key's: none), its index, and the frees counted to it that `frees` does not
+    /// have yet.
+    last_row: (u64, usize, u64),
+    /// Per origin (an allocation site and the routine called there): the site, the routine, its
+    /// requests, and how many of them the simulation failed.
+    origins: Vec<(&'static Location<'static>, &'static str, u64, u64)>,
+    /// Where an origin is in `origins`, by the addresses of its site and its routine's name (cheaper
+    /// than by their text).
+    origin_index: HashMap<(usize, usize), usize, BuildHasherDefault<AddressHasher>>,
+    /// The origin counted last (its site's and routine's addresses, 0 for none), its index in
+    /// `origins`, and the requests counted to it that `origins` does not have yet: the next
+    /// allocation most often comes from it again.
+    last_origin: (usize, usize, u32, u64),
+    /// Allocation requests counted on this shard but at no site: those refused for quota, and those
+    /// the host could not serve (see [`Pool::calls`]).
+    pub(crate) unsited_calls: u64,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            records: Records::default(),
+            recent: (0, NO_RECORD),
+            live: LiveBlocks::default(),
+            quarantine: Quarantine::default(),
+            ready: (NO_RECORD, 0, 0),
+            spare: Spare::default(),
+            frees: Vec::new(),
+            rows: HashMap::default(),
+            last_row: (u64::MAX, 0, 0),
+            origins: Vec::new(),
+            origin_index: HashMap::default(),
+            last_origin: (0, 0, 0, 0),
+            unsited_calls: 0,
+        }
+    }
 }
 
 impl Pool {
-    /// The row of `usage` for `tag` in pool `kind`, made on first use.
-    pub(crate) fn row(&mut self, tag: ULONG, kind: PoolKind) -> usize {
-        if let Some((last_tag, last_kind, row)) = self.last_row {
-            if (last_tag, last_kind) == (tag, kind) {
-                return row;
-            }
-        }
-        let usage = &mut self.usage;
-        let row = *self.rows.entry((tag, kind)).or_insert_with(|| {
-            usage.push(PoolUsageRow::new(tag, kind));
-            usage.len() - 1
-        });
-        self.last_row = Some((tag, kind, row));
-        row
-    }
-
-    /// Counts one allocation request from `site`, `failed` by the low resources simulation or not.
+    /// Memory for a heap block allocated with `layout` (16-byte aligned, below a page): the block
+    /// kept with its record if it has that size, a spare one, or the host's.
     #[inline(always)]
-    pub(crate) fn count_site(&mut self, site: &'static Location<'static>, failed: bool) {
-        let key = core::ptr::from_ref(site) as usize;
-        let index = if self.last_site.0 == key { self.last_site.1 } else { self.site_slot(site) };
-        if let Some(counts) = self.sites.get_mut(index) {
-            counts.1 += 1;
-            counts.2 += u64::from(failed);
+    pub(crate) fn reserve_heap(&mut self, layout: Layout) -> Option<Reserved> {
+        // Only blocks of the small-block path are reused so (`Block::reusable`), all aligned on 16.
+        if let Some(oldest) = self.quarantine.take_oldest(layout.size()) {
+            let block = self.records.at(oldest);
+            return Some(Reserved { index: oldest, base: block.base, memory: Memory::Heap, address: block.address });
         }
+        if self.ready.1 == layout.size() {
+            // Its record already says where its memory is.
+            let (index, _, base) = core::mem::replace(&mut self.ready, (NO_RECORD, 0, 0));
+            let address = self.records.at(index).address;
+            return Some(Reserved { index, base, memory: Memory::Heap, address });
+        }
+        let base = match self.spare.take(layout) {
+            Some(base) => base,
+            None => host_allocate(layout)?,
+        };
+        Some(self.reserve(base, layout.size(), layout.align() as u32, Memory::Heap))
     }
 
-    /// The index of `site` in `sites`, made on first use; it becomes the site counted last.
-    #[cold]
-    #[inline(never)]
-    fn site_slot(&mut self, site: &'static Location<'static>) -> usize {
-        let key = core::ptr::from_ref(site) as usize;
-        let sites = &mut self.sites;
-        let index = *self.site_index.entry(key).or_insert_with(|| {
-            sites.push((site, 0, 0));
-            sites.len() - 1
-        });
-        self.last_site = (key, index);
-        index
-    }
-}
-
-/// The live blocks, by address: open addressing with linear probing in a power-of-two table kept at
-/// most half full, and Fibonacci hashing (one multiplication; the slot is the product's high bits,
-/// which depend on every bit of the address). Address 0, never a block's, marks an empty slot.
-/// Removing an entry moves the following entries of its run back into the hole (no tombstones), so
-/// that a lookup stays short however many blocks come and go. An insertion or a removal allocates
-/// nothing once the table has grown.
-///
-/// # Invariants
-/// `keys.len()` is 0 or a power of two equal to `blocks.len()`, `len` keys are non-zero, at most
-/// half of the slots; `blocks[i]` is `Some` exactly when `keys[i]` is non-zero; every key sits in
-/// its home slot or after it in an unbroken run of occupied slots; no key appears twice.
-#[derive(Default)]
-pub(crate) struct LiveBlocks {
-    keys: Vec<usize>,
-    blocks: Vec<Option<Block>>,
-    len: usize,
-    /// 64 minus log2 of the number of slots.
-    shift: u32,
-}
-
-impl LiveBlocks {
-    /// The slot `address` belongs in (the table is not empty).
-    #[inline]
-    fn home(&self, address: usize) -> usize {
-        ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
-    }
-
-    /// Records `block` at `address`, replacing the block recorded there if any.
+    /// A record for a block whose memory is `base` (or the slot), with `layout_size` and `align`.
     #[inline(always)]
-    pub(crate) fn insert(&mut self, address: usize, block: Block) {
-        if 2 * (self.len + 1) > self.keys.len() {
-            self.grow();
+    pub(crate) fn reserve(&mut self, base: usize, layout_size: usize, align: u32, memory: Memory) -> Reserved {
+        let index = self.records.next();
+        let reusable = Block::reusable_for(layout_size, align, memory);
+        if let Some(block) = self.records.blocks.get_mut(index as usize) {
+            (block.base, block.layout_size, block.align, block.memory, block.reusable) =
+                (base, layout_size, align, memory, reusable);
         }
-        let mask = self.keys.len() - 1;
-        let mut slot = self.home(address);
-        loop {
-            let key = self.keys[slot];
-            if key == 0 || key == address {
-                self.len += usize::from(key == 0);
-                self.keys[slot] = address;
-                self.blocks[slot] = Some(block);
-                return;
-            }
-            slot = (slot + 1) & mask;
-        }
+        Reserved { index, base, memory, address: 0 }
     }
 
-    /// Doubles the table (at least 64 slots) and puts every entry in its new place.
-    #[cold]
-    #[inline(never)]
-    fn grow(&mut self) {
-        let slots = (2 * self.keys.len()).max(64);
-        let keys = core::mem::replace(&mut self.keys, std::vec![0; slots]);
-        let blocks = core::mem::replace(&mut self.blocks, (0..slots).map(|_| None).collect());
-        self.shift = 64 - slots.trailing_zeros();
-        self.len = 0;
-        for (address, block) in keys.into_iter().zip(blocks) {
-            if let Some(block) = block {
-                self.insert(address, block);
-            }
-        }
+    /// The memory [`Pool::reserve_heap`] or [`Pool::reserve`] found (the host block's base, or the
+    /// slot), and what kind of memory it is.
+    #[inline(always)]
+    pub(crate) fn reserved_backing(reserved: &Reserved) -> (usize, Memory) {
+        (reserved.base, reserved.memory)
     }
 
-    /// The slot and block of `address`, when it is live.
-    #[inline]
-    pub(crate) fn find(&self, address: usize) -> Option<(usize, &Block)> {
-        if self.len == 0 || address == 0 {
-            return None;
-        }
-        let mask = self.keys.len() - 1;
-        let mut slot = self.home(address);
-        loop {
-            match self.keys[slot] {
-                key if key == address => return self.blocks[slot].as_ref().map(|block| (slot, block)),
-                0 => return None,
-                _ => slot = (slot + 1) & mask,
-            }
+    /// Records the block `new` in the place `reserved`, live; it becomes the block allocated last.
+    #[inline(always)]
+    pub(crate) fn insert(&mut self, reserved: Reserved, new: NewBlock) {
+        let block = self.records.at_mut(reserved.index);
+        block.address = new.address;
+        block.size = new.size;
+        block.origin = new.origin;
+        block.charged = new.charged;
+        block.tag = new.tag;
+        block.pool_type = new.pool_type;
+        block.kind = new.kind;
+        let (previous, previous_index) = core::mem::replace(&mut self.recent, (new.address, reserved.index));
+        if previous != 0 {
+            self.live.insert(previous, previous_index);
         }
     }
 
-    /// Takes the block out of `slot` (found by [`LiveBlocks::find`]), and closes the hole.
-    pub(crate) fn remove(&mut self, slot: usize) -> Option<Block> {
-        let block = self.blocks[slot].take()?;
-        self.keys[slot] = 0;
-        self.len -= 1;
-        let mask = self.keys.len() - 1;
-        let mut hole = slot;
-        let mut next = (slot + 1) & mask;
-        loop {
-            let key = self.keys[next];
-            if key == 0 {
-                return Some(block);
-            }
-            // The entry may fill the hole when the hole lies between its home and its slot.
-            if next.wrapping_sub(self.home(key)) & mask >= next.wrapping_sub(hole) & mask {
-                self.keys[hole] = key;
-                self.keys[next] = 0;
-                self.blocks[hole] = self.blocks[next].take();
-                hole = next;
-            }
-            next = (next + 1) & mask;
+    /// The entry and record index of the live block at `address`.
+    #[inline(always)]
+    pub(crate) fn find(&self, address: usize) -> Option<(Entry, RecordIndex)> {
+        if self.recent.0 == address && self.recent.1 != NO_RECORD {
+            return Some((Entry::Recent, self.recent.1));
+        }
+        let (slot, index) = self.live.find(address)?;
+        Some((Entry::Table(slot), index))
+    }
+
+    /// The record at `index` (found by [`Pool::find`]).
+    #[inline(always)]
+    pub(crate) fn record(&self, index: RecordIndex) -> &Block {
+        self.records.at(index)
+    }
+
+    /// Moves the live block at `entry` (found by [`Pool::find`]) to quarantine, counting its free in
+    /// its row; the oldest block in quarantine leaves when it makes room, and its memory is kept or
+    /// given back.
+    #[inline(always)]
+    pub(crate) fn retire(&mut self, entry: Entry, tag: ULONG, kind: PoolKind, reusable: u32) {
+        let key = row_key(tag, kind);
+        if self.last_row.0 == key {
+            self.last_row.2 += 1;
+        } else {
+            self.switch_row(key, tag, kind);
+        }
+        let index = match entry {
+            Entry::Recent => core::mem::replace(&mut self.recent, (0, NO_RECORD)).1,
+            Entry::Table(slot) => match self.live.remove(slot) {
+                Some(index) => index,
+                None => return,
+            },
+        };
+        if let Some(oldest) = self.quarantine.retire(index, reusable) {
+            self.recycle(oldest);
         }
     }
 
-    /// Every live block with its address.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &Block)> {
-        self.keys.iter().zip(&self.blocks).filter_map(|(&address, block)| Some((address, block.as_ref()?)))
-    }
-
-    /// Empties the table.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (usize, Block)> + use<> {
-        let (keys, blocks) = (core::mem::take(&mut self.keys), core::mem::take(&mut self.blocks));
-        self.len = 0;
-        keys.into_iter().zip(blocks).filter_map(|(address, block)| Some((address, block?)))
-    }
-}
-
-/// The freed blocks still held: a ring of at most [`QUARANTINE`], where each block freed once the
-/// ring is full takes the place of the oldest, which goes back to the host. A retirement is one
-/// store and one index step; only the error paths search the ring.
-#[derive(Default)]
-pub(crate) struct Quarantine {
-    ring: Vec<Retired>,
-    /// Where the next retired block goes: once the ring is full, the oldest.
-    next: usize,
-}
-
-impl Quarantine {
-    /// Puts `retired` in quarantine; returns the oldest block when it leaves to make room.
-    pub(crate) fn retire(&mut self, retired: Retired) -> Option<Retired> {
-        if self.ring.len() < QUARANTINE {
-            self.ring.push(retired);
-            return None;
+    /// The block of record `oldest` left quarantine: kept with its record for the next allocation
+    /// of its size (a small heap block, when none is kept yet), kept alone, or given back.
+    #[inline(always)]
+    fn recycle(&mut self, oldest: RecordIndex) {
+        let block = *self.records.at(oldest);
+        if block.reusable() != 0 && self.ready.0 == NO_RECORD {
+            self.ready = (oldest, block.layout_size, block.base);
+            return;
         }
-        let oldest = core::mem::replace(&mut self.ring[self.next], retired);
-        self.next = (self.next + 1) % QUARANTINE;
-        Some(oldest)
-    }
-
-    /// The tag and size of the freed block at `address`, while it is in quarantine (the newest
-    /// first).
-    pub(crate) fn freed(&self, address: usize) -> Option<(ULONG, usize)> {
-        let (older, newer) = self.ring.split_at(self.next);
-        let mut ring = older.iter().rev().chain(newer.iter().rev());
-        ring.find(|retired| retired.address == address).map(|r| (r.tag, r.size))
-    }
-
-    /// Empties the quarantine.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Retired> + '_ {
-        self.next = 0;
-        self.ring.drain(..)
-    }
-}
-
-/// Heap blocks that left quarantine, kept for the next allocation of the same size instead of going
-/// back to the host's allocator, as a pool keeps its free blocks: at most one per size of host block
-/// below a page and a pool header (in steps of 16 bytes), so at most 260 blocks and about 1 MiB. A
-/// block is only reused after its time in quarantine, exactly as the host's allocator would reuse
-/// it, and it is filled again (zeroes, or the uninitialized fill) before it is handed out.
-#[derive(Default)]
-pub(crate) struct Spare {
-    /// By host block size / 16: the base of a block allocated with 16-byte alignment (0: none), and
-    /// its size.
-    slots: Vec<(usize, usize)>,
-}
-
-impl Spare {
-    /// How many sizes are kept: host blocks of the small-block path are the size rounded to 16, 16
-    /// bytes, at most 8 more and the [`TRAILER`], size below a page.
-    const SLOTS: usize = (PAGE_SIZE + 2 * POOL_ALIGNMENT + 8 + TRAILER) / POOL_ALIGNMENT + 1;
-
-    /// The base of a kept host block allocated with `layout`, if there is one.
-    #[inline]
-    pub(crate) fn take(&mut self, layout: Layout) -> Option<usize> {
-        let slot = self.slots.get_mut(layout.size() / POOL_ALIGNMENT)?;
-        if slot.0 == 0 || slot.1 != layout.size() || layout.align() != POOL_ALIGNMENT {
-            return None;
-        }
-        Some(core::mem::take(slot).0)
-    }
-
-    /// Keeps `backing` for reuse when it is a small heap block and none of its size is kept yet;
-    /// otherwise gives it back, to be released.
-    #[inline]
-    pub(crate) fn keep(&mut self, backing: Backing) -> Option<Backing> {
-        let Backing::Heap { base, layout } = backing else { return Some(backing) };
-        if layout.align() != POOL_ALIGNMENT || layout.size() / POOL_ALIGNMENT >= Self::SLOTS {
-            return Some(backing);
-        }
-        if self.slots.is_empty() {
-            self.slots.resize(Self::SLOTS, (0, 0));
-        }
-        match self.slots.get_mut(layout.size() / POOL_ALIGNMENT) {
-            Some(slot) if slot.0 == 0 && base != 0 => {
-                *slot = (base, layout.size());
-                None
-            }
-            _ => Some(backing),
+        self.records.free(oldest);
+        if let Some(backing) = self.spare.keep(block.backing()) {
+            backing.release_freed(block.address, block.size);
         }
     }
 
-    /// Empties the cache: every kept block, to be released.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Backing> + '_ {
-        self.slots.drain(..).filter(|&(base, _)| base != 0).filter_map(|(base, size)| {
-            Some(Backing::Heap { base, layout: Layout::from_size_align(size, POOL_ALIGNMENT).ok()? })
+    /// Every live block.
+    pub(crate) fn live_blocks(&self) -> impl Iterator<Item = &Block> {
+        let recent = Some(self.recent.1).filter(|&index| index != NO_RECORD);
+        recent.into_iter().chain(self.live.iter()).filter_map(|index| self.records.get(index))
+    }
+
+    /// The frees counted per tag and pool.
+    pub(crate) fn frees(&self) -> impl Iterator<Item = (ULONG, PoolKind, u64)> + '_ {
+        let (_, last, pending) = self.last_row;
+        self.frees
+            .iter()
+            .enumerate()
+            .map(move |(row, &(tag, kind, frees))| (tag, kind, frees + if row == last { pending } else { 0 }))
+    }
+
+    /// Every origin: the site, its requests, and how many of them the simulation failed.
+    pub(crate) fn sites(&self) -> impl Iterator<Item = (&'static Location<'static>, u64, u64)> + '_ {
+        let (_, _, last, pending) = self.last_origin;
+        self.origins.iter().enumerate().map(move |(index, &(site, _, calls, failed))| {
+            (site, calls + if index == last as usize { pending } else { 0 }, failed)
         })
     }
-}
 
-/// The pool's lock: taking it is one compare-exchange and releasing it one store when no other
-/// thread holds it, which is the common case (a kernel per test); a waiting thread spins briefly,
-/// then yields. Not poisoned by a panic: a bug check raised while it is held never leaves the pool
-/// half-updated (every check happens before the first change), and the guard releases it while
-/// unwinding.
-///
-/// # Invariants
-/// `value` is only reached through a [`PoolGuard`], and at most one exists at a time: the one that
-/// set `locked`.
-pub(crate) struct PoolLock<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: the value is reached by one thread at a time (invariant), so sharing the lock only moves
-// the value between threads.
-unsafe impl<T: Send> Sync for PoolLock<T> {}
-
-impl<T> PoolLock<T> {
-    pub(crate) fn new(value: T) -> Self {
-        PoolLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    /// The site and the routine of origin `index` (a record's [`Block::origin`]).
+    pub(crate) fn origin(&self, index: u32) -> (&'static Location<'static>, &'static str) {
+        self.origins.get(index as usize).map_or((Location::caller(), ""), |&(site, routine, _, _)| (site, routine))
     }
 
-    #[inline]
-    pub(crate) fn lock(&self) -> PoolGuard<'_, T> {
-        if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            self.lock_contended();
-        }
-        // INVARIANT: this thread set `locked`.
-        PoolGuard { lock: self, _exclusive: core::marker::PhantomData }
+    /// The tag and size of the freed block at `address`, while it is in quarantine.
+    pub(crate) fn freed(&self, address: usize) -> Option<(ULONG, usize)> {
+        self.quarantine
+            .newest_first()
+            .filter_map(|index| self.records.get(index))
+            .find(|block| block.address == address)
+            .map(|block| (block.tag, block.size))
     }
 
+    /// How many allocation requests reached this shard.
+    pub(crate) fn calls(&self) -> u64 {
+        self.unsited_calls + self.sites().map(|(_, calls, _)| calls).sum::<u64>()
+    }
+
+    /// Makes `tag` in pool `kind` (`key`) the row counted last, with one free, after giving the
+    /// frees pending to the previous one.
     #[cold]
     #[inline(never)]
-    fn lock_contended(&self) {
-        let mut spins = 0u32;
-        loop {
-            while self.locked.load(Ordering::Relaxed) {
-                if spins < 100 {
-                    spins += 1;
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-            if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                return;
+    fn switch_row(&mut self, key: u64, tag: ULONG, kind: PoolKind) {
+        let (_, last, pending) = self.last_row;
+        if let Some((_, _, frees)) = self.frees.get_mut(last) {
+            *frees += pending;
+        }
+        let frees = &mut self.frees;
+        let row = *self.rows.entry((tag, kind)).or_insert_with(|| {
+            frees.push((tag, kind, 0));
+            frees.len() - 1
+        });
+        self.last_row = (key, row, 1);
+    }
+
+    /// Counts one allocation request from `site` to `routine`, `failed` by the low resources
+    /// simulation or not; the index of that origin.
+    #[inline(always)]
+    pub(crate) fn count(&mut self, site: &'static Location<'static>, routine: &'static str, failed: bool) -> u32 {
+        let key = (core::ptr::from_ref(site) as usize, routine.as_ptr() as usize);
+        if (self.last_origin.0, self.last_origin.1) == key && !failed {
+            self.last_origin.3 += 1;
+            return self.last_origin.2;
+        }
+        self.count_other(site, routine, failed)
+    }
+
+    /// Counts a request from an origin other than the last one (or a failed one): gives the
+    /// requests pending to the last origin, and makes this one the last.
+    #[cold]
+    #[inline(never)]
+    fn count_other(&mut self, site: &'static Location<'static>, routine: &'static str, failed: bool) -> u32 {
+        let (_, _, last, pending) = self.last_origin;
+        if let Some(counts) = self.origins.get_mut(last as usize) {
+            counts.2 += pending;
+        }
+        let key = (core::ptr::from_ref(site) as usize, routine.as_ptr() as usize);
+        let origins = &mut self.origins;
+        let index = *self.origin_index.entry(key).or_insert_with(|| {
+            origins.push((site, routine, 0, 0));
+            origins.len() - 1
+        });
+        if let Some(counts) = self.origins.get_mut(index) {
+            counts.2 += 1;
+            counts.3 += u64::from(failed);
+        }
+        self.last_origin = (key.0, key.1, index as u32, 0);
+        index as u32
+    }
+
+    /// Empties the shard: every block it holds, live or freed, and its spare heap blocks go back.
+    pub(crate) fn release_all(&mut self) {
+        let recent = core::mem::replace(&mut self.recent, (0, NO_RECORD)).1;
+        for index in self.live.drain().chain(Some(recent).filter(|&index| index != NO_RECORD)) {
+            if let Some(block) = self.records.get(index) {
+                block.backing().release();
             }
         }
-    }
-
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        self.value.get_mut()
-    }
-}
-
-/// The pool, locked: releases the lock when dropped. It gives `&mut T`, so it is `Sync` only when
-/// `T` is (as `MutexGuard`), which the marker makes the compiler derive.
-pub(crate) struct PoolGuard<'a, T> {
-    lock: &'a PoolLock<T>,
-    _exclusive: core::marker::PhantomData<&'a mut T>,
-}
-
-impl<T> core::ops::Deref for PoolGuard<'_, T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        // SAFETY: this guard is the only one (invariant of `PoolLock`).
-        unsafe { &*self.lock.value.get() }
-    }
-}
-
-impl<T> core::ops::DerefMut for PoolGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
-        unsafe { &mut *self.lock.value.get() }
-    }
-}
-
-impl<T> Drop for PoolGuard<'_, T> {
-    #[inline]
-    fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
-    }
-}
-
-/// A hash for block addresses and small keys: one multiplication (Fibonacci hashing) per word,
-/// folded so that both the low bits (the bucket) and the high bits (hashbrown's tag byte) depend on
-/// every bit of the key. Addresses are not chosen by an adversary here, so no keyed hash is needed.
-#[derive(Default)]
-pub(crate) struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(u64::from(byte));
+        let ready = core::mem::replace(&mut self.ready, (NO_RECORD, 0, 0)).0;
+        for index in self.quarantine.drain().chain(Some(ready).filter(|&index| index != NO_RECORD)) {
+            if let Some(&block) = self.records.get(index) {
+                block.release_freed();
+            }
+        }
+        for backing in self.spare.drain() {
+            backing.release();
         }
     }
-
-    fn write_u8(&mut self, value: u8) {
-        self.write_u64(value.into());
-    }
-
-    fn write_u32(&mut self, value: u32) {
-        self.write_u64(value.into());
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    fn write_usize(&mut self, value: usize) {
-        self.write_u64(value as u64);
-    }
-
-    fn write_isize(&mut self, value: isize) {
-        self.write_u64(value as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
-    }
 }
+
+/// A (tag, pool) in one word: the tag, and the pool above it.
+#[inline(always)]
+fn row_key(tag: ULONG, kind: PoolKind) -> u64 {
+    let kind = match kind {
+        PoolKind::Paged => 0,
+        PoolKind::NonPaged => 1,
+        PoolKind::NonPagedExecute => 2,
+    };
+    u64::from(tag) | kind << 32
+}
+
+/// A block of the host's allocator.
+#[cold]
+#[inline(never)]
+fn host_allocate(layout: Layout) -> Option<usize> {
+    // SAFETY: `layout` has a non-zero size (the caller's block is not empty).
+    let base = unsafe { std::alloc::alloc(layout) };
+    (!base.is_null()).then_some(base as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulated::containers::QUARANTINE;
 
-    fn block(size: usize) -> Block {
-        Block {
-            tag: 0x6E42704E,
-            kind: PoolKind::NonPaged,
-            pool_type: crate::NonPagedPoolNx,
+    fn new_block(address: usize, size: usize) -> NewBlock {
+        NewBlock {
+            address,
             size,
-            backing: Backing::Heap { base: 0, layout: Layout::new::<u8>() },
-            site: Location::caller(),
-            routine: "ExAllocatePool2",
-            charged: None,
-            row: 0,
+            origin: 0,
+            charged: false,
+            tag: 0x6E42704E,
+            pool_type: crate::NonPagedPoolNx,
+            kind: PoolKind::NonPaged,
         }
     }
 
     /// The table of live blocks agrees with a `HashMap` through inserts and removals in a mixed
-    /// order (runs that wrap around, holes closed by moving entries back, growth).
+    /// order (runs that wrap around, holes closed by moving entries back, growth), and records are
+    /// found again after their blocks were retired and their indices reused.
     #[test]
     fn live_blocks_agree_with_a_map() {
-        let mut live = LiveBlocks::default();
+        let mut pool = Pool::default();
         let mut model = HashMap::new();
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
         for step in 0..20_000usize {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            // Few distinct addresses, so that removals often hit and runs collide.
+            // Few distinct addresses, so that removals often hit and runs collide (and bits of `x`
+            // other than the address's decide between insertion and removal).
             let address = 16 * (1 + (x % 3000) as usize);
-            if x % 3 == 0 {
-                if let Some((slot, found)) = live.find(address) {
-                    assert_eq!(found.size, model[&address]);
-                    assert_eq!(live.remove(slot).map(|b| b.size), model.remove(&address));
+            if (x >> 40) % 3 == 0 {
+                if let Some((entry, index)) = pool.find(address) {
+                    let (size, reusable) = (pool.record(index).size, pool.record(index).reusable());
+                    assert_eq!(size, model[&address]);
+                    pool.retire(entry, 0x6E42704E, PoolKind::NonPaged, reusable);
+                    model.remove(&address);
+                    assert_eq!(pool.freed(address).map(|(_, size)| size), Some(size));
                 } else {
                     assert!(!model.contains_key(&address), "step {step}: {address:#x} lost");
                 }
-            } else {
-                live.insert(address, block(step));
-                model.insert(address, step);
+            } else if let std::collections::hash_map::Entry::Vacant(vacant) = model.entry(address) {
+                let reserved = pool.reserve_heap(Layout::from_size_align(64, 16).unwrap()).unwrap();
+                pool.insert(reserved, new_block(address, step));
+                vacant.insert(step);
             }
-            assert_eq!(live.len, model.len());
+            assert_eq!(pool.live_blocks().count(), model.len());
         }
         for (&address, &size) in &model {
-            assert_eq!(live.find(address).map(|(_, b)| b.size), Some(size));
+            assert_eq!(pool.find(address).map(|(_, index)| pool.record(index).size), Some(size));
         }
-        let mut all: Vec<(usize, usize)> = live.iter().map(|(a, b)| (a, b.size)).collect();
+        let mut all: Vec<(usize, usize)> = pool.live_blocks().map(|b| (b.address, b.size)).collect();
         let mut expected: Vec<(usize, usize)> = model.into_iter().collect();
         all.sort_unstable();
         expected.sort_unstable();
         assert_eq!(all, expected);
-        assert_eq!(live.drain().count(), all.len());
-        assert!(live.find(16).is_none());
+        let frees: u64 = pool.frees().map(|(_, _, frees)| frees).sum();
+        assert!(frees > 1000, "{frees} frees counted");
+        pool.release_all();
     }
 
     /// The quarantine keeps the last [`QUARANTINE`] blocks and gives back the oldest.
     #[test]
     fn quarantine_is_a_ring_of_the_newest() {
         let mut quarantine = Quarantine::default();
-        let retired = |address| Retired { address, tag: address as ULONG, size: 8, backing: block(0).backing };
-        for address in 1..=QUARANTINE {
-            assert!(quarantine.retire(retired(address)).is_none());
+        for index in 1..=QUARANTINE as RecordIndex {
+            assert!(quarantine.retire(index, 64).is_none());
         }
-        let oldest = quarantine.retire(retired(QUARANTINE + 1)).map(|r| r.address);
-        assert_eq!(oldest, Some(1));
-        assert_eq!(quarantine.freed(1), None);
-        assert_eq!(quarantine.freed(2), Some((2, 8)));
-        assert_eq!(quarantine.freed(QUARANTINE + 1), Some(((QUARANTINE + 1) as ULONG, 8)));
-        assert_eq!(quarantine.drain().count(), QUARANTINE);
+        // One more than QUARANTINE is held: the oldest may leave, for a free or an allocation (of
+        // its host size only).
+        assert_eq!(quarantine.take_oldest(64), None);
+        assert!(quarantine.retire(QUARANTINE as RecordIndex + 1, 64).is_none());
+        assert_eq!(quarantine.take_oldest(80), None);
+        assert_eq!(quarantine.retire(QUARANTINE as RecordIndex + 2, 0), Some(1));
+        assert_eq!(quarantine.take_oldest(64), Some(2));
+        assert_eq!(quarantine.take_oldest(64), None);
+        assert_eq!(quarantine.newest_first().count(), QUARANTINE);
+        // The hole is filled without a block leaving.
+        assert_eq!(quarantine.retire(QUARANTINE as RecordIndex + 3, 64), None);
+        let newest: Vec<RecordIndex> = quarantine.newest_first().take(3).collect();
+        assert_eq!(
+            newest,
+            [QUARANTINE as RecordIndex + 3, QUARANTINE as RecordIndex + 2, QUARANTINE as RecordIndex + 1]
+        );
+        assert_eq!(quarantine.newest_first().count(), QUARANTINE + 1);
+        // A block that no allocation may reuse is never offered.
+        assert_eq!(quarantine.take_oldest(0), None);
+        assert_eq!(quarantine.drain().count(), QUARANTINE + 1);
     }
 }
