@@ -608,11 +608,12 @@ impl KernelBuilder {
     /// The configured kernel.
     ///
     /// The environment variable `NTPOOL_SPECIAL_POOL` turns special pool on for every allocation
-    /// below a page of every kernel whose builder did not choose ([`KernelBuilder::special_pool`],
-    /// [`KernelBuilder::special_pool_tag`], [`KernelBuilder::no_special_pool`]) and that keeps
+    /// below a page of every kernel whose builder did not choose (`KernelBuilder::special_pool`,
+    /// `KernelBuilder::special_pool_tag`, [`KernelBuilder::no_special_pool`]) and that keeps
     /// Windows' alignment promises ([`KernelBuilder::pool_alignment`]), the process-wide default
-    /// kernel included: `1` or `end` for [`SpecialPoolAlignment::VerifyEnd`], `start` for
-    /// [`SpecialPoolAlignment::VerifyStart`]. A whole test suite then runs under special pool
+    /// kernel included: `1` or `end` for `SpecialPoolAlignment::VerifyEnd`, `start` for
+    /// `SpecialPoolAlignment::VerifyStart` (special pool exists on Linux on x86_64 only, so these are
+    /// not links). A whole test suite then runs under special pool
     /// without a change to its code (`NTPOOL_SPECIAL_POOL=1 cargo test`), as Driver Verifier's
     /// settings apply to every driver they name. Linux on x86_64 only (elsewhere the variable is
     /// ignored).
