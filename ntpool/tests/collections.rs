@@ -2,6 +2,9 @@
 //! over `PoolAllocator` (allocator-api2 0.2 beside 0.4), run-time tags for the allocator, `PoolArc`,
 //! and paged collections reached only through a token; every block freed with its tag.
 
+mod common;
+
+use common::with_kernel;
 use core::mem::size_of;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -17,19 +20,6 @@ use ntpool::{
 ntpool::pool_tag!(struct Hb = b"Hash");
 ntpool::pool_tag!(struct Shared = b"Shrd");
 ntpool::pool_tag!(struct Pg = b"Pgcl");
-
-/// Runs `f` with a Passive token on `kernel`, then checks that nothing leaked.
-fn with_kernel<R>(kernel: &Kernel, f: impl FnOnce(&mut Passive) -> R) -> R {
-    let result = kernel.run(|| {
-        // SAFETY: a fresh emulated thread runs at PASSIVE_LEVEL, and this is its only token.
-        let mut passive = unsafe { Passive::assume() };
-        f(&mut passive)
-    });
-    if let Err(leak) = kernel.verify_unload() {
-        panic!("{leak}");
-    }
-    result
-}
 
 /// The kernel's pool usage as `(tag, pool, allocations, frees, bytes in use)` rows.
 fn usage(kernel: &Kernel) -> Vec<(String, PoolKind, u64, u64, u64)> {

@@ -1,6 +1,9 @@
 //! ntpool's allocations on the emulated kernel: tags, alignment, zeroing, zero-sized types, slices,
 //! allocator-api2 collections, sizes, and what the kernel sees of each.
 
+mod common;
+
+use common::with_kernel;
 use core::mem::{MaybeUninit, size_of};
 
 use allocator_api2::vec::Vec as PoolVec;
@@ -12,19 +15,6 @@ use ntpool::{
 
 ntpool::pool_tag!(struct T1 = b"Tst1");
 ntpool::pool_tag!(struct T2 = b"Tst2");
-
-/// Runs `f` with a Passive token on a fresh kernel, then checks nothing leaked.
-fn with_kernel<R>(kernel: &Kernel, f: impl FnOnce(&mut Passive) -> R) -> R {
-    let result = kernel.run(|| {
-        // SAFETY: a fresh emulated thread runs at PASSIVE_LEVEL, and this is its only token.
-        let mut passive = unsafe { Passive::assume() };
-        f(&mut passive)
-    });
-    if let Err(leak) = kernel.verify_unload() {
-        panic!("{leak}");
-    }
-    result
-}
 
 #[test]
 fn each_box_is_freed_with_its_own_tag_and_pool() {
