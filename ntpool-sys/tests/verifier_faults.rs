@@ -51,8 +51,16 @@ fn with_instruction(bug_check: &BugCheck, index: usize) -> u64 {
 
 #[test]
 fn special_pool_stops_a_touch_of_the_guard_page_with_0xcd() {
-    let bug_check = expect_stop_in_child("special_pool_stops_a_touch_of_the_guard_page_with_0xcd", || {
+    touch_of_the_guard_page("special_pool_stops_a_touch_of_the_guard_page_with_0xcd", 0);
+}
+
+/// In a child process (test `name`): `churned` blocks allocated and freed first, so that the block
+/// touched is in a reused slot when that is not 0, then one byte written on the guard page beside a
+/// live block; the stop must be 0xCD on that page, a write, at the writing instruction.
+fn touch_of_the_guard_page(name: &str, churned: usize) {
+    let bug_check = expect_stop_in_child(name, || {
         special_pool().run(|| {
+            churn(churned);
             let live = block(sys::POOL_FLAG_NON_PAGED, 64).cast::<u8>();
             // SAFETY: deliberately wrong: 64 bytes on is the guard page.
             unsafe { live.wrapping_add(64).write_volatile(1) };
@@ -160,19 +168,7 @@ fn special_pool_stops_a_touch_of_a_block_that_left_quarantine_with_0xcc() {
 
 #[test]
 fn special_pool_stops_a_touch_of_the_guard_page_of_a_reused_slot_with_0xcd() {
-    let name = "special_pool_stops_a_touch_of_the_guard_page_of_a_reused_slot_with_0xcd";
-    let bug_check = expect_stop_in_child(name, || {
-        special_pool().run(|| {
-            churn(10_000);
-            let live = block(sys::POOL_FLAG_NON_PAGED, 64).cast::<u8>();
-            // SAFETY: deliberately wrong: 64 bytes on is the guard page.
-            unsafe { live.wrapping_add(64).write_volatile(1) };
-        });
-    });
-    let instruction = with_instruction(&bug_check, 2);
-    let guard = bug_check.parameters[0];
-    assert_eq!(guard % 4096, 0, "{bug_check}");
-    assert_row(&bug_check, &checks::SPECIAL_POOL_GUARD_PAGE, [guard, 1, instruction, 0]);
+    touch_of_the_guard_page("special_pool_stops_a_touch_of_the_guard_page_of_a_reused_slot_with_0xcd", 10_000);
 }
 
 /// Where Linux has no guard markers (before 6.13), special pool's guard pages are `PROT_NONE` pages
