@@ -6,7 +6,10 @@
 //! `ntpool_bench_<pair>_raw`) so that the linker keeps them in the release `.sys`, where `cargo
 //! xtask bench` finds them through the export table and compares their machine code. Exports of a
 //! driver are only read when another driver imports from it, so they change nothing in how this one
-//! loads or runs. Each one may only be called at `PASSIVE_LEVEL`.
+//! loads or runs. Each one runs at `PASSIVE_LEVEL`: ntpool's side takes the caller's [`Passive`]
+//! token, by value (a zero-sized argument, which Rust's calling convention passes in no register,
+//! so both sides receive their other arguments alike); the hand-written side is `unsafe` and asks
+//! for it in its "Safety" section.
 //!
 //! Both sides allocate through the same `ntpool::sys::ExAllocatePool2` (which calls the kernel's
 //! `ExAllocatePool2` where it is exported and `ExAllocatePoolWithTag` elsewhere) and free with the
@@ -39,13 +42,9 @@ const BENCH_TAG: u32 = u32::from_le_bytes(*b"NpBn");
 /// Paged pool, through ntpool: a `PagedBox<u64>` made with `value` and dropped. Returns whether the
 /// allocation succeeded.
 ///
-/// # Safety
-/// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "system" fn ntpool_bench_paged_box_ntpool(value: u64) -> bool {
-    // SAFETY: the caller runs at PASSIVE_LEVEL.
-    let passive = unsafe { Passive::assume() };
+pub fn ntpool_bench_paged_box_ntpool(passive: Passive, value: u64) -> bool {
     PagedBox::<u64, BenchTag>::try_new(&passive, value).is_ok()
 }
 
@@ -56,7 +55,7 @@ pub unsafe extern "system" fn ntpool_bench_paged_box_ntpool(value: u64) -> bool 
 /// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "system" fn ntpool_bench_paged_box_raw(value: u64) -> bool {
+pub unsafe fn ntpool_bench_paged_box_raw(value: u64) -> bool {
     // SAFETY: PASSIVE_LEVEL allows paged pool.
     let Some(block) = (unsafe { raw_u64(sys::POOL_FLAG_PAGED, value) }) else { return false };
     let irql = sys::KeGetCurrentIrql();
@@ -94,13 +93,9 @@ unsafe fn raw_u64(flags: sys::POOL_FLAGS, value: u64) -> Option<*mut u64> {
 
 /// Non-paged pool, through ntpool: a `NonPagedBox<u64>` made with `value` and dropped.
 ///
-/// # Safety
-/// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "system" fn ntpool_bench_non_paged_box_ntpool(value: u64) -> bool {
-    // SAFETY: the caller runs at PASSIVE_LEVEL.
-    let passive = unsafe { Passive::assume() };
+pub fn ntpool_bench_non_paged_box_ntpool(passive: Passive, value: u64) -> bool {
     NonPagedBox::<u64, BenchTag>::try_new(&passive, value).is_ok()
 }
 
@@ -110,7 +105,7 @@ pub unsafe extern "system" fn ntpool_bench_non_paged_box_ntpool(value: u64) -> b
 /// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "system" fn ntpool_bench_non_paged_box_raw(value: u64) -> bool {
+pub unsafe fn ntpool_bench_non_paged_box_raw(value: u64) -> bool {
     // SAFETY: PASSIVE_LEVEL allows non-paged pool.
     let Some(block) = (unsafe { raw_u64(sys::POOL_FLAG_NON_PAGED, value) }) else { return false };
     // SAFETY: allocated with this tag, not used afterwards.
@@ -122,13 +117,9 @@ pub unsafe extern "system" fn ntpool_bench_non_paged_box_raw(value: u64) -> bool
 /// pushes, each after `try_reserve(1)`, so that the vector grows (reallocates) on the way. Returns
 /// the length, or 0 when an allocation failed.
 ///
-/// # Safety
-/// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "system" fn ntpool_bench_vec_push_ntpool(count: u32) -> usize {
-    // SAFETY: the caller runs at PASSIVE_LEVEL.
-    let passive = unsafe { Passive::assume() };
+pub fn ntpool_bench_vec_push_ntpool(passive: Passive, count: u32) -> usize {
     push(Vec::new_in(PoolAllocator::<BenchTag>::new(&passive)), count)
 }
 
@@ -138,7 +129,7 @@ pub unsafe extern "system" fn ntpool_bench_vec_push_ntpool(count: u32) -> usize 
 /// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "system" fn ntpool_bench_vec_push_raw(count: u32) -> usize {
+pub unsafe fn ntpool_bench_vec_push_raw(count: u32) -> usize {
     push(Vec::new_in(RawAllocator), count)
 }
 
@@ -200,13 +191,9 @@ static NTPOOL_LOCKED: SpinLock<u64> = SpinLock::new(0);
 /// A spin-lock region through ntpool: [`SpinLock::with`] adds `value` to the protected total at
 /// `DISPATCH_LEVEL` (with the region's `Dispatch` token) and returns the new total.
 ///
-/// # Safety
-/// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "system" fn ntpool_bench_spin_lock_ntpool(value: u64) -> u64 {
-    // SAFETY: the caller runs at PASSIVE_LEVEL.
-    let mut passive = unsafe { Passive::assume() };
+pub fn ntpool_bench_spin_lock_ntpool(mut passive: Passive, value: u64) -> u64 {
     NTPOOL_LOCKED.with(&mut passive, value, |_dispatch, total, value| {
         *total += value;
         *total
@@ -230,7 +217,7 @@ static RAW_LOCKED: RawLocked = RawLocked { lock: UnsafeCell::new(0), total: Unsa
 /// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "system" fn ntpool_bench_spin_lock_raw(value: u64) -> u64 {
+pub unsafe fn ntpool_bench_spin_lock_raw(value: u64) -> u64 {
     // SAFETY: a released spin lock in non-paged memory (a static); IRQL below DISPATCH_LEVEL.
     let old = unsafe { sys::KeAcquireSpinLockRaiseToDpc(RAW_LOCKED.lock.get()) };
     // SAFETY: the lock is held, so this is the only reference to the total.
@@ -257,13 +244,9 @@ pub type BenchLookasideList = LookasideList<u64, BenchTag>;
 /// A lookaside entry through ntpool: [`LookasideList::try_alloc`] with `value` and the entry's drop,
 /// which gives it back to the list. Returns whether the allocation succeeded.
 ///
-/// # Safety
-/// Call at `PASSIVE_LEVEL`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "system" fn ntpool_bench_lookaside_ntpool(list: &BenchLookasideList, value: u64) -> bool {
-    // SAFETY: the caller runs at PASSIVE_LEVEL.
-    let passive = unsafe { Passive::assume() };
+pub fn ntpool_bench_lookaside_ntpool(passive: Passive, list: &BenchLookasideList, value: u64) -> bool {
     list.try_alloc(&passive, value).is_ok()
 }
 
@@ -280,7 +263,7 @@ pub unsafe extern "system" fn ntpool_bench_lookaside_ntpool(list: &BenchLookasid
 /// entries of at least 8 bytes (such as [`RawLookasideList`]'s).
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub unsafe extern "system" fn ntpool_bench_lookaside_raw(list: *mut LOOKASIDE_LIST_EX, value: u64) -> bool {
+pub unsafe fn ntpool_bench_lookaside_raw(list: *mut LOOKASIDE_LIST_EX, value: u64) -> bool {
     // A LOOKASIDE_LIST_EX is its GENERAL_LOOKASIDE_POOL fields.
     let fields = list.cast::<GENERAL_LOOKASIDE_POOL>();
     let head = field!(fields, ListHead: sys::SLIST_HEADER);

@@ -2,8 +2,16 @@
 //! kernel, ntpool's function and the hand-written one return the same results and make the same
 //! pool calls (allocations, frees and bytes per tag).
 
+use ntpool::Passive;
 use ntpool::emulated::Kernel;
 use ntpool_driver::bench_pairs::*;
+
+/// The token ntpool's side of each pair takes.
+fn passive() -> Passive {
+    // SAFETY: called on an emulated kernel's thread, which runs at PASSIVE_LEVEL, for one call of a
+    // pair function that consumes it.
+    unsafe { Passive::assume() }
+}
 
 /// Runs `f` on a fresh emulated kernel (Driver Verifier on); returns its result and the pool's
 /// (allocations, frees, bytes in use) for the benchmark tag, after checking that nothing leaked.
@@ -18,9 +26,8 @@ fn on_kernel<R>(f: impl FnOnce() -> R) -> (R, (u64, u64, u64)) {
 
 #[test]
 fn paged_box_pair_does_the_same_work() {
+    let ours = on_kernel(|| ntpool_bench_paged_box_ntpool(passive(), 7));
     // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
-    let ours = on_kernel(|| unsafe { ntpool_bench_paged_box_ntpool(7) });
-    // SAFETY: as above.
     let raw = on_kernel(|| unsafe { ntpool_bench_paged_box_raw(7) });
     assert_eq!(ours, raw);
     assert_eq!(ours, (true, (1, 1, 0)));
@@ -28,9 +35,8 @@ fn paged_box_pair_does_the_same_work() {
 
 #[test]
 fn non_paged_box_pair_does_the_same_work() {
+    let ours = on_kernel(|| ntpool_bench_non_paged_box_ntpool(passive(), 7));
     // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
-    let ours = on_kernel(|| unsafe { ntpool_bench_non_paged_box_ntpool(7) });
-    // SAFETY: as above.
     let raw = on_kernel(|| unsafe { ntpool_bench_non_paged_box_raw(7) });
     assert_eq!(ours, raw);
     assert_eq!(ours, (true, (1, 1, 0)));
@@ -38,9 +44,8 @@ fn non_paged_box_pair_does_the_same_work() {
 
 #[test]
 fn vec_push_pair_does_the_same_work() {
+    let ours = on_kernel(|| ntpool_bench_vec_push_ntpool(passive(), 100));
     // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
-    let ours = on_kernel(|| unsafe { ntpool_bench_vec_push_ntpool(100) });
-    // SAFETY: as above.
     let raw = on_kernel(|| unsafe { ntpool_bench_vec_push_raw(100) });
     assert_eq!(ours, raw);
     assert_eq!(ours.0, 100);
@@ -49,15 +54,9 @@ fn vec_push_pair_does_the_same_work() {
 
 #[test]
 fn spin_lock_pair_does_the_same_work() {
-    let twice = |f: unsafe extern "system" fn(u64) -> u64| {
-        on_kernel(|| {
-            // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
-            let first = unsafe { f(2) };
-            // SAFETY: as above.
-            (first, unsafe { f(3) })
-        })
-    };
-    let (ours, raw) = (twice(ntpool_bench_spin_lock_ntpool), twice(ntpool_bench_spin_lock_raw));
+    let ours = on_kernel(|| (ntpool_bench_spin_lock_ntpool(passive(), 2), ntpool_bench_spin_lock_ntpool(passive(), 3)));
+    // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
+    let raw = on_kernel(|| unsafe { (ntpool_bench_spin_lock_raw(2), ntpool_bench_spin_lock_raw(3)) });
     assert_eq!(ours, raw);
     assert_eq!(ours, ((2, 5), (0, 0, 0)));
 }
@@ -68,11 +67,8 @@ fn lookaside_pair_does_the_same_work() {
     // list's allocate callback, ntpool's on both sides), the entry goes back to the list, the next two
     // come from it; deleting the list frees the entry (through the free callback, ntpool's too).
     let ours = on_kernel(|| {
-        // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-        let passive = unsafe { ntpool::Passive::assume() };
-        let list = BenchLookasideList::try_new(&passive).expect("a list");
-        // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
-        let results = [1, 2, 3].map(|value| unsafe { ntpool_bench_lookaside_ntpool(&list, value) });
+        let list = BenchLookasideList::try_new(&passive()).expect("a list");
+        let results = [1, 2, 3].map(|value| ntpool_bench_lookaside_ntpool(passive(), &list, value));
         let s = list.statistics();
         (results, (s.total_allocates, s.allocate_misses, s.total_frees, s.free_misses, s.free_entries))
     });
