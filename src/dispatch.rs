@@ -4,18 +4,16 @@
 
 use core::mem::size_of;
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
-use ntpool::{Alloc, Apc, Device, Irp, NonPagedBox, PagedBox, Passive, PoolTag, SystemThread};
+use ntpool::{Alloc, Apc, Device, Irp, NonPagedBox, PagedBox, Passive, PoolTag};
 use ntpool_protocol::{
-    AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, BACKGROUND_COMPLETION, BACKGROUND_THREAD_SUM,
-    BackgroundReply, FreeRequest, IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS,
-    IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ, IOCTL_NTPOOL_RUN_BACKGROUND, MAX_ALLOCATIONS,
-    MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_NON_PAGED_BYTES, MAX_PAGED_BYTES,
-    MAX_SIZE, POOL_CHARGE_QUOTA, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, status,
+    AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, FreeRequest, IOCTL_NTPOOL_ALLOCATE,
+    IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ,
+    IOCTL_NTPOOL_RUN_BACKGROUND, MAX_ALLOCATIONS, MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES,
+    MAX_HANDLE_PAGED_BYTES, MAX_NON_PAGED_BYTES, MAX_PAGED_BYTES, MAX_SIZE, POOL_CHARGE_QUOTA, POOL_NON_PAGED,
+    POOL_PAGED, ReadRequest, Statistics, Wire, status,
 };
 
-use crate::device::{self, BackgroundTag, Block, DeviceState, Entry, LogEntry, Table};
+use crate::device::{self, Block, DeviceState, Entry, LogEntry, Table};
 use crate::kernel::NTSTATUS;
 
 /// The longest input any IOCTL takes.
@@ -120,7 +118,7 @@ impl ntpool::PassiveDispatch for DeviceControl {
         // is used as `'static` only while the request is served).
         let state = unsafe { device::state(device.as_ptr()) };
         let served = if code == IOCTL_NTPOOL_RUN_BACKGROUND {
-            background(state, device, passive, output)
+            crate::background::run(state, device, passive, output)
         } else {
             handle(state, passive, &request, output)
         };
@@ -131,53 +129,6 @@ impl ntpool::PassiveDispatch for DeviceControl {
         account(state, passive, code, status);
         irp.complete(status, information)
     }
-}
-
-/// `IRP_MJ_INTERNAL_DEVICE_CONTROL`: the requests the driver sends to its own device
-/// (`IOCTL_NTPOOL_RUN_BACKGROUND`), which no user can send. Such a request may come at up to
-/// `DISPATCH_LEVEL` (the device is the top of its stack for users, not for kernel senders), so the
-/// routine gets an [`AnyIrql`](ntpool::AnyIrql); it needs no token at all.
-pub struct Internal;
-
-impl ntpool::AnyIrqlDispatch for Internal {
-    fn dispatch(_device: Device<'_>, irp: Irp<'_>, _irql: &mut ntpool::AnyIrql) -> NTSTATUS {
-        irp.complete(status::SUCCESS, BACKGROUND_COMPLETION as usize)
-    }
-}
-
-/// `IOCTL_NTPOOL_RUN_BACKGROUND`: a system thread sums a paged block at `PASSIVE_LEVEL` and is
-/// waited for; an IRP goes to the driver's own device, whose completion routine (at up to
-/// `DISPATCH_LEVEL`) records what the device answered.
-fn background(
-    state: &DeviceState,
-    device: Device<'_>,
-    passive: &mut Passive,
-    output: &mut [u8],
-) -> Result<usize, NTSTATUS> {
-    if output.len() < size_of::<BackgroundReply>() {
-        return Err(status::BUFFER_TOO_SMALL);
-    }
-    let thread = SystemThread::<AtomicU64, BackgroundTag>::try_new(passive, AtomicU64::new(0), |passive, sum| {
-        // PASSIVE_LEVEL: a paged block, allocated, read and freed on the thread.
-        if let Ok(block) = PagedBox::<[u64], BackgroundTag>::try_from_fn(passive, 64, |i| i as u64) {
-            sum.store(block.get(passive).iter().sum(), Ordering::Release);
-        }
-    })
-    .map_err(|_| status::INSUFFICIENT_RESOURCES)?;
-    thread.wait(passive);
-    let thread_sum = thread.context(passive).load(Ordering::Acquire);
-    drop(thread);
-    if thread_sum != BACKGROUND_THREAD_SUM {
-        return Err(status::INSUFFICIENT_RESOURCES);
-    }
-    // SAFETY: the driver's own device, which outlives the request (the device's state waits for it).
-    let sent = unsafe { state.internal.send_ioctl(passive, device.as_ptr(), IOCTL_NTPOOL_RUN_BACKGROUND, true) };
-    if sent < 0 {
-        return Err(sent);
-    }
-    // The device completes it at once; the completion routine has run when IofCallDriver returns.
-    let completion = state.internal.context().load(Ordering::Acquire);
-    reply(&BackgroundReply { thread_sum, completion }, output)
 }
 
 /// One device-control request, its input already copied out of the system buffer.
@@ -221,7 +172,7 @@ pub fn handle(
     }
 }
 
-fn reply<T: Wire>(value: &T, output: &mut [u8]) -> Result<usize, NTSTATUS> {
+pub(crate) fn reply<T: Wire>(value: &T, output: &mut [u8]) -> Result<usize, NTSTATUS> {
     let bytes = value.as_bytes();
     let target = output.get_mut(..bytes.len()).ok_or(status::BUFFER_TOO_SMALL)?;
     target.copy_from_slice(bytes);

@@ -14,6 +14,7 @@ extern crate std;
 #[cfg(all(windows, not(ntpool_linux_cross)))]
 use wdk_panic as _;
 
+pub mod background;
 pub mod bench_pairs;
 pub mod device;
 pub mod dispatch;
@@ -108,7 +109,7 @@ fn driver_entry(driver: &mut DRIVER_OBJECT, registry_path: &UNICODE_STRING, pass
     driver.set_passive_dispatch::<dispatch::Close>(PassiveMajor::Close);
     driver.set_passive_dispatch::<dispatch::DeviceControl>(PassiveMajor::DeviceControl);
     // Only the driver itself sends internal device controls, possibly from raised IRQL.
-    driver.set_dispatch::<dispatch::Internal>(ntpool::sys::IRP_MJ_INTERNAL_DEVICE_CONTROL);
+    driver.set_dispatch::<background::Internal>(ntpool::sys::IRP_MJ_INTERNAL_DEVICE_CONTROL);
     driver.set_unload::<Unload>();
     debug_print!("DriverEntry: \\Device\\NtPool is ready");
     debug_print!("DriverEntry: registry path of {} characters kept in paged pool", path.len());

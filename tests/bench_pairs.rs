@@ -56,7 +56,8 @@ fn vec_push_pair_does_the_same_work() {
 fn spin_lock_pair_does_the_same_work() {
     let ours = on_kernel(|| (ntpool_bench_spin_lock_ntpool(passive(), 2), ntpool_bench_spin_lock_ntpool(passive(), 3)));
     // SAFETY: the emulated thread runs at PASSIVE_LEVEL.
-    let raw = on_kernel(|| unsafe { (ntpool_bench_spin_lock_raw(2), ntpool_bench_spin_lock_raw(3)) });
+    let raw_add = |value| unsafe { ntpool_bench_spin_lock_raw(value) };
+    let raw = on_kernel(|| (raw_add(2), raw_add(3)));
     assert_eq!(ours, raw);
     assert_eq!(ours, ((2, 5), (0, 0, 0)));
 }

@@ -399,16 +399,27 @@ fn concurrent_requests_on_one_handle_keep_the_counters_whole() {
 }
 
 #[test]
-fn run_background_runs_a_system_thread_and_an_irp_to_the_driver_itself() {
+fn run_background_runs_the_routines_the_kernel_calls() {
     with_device(|handle, kernel| {
-        let (status, reply) = handle.device_control(IOCTL_NTPOOL_RUN_BACKGROUND, &[], 16);
+        let (status, reply) = handle.device_control(IOCTL_NTPOOL_RUN_BACKGROUND, &[], size_of::<BackgroundReply>());
         assert_eq!(status, status::SUCCESS);
         let reply = BackgroundReply::from_bytes(&reply).expect("a BackgroundReply");
-        assert_eq!(reply, BackgroundReply { thread_sum: BACKGROUND_THREAD_SUM, completion: BACKGROUND_COMPLETION });
+        assert_eq!(reply, BackgroundReply::EXPECTED);
         // The thread's blocks and the IRP are gone; nothing of the request is left.
         kernel.wait_for_work_items().unwrap();
         assert!(kernel.outstanding().iter().all(|block| block.tag.to_string() != "NpBg" || block.size < 64));
-        let (status, _) = handle.device_control(IOCTL_NTPOOL_RUN_BACKGROUND, &[], 8);
+        // The timer's blocks (non-paged, 4, and the timer) and the work item's (paged, 2, and its mutex
+        // and object in non-paged pool) were all freed.
+        let usage = kernel.pool_usage();
+        let row = |tag: &str, pool: PoolKind| {
+            let row = usage.rows.iter().find(|row| row.tag.to_string() == tag && row.pool == pool);
+            row.map(|row| (row.allocs, row.frees, row.bytes))
+        };
+        assert_eq!(row("NpEx", PoolKind::Paged), None);
+        assert_eq!(row("NpEx", PoolKind::NonPaged), Some((5, 5, 0)));
+        assert_eq!(row("NpRc", PoolKind::Paged), Some((2, 2, 0)));
+        assert_eq!(row("NpRc", PoolKind::NonPaged), Some((2, 2, 0)));
+        let (status, _) = handle.device_control(IOCTL_NTPOOL_RUN_BACKGROUND, &[], size_of::<BackgroundReply>() - 1);
         assert_eq!(status, status::BUFFER_TOO_SMALL);
         let stats = statistics(handle);
         assert_eq!((stats.requests, stats.rejected), (2, 1));

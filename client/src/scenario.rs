@@ -5,11 +5,11 @@
 use core::fmt::Write;
 
 use ntpool_protocol::{
-    AllocateRequest, BACKGROUND_COMPLETION, BACKGROUND_THREAD_SUM, BackgroundReply, FILE_DEVICE_NTPOOL, FILE_READ_DATA,
-    FreeRequest, IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS,
-    IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ, IOCTL_NTPOOL_RUN_BACKGROUND, MAX_HANDLE_ALLOCATIONS,
-    MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_SIZE, METHOD_BUFFERED, POOL_CHARGE_QUOTA, POOL_NON_PAGED,
-    POOL_PAGED, ReadRequest, Wire, ctl_code, status,
+    AllocateRequest, BACKGROUND_COMPLETION, BACKGROUND_EXPIRED, BACKGROUND_RECLAIMED, BACKGROUND_THREAD_SUM,
+    BackgroundReply, FILE_DEVICE_NTPOOL, FILE_READ_DATA, FreeRequest, IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE,
+    IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ, IOCTL_NTPOOL_RUN_BACKGROUND,
+    MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_SIZE, METHOD_BUFFERED,
+    POOL_CHARGE_QUOTA, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Wire, ctl_code, status,
 };
 
 use crate::checks::{Problem, compare};
@@ -110,9 +110,14 @@ impl<D: Device, W: Write> Runner<'_, D, W> {
             compare(&[
                 ("the system thread's sum", BACKGROUND_THREAD_SUM, got.thread_sum),
                 ("the completion routine's answer", BACKGROUND_COMPLETION, got.completion),
+                ("non-paged blocks the timer's DPC freed", BACKGROUND_EXPIRED, got.expired),
+                ("paged blocks the work item freed", BACKGROUND_RECLAIMED, got.reclaimed),
             ])
         });
-        self.report(checked, format_args!("RUN_BACKGROUND: a system thread at PASSIVE_LEVEL and a completion routine"));
+        self.report(
+            checked,
+            format_args!("RUN_BACKGROUND: a system thread, a completion routine, a timer's DPC and a work item"),
+        );
     }
 
     fn queries(&mut self) {

@@ -126,6 +126,7 @@ impl<C: DispatchSafe + Sync, G: Tag> Dpc<C, G> {
     /// assert!(dpc.is_ok());
     /// # });
     /// ```
+    #[track_caller]
     pub fn try_new<I: BelowDispatch + Allows<NonPagedPool>>(
         token: &I,
         context: C,

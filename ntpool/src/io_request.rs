@@ -163,9 +163,8 @@ impl<C: DispatchSafe + Sync, G: Tag> Drop for IoRequest<C, G> {
     fn drop(&mut self) {
         // Not `DispatchSafe`: dropped below DISPATCH_LEVEL, where the thread may wait.
         while self.is_pending() {
-            let mut interval = sys::LARGE_INTEGER { QuadPart: -10_000 };
-            // SAFETY: below DISPATCH_LEVEL, a valid interval.
-            unsafe { sys::KeDelayExecutionThread(sys::KERNEL_MODE, 0, &mut interval) };
+            // SAFETY: below DISPATCH_LEVEL (see above).
+            unsafe { crate::wait::sleep(core::time::Duration::from_millis(1)) };
         }
         // SAFETY: taken once, here; no IRP refers to it any more.
         drop(unsafe { ManuallyDrop::take(&mut self.object) });

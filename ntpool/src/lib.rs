@@ -226,6 +226,7 @@ mod spin_lock;
 mod system_thread;
 mod tag;
 mod timer;
+mod wait;
 mod work_item;
 
 /// The kernel interface: every routine ntpool calls, with the names and types of the WDK, on the
@@ -269,6 +270,7 @@ pub use spin_lock::SpinLock;
 pub use system_thread::SystemThread;
 pub use tag::{InvalidTag, PoolTag, Tag, TagSource};
 pub use timer::Timer;
+pub use wait::delay;
 pub use work_item::{WorkItem, WorkTrigger};
 
 /// allocator-api2 0.4, whose `Allocator` [`PoolAllocator`] implements: its `Vec` and `Box` in pool

@@ -131,6 +131,7 @@ impl<G: Tag> Reclaimer<G> {
     ///
     /// # Safety
     /// `device` is a device object of the calling driver.
+    #[track_caller]
     pub unsafe fn try_new(token: &Passive, device: PDEVICE_OBJECT) -> Result<Self, AllocError> {
         // SAFETY: the caller guarantees the device object.
         let work = unsafe { WorkItem::try_new(token, device, Pending::default(), reclaim) }?;
@@ -158,9 +159,8 @@ impl<G: Tag> Drop for Reclaimer<G> {
         // Below DISPATCH_LEVEL: a `Reclaimer` is not `DispatchSafe`. No `Parked` is left (each
         // borrows the reclaimer); wait for the work item, then drop what it has not.
         while self.work.is_pending() {
-            let mut interval = sys::LARGE_INTEGER { QuadPart: -10_000 };
-            // SAFETY: below DISPATCH_LEVEL, a valid interval.
-            unsafe { sys::KeDelayExecutionThread(sys::KERNEL_MODE, 0, &mut interval) };
+            // SAFETY: below DISPATCH_LEVEL (see above).
+            unsafe { crate::wait::sleep(core::time::Duration::from_millis(1)) };
         }
         // SAFETY: below DISPATCH_LEVEL (see above).
         unsafe { self.work.shared_context().drop_all() };

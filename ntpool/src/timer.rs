@@ -2,10 +2,10 @@
 //! [`Dispatch`] token each time the timer expires, once or periodically.
 //!
 //! The same rules as [`Dpc`](crate::Dpc): a plain `fn` routine, a `DispatchSafe + Sync` context.
-//! Dropping the `Timer` cancels it (`KeCancelTimer`), takes its DPC off the queue and waits for the
-//! routine (`KeFlushQueuedDpcs`) before the block holding the `KTIMER`, the `KDPC` and the context
-//! is freed, so the kernel never touches freed memory (which Driver Verifier reports as bug check
-//! 0xC7).
+//! Dropping the `Timer` cancels it (`KeCancelTimer`) and waits until every DPC queued so far has
+//! run (`KeFlushQueuedDpcs`: a DPC the timer queued just before the cancel runs once more, with the
+//! context still alive) before the block holding the `KTIMER`, the `KDPC` and the context is freed,
+//! so the kernel never touches freed memory (which Driver Verifier reports as bug check 0xC7).
 
 use core::cell::UnsafeCell;
 use core::mem::ManuallyDrop;
@@ -17,8 +17,9 @@ use crate::dpc::{DpcObject, free_after_flush};
 use crate::irql::{Allows, AtMostDispatch, BelowDispatch, Dispatch};
 use crate::pool::NonPagedPool;
 use crate::safe::DispatchSafe;
-use crate::sys::{self, KTIMER, LARGE_INTEGER};
+use crate::sys::{self, KTIMER};
 use crate::tag::Tag;
+use crate::wait::relative;
 
 /// The `KTIMER` and the DPC it queues, side by side in non-paged pool.
 #[repr(C)]
@@ -63,12 +64,6 @@ unsafe impl<C: DispatchSafe + Sync + Send, G: Tag + Send> Send for Timer<C, G> {
 // SAFETY: as above.
 unsafe impl<C: DispatchSafe + Sync, G: Tag + Sync> Sync for Timer<C, G> {}
 
-/// A relative due time in 100 ns units, as `KeSetTimerEx` takes it (negative), at least one unit.
-fn relative(due: Duration) -> LARGE_INTEGER {
-    let ticks = i64::try_from(due.as_nanos() / 100).unwrap_or(i64::MAX).max(1);
-    LARGE_INTEGER { QuadPart: -ticks }
-}
-
 impl<C: DispatchSafe + Sync, G: Tag> Timer<C, G> {
     /// A timer (`KeInitializeTimerEx`, notification type) and its DPC (`KeInitializeDpc`), not set.
     ///
@@ -80,6 +75,7 @@ impl<C: DispatchSafe + Sync, G: Tag> Timer<C, G> {
     /// assert!(ntpool::Timer::<(), Doc>::try_new(&passive, (), |_, ()| {}).is_ok());
     /// # });
     /// ```
+    #[track_caller]
     pub fn try_new<I: BelowDispatch + Allows<NonPagedPool>>(
         token: &I,
         context: C,
@@ -170,9 +166,10 @@ impl<C: DispatchSafe + Sync, G: Tag> Timer<C, G> {
 
 impl<C: DispatchSafe + Sync, G: Tag> Drop for Timer<C, G> {
     fn drop(&mut self) {
+        // Cancelled, so it queues its DPC no more. A DPC it queued before runs once more, inside
+        // `KeFlushQueuedDpcs` (`free_after_flush`), with the context still alive: Microsoft's
+        // pattern for a timer's DPC, and one that needs no `KeRemoveQueueDpc` (which Wine 8 lacks).
         self.cancel();
-        // SAFETY: an initialized KDPC (invariant).
-        unsafe { sys::KeRemoveQueueDpc(self.object.dpc.kdpc.get()) };
         // SAFETY: taken once, here; `self.object` is not used again (`self` is being dropped).
         let object = unsafe { ManuallyDrop::take(&mut self.object) };
         free_after_flush(object);

@@ -101,6 +101,7 @@ impl<C: Send + Sync, G: Tag> WorkItem<C, G> {
     ///
     /// # Safety
     /// `device` is a device object of the calling driver.
+    #[track_caller]
     pub unsafe fn try_new(
         token: &Passive,
         device: PDEVICE_OBJECT,
@@ -181,9 +182,8 @@ impl<C: Send + Sync, G: Tag> Drop for WorkItem<C, G> {
         // A `WorkItem` is not `DispatchSafe`, so this runs below DISPATCH_LEVEL, where the thread may
         // wait: for the routine queued or running to finish.
         while self.is_pending() {
-            let mut interval = sys::LARGE_INTEGER { QuadPart: -10_000 }; // 1 ms
-            // SAFETY: below DISPATCH_LEVEL (see above), a valid interval.
-            unsafe { sys::KeDelayExecutionThread(sys::KERNEL_MODE, 0, &mut interval) };
+            // SAFETY: below DISPATCH_LEVEL (see above).
+            unsafe { crate::wait::sleep(core::time::Duration::from_millis(1)) };
         }
         // SAFETY: allocated by IoAllocateWorkItem (invariant), neither queued nor running.
         unsafe { sys::IoFreeWorkItem(self.object.item) };

@@ -50,14 +50,20 @@ pub const IOCTL_NTPOOL_QUERY_ALLOCATIONS: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x8
 /// The driver's counters: nothing in, [`Statistics`] out.
 pub const IOCTL_NTPOOL_QUERY_STATISTICS: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x804, METHOD_BUFFERED, FILE_READ_DATA);
 /// Runs the routines the kernel calls, once: a system thread that sums a paged block at
-/// `PASSIVE_LEVEL`, and an IRP the driver sends to its own device, whose completion routine reads
-/// what the device answered. Any input is ignored; [`BackgroundReply`] out.
+/// `PASSIVE_LEVEL`; an IRP the driver sends to its own device, whose completion routine reads what
+/// the device answered; a periodic timer whose DPC frees non-paged blocks as they expire, one per
+/// period, at `DISPATCH_LEVEL`, and then queues a work item that frees paged blocks at
+/// `PASSIVE_LEVEL`. Any input is ignored; [`BackgroundReply`] out.
 pub const IOCTL_NTPOOL_RUN_BACKGROUND: u32 = ctl_code(FILE_DEVICE_NTPOOL, 0x805, METHOD_BUFFERED, FILE_READ_DATA);
 /// What the system thread of `IOCTL_NTPOOL_RUN_BACKGROUND` computes: the sum of 0..64.
 pub const BACKGROUND_THREAD_SUM: u64 = 2016;
 /// What the driver's device answers the internal request of `IOCTL_NTPOOL_RUN_BACKGROUND` with
 /// (its `Information`), which the completion routine reports.
 pub const BACKGROUND_COMPLETION: u64 = 0x4E50;
+/// How many non-paged blocks the timer's DPC of `IOCTL_NTPOOL_RUN_BACKGROUND` frees as they expire.
+pub const BACKGROUND_EXPIRED: u64 = 4;
+/// How many paged blocks the work item of `IOCTL_NTPOOL_RUN_BACKGROUND` frees.
+pub const BACKGROUND_RECLAIMED: u64 = 2;
 
 /// [`AllocateRequest::pool`]: non-paged, no-execute pool.
 pub const POOL_NON_PAGED: u32 = 0;
@@ -162,6 +168,20 @@ pub struct BackgroundReply {
     pub thread_sum: u64,
     /// What the completion routine saw ([`BACKGROUND_COMPLETION`]).
     pub completion: u64,
+    /// The non-paged blocks the timer's DPC freed ([`BACKGROUND_EXPIRED`]).
+    pub expired: u64,
+    /// The paged blocks the work item freed ([`BACKGROUND_RECLAIMED`]).
+    pub reclaimed: u64,
+}
+
+impl BackgroundReply {
+    /// The reply of a driver whose routines all ran.
+    pub const EXPECTED: BackgroundReply = BackgroundReply {
+        thread_sum: BACKGROUND_THREAD_SUM,
+        completion: BACKGROUND_COMPLETION,
+        expired: BACKGROUND_EXPIRED,
+        reclaimed: BACKGROUND_RECLAIMED,
+    };
 }
 
 /// `IOCTL_NTPOOL_QUERY_STATISTICS` output.

@@ -34,11 +34,11 @@ use alloc::vec::Vec;
 use core::mem::size_of;
 
 use crate::{
-    AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, BACKGROUND_COMPLETION, BACKGROUND_THREAD_SUM,
-    BackgroundReply, FreeRequest, IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS,
-    IOCTL_NTPOOL_QUERY_STATISTICS, IOCTL_NTPOOL_READ, IOCTL_NTPOOL_RUN_BACKGROUND, MAX_ALLOCATIONS,
-    MAX_HANDLE_ALLOCATIONS, MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_NON_PAGED_BYTES, MAX_PAGED_BYTES,
-    MAX_SIZE, POOL_CHARGE_QUOTA, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, status,
+    AllocateReply, AllocateRequest, AllocationInfo, AllocationsHeader, BackgroundReply, FreeRequest,
+    IOCTL_NTPOOL_ALLOCATE, IOCTL_NTPOOL_FREE, IOCTL_NTPOOL_QUERY_ALLOCATIONS, IOCTL_NTPOOL_QUERY_STATISTICS,
+    IOCTL_NTPOOL_READ, IOCTL_NTPOOL_RUN_BACKGROUND, MAX_ALLOCATIONS, MAX_HANDLE_ALLOCATIONS,
+    MAX_HANDLE_NON_PAGED_BYTES, MAX_HANDLE_PAGED_BYTES, MAX_NON_PAGED_BYTES, MAX_PAGED_BYTES, MAX_SIZE,
+    POOL_CHARGE_QUOTA, POOL_NON_PAGED, POOL_PAGED, ReadRequest, Statistics, Wire, status,
 };
 
 /// Blocks, and bytes of each pool: what is outstanding, or what a limit allows.
@@ -288,10 +288,7 @@ impl Model {
             IOCTL_NTPOOL_QUERY_STATISTICS if output < size_of::<Statistics>() => Err(status::BUFFER_TOO_SMALL),
             IOCTL_NTPOOL_QUERY_STATISTICS => Ok(Prediction::Reply(self.statistics().as_bytes().to_vec())),
             IOCTL_NTPOOL_RUN_BACKGROUND if output < size_of::<BackgroundReply>() => Err(status::BUFFER_TOO_SMALL),
-            IOCTL_NTPOOL_RUN_BACKGROUND => {
-                let reply = BackgroundReply { thread_sum: BACKGROUND_THREAD_SUM, completion: BACKGROUND_COMPLETION };
-                Ok(Prediction::Reply(reply.as_bytes().to_vec()))
-            }
+            IOCTL_NTPOOL_RUN_BACKGROUND => Ok(Prediction::Reply(BackgroundReply::EXPECTED.as_bytes().to_vec())),
             _ => Err(status::INVALID_DEVICE_REQUEST),
         };
         answer.unwrap_or_else(Prediction::Fail)

@@ -1,6 +1,7 @@
 //! Kernel timers: `KeInitializeTimerEx`, `KeSetTimerEx` (one-shot and periodic, with a DPC),
 //! `KeCancelTimer`, on a clock that only moves when a test advances it
-//! ([`Kernel::advance_clock`](super::Kernel::advance_clock)): each timer that comes due on the way
+//! ([`Kernel::advance_clock`](super::Kernel::advance_clock)) or a thread of the kernel waits
+//! (`KeDelayExecutionThread`): each timer that comes due on the way
 //! is signaled and queues its DPC, in the order of their due times, and a periodic timer is set
 //! again for its next period. The DPCs run at `DISPATCH_LEVEL` as the clock passes their due time,
 //! when the thread that advances it is below `DISPATCH_LEVEL`.

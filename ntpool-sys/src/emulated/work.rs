@@ -173,16 +173,26 @@ pub unsafe fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM) {
     drop(unsafe { Box::from_raw(IoWorkItem.cast::<WorkItemStorage>()) });
 }
 
-/// `KeDelayExecutionThread`: on the emulated kernel, gives up the processor for a moment (the
-/// clock of the timers does not move).
+/// `KeDelayExecutionThread`: the calling thread waits for `Interval` (negative: relative, in
+/// 100 ns units), and that much time passes on its kernel's clock: the timers that come due
+/// meanwhile expire and their DPCs run, as on Windows while a thread waits. The thread also gives up
+/// the processor for a moment, so that worker threads make progress. An absolute `Interval`
+/// (positive) moves no clock.
 ///
 /// # Safety
 /// IRQL <= `APC_LEVEL`; `Interval` is valid.
 pub unsafe fn KeDelayExecutionThread(
     _WaitMode: KPROCESSOR_MODE,
     _Alertable: BOOLEAN,
-    _Interval: *mut LARGE_INTEGER,
+    Interval: *mut LARGE_INTEGER,
 ) -> NTSTATUS {
+    // SAFETY: the caller guarantees `Interval`.
+    let interval = unsafe { Interval.read() };
+    // SAFETY: every bit pattern is a valid i64.
+    let interval = unsafe { interval.QuadPart };
+    if interval < 0 {
+        super::timer::advance(interval.unsigned_abs());
+    }
     std::thread::sleep(std::time::Duration::from_micros(100));
     STATUS_SUCCESS
 }

@@ -149,6 +149,21 @@ fn tag_summary(tags: &BTreeMap<u32, TagStats>) -> String {
     parts.join(", ")
 }
 
+/// The frees `RUN_BACKGROUND`'s routines make outside the driver's traced entry points, per cycle:
+/// tag, routine, count.
+const ROUTINE_FREES: [(ntpool::PoolTag, &str, u64); 2] = [
+    (
+        <ntpool_driver::background::ExpiryTag as ntpool::Tag>::TAG,
+        "the timer's DPC",
+        ntpool_protocol::BACKGROUND_EXPIRED,
+    ),
+    (
+        <ntpool_driver::background::ReclaimTag as ntpool::Tag>::TAG,
+        "the work item",
+        ntpool_protocol::BACKGROUND_RECLAIMED,
+    ),
+];
+
 /// What the driver must have done in every cycle besides the basics: a quota allocation through
 /// the non-raising `ExAllocatePoolWithQuotaTag` and the client's `RUN_BACKGROUND` (a system thread
 /// waited for, an IRP sent to its own device: when the client ran its scenario), one
@@ -161,12 +176,29 @@ pub(super) fn pool_surface_problems(cycle: &CycleTrace, client: bool) -> Vec<Str
     if client && calls("ExAllocatePoolWithQuotaTag") == 0 {
         problems.push(format!("cycle {n}: the relay trace shows no ExAllocatePoolWithQuotaTag call by the driver"));
     }
-    // The client's RUN_BACKGROUND: a system thread that runs and is waited for, and an IRP the driver
-    // sends its own device, completed into its routine and freed (by `PAIRS`).
+    // The client's RUN_BACKGROUND: a system thread that runs and is waited for, an IRP the driver
+    // sends its own device, completed into its routine and freed (by `PAIRS`), a periodic timer
+    // whose DPC frees the expired blocks and a work item that frees the paged ones, both on threads
+    // of Wine's (outside the driver's traced entry points).
     if client {
-        for routine in ["PsCreateSystemThread", "KeWaitForSingleObject", "IoAllocateIrp", "IofCallDriver"] {
+        for routine in [
+            "PsCreateSystemThread",
+            "KeWaitForSingleObject",
+            "IoAllocateIrp",
+            "IofCallDriver",
+            "KeSetTimerEx",
+            "IoQueueWorkItem",
+        ] {
             if calls(routine) == 0 {
                 problems.push(format!("cycle {n}: the relay trace shows no {routine} call by the driver"));
+            }
+        }
+        for (tag, routine, expected) in ROUTINE_FREES {
+            let freed = cycle.routine_frees.get(&tag.to_ulong()).copied().unwrap_or(0);
+            if freed != expected {
+                problems.push(format!(
+                    "cycle {n}: {routine} freed {freed} block(s) tagged {tag} on its own thread, not {expected}"
+                ));
             }
         }
     }

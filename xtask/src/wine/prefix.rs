@@ -15,7 +15,9 @@ use crate::host::process::run_bounded;
 pub(super) const WINEDEBUG: &str = "warn+debugstr,err+all,fixme-all,+relay";
 /// Setting the prefix up: quiet.
 pub(super) const WINEDEBUG_QUIET: &str = "-all";
-/// The routines the relay trace shows (all `ntoskrnl.exe`).
+/// The routines the relay trace shows (all `ntoskrnl.exe`). Not `KeDelayExecutionThread`: how often
+/// the driver waits for a timer or a work item depends on timing, and every cycle must make the same
+/// calls.
 const RELAY_INCLUDE: &[&str] = &[
     "ExAllocatePool2",
     "ExAllocatePoolWithTag",
@@ -46,6 +48,15 @@ const RELAY_INCLUDE: &[&str] = &[
     "IoAllocateIrp",
     "IoFreeIrp",
     "IofCallDriver",
+    "KeInitializeTimerEx",
+    "KeSetTimerEx",
+    "KeCancelTimer",
+    "KeInitializeDpc",
+    "KeRemoveQueueDpc",
+    "KeFlushQueuedDpcs",
+    "IoAllocateWorkItem",
+    "IoQueueWorkItem",
+    "IoFreeWorkItem",
 ];
 /// The bound on each Wine command.
 pub(super) const STEP_TIMEOUT: Duration = Duration::from_secs(120);

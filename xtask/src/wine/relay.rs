@@ -74,6 +74,10 @@ pub(super) struct CycleTrace {
     /// The `cycle N end` marker was seen (`sc stop` returned).
     pub(super) ended: bool,
     pub(super) tags: BTreeMap<u32, TagStats>,
+    /// Per tag, the frees the driver made on a thread that was not inside one of its traced entry
+    /// points (`DriverEntry`, `DriverUnload`, a dispatch routine): in a routine the kernel called
+    /// without a relay line, a timer's DPC, a work item or a system thread.
+    pub(super) routine_frees: BTreeMap<u32, u64>,
     /// The driver's calls per traced routine.
     pub(super) calls: BTreeMap<String, u64>,
     /// Successful calls of the routines that can fail (IoCreateDevice, IoCreateSymbolicLink).
@@ -309,7 +313,9 @@ impl Parser<'_> {
                 match args {
                     [address, rest @ ..] => {
                         let tag = if func == "ExFreePoolWithTag" { rest.first().map(|t| *t as u32) } else { None };
-                        self.free(number, line, *address, tag);
+                        let stack = self.threads.get(&thread).map_or(&[][..], Vec::as_slice);
+                        let in_routine = !stack.iter().any(|frame| matches!(frame, Frame::Driver { ours: true, .. }));
+                        self.free(number, line, *address, tag, in_routine);
                     }
                     [] => self.problem(format!("cannot read {func}'s arguments:\n{}", log_line(number, line))),
                 }
@@ -368,7 +374,9 @@ impl Parser<'_> {
         self.live.insert(retval, Block { tag, size, line, text });
     }
 
-    fn free(&mut self, number: usize, line: &str, address: u64, tag: Option<u32>) {
+    /// A free of `address` (with `tag` if `ExFreePoolWithTag`); `in_routine`: made outside the
+    /// driver's traced entry points ([`CycleTrace::routine_frees`]).
+    fn free(&mut self, number: usize, line: &str, address: u64, tag: Option<u32>, in_routine: bool) {
         let named = match tag {
             Some(tag) => format!("ExFreePoolWithTag({address:#x}, {})", tag_name(tag)),
             None => format!("ExFreePool({address:#x})"),
@@ -381,6 +389,9 @@ impl Parser<'_> {
             Some(block) => {
                 if let Some(cycle) = self.current.as_mut() {
                     cycle.tags.entry(block.tag).or_default().frees += 1;
+                    if in_routine {
+                        *cycle.routine_frees.entry(block.tag).or_default() += 1;
+                    }
                 }
                 match tag {
                     Some(tag) if tag != block.tag => self.problem(format!(
@@ -530,6 +541,9 @@ mod tests {
         let trace = check_pool(&cycle(1, &entry, &unload)).expect("paired per thread");
         assert_eq!(trace.cycles[0].tags[&NP_ST].bytes, 0x20);
         assert_eq!(trace.cycles[0].tags[&NP_RG].bytes, 0x74);
+        // 0114 frees inside DriverUnload; 0118 has no traced entry point of the driver on its stack:
+        // a routine the kernel called (a DPC, a work item, a system thread).
+        assert_eq!(trace.cycles[0].routine_frees, BTreeMap::from([(NP_RG, 1)]));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct Report {
     tags: BTreeMap<u32, TagStats>,
     /// The driver's calls of each traced routine in one cycle (every cycle has the same).
     calls: BTreeMap<String, u64>,
+    /// Per tag, the frees the driver made in routines the kernel called outside its traced entry
+    /// points (a timer's DPC, a work item, a system thread), in the first cycle.
+    routine_frees: BTreeMap<u32, u64>,
     /// Pool calls in the trace made by Wine's own drivers, not checked.
     ignored: u64,
 }
@@ -86,6 +89,7 @@ impl Report {
             cycles: cycle_reports,
             tags,
             calls: trace.cycles.first().map(|c| c.calls.clone()).unwrap_or_default(),
+            routine_frees: trace.cycles.first().map(|c| c.routine_frees.clone()).unwrap_or_default(),
             ignored: trace.ignored,
         }
     }
@@ -159,11 +163,18 @@ impl fmt::Display for Report {
         }
         let calls: Vec<String> = self.calls.iter().map(|(name, count)| format!("{name} {count}")).collect();
         writeln!(f, "\nThe driver's traced kernel calls per cycle: {}", calls.join(", "))?;
+        let frees: Vec<String> = self.routine_frees.iter().map(|(tag, n)| format!("{} {n}", Tag(*tag))).collect();
+        writeln!(
+            f,
+            "Frees per cycle on threads of Wine's, in routines the kernel called (the timer's DPC NpEx, the work \
+             item NpRc, the system thread NpBg): {}",
+            frees.join(", ")
+        )?;
         writeln!(
             f,
             "Checked: DbgPrint lines once per cycle, the ExAllocatePoolWithTag fallback (no ExAllocatePool2 call), \
              every block freed once with its own tag, nothing left after sc stop, pairs balanced (IRPs and thread \
-             references included), the client's system thread and IRP run, no crash or stub."
+             references included), the client's system thread, IRP, timer DPC and work item run, no crash or stub."
         )?;
         if self.ignored > 0 {
             writeln!(f, "Not counted: {} pool calls of Wine's own drivers.", self.ignored)?;
