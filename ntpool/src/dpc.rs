@@ -29,6 +29,9 @@ pub(crate) struct DpcObject<C> {
 }
 
 impl<C: DispatchSafe + Sync> DpcObject<C> {
+    /// See [`Dpc::DEFERRED_ROUTINE`].
+    const DEFERRED_ROUTINE: sys::PKDEFERRED_ROUTINE = Some(trampoline::<C>);
+
     pub(crate) fn new(context: C, routine: fn(&mut Dispatch, &C)) -> Self {
         // SAFETY: KDPC is plain data for which all-zero bytes are valid; KeInitializeDpc fills it in.
         let kdpc = UnsafeCell::new(unsafe { core::mem::zeroed() });
@@ -43,7 +46,7 @@ impl<C: DispatchSafe + Sync> DpcObject<C> {
         let context: *const Self = self;
         // SAFETY: the KDPC is valid and not queued (caller); the context is this object, which
         // outlives every run of the routine (the owner flushes before freeing it).
-        unsafe { sys::KeInitializeDpc(self.kdpc.get(), Some(trampoline::<C>), context.cast_mut().cast()) };
+        unsafe { sys::KeInitializeDpc(self.kdpc.get(), Self::DEFERRED_ROUTINE, context.cast_mut().cast()) };
     }
 }
 
@@ -59,8 +62,7 @@ unsafe extern "system" fn trampoline<C: DispatchSafe + Sync>(_dpc: *mut KDPC, co
     // The kernel runs DPC routines at DISPATCH_LEVEL. The token lives only for the routine, which
     // reaches nothing but its `DispatchSafe` context: the code the DPC interrupted, and its token,
     // cannot be reached from here.
-    let mut dispatch = Dispatch::new();
-    (object.routine)(&mut dispatch, &object.context);
+    (object.routine)(Dispatch::entry_mut(), &object.context);
 }
 
 /// Drops a DPC's (or timer's) block once no routine of it can run: at `PASSIVE_LEVEL` after
@@ -149,6 +151,7 @@ impl<C: DispatchSafe + Sync, G: Tag> Dpc<C, G> {
     /// assert!(dpc.queue());
     /// # });
     /// ```
+    #[inline]
     pub fn queue(&self) -> bool {
         self.handle().queue()
     }
@@ -203,6 +206,7 @@ impl<C: DispatchSafe + Sync, G: Tag> Dpc<C, G> {
     /// assert!(dpc.context().load(Ordering::Relaxed));
     /// # });
     /// ```
+    #[inline]
     pub fn handle(&self) -> DpcHandle<'_> {
         DpcHandle { kdpc: self.object.kdpc.get(), _dpc: PhantomData }
     }
@@ -221,6 +225,19 @@ impl<C: DispatchSafe + Sync, G: Tag> core::fmt::Debug for Dpc<C, G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Dpc").field("kdpc", &self.object.kdpc.get()).finish_non_exhaustive()
     }
+}
+
+impl<C: DispatchSafe + Sync, G: Tag> Dpc<C, G> {
+    /// The `KDEFERRED_ROUTINE` every `Dpc<C, _>` and [`Timer<C, _>`](crate::Timer) gives
+    /// `KeInitializeDpc`: it calls the routine given to `try_new` with a [`Dispatch`] token and the
+    /// context. For tools that follow the image's code from the routine the kernel calls (`cargo
+    /// xtask bench` counts it); a driver has no use for it.
+    ///
+    /// ```
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// assert!(ntpool::Dpc::<u32, Doc>::DEFERRED_ROUTINE.is_some());
+    /// ```
+    pub const DEFERRED_ROUTINE: sys::PKDEFERRED_ROUTINE = DpcObject::<C>::DEFERRED_ROUTINE;
 }
 
 /// Queues a [`Dpc`] from code at any IRQL ([`Dpc::handle`]). It cannot reach the DPC's context.
@@ -265,6 +282,7 @@ impl DpcHandle<'_> {
     /// assert!(dpc.handle().queue());
     /// # });
     /// ```
+    #[inline]
     pub fn queue(&self) -> bool {
         let null = core::ptr::null_mut();
         // SAFETY: an initialized KDPC that outlives the handle (invariant); its context lives as long.

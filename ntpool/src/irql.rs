@@ -192,6 +192,18 @@ macro_rules! token {
                 Self::new()
             }
 
+            /// [`entry`](Self::entry)'s token, checked the same way, as a mutable reference that
+            /// points at no stack slot: a trampoline that hands it to the routine it calls last can
+            /// jump to that routine instead of calling it.
+            #[inline(always)]
+            #[allow(dead_code)]
+            pub(crate) fn entry_mut<'a>() -> &'a mut Self {
+                let _checked = Self::entry();
+                // SAFETY: the token is zero-sized, so a dangling (non-null, aligned) pointer is
+                // valid for it; it stands for the token just checked.
+                unsafe { core::ptr::NonNull::dangling().as_mut() }
+            }
+
             /// This token as an [`AnyIrql`], for a helper that reads the IRQL at run time
             /// ([`AnyIrql::current`]). Borrows the token, so that it stays the thread's only one.
             ///

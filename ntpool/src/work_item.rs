@@ -45,8 +45,7 @@ unsafe extern "system" fn trampoline<C: Send + Sync>(_device: PDEVICE_OBJECT, co
     object.queued.store(false, Ordering::SeqCst);
     // Worker threads run work items at PASSIVE_LEVEL; the token lives only for the routine, which
     // reaches nothing but its context, on a thread of its own.
-    let mut passive = Passive::new();
-    (object.routine)(&mut passive, &object.context);
+    (object.routine)(Passive::entry_mut(), &object.context);
     // The last access to the object: the owner may free it from now on. The I/O manager keeps the
     // device object, and with it the driver's image, referenced until this function has returned.
     object.running.fetch_sub(1, Ordering::SeqCst);
@@ -175,6 +174,19 @@ impl<C: Send + Sync, G: Tag> WorkItem<C, G> {
     pub fn is_pending(&self) -> bool {
         self.object.queued.load(Ordering::SeqCst) || self.object.running.load(Ordering::SeqCst) != 0
     }
+}
+
+impl<C: Send + Sync, G: Tag> WorkItem<C, G> {
+    /// The `IO_WORKITEM_ROUTINE` every `WorkItem<C, _>` gives `IoQueueWorkItem`: it calls the
+    /// routine given to `try_new` with a [`Passive`] token and the context. For tools that follow
+    /// the image's code from the routine the kernel calls (`cargo xtask bench` counts it); a driver
+    /// has no use for it.
+    ///
+    /// ```
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// assert!(ntpool::WorkItem::<u32, Doc>::WORKER_ROUTINE.is_some());
+    /// ```
+    pub const WORKER_ROUTINE: sys::PIO_WORKITEM_ROUTINE = Some(trampoline::<C>);
 }
 
 impl<C: Send + Sync, G: Tag> Drop for WorkItem<C, G> {

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: what ntpool costs, measured.
 //!
 //! 1. **Zero cost in the real driver.** The release `.sys` exports pairs of functions
-//!    (`src/bench_pairs.rs`): each operation through ntpool and written by hand against the kernel
+//!    (`src/bench_pairs/`): each operation through ntpool and written by hand against the kernel
 //!    interface. Their bounds come from the export table and the exception directory (`.pdata`);
 //!    `llvm-objdump` disassembles them; instructions and bytes are counted, with the functions each
 //!    one calls inside the image that the other side does not call. Ratio ntpool / raw.

@@ -24,7 +24,7 @@ use object::{LittleEndian as LE, Object, ObjectSection, pe};
 use crate::host::files;
 use crate::pe::{import_slots, parse};
 
-/// The pairs of `src/bench_pairs.rs`: each exports `ntpool_bench_<name>_ntpool` and
+/// The pairs of `src/bench_pairs/`: each exports `ntpool_bench_<name>_ntpool` and
 /// `ntpool_bench_<name>_raw`. One entry per pair.
 const PAIRS: &[(&str, &str)] = &[
     ("paged_box", "PagedBox<u64> allocate + drop (paged pool, with the IRQL backstop)"),
@@ -32,6 +32,8 @@ const PAIRS: &[(&str, &str)] = &[
     ("vec_push", "allocator-api2 Vec<u32> push that grows (PoolAllocator vs a hand-written Allocator)"),
     ("spin_lock", "SpinLock::with region with its Dispatch token"),
     ("lookaside", "LookasideList<u64> entry allocate + drop vs the wdm.h inline routines on a LOOKASIDE_LIST_EX"),
+    ("dpc", "Dpc queue (KeInsertQueueDpc) + the routine the kernel calls, which counts its runs"),
+    ("work_item", "WorkItem queue (flag, IoQueueWorkItem) + the routine the kernel calls, which counts its runs"),
 ];
 
 /// One disassembled instruction.

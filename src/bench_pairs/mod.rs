@@ -19,8 +19,14 @@
 //! null-terminated table, `ntpool_bench_<pair>_<side>_indirect`, which its own code uses and which
 //! the bench follows: the raw `lookaside` side's [`RAW_LOOKASIDE_CALLBACKS`].
 //!
+//! The pairs of the routines the kernel calls (a DPC, a work item) are in `routines.rs`.
+//!
 //! The host tests (`tests/bench_pairs.rs`) run every pair on the emulated kernel and check that both
 //! sides make the same pool calls and return the same results.
+
+mod routines;
+
+pub use routines::*;
 
 use core::alloc::Layout;
 use core::cell::UnsafeCell;
