@@ -6,8 +6,10 @@
 mod common;
 
 use common::with_kernel;
+use core::sync::atomic::{AtomicU32, Ordering};
+use core::time::Duration;
 use ntpool::emulated::{Kernel, PoolKind};
-use ntpool::{FastMutex, PoolTag};
+use ntpool::{Dpc, FastMutex, PoolTag, Timer};
 
 /// A tag as a driver gets one at run time: from a `ULONG`, checked.
 fn runtime_tag(bytes: &[u8; 4]) -> PoolTag {
@@ -36,4 +38,42 @@ fn a_fast_mutex_with_a_run_time_tag_allocates_and_frees_with_it() {
         assert!(kernel.outstanding().is_empty());
     });
     assert_eq!(usage(&kernel), [("RtFm".to_string(), PoolKind::NonPaged, 1, 1, 0)]);
+}
+
+#[test]
+fn a_dpc_with_a_run_time_tag_allocates_and_frees_with_it() {
+    let kernel = Kernel::new();
+    let tag = runtime_tag(b"RtDp");
+    with_kernel(&kernel, |passive| {
+        let dpc = Dpc::<AtomicU32, PoolTag>::try_new_with_tag(passive, tag, AtomicU32::new(0), |_dispatch, runs| {
+            runs.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        assert_eq!(outstanding_tags(&kernel), ["RtDp"]);
+        assert!(dpc.queue());
+        assert_eq!(dpc.context().load(Ordering::Relaxed), 1);
+        drop(dpc);
+        assert!(kernel.outstanding().is_empty());
+    });
+    assert_eq!(usage(&kernel), [("RtDp".to_string(), PoolKind::NonPaged, 1, 1, 0)]);
+}
+
+#[test]
+fn a_timer_with_a_run_time_tag_allocates_and_frees_with_it() {
+    let kernel = Kernel::new();
+    let tag = runtime_tag(b"RtTm");
+    with_kernel(&kernel, |passive| {
+        let timer =
+            Timer::<AtomicU32, PoolTag>::try_new_with_tag(passive, tag, AtomicU32::new(0), |_dispatch, ticks| {
+                ticks.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        assert_eq!(outstanding_tags(&kernel), ["RtTm"]);
+        timer.set_periodic(passive, Duration::from_millis(10), Duration::from_millis(10));
+        kernel.advance_clock(Duration::from_millis(25));
+        assert_eq!(timer.context().load(Ordering::Relaxed), 2);
+        drop(timer); // set: cancelled, flushed, then freed
+        assert!(kernel.outstanding().is_empty());
+    });
+    assert_eq!(usage(&kernel), [("RtTm".to_string(), PoolKind::NonPaged, 1, 1, 0)]);
 }
