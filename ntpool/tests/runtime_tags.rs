@@ -9,7 +9,11 @@ use common::with_kernel;
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 use ntpool::emulated::{Kernel, PoolKind};
-use ntpool::{Dpc, FastMutex, PoolTag, Timer};
+use ntpool::sys::PDEVICE_OBJECT;
+use ntpool::{Completion, Dpc, FastMutex, IoRequest, PoolTag, SystemThread, Timer, WorkItem};
+
+/// Any address stands for the driver's device object on the emulated kernel.
+const DEVICE: PDEVICE_OBJECT = 0x1000 as PDEVICE_OBJECT;
 
 /// A tag as a driver gets one at run time: from a `ULONG`, checked.
 fn runtime_tag(bytes: &[u8; 4]) -> PoolTag {
@@ -76,4 +80,72 @@ fn a_timer_with_a_run_time_tag_allocates_and_frees_with_it() {
         assert!(kernel.outstanding().is_empty());
     });
     assert_eq!(usage(&kernel), [("RtTm".to_string(), PoolKind::NonPaged, 1, 1, 0)]);
+}
+
+#[test]
+fn a_work_item_with_a_run_time_tag_allocates_and_frees_with_it() {
+    let kernel = Kernel::new();
+    let tag = runtime_tag(b"RtWi");
+    with_kernel(&kernel, |passive| {
+        // SAFETY: DEVICE stands for this driver's device, which outlives the work item.
+        let work = unsafe {
+            WorkItem::<AtomicU32, PoolTag>::try_new_with_tag(
+                passive,
+                tag,
+                DEVICE,
+                AtomicU32::new(0),
+                |_passive, runs| {
+                    runs.fetch_add(1, Ordering::Relaxed);
+                },
+            )
+        }
+        .unwrap();
+        assert_eq!(outstanding_tags(&kernel), ["RtWi"]);
+        assert!(work.queue(passive));
+        kernel.wait_for_work_items().unwrap();
+        assert_eq!(work.context(passive).load(Ordering::Relaxed), 1);
+        drop(work);
+        assert!(kernel.outstanding().is_empty());
+    });
+    assert_eq!(usage(&kernel), [("RtWi".to_string(), PoolKind::NonPaged, 1, 1, 0)]);
+}
+
+#[test]
+fn a_system_thread_with_a_run_time_tag_allocates_and_frees_with_it() {
+    let kernel = Kernel::new();
+    let tag = runtime_tag(b"RtSt");
+    with_kernel(&kernel, |passive| {
+        let thread = SystemThread::<AtomicU32, PoolTag>::try_new_with_tag(passive, tag, AtomicU32::new(0), |_, ran| {
+            ran.store(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        assert_eq!(outstanding_tags(&kernel), ["RtSt"]);
+        thread.wait(passive);
+        assert_eq!(thread.context(passive).load(Ordering::Relaxed), 1);
+        thread.join();
+        assert!(kernel.outstanding().is_empty());
+    });
+    assert_eq!(usage(&kernel), [("RtSt".to_string(), PoolKind::NonPaged, 1, 1, 0)]);
+}
+
+#[test]
+fn an_io_request_with_a_run_time_tag_allocates_and_frees_with_it() {
+    let kernel = Kernel::new();
+    let tag = runtime_tag(b"RtIo");
+    with_kernel(&kernel, |passive| {
+        let request = IoRequest::<AtomicU32, PoolTag>::try_new_with_tag(
+            passive,
+            tag,
+            AtomicU32::new(0),
+            |_up_to_dispatch, done, _: Completion| {
+                done.fetch_add(1, Ordering::Relaxed);
+            },
+        )
+        .unwrap();
+        assert_eq!(outstanding_tags(&kernel), ["RtIo"]);
+        assert!(!request.is_pending());
+        drop(request);
+        assert!(kernel.outstanding().is_empty());
+    });
+    assert_eq!(usage(&kernel), [("RtIo".to_string(), PoolKind::NonPaged, 1, 1, 0)]);
 }
