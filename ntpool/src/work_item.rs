@@ -225,6 +225,11 @@ impl<C: Send + Sync, G: TagSource> WorkItem<C, G> {
         &self.object.context
     }
 
+    /// The tag of the work item's block (a [`Reclaimer`](crate::Reclaimer) tags its nodes so).
+    pub(crate) fn tag_source(&self) -> G {
+        self.object.owner()
+    }
+
     /// Whether the work item is queued or its routine is running.
     pub fn is_pending(&self) -> bool {
         self.object.queued.load(Ordering::SeqCst) || self.object.running.load(Ordering::SeqCst) != 0

@@ -10,7 +10,12 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 use ntpool::emulated::{Kernel, PoolKind};
 use ntpool::sys::PDEVICE_OBJECT;
-use ntpool::{Completion, Dpc, FastMutex, IoRequest, PoolTag, SystemThread, Timer, WorkItem};
+use ntpool::{
+    Completion, Dpc, FastMutex, IoRequest, PagedBox, Passive, PoolTag, Reclaimer, SpinLock, SystemThread, Timer,
+    WorkItem,
+};
+
+ntpool::pool_tag!(struct Typed = b"Typd");
 
 /// Any address stands for the driver's device object on the emulated kernel.
 const DEVICE: PDEVICE_OBJECT = 0x1000 as PDEVICE_OBJECT;
@@ -148,4 +153,38 @@ fn an_io_request_with_a_run_time_tag_allocates_and_frees_with_it() {
         assert!(kernel.outstanding().is_empty());
     });
     assert_eq!(usage(&kernel), [("RtIo".to_string(), PoolKind::NonPaged, 1, 1, 0)]);
+}
+
+/// The reclaimer's work item and every node it parks a value in carry its tag, whichever way the
+/// node goes: dropped below DISPATCH_LEVEL, handed to the work item at DISPATCH_LEVEL, or taken back.
+#[test]
+fn a_reclaimer_with_a_run_time_tag_tags_its_work_item_and_every_node_with_it() {
+    let kernel = Kernel::new();
+    let tag = runtime_tag(b"RtRc");
+    with_kernel(&kernel, |passive| {
+        // SAFETY: DEVICE stands for this driver's device, which outlives the reclaimer.
+        let reclaimer = unsafe { Reclaimer::try_new_with_tag(passive, tag, DEVICE) }.unwrap();
+        assert_eq!(outstanding_tags(&kernel), ["RtRc"]);
+        let paged = |passive: &Passive| PagedBox::<u64, Typed>::try_new(passive, 7).unwrap();
+
+        let parked = reclaimer.park(passive, paged(passive)).unwrap();
+        let mut tags = outstanding_tags(&kernel);
+        tags.sort();
+        assert_eq!(tags, ["RtRc", "RtRc", "Typd"]);
+        drop(parked); // below DISPATCH_LEVEL: dropped here
+
+        let parked = reclaimer.park(passive, paged(passive)).unwrap();
+        assert_eq!(*parked.into_inner(passive).get(passive), 7);
+
+        let slot = SpinLock::new(Some(reclaimer.park(passive, paged(passive)).unwrap()));
+        slot.with(passive, (), |_dispatch, slot, ()| *slot = None); // to the work item
+        kernel.wait_for_work_items().unwrap();
+        assert_eq!(outstanding_tags(&kernel), ["RtRc"]);
+        drop(slot);
+        drop(reclaimer);
+    });
+    assert_eq!(
+        usage(&kernel),
+        [("RtRc".to_string(), PoolKind::NonPaged, 4, 4, 0), ("Typd".to_string(), PoolKind::Paged, 3, 3, 0)]
+    );
 }
