@@ -11,8 +11,8 @@ use core::time::Duration;
 use ntpool::emulated::{Kernel, PoolKind};
 use ntpool::sys::PDEVICE_OBJECT;
 use ntpool::{
-    Completion, Dpc, FastMutex, IoRequest, PagedBox, Passive, PoolTag, Reclaimer, SpinLock, SystemThread, Timer,
-    WorkItem,
+    Completion, Dpc, FastMutex, IoRequest, LookasideList, PagedBox, PagedPool, Passive, PoolTag, Reclaimer, SpinLock,
+    SystemThread, Timer, WorkItem,
 };
 
 ntpool::pool_tag!(struct Typed = b"Typd");
@@ -187,4 +187,37 @@ fn a_reclaimer_with_a_run_time_tag_tags_its_work_item_and_every_node_with_it() {
         usage(&kernel),
         [("RtRc".to_string(), PoolKind::NonPaged, 4, 4, 0), ("Typd".to_string(), PoolKind::Paged, 3, 3, 0)]
     );
+}
+
+/// A lookaside list's structure and every entry carry its tag: entries the list does not keep go
+/// back to the pool with it, and deleting the list frees the ones it keeps, over
+/// `LOOKASIDE_LIST_EX` and over the legacy lists (Wine's kernel), paged and non-paged.
+#[test]
+fn a_lookaside_list_with_a_run_time_tag_allocates_and_frees_its_entries_with_it() {
+    for ex in [true, false] {
+        let kernel = Kernel::builder().lookaside_list_ex(ex).build();
+        let tag = runtime_tag(b"RtLl");
+        with_kernel(&kernel, |passive| {
+            let list = LookasideList::<[u64; 3], PoolTag>::try_new_with_tag(passive, tag).unwrap();
+            let paged = LookasideList::<u32, PoolTag, PagedPool>::try_new_with_tag(passive, tag).unwrap();
+            assert!(format!("{list:?}").contains("tag: PoolTag(\"RtLl\")"), "{list:?}");
+            // Six entries of each list: the list keeps four (its depth), two go back to the pool.
+            let entries: Vec<_> = (0..6).map(|i| list.try_alloc(passive, [i; 3]).unwrap()).collect();
+            let names: Vec<_> = (0..6).map(|i| paged.try_alloc(passive, i).unwrap()).collect();
+            assert_eq!(outstanding_tags(&kernel), ["RtLl"; 14]);
+            assert_eq!((entries[5][2], *names[5].get(passive)), (5, 5));
+            drop((entries, names));
+            let statistics = list.statistics();
+            assert_eq!((statistics.free_misses, statistics.free_entries), (2, 4));
+            assert_eq!(outstanding_tags(&kernel), ["RtLl"; 10]);
+            drop((list, paged)); // deleted: the four entries each keeps are freed
+            assert!(kernel.outstanding().is_empty());
+        });
+        let usage = usage(&kernel);
+        let expected = [
+            ("RtLl".to_string(), PoolKind::Paged, 6, 6, 0),
+            ("RtLl".to_string(), PoolKind::NonPaged, 8, 8, 0), // two list structures, six entries
+        ];
+        assert_eq!(usage, expected, "LOOKASIDE_LIST_EX: {ex}");
+    }
 }
