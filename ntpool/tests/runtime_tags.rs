@@ -10,6 +10,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 use ntpool::emulated::{Kernel, PoolKind};
 use ntpool::sys::PDEVICE_OBJECT;
+#[cfg(feature = "videoport")]
+use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool, VpPagedPool};
 use ntpool::{
     Completion, Dpc, FastMutex, IoRequest, LookasideList, PagedBox, PagedPool, Passive, PoolTag, Reclaimer, SpinLock,
     SystemThread, Timer, WorkItem,
@@ -220,4 +222,58 @@ fn a_lookaside_list_with_a_run_time_tag_allocates_and_frees_its_entries_with_it(
         ];
         assert_eq!(usage, expected, "LOOKASIDE_LIST_EX: {ex}");
     }
+}
+
+/// A VideoPort box asks `VideoPortAllocatePool` for the run-time tag, stores it, and gives the block
+/// back with `VideoPortFreePool` (an `ExFreePool` inside `videoprt.sys`, which takes no tag): the
+/// pool table shows the tag's blocks allocated and freed.
+#[cfg(feature = "videoport")]
+#[test]
+fn a_videoport_box_with_a_run_time_tag_allocates_with_it() {
+    let kernel = Kernel::new();
+    let tag = runtime_tag(b"DvRt");
+    let mut extension = [0u64; 8];
+    with_kernel(&kernel, |passive| {
+        // SAFETY: stands for the miniport's device extension, which outlives every block.
+        let device = unsafe { HwDeviceExtension::from_raw(extension.as_mut_ptr().cast()) }.unwrap();
+        let frame = VpBox::<u64, PoolTag, VpNonPagedPool>::try_new_with_tag(passive, tag, device, 7).unwrap();
+        let modes =
+            VpBox::<[u32], PoolTag, VpPagedPool>::try_new_zeroed_slice_with_tag(passive, tag, device, 4).unwrap();
+        // SAFETY: zero is a valid `u32`.
+        let modes = unsafe { modes.assume_init() };
+        assert_eq!((*frame, modes.get(passive), frame.tag(), modes.tag()), (7, &[0; 4][..], tag, tag));
+        assert_eq!(frame.device_extension(), device);
+        let blocks = kernel.outstanding();
+        assert!(blocks.iter().all(|b| b.tag.to_string() == "DvRt" && b.routine == "VideoPortAllocatePool"));
+        assert_eq!(blocks.len(), 2);
+        drop((frame, modes));
+        assert!(kernel.outstanding().is_empty());
+    });
+    assert_eq!(
+        usage(&kernel),
+        [("DvRt".to_string(), PoolKind::Paged, 1, 1, 0), ("DvRt".to_string(), PoolKind::NonPagedExecute, 1, 1, 0)]
+    );
+}
+
+/// A run-time tag costs its four bytes (and padding) only where it is stored; with a tag type every
+/// type keeps the size it had before run-time tags were accepted.
+#[test]
+fn tag_types_keep_every_type_as_small_as_it_was() {
+    use core::mem::size_of;
+    let word = size_of::<usize>();
+    assert_eq!(size_of::<FastMutex<u64, Typed>>(), 2 * word);
+    assert_eq!(size_of::<Dpc<u64, Typed>>(), word);
+    assert_eq!(size_of::<Timer<u64, Typed>>(), word);
+    assert_eq!(size_of::<WorkItem<u64, Typed>>(), word);
+    assert_eq!(size_of::<SystemThread<u64, Typed>>(), 2 * word);
+    assert_eq!(size_of::<IoRequest<AtomicU32, Typed>>(), word);
+    assert_eq!(size_of::<Reclaimer<Typed>>(), word);
+    assert_eq!(size_of::<LookasideList<u64, Typed>>(), 2 * word);
+    assert_eq!(size_of::<ntpool::LookasideBox<'static, u64, Typed>>(), 2 * word);
+    #[cfg(feature = "videoport")]
+    assert_eq!(size_of::<VpBox<u64, Typed>>(), 2 * word); // the pointer and the device extension
+    // With a run-time tag, the tag is stored beside the pointer.
+    assert_eq!(size_of::<Dpc<u64, PoolTag>>(), 2 * word);
+    #[cfg(feature = "videoport")]
+    assert_eq!(size_of::<VpBox<u64, PoolTag>>(), 3 * word);
 }
