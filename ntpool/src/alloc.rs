@@ -568,6 +568,11 @@ unsafe impl DispatchSafe for hashbrown::DefaultHashBuilder {}
 /// allocator takes no token, so the IRQL rules do not reach `alloc`'s collections: use them at or
 /// below `DISPATCH_LEVEL` only (see "What is out of reach" in the crate docs).
 ///
+/// Its tag is a [`Tag`] type, never a run-time [`PoolTag`]: a global allocator is a `static` built
+/// with no argument ([`GlobalPoolAllocator::new`] is a `const fn`), before any tag could be known.
+/// For a tag known only at run time, use [`PoolAllocator::with_tag`] with allocator-api2's
+/// collections, or the `try_new_with_tag` constructors of the boxes.
+///
 /// ```
 /// use core::alloc::{GlobalAlloc, Layout};
 /// ntpool::pool_tag!(struct Global = b"Glob");

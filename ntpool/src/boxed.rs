@@ -322,7 +322,7 @@ impl<T, G: Tag, P: PoolType> PoolBox<T, G, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new(token: &impl Allows<P>, value: T) -> Result<Self, AllocError> {
-        Ok(PoolBox::<T, G, P>::try_new_zeroed(token)?.write(value))
+        PoolBox::try_new_in(token, G::default(), value)
     }
 
     /// Allocates a block for a `T` and leaves it uninitialized (`POOL_FLAG_UNINITIALIZED`).
@@ -384,6 +384,14 @@ impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
         // SAFETY: a block for `Layout::new::<T>()`, which is `MaybeUninit<T>`'s layout, with the tag.
         Ok(unsafe { PoolBox::from_parts(block.cast(), alloc.tag()) })
     }
+
+    /// Allocates a zeroed block tagged with `tag` and moves `value` into it: [`PoolBox::try_new`]
+    /// and [`PoolBox::try_new_with_tag`], and the constructors of the types that keep their kernel
+    /// objects in a box, whichever source of tag they were given.
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub(crate) fn try_new_in(token: &impl Allows<P>, tag: G, value: T) -> Result<Self, AllocError> {
+        Ok(PoolBox::try_alloc(token, Alloc::tagged(tag))?.write(value))
+    }
 }
 
 impl<T, G: TagSource, P: PoolType> PoolBox<T, G, P> {
@@ -439,7 +447,7 @@ impl<T, P: PoolType> PoolBox<T, PoolTag, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_with_tag(token: &impl Allows<P>, tag: PoolTag, value: T) -> Result<Self, AllocError> {
-        Ok(PoolBox::try_alloc(token, Alloc::with_tag(tag))?.write(value))
+        PoolBox::try_new_in(token, tag, value)
     }
 }
 

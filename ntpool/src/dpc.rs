@@ -17,7 +17,7 @@ use crate::irql::{Allows, BelowDispatch, Dispatch};
 use crate::pool::NonPagedPool;
 use crate::safe::{DispatchSafe, HighSafe};
 use crate::sys::{self, KDPC, PVOID};
-use crate::tag::Tag;
+use crate::tag::{PoolTag, Tag, TagSource};
 
 /// What the kernel's DPC machinery needs, with the routine to call and its context; kept in
 /// non-paged pool at a stable address while a [`Dpc`] or [`Timer`](crate::Timer) owns it.
@@ -71,7 +71,7 @@ unsafe extern "system" fn trampoline<C: DispatchSafe + Sync>(_dpc: *mut KDPC, co
 /// that may still run; the emulated kernel's unload check reports the leak.
 ///
 /// [`Passive::raise_to_apc`]: crate::Passive::raise_to_apc
-pub(crate) fn free_after_flush<T, G: Tag>(block: NonPagedBox<T, G>) {
+pub(crate) fn free_after_flush<T, G: TagSource>(block: NonPagedBox<T, G>) {
     if sys::KeGetCurrentIrql() == sys::PASSIVE_LEVEL {
         // SAFETY: at PASSIVE_LEVEL, as the routine requires.
         unsafe { sys::KeFlushQueuedDpcs() };
@@ -83,7 +83,8 @@ pub(crate) fn free_after_flush<T, G: Tag>(block: NonPagedBox<T, G>) {
 
 /// A deferred procedure call: `routine` runs at `DISPATCH_LEVEL` with a [`Dispatch`] token and
 /// `&context`, each time the DPC is queued ([`Dpc::queue`], or [`DpcHandle::queue`] from code at any
-/// IRQL).
+/// IRQL). Its block is tagged `G`: a [`Tag`] type ([`Dpc::try_new`]), or a [`PoolTag`] known only at
+/// run time ([`Dpc::try_new_with_tag`]).
 ///
 /// ```
 /// use core::sync::atomic::{AtomicU32, Ordering};
@@ -105,15 +106,15 @@ pub(crate) fn free_after_flush<T, G: Tag>(block: NonPagedBox<T, G>) {
 /// # Invariants
 /// `object` was initialized (`DpcObject::initialize`) at its address in the box, which does not
 /// move; it is freed only by `free_after_flush`, after the DPC was taken off the queue.
-pub struct Dpc<C: DispatchSafe + Sync, G: Tag> {
+pub struct Dpc<C: DispatchSafe + Sync, G: TagSource> {
     object: ManuallyDrop<NonPagedBox<DpcObject<C>, G>>,
 }
 
 // SAFETY: the KDPC is touched only through the kernel's routines, which synchronize; the context is
 // shared as `&C`, which is `Sync`, and moved with the `Dpc` only if `C: Send`.
-unsafe impl<C: DispatchSafe + Sync + Send, G: Tag + Send> Send for Dpc<C, G> {}
+unsafe impl<C: DispatchSafe + Sync + Send, G: TagSource + Send> Send for Dpc<C, G> {}
 // SAFETY: as above; `&Dpc` only queues, removes and reads `&C`.
-unsafe impl<C: DispatchSafe + Sync, G: Tag + Sync> Sync for Dpc<C, G> {}
+unsafe impl<C: DispatchSafe + Sync, G: TagSource + Sync> Sync for Dpc<C, G> {}
 
 impl<C: DispatchSafe + Sync, G: Tag> Dpc<C, G> {
     /// A DPC that runs `routine` with `context` (`KeInitializeDpc`), in a block of non-paged pool.
@@ -134,7 +135,50 @@ impl<C: DispatchSafe + Sync, G: Tag> Dpc<C, G> {
         context: C,
         routine: fn(&mut Dispatch, &C),
     ) -> Result<Self, AllocError> {
-        let object = NonPagedBox::try_new(token, DpcObject::new(context, routine))?;
+        Dpc::try_new_in(token, G::default(), context, routine)
+    }
+}
+
+impl<C: DispatchSafe + Sync> Dpc<C, PoolTag> {
+    /// A DPC that runs `routine` with `context` (`KeInitializeDpc`), in a block of non-paged pool
+    /// tagged with `tag`, a tag known only at run time. The DPC stores the tag and frees its block
+    /// with it.
+    ///
+    /// ```
+    /// use ntpool::{Dpc, PoolTag};
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { ntpool::Passive::assume() };
+    ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
+    ///     let dpc = Dpc::<u32, PoolTag>::try_new_with_tag(&passive, tag, 7, |_dispatch, seven| assert_eq!(*seven, 7));
+    ///     assert!(dpc.unwrap().queue());
+    ///     assert!(kernel.outstanding().is_empty()); // dropped, and freed
+    /// });
+    /// let usage = kernel.pool_usage();
+    /// assert_eq!((usage.rows[0].tag.to_string().as_str(), usage.rows[0].frees), ("Req7", 1));
+    /// ```
+    #[track_caller]
+    pub fn try_new_with_tag<I: BelowDispatch + Allows<NonPagedPool>>(
+        token: &I,
+        tag: PoolTag,
+        context: C,
+        routine: fn(&mut Dispatch, &C),
+    ) -> Result<Self, AllocError> {
+        Dpc::try_new_in(token, tag, context, routine)
+    }
+}
+
+impl<C: DispatchSafe + Sync, G: TagSource> Dpc<C, G> {
+    /// A DPC in a block tagged with `tag`: [`Dpc::try_new`] and [`Dpc::try_new_with_tag`].
+    #[track_caller]
+    fn try_new_in<I: BelowDispatch + Allows<NonPagedPool>>(
+        token: &I,
+        tag: G,
+        context: C,
+        routine: fn(&mut Dispatch, &C),
+    ) -> Result<Self, AllocError> {
+        let object = NonPagedBox::try_new_in(token, tag, DpcObject::new(context, routine))?;
         // SAFETY: the box's block does not move, and the DPC is new.
         unsafe { object.initialize() };
         Ok(Dpc { object: ManuallyDrop::new(object) })
@@ -212,7 +256,7 @@ impl<C: DispatchSafe + Sync, G: Tag> Dpc<C, G> {
     }
 }
 
-impl<C: DispatchSafe + Sync, G: Tag> Drop for Dpc<C, G> {
+impl<C: DispatchSafe + Sync, G: TagSource> Drop for Dpc<C, G> {
     fn drop(&mut self) {
         self.cancel();
         // SAFETY: taken once, here; `self.object` is not used again (`self` is being dropped).
@@ -221,13 +265,13 @@ impl<C: DispatchSafe + Sync, G: Tag> Drop for Dpc<C, G> {
     }
 }
 
-impl<C: DispatchSafe + Sync, G: Tag> core::fmt::Debug for Dpc<C, G> {
+impl<C: DispatchSafe + Sync, G: TagSource> core::fmt::Debug for Dpc<C, G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Dpc").field("kdpc", &self.object.kdpc.get()).finish_non_exhaustive()
     }
 }
 
-impl<C: DispatchSafe + Sync, G: Tag> Dpc<C, G> {
+impl<C: DispatchSafe + Sync, G: TagSource> Dpc<C, G> {
     /// The `KDEFERRED_ROUTINE` every `Dpc<C, _>` and [`Timer<C, _>`](crate::Timer) gives
     /// `KeInitializeDpc`: it calls the routine given to `try_new` with a [`Dispatch`] token and the
     /// context. For tools that follow the image's code from the routine the kernel calls (`cargo

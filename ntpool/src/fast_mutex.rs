@@ -5,11 +5,12 @@ use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 
 use crate::alloc::AllocError;
-use crate::boxed::NonPagedBox;
+use crate::boxed::{NonPagedBox, PoolBox};
 use crate::irql::{Allows, Apc, BelowDispatch};
+use crate::options::Alloc;
 use crate::pool::NonPagedPool;
 use crate::sys;
-use crate::tag::Tag;
+use crate::tag::{PoolTag, Tag, TagSource};
 
 /// A kernel fast mutex (`FAST_MUTEX`) and the data it protects, for data touched at or below
 /// `APC_LEVEL`: paged memory included.
@@ -21,8 +22,9 @@ use crate::tag::Tag;
 /// `DISPATCH_LEVEL` or acquire a spin lock inside.
 ///
 /// The `FAST_MUTEX` itself must not move while in use and must be in non-paged memory (its event is
-/// waited on at `APC_LEVEL`): it lives in a non-paged block of its own, tagged `G`, allocated by
-/// [`FastMutex::try_new`]. The `FastMutex` value (and the data) can move freely. It cannot be
+/// waited on at `APC_LEVEL`): it lives in a non-paged block of its own, tagged `G` (a [`Tag`] type,
+/// or a run-time [`PoolTag`]), allocated by [`FastMutex::try_new`] (or
+/// [`FastMutex::try_new_with_tag`]). The `FastMutex` value (and the data) can move freely. It cannot be
 /// acquired at `DISPATCH_LEVEL` ([`FastMutex::lock`] takes a token below it); it is
 /// [`DispatchSafe`](crate::DispatchSafe) when its data is, so it may sit inside data that a spin lock
 /// protects, and be moved or dropped there (its own block is non-paged).
@@ -42,7 +44,7 @@ use crate::tag::Tag;
 /// assert_eq!(first, b'd');
 /// # });
 /// ```
-pub struct FastMutex<T, G: Tag> {
+pub struct FastMutex<T, G: TagSource> {
     raw: NonPagedBox<UnsafeCell<sys::FAST_MUTEX>, G>,
     data: UnsafeCell<T>,
     _tag: PhantomData<G>,
@@ -50,14 +52,14 @@ pub struct FastMutex<T, G: Tag> {
 
 // SAFETY: the data is only reached with the mutex held (`lock`) or through `&mut self`; the raw
 // mutex is a kernel object meant to be shared between threads.
-unsafe impl<T: Send, G: Tag> Sync for FastMutex<T, G> {}
+unsafe impl<T: Send, G: TagSource> Sync for FastMutex<T, G> {}
 // SAFETY: as above; nothing in it is tied to a thread while it is not held, and it is never held
 // across a move (`lock` borrows it).
-unsafe impl<T: Send, G: Tag> Send for FastMutex<T, G> {}
+unsafe impl<T: Send, G: TagSource> Send for FastMutex<T, G> {}
 // SAFETY: its own block is non-paged; at DISPATCH_LEVEL it can only be moved, dropped or reached
 // through `&mut self` (its data, which is `DispatchSafe`): acquiring it needs a token below
 // DISPATCH_LEVEL.
-unsafe impl<T: crate::DispatchSafe, G: Tag> crate::DispatchSafe for FastMutex<T, G> {}
+unsafe impl<T: crate::DispatchSafe, G: TagSource> crate::DispatchSafe for FastMutex<T, G> {}
 
 impl<T, G: Tag> FastMutex<T, G> {
     /// A released fast mutex protecting `value`, its `FAST_MUTEX` in a non-paged block tagged `G`
@@ -74,7 +76,40 @@ impl<T, G: Tag> FastMutex<T, G> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new(token: &impl Allows<NonPagedPool>, value: T) -> Result<Self, AllocError> {
-        let raw = NonPagedBox::<UnsafeCell<sys::FAST_MUTEX>, G>::try_new_zeroed(token)?;
+        FastMutex::try_new_in(token, G::default(), value)
+    }
+}
+
+impl<T> FastMutex<T, PoolTag> {
+    /// A released fast mutex protecting `value`, its `FAST_MUTEX` in a non-paged block tagged with
+    /// `tag`, a tag known only at run time (`ExInitializeFastMutex`). The mutex stores the tag and
+    /// frees its block with it.
+    ///
+    /// ```
+    /// use ntpool::{FastMutex, PoolTag};
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { ntpool::Passive::assume() };
+    ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
+    ///     let mutex = FastMutex::<u32, PoolTag>::try_new_with_tag(&passive, tag, 7).unwrap();
+    ///     assert_eq!(kernel.outstanding()[0].tag.to_string(), "Req7");
+    ///     assert_eq!(mutex.into_inner(), 7);
+    /// });
+    /// assert!(kernel.verify_unload().is_ok()); // freed with its tag
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_with_tag(token: &impl Allows<NonPagedPool>, tag: PoolTag, value: T) -> Result<Self, AllocError> {
+        FastMutex::try_new_in(token, tag, value)
+    }
+}
+
+impl<T, G: TagSource> FastMutex<T, G> {
+    /// A released fast mutex protecting `value`, its `FAST_MUTEX` in a non-paged block tagged with
+    /// `tag`: [`FastMutex::try_new`] and [`FastMutex::try_new_with_tag`].
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn try_new_in(token: &impl Allows<NonPagedPool>, tag: G, value: T) -> Result<Self, AllocError> {
+        let raw = PoolBox::<UnsafeCell<sys::FAST_MUTEX>, G, NonPagedPool>::try_alloc(token, Alloc::tagged(tag))?;
         // SAFETY: all-zero bytes are a valid FAST_MUTEX (integers and a null pointer); it is
         // initialized properly below, before any use.
         let raw = unsafe { raw.assume_init() };
@@ -104,7 +139,7 @@ impl<T, G: Tag> FastMutex<T, G> {
     /// ```
     pub fn lock<I: BelowDispatch, R>(&self, _token: &mut I, f: impl FnOnce(&mut Apc, &mut T) -> R) -> R {
         let raw = UnsafeCell::get(&self.raw);
-        // SAFETY: initialized in `try_new`, it stays put while `self` is borrowed; the token proves
+        // SAFETY: initialized in `try_new_in`, it stays put while `self` is borrowed; the token proves
         // the IRQL is at most APC_LEVEL.
         unsafe { sys::ExAcquireFastMutex(raw) };
         let _release = ReleaseOnExit(raw);
@@ -144,7 +179,7 @@ impl<T, G: Tag> FastMutex<T, G> {
     }
 }
 
-impl<T, G: Tag> core::fmt::Debug for FastMutex<T, G> {
+impl<T, G: TagSource> core::fmt::Debug for FastMutex<T, G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("FastMutex { .. }")
     }

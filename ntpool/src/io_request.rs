@@ -19,7 +19,7 @@ use crate::irql::{Allows, AtMostDispatch, BelowDispatch, UpToDispatch};
 use crate::pool::NonPagedPool;
 use crate::safe::DispatchSafe;
 use crate::sys::{self, NTSTATUS, PDEVICE_OBJECT, PIRP, PVOID};
-use crate::tag::Tag;
+use crate::tag::{PoolTag, Tag, TagSource};
 
 /// How an IRP completed: what the lower driver put in its `IoStatus`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +67,9 @@ unsafe extern "system" fn completion<C: DispatchSafe + Sync>(
 }
 
 /// A request the driver sends to a device, one IRP at a time, whose completion `routine` receives
-/// an [`UpToDispatch`] token and `&context`.
+/// an [`UpToDispatch`] token and `&context`. The context's block is tagged `G`: a [`Tag`] type
+/// ([`IoRequest::try_new`]), or a [`PoolTag`] known only at run time
+/// ([`IoRequest::try_new_with_tag`]).
 ///
 /// ```
 /// # use ntpool::{IoRequest, Passive, Completion};
@@ -83,14 +85,14 @@ unsafe extern "system" fn completion<C: DispatchSafe + Sync>(
 ///
 /// # Invariants
 /// `object` does not move, and is freed only when `in_flight` is false.
-pub struct IoRequest<C: DispatchSafe + Sync, G: Tag> {
+pub struct IoRequest<C: DispatchSafe + Sync, G: TagSource> {
     object: ManuallyDrop<NonPagedBox<RequestObject<C>, G>>,
 }
 
 // SAFETY: the context is shared as `&C` (`Sync`) with completion routines, and moved only if `C: Send`.
-unsafe impl<C: DispatchSafe + Sync + Send, G: Tag + Send> Send for IoRequest<C, G> {}
+unsafe impl<C: DispatchSafe + Sync + Send, G: TagSource + Send> Send for IoRequest<C, G> {}
 // SAFETY: `&IoRequest` sends (one IRP at a time, by the atomic flag) and reads `&C`.
-unsafe impl<C: DispatchSafe + Sync, G: Tag + Sync> Sync for IoRequest<C, G> {}
+unsafe impl<C: DispatchSafe + Sync, G: TagSource + Sync> Sync for IoRequest<C, G> {}
 
 impl<C: DispatchSafe + Sync, G: Tag> IoRequest<C, G> {
     /// A request whose IRPs complete into `routine` with `context`.
@@ -100,8 +102,52 @@ impl<C: DispatchSafe + Sync, G: Tag> IoRequest<C, G> {
         context: C,
         routine: fn(&mut UpToDispatch, &C, Completion),
     ) -> Result<Self, AllocError> {
+        IoRequest::try_new_in(token, G::default(), context, routine)
+    }
+}
+
+impl<C: DispatchSafe + Sync> IoRequest<C, PoolTag> {
+    /// A request whose IRPs complete into `routine` with `context`, the context's block tagged with
+    /// `tag`, a tag known only at run time. The request stores the tag and frees the block with it.
+    ///
+    /// ```
+    /// use core::sync::atomic::{AtomicI32, Ordering};
+    /// use ntpool::{Completion, IoRequest, PoolTag};
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { ntpool::Passive::assume() };
+    ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
+    ///     let routine = |_: &mut _, last: &AtomicI32, done: Completion| last.store(done.status, Ordering::Relaxed);
+    ///     let request = IoRequest::try_new_with_tag(&passive, tag, AtomicI32::new(0), routine).unwrap();
+    ///     assert!(!request.is_pending());
+    ///     assert_eq!(kernel.outstanding()[0].tag.to_string(), "Req7");
+    /// });
+    /// assert!(kernel.verify_unload().is_ok()); // freed with its tag
+    /// ```
+    #[track_caller]
+    pub fn try_new_with_tag<I: BelowDispatch + Allows<NonPagedPool>>(
+        token: &I,
+        tag: PoolTag,
+        context: C,
+        routine: fn(&mut UpToDispatch, &C, Completion),
+    ) -> Result<Self, AllocError> {
+        IoRequest::try_new_in(token, tag, context, routine)
+    }
+}
+
+impl<C: DispatchSafe + Sync, G: TagSource> IoRequest<C, G> {
+    /// A request whose context's block is tagged with `tag`: [`IoRequest::try_new`] and
+    /// [`IoRequest::try_new_with_tag`].
+    #[track_caller]
+    fn try_new_in<I: BelowDispatch + Allows<NonPagedPool>>(
+        token: &I,
+        tag: G,
+        context: C,
+        routine: fn(&mut UpToDispatch, &C, Completion),
+    ) -> Result<Self, AllocError> {
         let object = RequestObject { in_flight: AtomicBool::new(false), routine, context };
-        Ok(IoRequest { object: ManuallyDrop::new(NonPagedBox::try_new(token, object)?) })
+        Ok(IoRequest { object: ManuallyDrop::new(NonPagedBox::try_new_in(token, tag, object)?) })
     }
 
     /// Sends a device-control request with `code` and no buffers to `device` (an
@@ -159,7 +205,7 @@ impl<C: DispatchSafe + Sync, G: Tag> IoRequest<C, G> {
     }
 }
 
-impl<C: DispatchSafe + Sync, G: Tag> Drop for IoRequest<C, G> {
+impl<C: DispatchSafe + Sync, G: TagSource> Drop for IoRequest<C, G> {
     fn drop(&mut self) {
         // Not `DispatchSafe`: dropped below DISPATCH_LEVEL, where the thread may wait.
         while self.is_pending() {
@@ -171,7 +217,7 @@ impl<C: DispatchSafe + Sync, G: Tag> Drop for IoRequest<C, G> {
     }
 }
 
-impl<C: DispatchSafe + Sync, G: Tag> core::fmt::Debug for IoRequest<C, G> {
+impl<C: DispatchSafe + Sync, G: TagSource> core::fmt::Debug for IoRequest<C, G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("IoRequest").field("in_flight", &self.is_pending()).finish_non_exhaustive()
     }

@@ -1,7 +1,13 @@
 //! Tagged, IRQL-typed Windows kernel pool memory for Rust drivers, on stable Rust.
 //!
 //! * **Tags**: every allocation carries a [`PoolTag`] chosen per site or type ([`pool_tag!`]), checked
-//!   at compile time, and is freed with `ExFreePoolWithTag` and that same tag.
+//!   at compile time, and is freed with `ExFreePoolWithTag` and that same tag. A tag known only at
+//!   run time (a [`PoolTag`] value, from a request say) is accepted wherever a tag type is, and
+//!   stored beside the pointer: [`PoolBox::try_new_with_tag`], [`PoolArc::try_new_with_tag`],
+//!   [`PoolAllocator::with_tag`], [`Paged::with_tag`], and `try_new_with_tag` for
+//!   [`LookasideList`], [`FastMutex`], [`Dpc`], [`Timer`], [`WorkItem`], [`SystemThread`],
+//!   [`IoRequest`], [`Reclaimer`] and `videoport::VpBox`; only [`GlobalPoolAllocator`], a `static`
+//!   made without arguments, takes a tag type alone.
 //! * **Pools as types**: [`NonPagedPool`] (no-execute, the default), [`PagedPool`],
 //!   [`NonPagedPoolExecute`], each optionally [`CacheAligned`].
 //! * **Fallible**: every constructor returns `Result<_, AllocError>`; nothing panics or bug-checks

@@ -15,7 +15,7 @@ use crate::pool::{NonPagedPool, NonPagedPoolType, PoolType};
 use crate::release::{Release, sealed};
 use crate::safe::DispatchSafe;
 use crate::sys::{self, GENERAL_LOOKASIDE_POOL, LookasideCallbacks, POOL_TYPE, PVOID, SIZE_T, ULONG};
-use crate::tag::Tag;
+use crate::tag::{PoolTag, Tag, TagSource};
 
 /// Room for any of the three list structures: `LOOKASIDE_LIST_EX` (0x60 bytes),
 /// `NPAGED_LOOKASIDE_LIST` and `PAGED_LOOKASIDE_LIST` (0x80 bytes, cache aligned: on 64 bytes on x64,
@@ -40,7 +40,8 @@ const ENTRY_ALIGN: usize = 16;
 
 /// A kernel lookaside list of `T`-sized entries in pool `P`, tagged `G`: a cache of free blocks that
 /// makes allocating and freeing fixed-size objects cheap, at up to `DISPATCH_LEVEL` for a non-paged
-/// pool.
+/// pool. The tag is a [`Tag`] type ([`LookasideList::try_new`]), or a [`PoolTag`] known only at run
+/// time ([`LookasideList::try_new_with_tag`]), which the list stores.
 ///
 /// * The `LOOKASIDE_LIST_EX` lives in a non-paged, cache-aligned block of its own (tagged `G`), so it
 ///   never moves after it is initialized, while the `LookasideList` value itself moves freely.
@@ -53,7 +54,11 @@ const ENTRY_ALIGN: usize = 16;
 /// * The kernel's allocate and free callbacks are ntpool's: every entry is allocated through ntpool
 ///   with tag `G` and freed with `ExFreePoolWithTag` and tag `G`.
 /// * Where the kernel lacks `ExInitializeLookasideListEx` (Wine), the list is an
-///   `NPAGED_LOOKASIDE_LIST` or `PAGED_LOOKASIDE_LIST` instead, with the same behaviour.
+///   `NPAGED_LOOKASIDE_LIST` or `PAGED_LOOKASIDE_LIST` instead, with the same behaviour, but for
+///   one thing: the free callback of those lists is not given the list, so with a run-time tag the
+///   entries the list still keeps when it is deleted are freed with `ExFreePool`, as the kernel's
+///   default callback frees them (entries going back to the pool while the list lives are freed with
+///   `ExFreePoolWithTag` and the tag all the same).
 /// * IRQL: allocating and freeing entries needs a token that allows `P`; an entry of a paged list is
 ///   not [`DispatchSafe`] and cannot be dropped at `DISPATCH_LEVEL`, a non-paged one can.
 ///
@@ -87,15 +92,15 @@ const ENTRY_ALIGN: usize = 16;
 ///
 /// # Invariants
 /// `raw` holds a list of the kind `callbacks` names, initialized with this type's callbacks for
-/// entries of [`LookasideList::ENTRY_SIZE`] bytes of pool `P` tagged `G`, and not deleted; every
-/// entry on it is such a block.
+/// entries of [`LookasideList::ENTRY_SIZE`] bytes of pool `P` tagged with `raw`'s own tag (`G`'s,
+/// or the run-time tag it stores), and not deleted; every entry on it is such a block.
 ///
 #[cfg_attr(ntpool_emulated, doc = "[verify_unload]: crate::emulated::Kernel::verify_unload")]
 #[cfg_attr(
     not(ntpool_emulated),
     doc = "[verify_unload]: https://docs.rs/ntpool/latest/x86_64-unknown-linux-gnu/ntpool/emulated/struct.Kernel.html#method.verify_unload"
 )]
-pub struct LookasideList<T, G: Tag, P: PoolType = NonPagedPool> {
+pub struct LookasideList<T, G: TagSource, P: PoolType = NonPagedPool> {
     raw: NonPagedBox<RawList, G>,
     callbacks: LookasideCallbacks,
     _marker: PhantomData<(fn() -> T, P)>,
@@ -103,12 +108,12 @@ pub struct LookasideList<T, G: Tag, P: PoolType = NonPagedPool> {
 
 // SAFETY: the kernel list is made for concurrent use (interlocked SList, atomically bumped counters);
 // entries carry `T`s between threads, hence `T: Send`.
-unsafe impl<T: Send, G: Tag, P: PoolType> Sync for LookasideList<T, G, P> {}
+unsafe impl<T: Send, G: TagSource, P: PoolType> Sync for LookasideList<T, G, P> {}
 // SAFETY: as above; the list structure stays in its block when the value moves.
-unsafe impl<T: Send, G: Tag, P: PoolType> Send for LookasideList<T, G, P> {}
+unsafe impl<T: Send, G: TagSource, P: PoolType> Send for LookasideList<T, G, P> {}
 // SAFETY: a non-paged list owns only non-paged memory (its structure and the free entries, which hold
 // no `T`), and deleting it is allowed at DISPATCH_LEVEL.
-unsafe impl<T, G: Tag, P: NonPagedPoolType> DispatchSafe for LookasideList<T, G, P> {}
+unsafe impl<T, G: TagSource, P: NonPagedPoolType> DispatchSafe for LookasideList<T, G, P> {}
 
 /// A lookaside list's counters, as the kernel keeps them in the list.
 ///
@@ -132,7 +137,7 @@ pub struct LookasideStatistics {
     pub depth: u16,
 }
 
-impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
+impl<T, G: TagSource, P: PoolType> LookasideList<T, G, P> {
     /// The size of each entry: `T`'s, at least an `SLIST_ENTRY` (16 bytes).
     ///
     /// ```
@@ -145,7 +150,9 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
         assert!(size_of::<T>() <= u32::MAX as usize, "lookaside entries are smaller than 4 GiB");
         if size_of::<T>() < size_of::<sys::SLIST_ENTRY>() { size_of::<sys::SLIST_ENTRY>() } else { size_of::<T>() }
     };
+}
 
+impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
     /// Allocates the list structure (non-paged, tagged `G`) and initializes the list:
     /// `ExInitializeLookasideListEx`, or on kernels without it `ExInitializeNPagedLookasideList` /
     /// `ExInitializePagedLookasideList`. Fails only when the structure cannot be allocated or the
@@ -167,13 +174,83 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new<I: Allows<P> + Allows<NonPagedPool>>(token: &I) -> Result<Self, AllocError> {
-        let raw = NonPagedBox::<RawList, G>::try_new(token, RawList(UnsafeCell::new(MaybeUninit::zeroed())))?;
+        LookasideList::try_new_in(token, G::default())
+    }
+
+    /// The allocate and free callbacks this type gives `ExInitializeLookasideListEx`: the allocate
+    /// callback returns an uninitialized block of pool `P` tagged `G`, allocated through ntpool's
+    /// allocation path (the list's pool type and tag are ignored), or null; the free callback frees
+    /// the entry with `ExFreePoolWithTag` and tag `G`. Both ignore the list argument.
+    ///
+    /// For a `LOOKASIDE_LIST_EX` managed by hand that should allocate as this type's lists do (the
+    /// benchmark of `cargo xtask bench` compares such a list with this type). The callbacks do not
+    /// depend on `T`.
+    ///
+    /// ```
+    /// use ntpool::LookasideList;
+    /// ntpool::pool_tag!(struct Doc = b"Doc1");
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     let (allocate, free) = LookasideList::<u64, Doc>::ex_callbacks();
+    ///     let (allocate, free) = (allocate.unwrap(), free.unwrap());
+    ///     let tag = u32::from_le_bytes(*b"Doc1");
+    ///     // SAFETY: PASSIVE_LEVEL allows non-paged pool; the callbacks do not use the list.
+    ///     let entry = unsafe { allocate(ntpool::sys::NonPagedPoolNx, 16, tag, core::ptr::null_mut()) };
+    ///     assert!(!entry.is_null());
+    ///     // SAFETY: allocated above by the allocate callback, not used afterwards.
+    ///     unsafe { free(entry, core::ptr::null_mut()) };
+    /// });
+    /// assert!(kernel.verify_unload().is_ok());
+    /// let usage = kernel.pool_usage();
+    /// let row = usage.rows.iter().find(|row| row.tag.to_string() == "Doc1").unwrap();
+    /// assert_eq!((row.allocs, row.frees), (1, 1)); // allocated and freed with tag Doc1
+    /// ```
+    pub const fn ex_callbacks() -> (sys::PALLOCATE_FUNCTION_EX, sys::PFREE_FUNCTION_EX) {
+        Self::ex_callbacks_of_the_list()
+    }
+}
+
+impl<T, P: PoolType> LookasideList<T, PoolTag, P> {
+    /// Allocates the list structure (non-paged) and initializes the list, as
+    /// [`LookasideList::try_new`] does, with `tag`, a tag known only at run time, for the structure
+    /// and every entry. The list stores the tag; entries are allocated with it and freed with
+    /// `ExFreePoolWithTag` and it (see [`LookasideList`] for the one exception, on kernels without
+    /// `ExInitializeLookasideListEx`).
+    ///
+    /// ```
+    /// use ntpool::{LookasideList, Passive, PoolTag};
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { Passive::assume() };
+    ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
+    ///     let list = LookasideList::<u64, PoolTag>::try_new_with_tag(&passive, tag).unwrap();
+    ///     let entry = list.try_alloc(&passive, 41).unwrap();
+    ///     assert_eq!(*entry + 1, 42);
+    ///     assert!(kernel.outstanding().iter().all(|block| block.tag.to_string() == "Req7"));
+    /// }); // the entry went back to the list, which was deleted: the entry freed with its tag
+    /// assert!(kernel.verify_unload().is_ok());
+    /// let usage = kernel.pool_usage();
+    /// assert_eq!((usage.rows[0].tag.to_string().as_str(), usage.rows[0].allocs, usage.rows[0].frees), ("Req7", 2, 2));
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_with_tag<I: Allows<P> + Allows<NonPagedPool>>(token: &I, tag: PoolTag) -> Result<Self, AllocError> {
+        LookasideList::try_new_in(token, tag)
+    }
+}
+
+impl<T, G: TagSource, P: PoolType> LookasideList<T, G, P> {
+    /// A list whose structure and entries are tagged with `tag`: [`LookasideList::try_new`] and
+    /// [`LookasideList::try_new_with_tag`].
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn try_new_in<I: Allows<P> + Allows<NonPagedPool>>(token: &I, tag: G) -> Result<Self, AllocError> {
+        let raw = NonPagedBox::try_new_in(token, tag, RawList(UnsafeCell::new(MaybeUninit::zeroed())))?;
         let list = raw.0.get();
         let size = Self::ENTRY_SIZE as SIZE_T;
-        let tag = G::TAG.to_ulong();
+        let tag = raw.tag().to_ulong();
         let pool_type = sys::pool_type_for_flags(P::FLAGS).ok_or(AllocError)?;
         let callbacks = if sys::uses_lookaside_list_ex() {
-            let (allocate, free) = Self::ex_callbacks();
+            let (allocate, free) = Self::ex_callbacks_of_the_list();
             // SAFETY: the structure is in its own non-paged, cache-aligned block, which does not
             // move until it is freed after `ExDeleteLookasideListEx` (`Drop`); the callbacks are this
             // type's.
@@ -218,35 +295,10 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
         Ok(LookasideList { raw, callbacks, _marker: PhantomData })
     }
 
-    /// The allocate and free callbacks this type gives `ExInitializeLookasideListEx`: the allocate
-    /// callback returns an uninitialized block of pool `P` tagged `G`, allocated through ntpool's
-    /// allocation path (the list's pool type and tag are ignored), or null; the free callback frees
-    /// the entry with `ExFreePoolWithTag` and tag `G`. Both ignore the list argument.
-    ///
-    /// For a `LOOKASIDE_LIST_EX` managed by hand that should allocate as this type's lists do (the
-    /// benchmark of `cargo xtask bench` compares such a list with this type). The callbacks do not
-    /// depend on `T`.
-    ///
-    /// ```
-    /// use ntpool::LookasideList;
-    /// ntpool::pool_tag!(struct Doc = b"Doc1");
-    /// let kernel = ntpool::emulated::Kernel::new();
-    /// kernel.run(|| {
-    ///     let (allocate, free) = LookasideList::<u64, Doc>::ex_callbacks();
-    ///     let (allocate, free) = (allocate.unwrap(), free.unwrap());
-    ///     let tag = u32::from_le_bytes(*b"Doc1");
-    ///     // SAFETY: PASSIVE_LEVEL allows non-paged pool; the callbacks do not use the list.
-    ///     let entry = unsafe { allocate(ntpool::sys::NonPagedPoolNx, 16, tag, core::ptr::null_mut()) };
-    ///     assert!(!entry.is_null());
-    ///     // SAFETY: allocated above by the allocate callback, not used afterwards.
-    ///     unsafe { free(entry, core::ptr::null_mut()) };
-    /// });
-    /// assert!(kernel.verify_unload().is_ok());
-    /// let usage = kernel.pool_usage();
-    /// let row = usage.rows.iter().find(|row| row.tag.to_string() == "Doc1").unwrap();
-    /// assert_eq!((row.allocs, row.frees), (1, 1)); // allocated and freed with tag Doc1
-    /// ```
-    pub const fn ex_callbacks() -> (sys::PALLOCATE_FUNCTION_EX, sys::PFREE_FUNCTION_EX) {
+    /// The allocate and free callbacks of this type's `LOOKASIDE_LIST_EX`s: for a [`Tag`] type,
+    /// [`LookasideList::ex_callbacks`]; for a run-time [`PoolTag`], the same but that both take the
+    /// list's tag (the free callback reads it from the list).
+    const fn ex_callbacks_of_the_list() -> (sys::PALLOCATE_FUNCTION_EX, sys::PFREE_FUNCTION_EX) {
         (Some(allocate_entry_ex::<G, P>), Some(free_entry_ex::<G>))
     }
 
@@ -324,7 +376,7 @@ impl<T, G: Tag, P: PoolType> LookasideList<T, G, P> {
     }
 }
 
-impl<T, G: Tag, P: PoolType> Drop for LookasideList<T, G, P> {
+impl<T, G: TagSource, P: PoolType> Drop for LookasideList<T, G, P> {
     fn drop(&mut self) {
         // A paged list's delete frees paged entries: not at DISPATCH_LEVEL (a paged list is not
         // `DispatchSafe`, so it never gets there; this is the backstop).
@@ -342,10 +394,10 @@ impl<T, G: Tag, P: PoolType> Drop for LookasideList<T, G, P> {
     }
 }
 
-impl<T, G: Tag, P: PoolType> fmt::Debug for LookasideList<T, G, P> {
+impl<T, G: TagSource, P: PoolType> fmt::Debug for LookasideList<T, G, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LookasideList")
-            .field("tag", &G::TAG)
+            .field("tag", &self.raw.tag())
             .field("pool", &P::NAME)
             .field("statistics", &self.statistics())
             .finish()
@@ -357,23 +409,44 @@ fn entry_layout(size: SIZE_T) -> Option<Layout> {
     Layout::from_size_align(usize::try_from(size).ok()?, ENTRY_ALIGN).ok()
 }
 
+/// The tag an entry of a list tagged `G` is allocated with: `G`'s for a [`Tag`] type; for a run-time
+/// [`PoolTag`], the list's, which the kernel passes the allocate callback (`list_tag`, the tag the list
+/// was initialized with); `None` if that is not a valid tag.
+fn entry_tag<G: TagSource>(list_tag: ULONG) -> Option<PoolTag> {
+    match G::TYPE_TAG {
+        Some(tag) => Some(tag),
+        None => PoolTag::from_raw(list_tag).ok(),
+    }
+}
+
+/// Frees an entry with `ExFreePoolWithTag` and `tag`.
+///
+/// # Safety
+/// `buffer` is an entry that `allocate_entry` allocated with `tag`, and nobody uses it any more.
+#[inline(never)]
+unsafe fn free_tagged_entry(buffer: PVOID, tag: PoolTag) {
+    // SAFETY: the caller's contract.
+    unsafe { sys::ExFreePoolWithTag(buffer, tag.to_ulong()) };
+}
+
 /// ntpool's callbacks for the kernel, with the ABI `$abi` (see `sys::lookaside`).
 macro_rules! entry_callbacks {
     ($abi:literal) => {
-        /// The allocate callback of a legacy list: an uninitialized block of pool `P` tagged `G`, through
-        /// ntpool's allocation path.
+        /// The allocate callback of a legacy list: an uninitialized block of pool `P` tagged `G` (for a
+        /// run-time tag, the list's: `tag`), through ntpool's allocation path.
         #[inline(never)]
-        unsafe extern $abi fn allocate_entry<G: Tag, P: PoolType>(
+        unsafe extern $abi fn allocate_entry<G: TagSource, P: PoolType>(
             _pool: POOL_TYPE,
             size: SIZE_T,
-            _tag: ULONG,
+            tag: ULONG,
         ) -> PVOID {
             let Some(layout) = entry_layout(size) else { return core::ptr::null_mut() };
-            alloc::allocate::<P>(layout, false, G::TAG).map_or(core::ptr::null_mut(), |block| block.as_ptr().cast())
+            let Some(tag) = entry_tag::<G>(tag) else { return core::ptr::null_mut() };
+            alloc::allocate::<P>(layout, false, tag).map_or(core::ptr::null_mut(), |block| block.as_ptr().cast())
         }
 
         /// The allocate callback of a `LOOKASIDE_LIST_EX`.
-        unsafe extern $abi fn allocate_entry_ex<G: Tag, P: PoolType>(
+        unsafe extern $abi fn allocate_entry_ex<G: TagSource, P: PoolType>(
             pool: POOL_TYPE,
             size: SIZE_T,
             tag: ULONG,
@@ -383,18 +456,38 @@ macro_rules! entry_callbacks {
             unsafe { allocate_entry::<G, P>(pool, size, tag) }
         }
 
-        /// The free callback of a legacy list: `ExFreePoolWithTag` with tag `G`.
-        #[inline(never)]
-        unsafe extern $abi fn free_entry<G: Tag>(buffer: PVOID) {
-            // SAFETY: the kernel (or `ExFreeToLookasideListEx`) passes an entry of the list, which
-            // `allocate_entry` allocated with tag `G` and nobody uses any more.
-            unsafe { sys::ExFreePoolWithTag(buffer, G::TAG.to_ulong()) };
+        /// The free callback of a legacy list: `ExFreePoolWithTag` with tag `G`. A legacy list does not
+        /// pass its free callback the list, so for a run-time tag the callback cannot know it: it
+        /// frees with `ExFreePool`, as the kernel's default callback does.
+        unsafe extern $abi fn free_entry<G: TagSource>(buffer: PVOID) {
+            match G::TYPE_TAG {
+                // SAFETY: the kernel passes an entry of the list, which `allocate_entry` allocated
+                // with tag `G` and nobody uses any more.
+                Some(tag) => unsafe { free_tagged_entry(buffer, tag) },
+                // SAFETY: as above; `ExFreePool` frees a block of any tag but a protected one, which
+                // a `PoolTag` never is.
+                None => unsafe { sys::ExFreePool(buffer) },
+            }
         }
 
-        /// The free callback of a `LOOKASIDE_LIST_EX`.
-        unsafe extern $abi fn free_entry_ex<G: Tag>(buffer: PVOID, _list: *mut sys::LOOKASIDE_LIST_EX) {
-            // SAFETY: as in `free_entry`.
-            unsafe { free_entry::<G>(buffer) };
+        /// The free callback of a `LOOKASIDE_LIST_EX`: `ExFreePoolWithTag` with tag `G` (for a
+        /// run-time tag, the list's).
+        unsafe extern $abi fn free_entry_ex<G: TagSource>(buffer: PVOID, list: *mut sys::LOOKASIDE_LIST_EX) {
+            let tag = match G::TYPE_TAG {
+                Some(tag) => Some(tag),
+                // SAFETY: the kernel passes the live list the entry belongs to (null only by a caller
+                // of `ex_callbacks`, which exists for `Tag` types alone); its tag was written when it
+                // was initialized, and only read since.
+                None if !list.is_null() => unsafe { PoolTag::from_raw((*list).L.Tag) }.ok(),
+                None => None,
+            };
+            match tag {
+                // SAFETY: the kernel passes an entry of the list, which `allocate_entry` allocated
+                // with the list's tag and nobody uses any more.
+                Some(tag) => unsafe { free_tagged_entry(buffer, tag) },
+                // SAFETY: as above; not a protected tag.
+                None => unsafe { sys::ExFreePool(buffer) },
+            }
         }
     };
 }
@@ -427,17 +520,18 @@ entry_callbacks!("system");
 /// least an `SLIST_ENTRY`, 16-byte aligned) holding the `T`.
 pub type LookasideBox<'a, T, G, P = NonPagedPool> = PoolBox<T, &'a LookasideList<T, G, P>, P>;
 
-impl<T, G: Tag, P: PoolType> sealed::Sealed for &LookasideList<T, G, P> {}
+impl<T, G: TagSource, P: PoolType> sealed::Sealed for &LookasideList<T, G, P> {}
 
 // SAFETY: an entry goes back to the list it came from (`ExFreeToLookasideListEx`), which is live for
 // as long as it is borrowed; a list of a non-paged pool is non-paged and takes entries back at
 // DISPATCH_LEVEL.
-unsafe impl<T, G: Tag, P: PoolType> Release<P> for &LookasideList<T, G, P> {
+unsafe impl<T, G: TagSource, P: PoolType> Release<P> for &LookasideList<T, G, P> {
     unsafe fn release(self, data: NonNull<u8>, _layout: Layout) {
-        // The list's free callback (`free_entry`, which `free_entry_ex` forwards to), called directly.
+        // What the list's free callback does, with the list's tag.
+        let tag = self.raw.tag();
         let miss = |entry| {
-            // SAFETY: an entry of this list, allocated by `allocate_entry` with tag `G`, given up.
-            unsafe { free_entry::<G>(entry) }
+            // SAFETY: an entry of this list, allocated by `allocate_entry` with the list's tag, given up.
+            unsafe { free_tagged_entry(entry, tag) }
         };
         // SAFETY: an entry of `self`, which is live (it is borrowed), given up (the caller's
         // contract, which also says the IRQL allows pool `P`); `miss` is what the list's free

@@ -183,10 +183,18 @@ pub trait Charge<I>: sealed::Sealed {}
 impl<I> Charge<I> for NoQuota {}
 impl<I: BelowDispatch> Charge<I> for Quota {}
 
+impl<G: TagSource> Alloc<G> {
+    /// Zeroed, tagged with `tag`, no quota: [`Alloc::new`] for a [`Tag`] type, [`Alloc::with_tag`]
+    /// for a [`PoolTag`], for code that takes either.
+    pub(crate) const fn tagged(tag: G) -> Self {
+        Alloc { tag, zeroed: true, charged: false, extended: Extended::NONE, _quota: PhantomData }
+    }
+}
+
 impl<G: Tag> Alloc<G> {
     /// Zeroed, tagged with `G`, no quota.
     pub fn new() -> Self {
-        Alloc { tag: G::default(), zeroed: true, charged: false, extended: Extended::NONE, _quota: PhantomData }
+        Alloc::tagged(G::default())
     }
 }
 
@@ -199,7 +207,7 @@ impl<G: Tag> Default for Alloc<G> {
 impl Alloc<PoolTag> {
     /// Zeroed, tagged with `tag` (known only at run time), no quota. The box stores the tag.
     pub const fn with_tag(tag: PoolTag) -> Self {
-        Alloc { tag, zeroed: true, charged: false, extended: Extended::NONE, _quota: PhantomData }
+        Alloc::tagged(tag)
     }
 }
 

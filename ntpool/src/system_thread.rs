@@ -16,7 +16,7 @@ use crate::alloc::AllocError;
 use crate::boxed::NonPagedBox;
 use crate::irql::{BelowDispatch, Passive};
 use crate::sys::{self, HANDLE, PVOID};
-use crate::tag::Tag;
+use crate::tag::{PoolTag, Tag, TagSource};
 
 /// The body and its context, in non-paged pool.
 struct ThreadObject<C> {
@@ -40,7 +40,8 @@ unsafe extern "system" fn start<C: Send + Sync>(context: PVOID) {
 }
 
 /// A system thread running `routine` with a [`Passive`] token and `&context`; dropping it joins
-/// the thread.
+/// the thread. The context's block is tagged `G`: a [`Tag`] type ([`SystemThread::try_new`]), or a
+/// [`PoolTag`] known only at run time ([`SystemThread::try_new_with_tag`]).
 ///
 /// ```
 /// use core::sync::atomic::{AtomicU32, Ordering};
@@ -66,16 +67,16 @@ unsafe extern "system" fn start<C: Send + Sync>(context: PVOID) {
 /// `thread` is a referenced thread object (`ObReferenceObjectByHandle`) of a thread started with
 /// `start::<C>` and `object`'s address; `object` does not move and is freed only after that
 /// thread has ended.
-pub struct SystemThread<C: Send + Sync, G: Tag> {
+pub struct SystemThread<C: Send + Sync, G: TagSource> {
     thread: PVOID,
     object: ManuallyDrop<NonPagedBox<ThreadObject<C>, G>>,
 }
 
 // SAFETY: the thread object is only waited on and dereferenced, which any thread may do; the
 // context is shared as `&C` (`Sync`) and moved with the owner only if `C: Send`.
-unsafe impl<C: Send + Sync, G: Tag + Send> Send for SystemThread<C, G> {}
+unsafe impl<C: Send + Sync, G: TagSource + Send> Send for SystemThread<C, G> {}
 // SAFETY: `&SystemThread` only reads `&C`, with a token.
-unsafe impl<C: Send + Sync, G: Tag + Sync> Sync for SystemThread<C, G> {}
+unsafe impl<C: Send + Sync, G: TagSource + Sync> Sync for SystemThread<C, G> {}
 
 impl<C: Send + Sync, G: Tag> SystemThread<C, G> {
     /// Starts a system thread (`PsCreateSystemThread` in the System process, with a kernel handle,
@@ -84,7 +85,50 @@ impl<C: Send + Sync, G: Tag> SystemThread<C, G> {
     /// thread.
     #[track_caller]
     pub fn try_new(token: &Passive, context: C, routine: fn(&mut Passive, &C)) -> Result<Self, AllocError> {
-        let object = NonPagedBox::try_new(token, ThreadObject { routine, context })?;
+        SystemThread::try_new_in(token, G::default(), context, routine)
+    }
+}
+
+impl<C: Send + Sync> SystemThread<C, PoolTag> {
+    /// Starts a system thread that runs `routine` with `context`, as [`SystemThread::try_new`]
+    /// does, the context's block tagged with `tag`, a tag known only at run time. The thread's owner
+    /// stores the tag and frees the block with it.
+    ///
+    /// ```
+    /// use core::sync::atomic::{AtomicU32, Ordering};
+    /// use ntpool::{PoolTag, SystemThread};
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { ntpool::Passive::assume() };
+    ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
+    ///     let thread = SystemThread::<AtomicU32, PoolTag>::try_new_with_tag(&passive, tag, AtomicU32::new(0), |_, ran| {
+    ///         ran.store(1, Ordering::Relaxed);
+    ///     })
+    ///     .unwrap();
+    ///     thread.wait(&passive);
+    ///     assert_eq!(thread.context(&passive).load(Ordering::Relaxed), 1);
+    ///     assert_eq!(kernel.outstanding()[0].tag.to_string(), "Req7");
+    /// });
+    /// assert!(kernel.verify_unload().is_ok()); // joined, and freed with its tag
+    /// ```
+    #[track_caller]
+    pub fn try_new_with_tag(
+        token: &Passive,
+        tag: PoolTag,
+        context: C,
+        routine: fn(&mut Passive, &C),
+    ) -> Result<Self, AllocError> {
+        SystemThread::try_new_in(token, tag, context, routine)
+    }
+}
+
+impl<C: Send + Sync, G: TagSource> SystemThread<C, G> {
+    /// Starts a system thread whose context's block is tagged with `tag`:
+    /// [`SystemThread::try_new`] and [`SystemThread::try_new_with_tag`].
+    #[track_caller]
+    fn try_new_in(token: &Passive, tag: G, context: C, routine: fn(&mut Passive, &C)) -> Result<Self, AllocError> {
+        let object = NonPagedBox::try_new_in(token, tag, ThreadObject { routine, context })?;
         let mut handle: HANDLE = core::ptr::null_mut();
         // A kernel handle: a thread of a user's process (a dispatch routine's) may start one too.
         let mut attributes = sys::OBJECT_ATTRIBUTES::unnamed(sys::OBJ_KERNEL_HANDLE);
@@ -139,7 +183,7 @@ impl<C: Send + Sync, G: Tag> SystemThread<C, G> {
     pub fn join(self) {}
 }
 
-impl<C: Send + Sync, G: Tag> Drop for SystemThread<C, G> {
+impl<C: Send + Sync, G: TagSource> Drop for SystemThread<C, G> {
     fn drop(&mut self) {
         // A `SystemThread` is not `DispatchSafe`, so this runs below DISPATCH_LEVEL, where the
         // thread may wait.
@@ -153,7 +197,7 @@ impl<C: Send + Sync, G: Tag> Drop for SystemThread<C, G> {
     }
 }
 
-impl<C: Send + Sync, G: Tag> core::fmt::Debug for SystemThread<C, G> {
+impl<C: Send + Sync, G: TagSource> core::fmt::Debug for SystemThread<C, G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SystemThread").field("thread", &self.thread).finish_non_exhaustive()
     }

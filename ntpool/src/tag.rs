@@ -218,10 +218,21 @@ pub trait TagSource: Copy + 'static + tag_source::Sealed {
 }
 
 mod tag_source {
+    use super::PoolTag;
+
     /// Keeps [`TagSource`](super::TagSource) to tag types and [`PoolTag`](super::PoolTag).
-    pub trait Sealed {}
-    impl<G: super::Tag> Sealed for G {}
-    impl Sealed for super::PoolTag {}
+    pub trait Sealed {
+        /// The tag when the type alone names it (a [`Tag`](super::Tag) type); `None` for a
+        /// [`PoolTag`], whose tag is a value. For routines the kernel calls without a value of the
+        /// type: a lookaside list's callbacks.
+        const TYPE_TAG: Option<PoolTag>;
+    }
+    impl<G: super::Tag> Sealed for G {
+        const TYPE_TAG: Option<PoolTag> = Some(G::TAG);
+    }
+    impl Sealed for PoolTag {
+        const TYPE_TAG: Option<PoolTag> = None;
+    }
 }
 
 impl<G: Tag> TagSource for G {

@@ -18,7 +18,7 @@ use crate::irql::{Allows, AtMostDispatch, BelowDispatch, Dispatch};
 use crate::pool::NonPagedPool;
 use crate::safe::DispatchSafe;
 use crate::sys::{self, KTIMER};
-use crate::tag::Tag;
+use crate::tag::{PoolTag, Tag, TagSource};
 use crate::wait::relative;
 
 /// The `KTIMER` and the DPC it queues, side by side in non-paged pool.
@@ -28,7 +28,9 @@ struct TimerObject<C> {
     dpc: DpcObject<C>,
 }
 
-/// A kernel timer whose DPC runs `routine` with `&context` at `DISPATCH_LEVEL` when it expires.
+/// A kernel timer whose DPC runs `routine` with `&context` at `DISPATCH_LEVEL` when it expires. Its
+/// block is tagged `G`: a [`Tag`] type ([`Timer::try_new`]), or a [`PoolTag`] known only at run time
+/// ([`Timer::try_new_with_tag`]).
 ///
 /// ```
 /// use core::sync::atomic::{AtomicU32, Ordering};
@@ -54,15 +56,15 @@ struct TimerObject<C> {
 /// # Invariants
 /// `object`'s timer and DPC were initialized at their address in the box, which does not move; the
 /// block is freed only by `free_after_flush`, after the timer was cancelled and its DPC dequeued.
-pub struct Timer<C: DispatchSafe + Sync, G: Tag> {
+pub struct Timer<C: DispatchSafe + Sync, G: TagSource> {
     object: ManuallyDrop<NonPagedBox<TimerObject<C>, G>>,
 }
 
 // SAFETY: as for `Dpc`: the kernel objects are touched only through the kernel's routines; the
 // context is shared as `&C` (`Sync`) and moved only if `C: Send`.
-unsafe impl<C: DispatchSafe + Sync + Send, G: Tag + Send> Send for Timer<C, G> {}
+unsafe impl<C: DispatchSafe + Sync + Send, G: TagSource + Send> Send for Timer<C, G> {}
 // SAFETY: as above.
-unsafe impl<C: DispatchSafe + Sync, G: Tag + Sync> Sync for Timer<C, G> {}
+unsafe impl<C: DispatchSafe + Sync, G: TagSource + Sync> Sync for Timer<C, G> {}
 
 impl<C: DispatchSafe + Sync, G: Tag> Timer<C, G> {
     /// A timer (`KeInitializeTimerEx`, notification type) and its DPC (`KeInitializeDpc`), not set.
@@ -81,9 +83,59 @@ impl<C: DispatchSafe + Sync, G: Tag> Timer<C, G> {
         context: C,
         routine: fn(&mut Dispatch, &C),
     ) -> Result<Self, AllocError> {
+        Timer::try_new_in(token, G::default(), context, routine)
+    }
+}
+
+impl<C: DispatchSafe + Sync> Timer<C, PoolTag> {
+    /// A timer (`KeInitializeTimerEx`, notification type) and its DPC (`KeInitializeDpc`), not set,
+    /// in a block of non-paged pool tagged with `tag`, a tag known only at run time. The timer stores
+    /// the tag and frees its block with it.
+    ///
+    /// ```
+    /// use core::sync::atomic::{AtomicU32, Ordering};
+    /// use core::time::Duration;
+    /// use ntpool::{PoolTag, Timer};
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { ntpool::Passive::assume() };
+    ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
+    ///     let timer = Timer::<AtomicU32, PoolTag>::try_new_with_tag(&passive, tag, AtomicU32::new(0), |_, ticks| {
+    ///         ticks.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .unwrap();
+    ///     timer.set_once(&passive, Duration::from_millis(10));
+    ///     kernel.advance_clock(Duration::from_millis(10));
+    ///     assert_eq!(timer.context().load(Ordering::Relaxed), 1);
+    ///     assert_eq!(kernel.outstanding()[0].tag.to_string(), "Req7");
+    /// });
+    /// assert!(kernel.verify_unload().is_ok()); // cancelled, flushed, freed with its tag
+    /// ```
+    #[track_caller]
+    pub fn try_new_with_tag<I: BelowDispatch + Allows<NonPagedPool>>(
+        token: &I,
+        tag: PoolTag,
+        context: C,
+        routine: fn(&mut Dispatch, &C),
+    ) -> Result<Self, AllocError> {
+        Timer::try_new_in(token, tag, context, routine)
+    }
+}
+
+impl<C: DispatchSafe + Sync, G: TagSource> Timer<C, G> {
+    /// A timer in a block tagged with `tag`: [`Timer::try_new`] and [`Timer::try_new_with_tag`].
+    #[track_caller]
+    fn try_new_in<I: BelowDispatch + Allows<NonPagedPool>>(
+        token: &I,
+        tag: G,
+        context: C,
+        routine: fn(&mut Dispatch, &C),
+    ) -> Result<Self, AllocError> {
         // SAFETY: KTIMER is plain data for which all-zero bytes are valid; initialized below.
         let ktimer = UnsafeCell::new(unsafe { core::mem::zeroed() });
-        let object = NonPagedBox::try_new(token, TimerObject { ktimer, dpc: DpcObject::new(context, routine) })?;
+        let object =
+            NonPagedBox::try_new_in(token, tag, TimerObject { ktimer, dpc: DpcObject::new(context, routine) })?;
         // SAFETY: the box's block does not move; the timer is new.
         unsafe { sys::KeInitializeTimerEx(object.ktimer.get(), sys::NotificationTimer) };
         // SAFETY: as above; the DPC is new.
@@ -164,7 +216,7 @@ impl<C: DispatchSafe + Sync, G: Tag> Timer<C, G> {
     }
 }
 
-impl<C: DispatchSafe + Sync, G: Tag> Drop for Timer<C, G> {
+impl<C: DispatchSafe + Sync, G: TagSource> Drop for Timer<C, G> {
     fn drop(&mut self) {
         // Cancelled, so it queues its DPC no more. A DPC it queued before runs once more, inside
         // `KeFlushQueuedDpcs` (`free_after_flush`), with the context still alive: Microsoft's
@@ -176,7 +228,7 @@ impl<C: DispatchSafe + Sync, G: Tag> Drop for Timer<C, G> {
     }
 }
 
-impl<C: DispatchSafe + Sync, G: Tag> core::fmt::Debug for Timer<C, G> {
+impl<C: DispatchSafe + Sync, G: TagSource> core::fmt::Debug for Timer<C, G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Timer").field("ktimer", &self.object.ktimer.get()).finish_non_exhaustive()
     }

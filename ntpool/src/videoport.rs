@@ -28,10 +28,12 @@
 //!   time too.
 //! * **The device extension goes with the block**: a `VpBox` keeps the [`HwDeviceExtension`] it
 //!   was allocated for and frees with it.
-//! * **Tagged**: the tag is a [`Tag`] type, as for `PoolBox`. By the WDK's convention for display
-//!   drivers, their tags start with the letter `D` (for example `b"DvMd"`, shown as `DvMd` by
-//!   poolmon and `!poolused`), so that display drivers' pool is recognisable at a glance. ntpool
-//!   does not enforce it: the tag rules are those of every tag ([`pool_tag!`](crate::pool_tag)).
+//! * **Tagged**: the tag is a [`Tag`] type, or a [`PoolTag`] known only at run time
+//!   ([`VpBox::try_new_with_tag`], [`VpBox::try_new_zeroed_slice_with_tag`]), as for `PoolBox`. By
+//!   the WDK's convention for display drivers, their tags start with the letter `D` (for example
+//!   `b"DvMd"`, shown as `DvMd` by poolmon and `!poolused`), so that display drivers' pool is
+//!   recognisable at a glance. ntpool does not enforce it: the tag rules are those of every tag
+//!   ([`pool_tag!`](crate::pool_tag)).
 //! * **Uninitialized memory is not hidden**: `VideoPortAllocatePool` does not zero the block.
 //!   [`VpBox::try_new`] and [`VpBox::try_new_zeroed`] zero it before use (so no stale pool bytes
 //!   ever leak, padding included); [`VpBox::try_new_uninit`] hands it out as `MaybeUninit`.
@@ -87,7 +89,6 @@
 use core::alloc::Layout;
 use core::ffi::c_void;
 use core::fmt;
-use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
@@ -98,7 +99,7 @@ use crate::pool::{CacheAligned, NonPagedPoolExecute, NonPagedPoolType, PagedPool
 use crate::release::{self, Release};
 use crate::safe::{DispatchSafe, HighSafe};
 use crate::sys::{self, PVOID, VP_POOL_TYPE};
-use crate::tag::{PoolTag, Tag};
+use crate::tag::{PoolTag, Tag, TagSource};
 
 mod sealed {
     pub trait Sealed {}
@@ -249,8 +250,9 @@ impl fmt::Debug for HwDeviceExtension {
 }
 
 /// An owning pointer to a `T` in VideoPort pool `V`, allocated with `VideoPortAllocatePool` and tag
-/// `G` for a device extension, freed on drop with `VideoPortFreePool` and that device extension.
-/// See the [module documentation](self) for the rules it keeps.
+/// `G` (a [`Tag`] type, or a run-time [`PoolTag`] that the box stores) for a device extension, freed
+/// on drop with `VideoPortFreePool` and that device extension. See the [module documentation](self)
+/// for the rules it keeps.
 ///
 /// ```
 /// use ntpool::Passive;
@@ -270,30 +272,31 @@ impl fmt::Debug for HwDeviceExtension {
 /// # }).unwrap();
 /// ```
 ////// It is a [`PoolBox`] whose owner is a [`VpOwner`]: the box's invariant, with a block that
-/// `VideoPortAllocatePool` returned for the owner's device extension, pool `V`, tag `G::TAG` and at
-/// least `Layout::for_value(&*ptr).size()` bytes (dangling and aligned when that size is zero: then
-/// nothing was allocated).
+/// `VideoPortAllocatePool` returned for the owner's device extension, pool `V`, the owner's tag and
+/// at least `Layout::for_value(&*ptr).size()` bytes (dangling and aligned when that size is zero:
+/// then nothing was allocated).
 pub type VpBox<T, G, V = VpNonPagedPool> = PoolBox<T, VpOwner<G>, V>;
 
 /// The owner of a [`VpBox`]: the device extension its block was allocated for, which
-/// `VideoPortFreePool` gives it back with; the tag `G` is in its type.
+/// `VideoPortFreePool` gives it back with, and the tag `G` it was allocated with (zero-sized for a
+/// [`Tag`] type, in its type; the tag itself for a run-time [`PoolTag`]).
 pub struct VpOwner<G> {
     device: HwDeviceExtension,
-    _tag: PhantomData<G>,
+    tag: G,
 }
 
-impl<G> VpOwner<G> {
-    fn new(device: HwDeviceExtension) -> Self {
-        VpOwner { device, _tag: PhantomData }
+impl<G: TagSource> VpOwner<G> {
+    fn new(device: HwDeviceExtension, tag: G) -> Self {
+        VpOwner { device, tag }
     }
 }
 
-impl<G> Clone for VpOwner<G> {
+impl<G: TagSource> Clone for VpOwner<G> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<G> Copy for VpOwner<G> {}
+impl<G: TagSource> Copy for VpOwner<G> {}
 
 impl<G> fmt::Debug for VpOwner<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -301,12 +304,12 @@ impl<G> fmt::Debug for VpOwner<G> {
     }
 }
 
-impl<G: Tag> release::sealed::Sealed for VpOwner<G> {}
+impl<G: TagSource> release::sealed::Sealed for VpOwner<G> {}
 
 // SAFETY: `VideoPortFreePool` with the device extension gives back exactly the block
 // `VideoPortAllocatePool` returned for it (nothing was allocated for a size of zero); the device
 // extension is a plain address, usable at any IRQL, and owns nothing paged.
-unsafe impl<G: Tag, V: VpPoolType> Release<V> for VpOwner<G> {
+unsafe impl<G: TagSource, V: VpPoolType> Release<V> for VpOwner<G> {
     unsafe fn release(self, data: NonNull<u8>, layout: Layout) {
         if layout.size() != 0 {
             // SAFETY: the caller's contract is VideoPortFreePool's, for this device's block.
@@ -319,9 +322,9 @@ unsafe impl<G: Tag, V: VpPoolType> Release<V> for VpOwner<G> {
 /// for every block (a block that breaks it for its layout is freed, and the allocation fails).
 const VP_ALIGN: usize = 16;
 
-/// Allocates `size` bytes (not zero) for `device` from pool `V` with tag `G`.
+/// Allocates `size` bytes (not zero) for `device` from pool `V` with `tag`.
 #[cfg_attr(ntpool_emulated, track_caller)]
-fn allocate<G: Tag, V: VpPoolType>(device: HwDeviceExtension, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+fn allocate<V: VpPoolType>(device: HwDeviceExtension, layout: Layout, tag: PoolTag) -> Result<NonNull<u8>, AllocError> {
     if layout.size() == 0 {
         // A non-null pointer aligned for `layout`, with no provenance: nothing is read or written
         // through it.
@@ -329,9 +332,8 @@ fn allocate<G: Tag, V: VpPoolType>(device: HwDeviceExtension, layout: Layout) ->
     }
     // SAFETY: the caller holds a token that allows `V::Pool`, whose IRQL rule is `V`'s; the size is
     // not zero, the tag is valid, `device` is the miniport's device extension (invariant).
-    let block = unsafe {
-        sys::VideoPortAllocatePool(device.as_ptr(), V::VP_POOL_TYPE, layout.size() as u64, G::TAG.to_ulong())
-    };
+    let block =
+        unsafe { sys::VideoPortAllocatePool(device.as_ptr(), V::VP_POOL_TYPE, layout.size() as u64, tag.to_ulong()) };
     let block = NonNull::new(block.cast::<u8>()).ok_or(AllocError)?;
     if block.addr().get() % layout.align() != 0 {
         // The promise is checked, not trusted: a block that breaks it for this layout goes back at
@@ -344,12 +346,6 @@ fn allocate<G: Tag, V: VpPoolType>(device: HwDeviceExtension, layout: Layout) ->
 }
 
 impl<T, G: Tag, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
-    /// Compile-time check: the pool's 16 bytes suffice for `T`.
-    const ALIGNED: () = assert!(
-        align_of::<T>() <= VP_ALIGN,
-        "VideoPortAllocatePool aligns blocks on 16 bytes: VpBox takes no type aligned more strictly"
-    );
-
     /// Allocates a block for `device`, zeroes it, and moves `value` into it.
     ///
     /// ```
@@ -367,7 +363,7 @@ impl<T, G: Tag, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new(token: &impl Allows<V>, device: HwDeviceExtension, value: T) -> Result<Self, AllocError> {
-        Ok(VpBox::try_new_zeroed(token, device)?.write(value))
+        VpBox::try_new_in(token, G::default(), device, value)
     }
 
     /// Allocates a block for `device` and leaves it as `VideoPortAllocatePool` returned it:
@@ -388,14 +384,10 @@ impl<T, G: Tag, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_uninit(
-        _token: &impl Allows<V>,
+        token: &impl Allows<V>,
         device: HwDeviceExtension,
     ) -> Result<VpBox<MaybeUninit<T>, G, V>, AllocError> {
-        let () = Self::ALIGNED;
-        let block = allocate::<G, V>(device, Layout::new::<T>())?;
-        // SAFETY: a block of `size_of::<T>()` bytes for `device`, `V` and `G`, aligned for `T`
-        // (checked above), whose content is a valid `MaybeUninit<T>` whatever it holds.
-        Ok(unsafe { PoolBox::from_parts(block.cast(), VpOwner::new(device)) })
+        VpBox::try_new_uninit_in(token, G::default(), device)
     }
 
     /// Allocates a block for `device` and zeroes it.
@@ -419,7 +411,79 @@ impl<T, G: Tag, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
         token: &impl Allows<V>,
         device: HwDeviceExtension,
     ) -> Result<VpBox<MaybeUninit<T>, G, V>, AllocError> {
-        let b = VpBox::try_new_uninit(token, device)?;
+        VpBox::try_new_zeroed_in(token, G::default(), device)
+    }
+}
+
+impl<T, V: VpPoolType> PoolBox<T, VpOwner<PoolTag>, V> {
+    /// Allocates a block for `device` with `tag`, a tag known only at run time, zeroes it, and
+    /// moves `value` into it. The box stores the tag beside the device extension.
+    ///
+    /// ```
+    /// use ntpool::PoolTag;
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpNonPagedPool};
+    /// # let mut storage = [0u64; 8];
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { ntpool::Passive::assume() };
+    ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"DvR7")).unwrap(); // say, from a request
+    ///     let b = VpBox::<u32, PoolTag, VpNonPagedPool>::try_new_with_tag(&passive, tag, device, 5).unwrap();
+    ///     assert_eq!((*b, b.tag().to_string().as_str()), (5, "DvR7"));
+    ///     assert_eq!(kernel.outstanding()[0].routine, "VideoPortAllocatePool");
+    /// });
+    /// let row = &kernel.pool_usage().rows[0]; // freed with VideoPortFreePool
+    /// assert_eq!((row.tag.to_string().as_str(), row.allocs, row.frees), ("DvR7", 1, 1));
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_with_tag(
+        token: &impl Allows<V>,
+        tag: PoolTag,
+        device: HwDeviceExtension,
+        value: T,
+    ) -> Result<Self, AllocError> {
+        VpBox::try_new_in(token, tag, device, value)
+    }
+}
+
+impl<T, G: TagSource, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
+    /// Compile-time check: the pool's 16 bytes suffice for `T`.
+    const ALIGNED: () = assert!(
+        align_of::<T>() <= VP_ALIGN,
+        "VideoPortAllocatePool aligns blocks on 16 bytes: VpBox takes no type aligned more strictly"
+    );
+
+    /// Allocates a zeroed block for `device` with `tag` and moves `value` into it:
+    /// [`VpBox::try_new`] and [`VpBox::try_new_with_tag`].
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn try_new_in(token: &impl Allows<V>, tag: G, device: HwDeviceExtension, value: T) -> Result<Self, AllocError> {
+        Ok(VpBox::try_new_zeroed_in(token, tag, device)?.write(value))
+    }
+
+    /// Allocates a block for `device` with `tag`, uninitialized.
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn try_new_uninit_in(
+        _token: &impl Allows<V>,
+        tag: G,
+        device: HwDeviceExtension,
+    ) -> Result<VpBox<MaybeUninit<T>, G, V>, AllocError> {
+        let () = Self::ALIGNED;
+        let block = allocate::<V>(device, Layout::new::<T>(), tag.tag())?;
+        // SAFETY: a block of `size_of::<T>()` bytes for `device`, `V` and `tag`, aligned for `T`
+        // (checked above), whose content is a valid `MaybeUninit<T>` whatever it holds.
+        Ok(unsafe { PoolBox::from_parts(block.cast(), VpOwner::new(device, tag)) })
+    }
+
+    /// Allocates a block for `device` with `tag`, and zeroes it.
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn try_new_zeroed_in(
+        token: &impl Allows<V>,
+        tag: G,
+        device: HwDeviceExtension,
+    ) -> Result<VpBox<MaybeUninit<T>, G, V>, AllocError> {
+        let b = VpBox::try_new_uninit_in(token, tag, device)?;
         // SAFETY: the block holds `size_of::<T>()` writable bytes (invariant); the token allows
         // touching pool `V`.
         unsafe { b.ptr.as_ptr().write_bytes(0, 1) };
@@ -446,19 +510,11 @@ impl<T, G: Tag, V: VpPoolType> PoolBox<[T], VpOwner<G>, V> {
     /// ```
     #[cfg_attr(ntpool_emulated, track_caller)]
     pub fn try_new_zeroed_slice(
-        _token: &impl Allows<V>,
+        token: &impl Allows<V>,
         device: HwDeviceExtension,
         len: usize,
     ) -> Result<VpBox<[MaybeUninit<T>], G, V>, AllocError> {
-        let () = VpBox::<T, G, V>::ALIGNED;
-        let layout = Layout::array::<T>(len).map_err(|_| AllocError)?;
-        let block = allocate::<G, V>(device, layout)?;
-        // SAFETY: the block holds `layout.size()` writable bytes, or none at all for a size of zero.
-        unsafe { block.as_ptr().write_bytes(0, layout.size()) };
-        let ptr = NonNull::slice_from_raw_parts(block.cast::<MaybeUninit<T>>(), len);
-        // SAFETY: a block of `Layout::array::<T>(len)`, the slice's size, for `device`, `V` and `G`,
-        // aligned for `T` (checked above).
-        Ok(unsafe { PoolBox::from_parts(ptr, VpOwner::new(device)) })
+        VpBox::try_new_zeroed_slice_in(token, G::default(), device, len)
     }
 
     /// Allocates a slice for `device` holding a copy of `source`.
@@ -486,7 +542,60 @@ impl<T, G: Tag, V: VpPoolType> PoolBox<[T], VpOwner<G>, V> {
     }
 }
 
-impl<T: ?Sized, G: Tag, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
+impl<T, V: VpPoolType> PoolBox<[T], VpOwner<PoolTag>, V> {
+    /// Allocates a slice of `len` elements for `device` with `tag`, a tag known only at run time,
+    /// zeroed, each left as `MaybeUninit`. The box stores the tag beside the device extension.
+    ///
+    /// ```
+    /// use ntpool::PoolTag;
+    /// use ntpool::videoport::{HwDeviceExtension, VpBox, VpPagedPool};
+    /// # let mut storage = [0u64; 8];
+    /// # ntpool::emulated::Kernel::new().run(|| {
+    /// # // SAFETY: stands for the miniport's device extension; it outlives the block.
+    /// # let device = unsafe { HwDeviceExtension::from_raw(storage.as_mut_ptr().cast()) }.unwrap();
+    /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    /// let passive = unsafe { ntpool::Passive::assume() };
+    /// let tag = PoolTag::new(*b"DvD1");
+    /// let b = VpBox::<[u8], PoolTag, VpPagedPool>::try_new_zeroed_slice_with_tag(&passive, tag, device, 8).unwrap();
+    /// // SAFETY: zero bytes are valid `u8`s.
+    /// let b = unsafe { b.assume_init() };
+    /// assert_eq!((b.get(&passive), b.tag()), (&[0; 8][..], tag));
+    /// # });
+    /// ```
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    pub fn try_new_zeroed_slice_with_tag(
+        token: &impl Allows<V>,
+        tag: PoolTag,
+        device: HwDeviceExtension,
+        len: usize,
+    ) -> Result<VpBox<[MaybeUninit<T>], PoolTag, V>, AllocError> {
+        VpBox::try_new_zeroed_slice_in(token, tag, device, len)
+    }
+}
+
+impl<T, G: TagSource, V: VpPoolType> PoolBox<[T], VpOwner<G>, V> {
+    /// Allocates a zeroed slice of `len` elements for `device` with `tag`:
+    /// [`VpBox::try_new_zeroed_slice`] and [`VpBox::try_new_zeroed_slice_with_tag`].
+    #[cfg_attr(ntpool_emulated, track_caller)]
+    fn try_new_zeroed_slice_in(
+        _token: &impl Allows<V>,
+        tag: G,
+        device: HwDeviceExtension,
+        len: usize,
+    ) -> Result<VpBox<[MaybeUninit<T>], G, V>, AllocError> {
+        let () = VpBox::<T, G, V>::ALIGNED;
+        let layout = Layout::array::<T>(len).map_err(|_| AllocError)?;
+        let block = allocate::<V>(device, layout, tag.tag())?;
+        // SAFETY: the block holds `layout.size()` writable bytes, or none at all for a size of zero.
+        unsafe { block.as_ptr().write_bytes(0, layout.size()) };
+        let ptr = NonNull::slice_from_raw_parts(block.cast::<MaybeUninit<T>>(), len);
+        // SAFETY: a block of `Layout::array::<T>(len)`, the slice's size, for `device`, `V` and `tag`,
+        // aligned for `T` (checked above).
+        Ok(unsafe { PoolBox::from_parts(ptr, VpOwner::new(device, tag)) })
+    }
+}
+
+impl<T: ?Sized, G: TagSource, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
     /// The device extension the block was allocated for, and will be freed with.
     ///
     /// ```
@@ -522,7 +631,7 @@ impl<T: ?Sized, G: Tag, V: VpPoolType> PoolBox<T, VpOwner<G>, V> {
     /// # });
     /// ```
     pub fn tag(&self) -> PoolTag {
-        G::TAG
+        self.owner.tag.tag()
     }
 }
 

@@ -17,7 +17,7 @@ use crate::boxed::NonPagedBox;
 use crate::irql::{AtMostDispatch, BelowDispatch, Passive};
 use crate::safe::DispatchSafe;
 use crate::sys::{self, PDEVICE_OBJECT, PIO_WORKITEM, PVOID};
-use crate::tag::Tag;
+use crate::tag::{PoolTag, Tag, TagSource};
 
 /// The kernel's work item and what its routine needs, in non-paged pool.
 struct WorkObject<C> {
@@ -53,6 +53,8 @@ unsafe extern "system" fn trampoline<C: Send + Sync>(_device: PDEVICE_OBJECT, co
 
 /// An I/O work item: `routine` runs at `PASSIVE_LEVEL` with a [`Passive`] token and `&context`
 /// each time it is queued ([`WorkItem::queue`], or [`WorkTrigger::queue`] from `DISPATCH_LEVEL`).
+/// Its block is tagged `G`: a [`Tag`] type ([`WorkItem::try_new`]), or a [`PoolTag`] known only at
+/// run time ([`WorkItem::try_new_with_tag`]).
 ///
 /// ```
 /// use core::sync::atomic::{AtomicU32, Ordering};
@@ -84,15 +86,15 @@ unsafe extern "system" fn trampoline<C: Send + Sync>(_device: PDEVICE_OBJECT, co
 /// # Invariants
 /// `object.item` came from `IoAllocateWorkItem` and is freed only by the drop, once `queued` is false
 /// and `running` is zero; `object` does not move while the work item exists.
-pub struct WorkItem<C: Send + Sync, G: Tag> {
+pub struct WorkItem<C: Send + Sync, G: TagSource> {
     object: ManuallyDrop<NonPagedBox<WorkObject<C>, G>>,
 }
 
 // SAFETY: the IO_WORKITEM is touched only through the I/O manager's routines; the context is shared
 // as `&C` (`Sync`) with the worker thread, and moved only if `C: Send`.
-unsafe impl<C: Send + Sync, G: Tag + Send> Send for WorkItem<C, G> {}
+unsafe impl<C: Send + Sync, G: TagSource + Send> Send for WorkItem<C, G> {}
 // SAFETY: as above; `&WorkItem` only queues and reads `&C`.
-unsafe impl<C: Send + Sync, G: Tag + Sync> Sync for WorkItem<C, G> {}
+unsafe impl<C: Send + Sync, G: TagSource + Sync> Sync for WorkItem<C, G> {}
 
 impl<C: Send + Sync, G: Tag> WorkItem<C, G> {
     /// A work item for `device` (`IoAllocateWorkItem`) that runs `routine` with `context`.
@@ -107,13 +109,68 @@ impl<C: Send + Sync, G: Tag> WorkItem<C, G> {
         context: C,
         routine: fn(&mut Passive, &C),
     ) -> Result<Self, AllocError> {
+        // SAFETY: the caller's guarantee.
+        unsafe { WorkItem::try_new_in(token, G::default(), device, context, routine) }
+    }
+}
+
+impl<C: Send + Sync> WorkItem<C, PoolTag> {
+    /// A work item for `device` (`IoAllocateWorkItem`) that runs `routine` with `context`, its
+    /// block tagged with `tag`, a tag known only at run time. The work item stores the tag and frees
+    /// its block with it. `Err(AllocError)` if the pool or the I/O manager has no memory for it.
+    ///
+    /// # Safety
+    /// `device` is a device object of the calling driver.
+    ///
+    /// ```
+    /// use ntpool::{PoolTag, WorkItem};
+    /// let kernel = ntpool::emulated::Kernel::new();
+    /// kernel.run(|| {
+    ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
+    ///     let passive = unsafe { ntpool::Passive::assume() };
+    ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
+    ///     // SAFETY: any address stands for this driver's device here.
+    ///     let work = unsafe { WorkItem::<u32, PoolTag>::try_new_with_tag(&passive, tag, 8 as _, 7, |_, _| {}) }.unwrap();
+    ///     assert!(work.queue(&passive));
+    ///     kernel.wait_for_work_items().unwrap();
+    ///     assert_eq!(kernel.outstanding()[0].tag.to_string(), "Req7");
+    /// });
+    /// assert!(kernel.verify_unload().is_ok()); // freed with its tag
+    /// ```
+    #[track_caller]
+    pub unsafe fn try_new_with_tag(
+        token: &Passive,
+        tag: PoolTag,
+        device: PDEVICE_OBJECT,
+        context: C,
+        routine: fn(&mut Passive, &C),
+    ) -> Result<Self, AllocError> {
+        // SAFETY: the caller's guarantee.
+        unsafe { WorkItem::try_new_in(token, tag, device, context, routine) }
+    }
+}
+
+impl<C: Send + Sync, G: TagSource> WorkItem<C, G> {
+    /// A work item whose block is tagged with `tag`: [`WorkItem::try_new`] and
+    /// [`WorkItem::try_new_with_tag`].
+    ///
+    /// # Safety
+    /// `device` is a device object of the calling driver.
+    #[track_caller]
+    unsafe fn try_new_in(
+        token: &Passive,
+        tag: G,
+        device: PDEVICE_OBJECT,
+        context: C,
+        routine: fn(&mut Passive, &C),
+    ) -> Result<Self, AllocError> {
         // SAFETY: the caller guarantees the device object; PASSIVE_LEVEL (token).
         let item = unsafe { sys::IoAllocateWorkItem(device) };
         if item.is_null() {
             return Err(AllocError);
         }
         let object = WorkObject { item, queued: AtomicBool::new(false), running: AtomicU32::new(0), routine, context };
-        match NonPagedBox::try_new(token, object) {
+        match NonPagedBox::try_new_in(token, tag, object) {
             Ok(object) => Ok(WorkItem { object: ManuallyDrop::new(object) }),
             Err(error) => {
                 // SAFETY: allocated above, never queued.
@@ -170,13 +227,18 @@ impl<C: Send + Sync, G: Tag> WorkItem<C, G> {
         &self.object.context
     }
 
+    /// The tag of the work item's block (a [`Reclaimer`](crate::Reclaimer) tags its nodes so).
+    pub(crate) fn tag_source(&self) -> G {
+        self.object.owner()
+    }
+
     /// Whether the work item is queued or its routine is running.
     pub fn is_pending(&self) -> bool {
         self.object.queued.load(Ordering::SeqCst) || self.object.running.load(Ordering::SeqCst) != 0
     }
 }
 
-impl<C: Send + Sync, G: Tag> WorkItem<C, G> {
+impl<C: Send + Sync, G: TagSource> WorkItem<C, G> {
     /// The `IO_WORKITEM_ROUTINE` every `WorkItem<C, _>` gives `IoQueueWorkItem`: it calls the
     /// routine given to `try_new` with a [`Passive`] token and the context. For tools that follow
     /// the image's code from the routine the kernel calls (`cargo xtask bench` counts it); a driver
@@ -189,7 +251,7 @@ impl<C: Send + Sync, G: Tag> WorkItem<C, G> {
     pub const WORKER_ROUTINE: sys::PIO_WORKITEM_ROUTINE = Some(trampoline::<C>);
 }
 
-impl<C: Send + Sync, G: Tag> Drop for WorkItem<C, G> {
+impl<C: Send + Sync, G: TagSource> Drop for WorkItem<C, G> {
     fn drop(&mut self) {
         // A `WorkItem` is not `DispatchSafe`, so this runs below DISPATCH_LEVEL, where the thread may
         // wait: for the routine queued or running to finish.
@@ -204,7 +266,7 @@ impl<C: Send + Sync, G: Tag> Drop for WorkItem<C, G> {
     }
 }
 
-impl<C: Send + Sync, G: Tag> core::fmt::Debug for WorkItem<C, G> {
+impl<C: Send + Sync, G: TagSource> core::fmt::Debug for WorkItem<C, G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("WorkItem").field("item", &self.object.item).finish_non_exhaustive()
     }
