@@ -271,7 +271,9 @@ impl fmt::Debug for HwDeviceExtension {
 /// # Ok::<(), ntpool::AllocError>(())
 /// # }).unwrap();
 /// ```
-////// It is a [`PoolBox`] whose owner is a [`VpOwner`]: the box's invariant, with a block that
+///
+/// # Invariants
+/// It is a [`PoolBox`] whose owner is a [`VpOwner`]: the box's invariant, with a block that
 /// `VideoPortAllocatePool` returned for the owner's device extension, pool `V`, the owner's tag and
 /// at least `Layout::for_value(&*ptr).size()` bytes (dangling and aligned when that size is zero:
 /// then nothing was allocated).
