@@ -232,11 +232,9 @@ fn allocate(
 fn new_block(apc: &Apc, pool: u32, tag: PoolTag, size: usize, quota: bool) -> Option<Block> {
     let alloc = Alloc::with_tag(tag).quota_if(quota);
     Some(if pool == POOL_PAGED {
-        // SAFETY: zeroed bytes are valid `u8`s.
-        Block::Paged(unsafe { PagedBox::try_alloc_slice(apc, alloc, size).ok()?.assume_init() })
+        Block::Paged(PagedBox::try_alloc_zeroed_slice(apc, alloc, size).ok()?)
     } else {
-        // SAFETY: as above.
-        Block::NonPaged(unsafe { NonPagedBox::try_alloc_slice(apc, alloc, size).ok()?.assume_init() })
+        Block::NonPaged(NonPagedBox::try_alloc_zeroed_slice(apc, alloc, size).ok()?)
     })
 }
 

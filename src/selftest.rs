@@ -6,8 +6,8 @@
 
 use allocator_api2::vec::Vec;
 use ntpool::{
-    AllocError, AnyIrql, CacheAligned, CurrentIrql, NonPagedBox, NonPagedPool, NonPagedPoolExecute, PagedBox,
-    PagedPool, Passive, PoolAllocator, PoolBox, PoolTag, SpinLock, Tag, sys::KIRQL,
+    Alloc, AllocError, AnyIrql, CacheAligned, CurrentIrql, NonPagedBox, NonPagedPool, NonPagedPoolExecute, PagedBox,
+    PagedPool, Passive, PoolAllocator, PoolBox, PoolTag, SpinLock, Tag, Zeroable, sys::KIRQL,
 };
 
 use crate::kernel::{NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_UNSUCCESSFUL};
@@ -40,6 +40,7 @@ struct Aligned256([u8; 8]);
 #[repr(C, align(64))]
 struct CacheLine([u8; 24]);
 
+#[derive(Zeroable)]
 #[repr(C, align(4096))]
 struct PageAligned(u64);
 
@@ -80,9 +81,7 @@ pub fn run(passive: &mut Passive) -> Result<Report, NTSTATUS> {
     check(r, *value == 0x1234, "non-paged box value")?;
     drop(value);
 
-    let zeroed = NonPagedBox::<[u8; 64], TestTag>::try_new_zeroed(passive).map_err(out_of_memory)?;
-    // SAFETY: all-zero bytes are a valid byte array.
-    let zeroed = unsafe { zeroed.assume_init() };
+    let zeroed = NonPagedBox::<[u8; 64], TestTag>::try_alloc_zeroed(passive, Alloc::new()).map_err(out_of_memory)?;
     check(r, zeroed.iter().all(|&b| b == 0), "zeroed allocation")?;
 
     let mut paged = PagedBox::<[u32; 4], TestTag>::try_new(passive, [1, 2, 3, 4]).map_err(out_of_memory)?;
@@ -95,9 +94,8 @@ pub fn run(passive: &mut Passive) -> Result<Report, NTSTATUS> {
     let aligned = NonPagedBox::<Aligned256, TestTag>::try_new(passive, Aligned256([7; 8])).map_err(out_of_memory)?;
     check(r, aligned.as_ptr() as usize % 256 == 0 && aligned.0[7] == 7, "256-byte alignment")?;
     // Made in place (zeroed), not on the stack: a 4 KiB value would need a stack probe.
-    let page = NonPagedBox::<PageAligned, TestTag>::try_new_zeroed(passive).map_err(out_of_memory)?;
-    // SAFETY: all-zero bytes are a valid `PageAligned`.
-    let mut page = unsafe { page.assume_init() };
+    let mut page =
+        NonPagedBox::<PageAligned, TestTag>::try_alloc_zeroed(passive, Alloc::new()).map_err(out_of_memory)?;
     page.0 = 9;
     check(r, page.as_ptr() as usize % 4096 == 0 && page.0 == 9, "page alignment")?;
 

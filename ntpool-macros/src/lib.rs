@@ -1,4 +1,5 @@
-//! Derive macros for `ntpool`: `#[derive(DispatchSafe)]` and `#[derive(HighSafe)]`.
+//! Derive macros for `ntpool`: `#[derive(DispatchSafe)]`, `#[derive(HighSafe)]` and
+//! `#[derive(Zeroable)]`.
 //!
 //! Each derive implements the trait with a bound on the type of every field, so the impl exists
 //! exactly when every field implements the trait. A field of a concrete type that does not (a paged
@@ -20,8 +21,24 @@ pub fn derive_high_safe(input: TokenStream) -> TokenStream {
     derive(input, quote!(::ntpool::HighSafe))
 }
 
+/// Implements `ntpool::Zeroable` for a struct whose every field is `Zeroable`. Enums are refused:
+/// all-zero bytes may be no variant.
+#[proc_macro_derive(Zeroable)]
+pub fn derive_zeroable(input: TokenStream) -> TokenStream {
+    let parsed = parse_macro_input!(input as DeriveInput);
+    if let Data::Enum(_) = parsed.data {
+        let message = "enums cannot derive Zeroable: all-zero bytes may be no variant";
+        return syn::Error::new_spanned(&parsed.ident, message).to_compile_error().into();
+    }
+    derive_parsed(parsed, quote!(::ntpool::Zeroable))
+}
+
 fn derive(input: TokenStream, trait_path: proc_macro2::TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
+    derive_parsed(input, trait_path)
+}
+
+fn derive_parsed(input: DeriveInput, trait_path: proc_macro2::TokenStream) -> TokenStream {
     let field_types: Vec<syn::Type> = match &input.data {
         Data::Struct(data) => data.fields.iter().map(|field| field.ty.clone()).collect(),
         Data::Enum(data) => {

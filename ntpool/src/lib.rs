@@ -11,7 +11,9 @@
 //! * **Pools as types**: [`NonPagedPool`] (no-execute, the default), [`PagedPool`],
 //!   [`NonPagedPoolExecute`], each optionally [`CacheAligned`].
 //! * **Fallible**: every constructor returns `Result<_, AllocError>`; nothing panics or bug-checks
-//!   on out-of-memory. Memory is zeroed unless you ask for `MaybeUninit`.
+//!   on out-of-memory. Memory is zeroed unless you ask for `MaybeUninit`; a zeroed block of a
+//!   [`Zeroable`] type (integers, arrays, `#[derive(Zeroable)]` structs) is that type at once,
+//!   without `unsafe` ([`PoolBox::try_alloc_zeroed`], [`PoolBox::try_alloc_zeroed_slice`]).
 //! * **Aligned on every kernel**: any `Layout` alignment, over-aligned types included; zero-sized
 //!   types allocate nothing. The kernel's alignment promises are checked, not trusted: a page-sized
 //!   block that does not start on a page (Wine's pool is a heap) is replaced by one the data sits
@@ -234,6 +236,7 @@ mod tag;
 mod timer;
 mod wait;
 mod work_item;
+mod zeroable;
 
 /// The kernel interface: every routine ntpool calls, with the names and types of the WDK, on the
 /// real kernel or the emulated one (the crate `ntpool-sys`).
@@ -278,6 +281,7 @@ pub use tag::{InvalidTag, PoolTag, Tag, TagSource};
 pub use timer::Timer;
 pub use wait::delay;
 pub use work_item::{WorkItem, WorkTrigger};
+pub use zeroable::Zeroable;
 
 /// allocator-api2 0.4, whose `Allocator` [`PoolAllocator`] implements: its `Vec` and `Box` in pool
 /// memory without naming the version.
@@ -298,6 +302,9 @@ pub use hashbrown;
 pub use ntpool_macros::DispatchSafe;
 /// Derives [`HighSafe`](trait@HighSafe) for a struct or enum whose every field is `HighSafe`.
 pub use ntpool_macros::HighSafe;
+/// Derives [`Zeroable`](trait@Zeroable) for a struct whose every field is `Zeroable`; enums are
+/// refused (all-zero bytes may be no variant).
+pub use ntpool_macros::Zeroable;
 
 /// The crate README's examples, compiled and run as doc tests (the repository's README is the sample
 /// driver's, which tests its own).

@@ -217,6 +217,12 @@ impl<G: TagSource, Q> Alloc<G, Q> {
         Alloc { zeroed: false, ..self }
     }
 
+    /// Zeroed (the default): for the constructors that must hand out zeroed memory whatever they
+    /// are given.
+    pub(crate) const fn zeroed(self) -> Self {
+        Alloc { zeroed: true, ..self }
+    }
+
     /// Charged to the current process's pool quota (`POOL_FLAG_USE_QUOTA`, or the non-raising
     /// `ExAllocatePoolWithQuotaTag` where `ExAllocatePool2` is missing).
     pub const fn quota(self) -> Alloc<G, Quota> {

@@ -185,6 +185,12 @@ const REASONS: &[(&str, &str)] = &[
     ("trap_pool_type_passed_as_pool_flags", "expected `u64`, found `i32`"),
     ("trap_tag_of_the_wrong_length", "expected an array with a size of 4, found one with a size of 2"),
     ("trap_tag_with_a_nul_byte", "invalid pool tag: a byte is not printable ASCII"),
+    ("z1_zeroable_derived_for_an_enum", "enums cannot derive Zeroable: all-zero bytes may be no variant"),
+    ("z2_zeroed_box_of_a_type_with_a_reference", "doesn't satisfy `Request: Zeroable`"),
+    (
+        "z3_zeroable_derived_with_a_reference_field",
+        "all-zero bytes may not be a valid `&'static str`, so it cannot be made from a zeroed block",
+    ),
 ];
 
 /// The same for the cases under `tests/ui/videoport/fail`.

@@ -52,8 +52,8 @@ fn wall_clock(program: &Path, config: &str, threads: usize) -> Result<f64, Strin
     // Rounds of tens of milliseconds: long enough for the scheduler to give the second thread a core
     // of its own early in the round (a round of 2 ms ran both threads on one core, one after the
     // other), short enough for 11 rounds of every configuration within seconds. Special pool makes a
-    // system call per pair: far fewer pairs.
-    let pairs = if config == "special-pool" { "20000" } else { "2000000" };
+    // system call per pair (and the mprotect floor is one): far fewer pairs.
+    let pairs = if matches!(config, "special-pool" | "mprotect") { "20000" } else { "2000000" };
     let output = Command::new(program)
         .args(["time", config, &threads.to_string(), pairs, ROUNDS])
         .output()
@@ -123,6 +123,16 @@ pub(super) fn throughput(valgrind: &str, out: &Path) -> Result<Vec<String>, Stri
     let [malloc, _, tracking, special] = figures.as_slice() else {
         return Err("throughput: a configuration is missing".into());
     };
+    let floor = wall_clock(&program, "mprotect", 1)?;
+    let line = format!(
+        "throughput floor of special pool: one mprotect(PROT_NONE) of a touched page, the cheapest kind (extending \
+         an inaccessible range): {floor:.0} ns (median of {ROUNDS}) = {:.0}x malloc's time per pair; special pool \
+         makes one per free (a freed block's page is inaccessible before the free returns) and runs at {:.2}x this floor",
+        floor / malloc.one,
+        special.one / floor,
+    );
+    println!("{line}");
+    lines.push(line);
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     let tracking_count = tracking.count / malloc.count;
     let tracking_threads = tracking.one / tracking.two;
