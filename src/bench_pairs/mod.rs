@@ -45,6 +45,18 @@ ntpool::pool_tag! {
 /// [`BenchTag`] as the `ULONG` the raw side passes.
 const BENCH_TAG: u32 = u32::from_le_bytes(*b"NpBn");
 
+/// A zeroed non-paged block for a `T` (at most 16-byte aligned), tagged [`BenchTag`], as the raw
+/// sides allocate their kernel structures: `ExAllocatePool2`. `None` when the pool refuses.
+///
+/// # Safety
+/// Call at `PASSIVE_LEVEL`.
+unsafe fn raw_block<T>() -> Option<NonNull<T>> {
+    const { assert!(align_of::<T>() <= 16 && size_of::<T>() > 0) };
+    // SAFETY: PASSIVE_LEVEL (the caller) allows non-paged pool; a non-zero size and a valid tag.
+    let block = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, size_of::<T>() as u64, BENCH_TAG) };
+    NonNull::new(block.cast())
+}
+
 /// Paged pool, through ntpool: a `PagedBox<u64>` made with `value` and dropped. Returns whether the
 /// allocation succeeded.
 ///
@@ -379,10 +391,8 @@ impl RawLookasideList {
     /// # Safety
     /// Call at `PASSIVE_LEVEL`, on a kernel that exports `ExInitializeLookasideListEx`.
     pub unsafe fn new() -> Option<Self> {
-        let size = size_of::<LOOKASIDE_LIST_EX>() as u64;
-        // SAFETY: PASSIVE_LEVEL allows non-paged pool; a non-zero size and a valid tag.
-        let block = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, size, BENCH_TAG) };
-        let list = NonNull::new(block.cast::<LOOKASIDE_LIST_EX>())?;
+        // SAFETY: the caller runs at PASSIVE_LEVEL.
+        let list = unsafe { raw_block::<LOOKASIDE_LIST_EX>() }?;
         let entry = size_of::<sys::SLIST_ENTRY>() as u64;
         // SAFETY: a fresh non-paged block, 16-byte aligned, that stays put until `drop` deletes the
         // list and frees it.
@@ -400,7 +410,7 @@ impl RawLookasideList {
         };
         if status < 0 {
             // SAFETY: allocated above with this tag, never initialized as a list.
-            unsafe { sys::ExFreePoolWithTag(block, BENCH_TAG) };
+            unsafe { sys::ExFreePoolWithTag(list.as_ptr().cast(), BENCH_TAG) };
             return None;
         }
         Some(RawLookasideList(list))

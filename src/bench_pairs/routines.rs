@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use ntpool::sys::{self, KDPC, PDEVICE_OBJECT, PIO_WORKITEM, PVOID};
 use ntpool::{Dispatch, Dpc, Passive, WorkItem};
 
-use super::{BENCH_TAG, BenchTag};
+use super::{BENCH_TAG, BenchTag, raw_block};
 
 /// The `dpc` pair's ntpool DPC: its context counts the routine's runs.
 pub type BenchDpc = Dpc<AtomicU64, BenchTag>;
@@ -94,10 +94,8 @@ impl RawDpc {
     /// # Safety
     /// Call at `PASSIVE_LEVEL`.
     pub unsafe fn new() -> Option<Self> {
-        let size = size_of::<RawDpcObject>() as u64;
-        // SAFETY: PASSIVE_LEVEL allows non-paged pool; a non-zero size and a valid tag.
-        let block = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, size, BENCH_TAG) };
-        let object = NonNull::new(block.cast::<RawDpcObject>())?;
+        // SAFETY: the caller runs at PASSIVE_LEVEL.
+        let object = unsafe { raw_block::<RawDpcObject>() }?;
         // SAFETY: a fresh, zeroed non-paged block (ExAllocatePool2 zeroes), 16-byte aligned, that
         // stays put until `drop` frees it; zeroed bytes are a valid KDPC and count; the KDPC is the
         // object's first field (`repr(C)`); the context is the object itself.
@@ -239,10 +237,8 @@ impl RawWorkItem {
         if item.is_null() {
             return None;
         }
-        let size = size_of::<RawWorkObject>() as u64;
-        // SAFETY: PASSIVE_LEVEL allows non-paged pool; a non-zero size and a valid tag.
-        let block = unsafe { sys::ExAllocatePool2(sys::POOL_FLAG_NON_PAGED, size, BENCH_TAG) };
-        let Some(object) = NonNull::new(block.cast::<RawWorkObject>()) else {
+        // SAFETY: the caller runs at PASSIVE_LEVEL.
+        let Some(object) = (unsafe { raw_block::<RawWorkObject>() }) else {
             // SAFETY: allocated above, never queued.
             unsafe { sys::IoFreeWorkItem(item) };
             return None;
