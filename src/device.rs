@@ -171,7 +171,7 @@ unsafe fn extension(device: PDEVICE_OBJECT) -> *mut DeviceState {
 ///
 /// # Safety
 /// `driver` is this driver's valid driver object, and the IRQL is `PASSIVE_LEVEL`.
-pub unsafe fn create(driver: *mut DRIVER_OBJECT, passive: &Passive) -> Result<PDEVICE_OBJECT, NTSTATUS> {
+pub unsafe fn create(driver: *mut DRIVER_OBJECT, passive: &mut Passive) -> Result<PDEVICE_OBJECT, NTSTATUS> {
     let no_memory = |_| crate::kernel::STATUS_INSUFFICIENT_RESOURCES;
     let entries =
         NonPagedBox::try_from_fn(passive, ntpool_protocol::MAX_ALLOCATIONS as usize, |_| None).map_err(no_memory)?;

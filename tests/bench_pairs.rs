@@ -104,7 +104,7 @@ fn dpc_pair_does_the_same_work() {
     // Queued three times at PASSIVE_LEVEL: the emulated kernel runs each DPC as soon as it is
     // queued (the IRQL is below DISPATCH_LEVEL), so each queuing succeeds and runs the routine.
     let ours = on_kernel(|_| {
-        let dpc = bench_dpc(&passive()).expect("a DPC");
+        let dpc = bench_dpc(&mut passive()).expect("a DPC");
         let queued = [(); 3].map(|()| ntpool_bench_dpc_ntpool(&dpc));
         (queued, dpc.context().load(core::sync::atomic::Ordering::Relaxed))
     });

@@ -105,6 +105,32 @@ fn force_irql_checking_stops_a_touch_of_paged_memory_at_dispatch_level_with_0xd1
     assert_row(&bug_check, &checks::PAGED_MEMORY_AT_DISPATCH, [bug_check.parameters[0], 2, 1, instruction]);
 }
 
+#[test]
+fn force_irql_checking_stops_a_dpc_that_touches_paged_memory_with_0xd1() {
+    unsafe extern "system" fn touch(_dpc: *mut sys::KDPC, paged: sys::PVOID, _: sys::PVOID, _: sys::PVOID) {
+        // SAFETY: deliberately wrong: a paged block written by a DPC routine, at DISPATCH_LEVEL.
+        unsafe { paged.cast::<u64>().write_volatile(7) };
+    }
+    let name = "force_irql_checking_stops_a_dpc_that_touches_paged_memory_with_0xd1";
+    let bug_check = expect_stop_in_child(name, || {
+        Kernel::builder().force_irql_checking(true).no_special_pool().build().run(|| {
+            let paged = block(sys::POOL_FLAG_PAGED, 8);
+            // Touched at PASSIVE_LEVEL first: resident, as far as the memory manager knows.
+            // SAFETY: a fresh block of 8 bytes, at PASSIVE_LEVEL.
+            unsafe { paged.cast::<u64>().write_volatile(1) };
+            let mut dpc = core::mem::MaybeUninit::<sys::KDPC>::uninit();
+            // SAFETY: the DPC and the block outlive its run, which happens at once (queued from
+            // PASSIVE_LEVEL): no raise trimmed the block before the dispatcher's.
+            unsafe {
+                sys::KeInitializeDpc(dpc.as_mut_ptr(), Some(touch), paged.cast());
+                sys::KeInsertQueueDpc(dpc.as_mut_ptr(), core::ptr::null_mut(), core::ptr::null_mut());
+            }
+        });
+    });
+    assert_eq!(bug_check.parameters[0] % 4096, 0, "the block starts its page: {bug_check}");
+    assert_eq!(&bug_check.parameters[..3], &[bug_check.parameters[0], 2, 1], "{bug_check}");
+}
+
 /// Allocates and frees `pairs` special-pool blocks of 24 bytes on the current kernel: more than the
 /// quarantine holds, so that slots are reused.
 fn churn(pairs: usize) {

@@ -92,8 +92,8 @@ pub(crate) fn free_after_flush<T, G: TagSource>(block: NonPagedBox<T, G>) {
 /// ntpool::pool_tag!(struct Doc = b"Doc1");
 /// # ntpool::emulated::Kernel::new().run(|| {
 /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-/// let passive = unsafe { Passive::assume() };
-/// let dpc = Dpc::<AtomicU32, Doc>::try_new(&passive, AtomicU32::new(0), |_dispatch, runs| {
+/// let mut passive = unsafe { Passive::assume() };
+/// let dpc = Dpc::<AtomicU32, Doc>::try_new(&mut passive, AtomicU32::new(0), |_dispatch, runs| {
 ///     assert_eq!(ntpool::sys::KeGetCurrentIrql(), ntpool::sys::DISPATCH_LEVEL);
 ///     runs.fetch_add(1, Ordering::Relaxed);
 /// })?;
@@ -120,18 +120,21 @@ impl<C: DispatchSafe + Sync, G: Tag> Dpc<C, G> {
     /// A DPC that runs `routine` with `context` (`KeInitializeDpc`), in a block of non-paged pool.
     /// Made below `DISPATCH_LEVEL`, where it is also dropped: a `Dpc` is not `DispatchSafe`.
     ///
+    /// The token is borrowed mutably, as a region's is: no reference reached through it (a paged
+    /// box's `get`) can be the context, which the routine reads later at `DISPATCH_LEVEL`.
+    ///
     /// ```
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let dpc = ntpool::Dpc::<u32, Doc>::try_new(&passive, 7, |_dispatch, seven| assert_eq!(*seven, 7));
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// let dpc = ntpool::Dpc::<u32, Doc>::try_new(&mut passive, 7, |_dispatch, seven| assert_eq!(*seven, 7));
     /// assert!(dpc.is_ok());
     /// # });
     /// ```
     #[track_caller]
     pub fn try_new<I: BelowDispatch + Allows<NonPagedPool>>(
-        token: &I,
+        token: &mut I,
         context: C,
         routine: fn(&mut Dispatch, &C),
     ) -> Result<Self, AllocError> {
@@ -149,9 +152,9 @@ impl<C: DispatchSafe + Sync> Dpc<C, PoolTag> {
     /// let kernel = ntpool::emulated::Kernel::new();
     /// kernel.run(|| {
     ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    ///     let passive = unsafe { ntpool::Passive::assume() };
+    ///     let mut passive = unsafe { ntpool::Passive::assume() };
     ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
-    ///     let dpc = Dpc::<u32, PoolTag>::try_new_with_tag(&passive, tag, 7, |_dispatch, seven| assert_eq!(*seven, 7));
+    ///     let dpc = Dpc::<u32, PoolTag>::try_new_with_tag(&mut passive, tag, 7, |_dispatch, seven| assert_eq!(*seven, 7));
     ///     assert!(dpc.unwrap().queue());
     ///     assert!(kernel.outstanding().is_empty()); // dropped, and freed
     /// });
@@ -160,7 +163,7 @@ impl<C: DispatchSafe + Sync> Dpc<C, PoolTag> {
     /// ```
     #[track_caller]
     pub fn try_new_with_tag<I: BelowDispatch + Allows<NonPagedPool>>(
-        token: &I,
+        token: &mut I,
         tag: PoolTag,
         context: C,
         routine: fn(&mut Dispatch, &C),
@@ -173,12 +176,12 @@ impl<C: DispatchSafe + Sync, G: TagSource> Dpc<C, G> {
     /// A DPC in a block tagged with `tag`: [`Dpc::try_new`] and [`Dpc::try_new_with_tag`].
     #[track_caller]
     fn try_new_in<I: BelowDispatch + Allows<NonPagedPool>>(
-        token: &I,
+        token: &mut I,
         tag: G,
         context: C,
         routine: fn(&mut Dispatch, &C),
     ) -> Result<Self, AllocError> {
-        let object = NonPagedBox::try_new_in(token, tag, DpcObject::new(context, routine))?;
+        let object = NonPagedBox::try_new_in(&*token, tag, DpcObject::new(context, routine))?;
         // SAFETY: the box's block does not move, and the DPC is new.
         unsafe { object.initialize() };
         Ok(Dpc { object: ManuallyDrop::new(object) })
@@ -190,8 +193,8 @@ impl<C: DispatchSafe + Sync, G: TagSource> Dpc<C, G> {
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let dpc = ntpool::Dpc::<(), Doc>::try_new(&passive, (), |_, ()| {}).unwrap();
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// let dpc = ntpool::Dpc::<(), Doc>::try_new(&mut passive, (), |_, ()| {}).unwrap();
     /// assert!(dpc.queue());
     /// # });
     /// ```
@@ -207,8 +210,8 @@ impl<C: DispatchSafe + Sync, G: TagSource> Dpc<C, G> {
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let dpc = ntpool::Dpc::<(), Doc>::try_new(&passive, (), |_, ()| {}).unwrap();
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// let dpc = ntpool::Dpc::<(), Doc>::try_new(&mut passive, (), |_, ()| {}).unwrap();
     /// assert!(!dpc.cancel()); // not queued
     /// # });
     /// ```
@@ -223,8 +226,8 @@ impl<C: DispatchSafe + Sync, G: TagSource> Dpc<C, G> {
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let dpc = ntpool::Dpc::<u8, Doc>::try_new(&passive, 3, |_, _| {}).unwrap();
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// let dpc = ntpool::Dpc::<u8, Doc>::try_new(&mut passive, 3, |_, _| {}).unwrap();
     /// assert_eq!(*dpc.context(), 3);
     /// # });
     /// ```
@@ -243,7 +246,7 @@ impl<C: DispatchSafe + Sync, G: TagSource> Dpc<C, G> {
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
     /// let mut passive = unsafe { Passive::assume() };
-    /// let dpc = Dpc::<AtomicBool, Doc>::try_new(&passive, AtomicBool::new(false), |_, ran| ran.store(true, Ordering::Relaxed)).unwrap();
+    /// let dpc = Dpc::<AtomicBool, Doc>::try_new(&mut passive, AtomicBool::new(false), |_, ran| ran.store(true, Ordering::Relaxed)).unwrap();
     /// passive.raise_to_dispatch(dpc.handle(), |_dispatch, dpc| {
     ///     dpc.queue(); // runs when the IRQL falls below DISPATCH_LEVEL, after the region
     /// });
@@ -290,8 +293,8 @@ impl<C: DispatchSafe + Sync, G: TagSource> Dpc<C, G> {
 /// # ntpool::emulated::Kernel::new().run(|| {
 /// ntpool::pool_tag!(struct Doc = b"Doc1");
 /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-/// let passive = unsafe { ntpool::Passive::assume() };
-/// let dpc = ntpool::Dpc::<(), Doc>::try_new(&passive, (), |_, ()| {}).unwrap();
+/// let mut passive = unsafe { ntpool::Passive::assume() };
+/// let dpc = ntpool::Dpc::<(), Doc>::try_new(&mut passive, (), |_, ()| {}).unwrap();
 /// let handle = dpc.handle();
 /// assert!(handle.queue());
 /// # });
@@ -321,8 +324,8 @@ impl DpcHandle<'_> {
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let dpc = ntpool::Dpc::<(), Doc>::try_new(&passive, (), |_, ()| {}).unwrap();
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// let dpc = ntpool::Dpc::<(), Doc>::try_new(&mut passive, (), |_, ()| {}).unwrap();
     /// assert!(dpc.handle().queue());
     /// # });
     /// ```

@@ -76,7 +76,7 @@ unsafe extern "system" fn completion<C: DispatchSafe + Sync>(
 /// # use core::sync::atomic::{AtomicI32, Ordering};
 /// ntpool::pool_tag!(struct Doc = b"Doc1");
 /// // SAFETY: none of these is called here; see the driver's tests for a complete round trip.
-/// fn make(passive: &Passive) -> Result<IoRequest<AtomicI32, Doc>, ntpool::AllocError> {
+/// fn make(passive: &mut Passive) -> Result<IoRequest<AtomicI32, Doc>, ntpool::AllocError> {
 ///     IoRequest::try_new(passive, AtomicI32::new(0), |_up_to_dispatch, last, done: Completion| {
 ///         last.store(done.status, Ordering::Relaxed);
 ///     })
@@ -96,9 +96,12 @@ unsafe impl<C: DispatchSafe + Sync, G: TagSource + Sync> Sync for IoRequest<C, G
 
 impl<C: DispatchSafe + Sync, G: Tag> IoRequest<C, G> {
     /// A request whose IRPs complete into `routine` with `context`.
+    ///
+    /// The token is borrowed mutably, as a region's is: no reference reached through it (a paged
+    /// box's `get`) can be the context, which the routine reads later at up to `DISPATCH_LEVEL`.
     #[track_caller]
     pub fn try_new<I: BelowDispatch + Allows<NonPagedPool>>(
-        token: &I,
+        token: &mut I,
         context: C,
         routine: fn(&mut UpToDispatch, &C, Completion),
     ) -> Result<Self, AllocError> {
@@ -116,10 +119,10 @@ impl<C: DispatchSafe + Sync> IoRequest<C, PoolTag> {
     /// let kernel = ntpool::emulated::Kernel::new();
     /// kernel.run(|| {
     ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    ///     let passive = unsafe { ntpool::Passive::assume() };
+    ///     let mut passive = unsafe { ntpool::Passive::assume() };
     ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
     ///     let routine = |_: &mut _, last: &AtomicI32, done: Completion| last.store(done.status, Ordering::Relaxed);
-    ///     let request = IoRequest::try_new_with_tag(&passive, tag, AtomicI32::new(0), routine).unwrap();
+    ///     let request = IoRequest::try_new_with_tag(&mut passive, tag, AtomicI32::new(0), routine).unwrap();
     ///     assert!(!request.is_pending());
     ///     assert_eq!(kernel.outstanding()[0].tag.to_string(), "Req7");
     /// });
@@ -127,7 +130,7 @@ impl<C: DispatchSafe + Sync> IoRequest<C, PoolTag> {
     /// ```
     #[track_caller]
     pub fn try_new_with_tag<I: BelowDispatch + Allows<NonPagedPool>>(
-        token: &I,
+        token: &mut I,
         tag: PoolTag,
         context: C,
         routine: fn(&mut UpToDispatch, &C, Completion),
@@ -141,13 +144,13 @@ impl<C: DispatchSafe + Sync, G: TagSource> IoRequest<C, G> {
     /// [`IoRequest::try_new_with_tag`].
     #[track_caller]
     fn try_new_in<I: BelowDispatch + Allows<NonPagedPool>>(
-        token: &I,
+        token: &mut I,
         tag: G,
         context: C,
         routine: fn(&mut UpToDispatch, &C, Completion),
     ) -> Result<Self, AllocError> {
         let object = RequestObject { in_flight: AtomicBool::new(false), routine, context };
-        Ok(IoRequest { object: ManuallyDrop::new(NonPagedBox::try_new_in(token, tag, object)?) })
+        Ok(IoRequest { object: ManuallyDrop::new(NonPagedBox::try_new_in(&*token, tag, object)?) })
     }
 
     /// Sends a device-control request with `code` and no buffers to `device` (an

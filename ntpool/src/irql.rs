@@ -193,11 +193,12 @@ macro_rules! token {
             }
 
             /// [`entry`](Self::entry)'s token, checked the same way, as a mutable reference that
-            /// points at no stack slot: a trampoline that hands it to the routine it calls last can
-            /// jump to that routine instead of calling it.
+            /// points at no stack slot: a trampoline hands it to its routine without a frame for
+            /// it, and can jump to the routine when that is its last call.
             #[inline(always)]
             #[allow(dead_code)]
             pub(crate) fn entry_mut<'a>() -> &'a mut Self {
+                const { assert!(size_of::<Self>() == 0, "a token is zero-sized") };
                 let _checked = Self::entry();
                 // SAFETY: the token is zero-sized, so a dangling (non-null, aligned) pointer is
                 // valid for it; it stands for the token just checked.

@@ -40,8 +40,8 @@ struct TimerObject<C> {
 /// let kernel = ntpool::emulated::Kernel::new();
 /// kernel.run(|| {
 ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-///     let passive = unsafe { Passive::assume() };
-///     let timer = Timer::<AtomicU32, Doc>::try_new(&passive, AtomicU32::new(0), |_dispatch, ticks| {
+///     let mut passive = unsafe { Passive::assume() };
+///     let timer = Timer::<AtomicU32, Doc>::try_new(&mut passive, AtomicU32::new(0), |_dispatch, ticks| {
 ///         ticks.fetch_add(1, Ordering::Relaxed);
 ///     })?;
 ///     timer.set_periodic(&passive, Duration::from_millis(10), Duration::from_millis(10));
@@ -69,17 +69,20 @@ unsafe impl<C: DispatchSafe + Sync, G: TagSource + Sync> Sync for Timer<C, G> {}
 impl<C: DispatchSafe + Sync, G: Tag> Timer<C, G> {
     /// A timer (`KeInitializeTimerEx`, notification type) and its DPC (`KeInitializeDpc`), not set.
     ///
+    /// The token is borrowed mutably, as a region's is: no reference reached through it (a paged
+    /// box's `get`) can be the context, which the routine reads later at `DISPATCH_LEVEL`.
+    ///
     /// ```
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// assert!(ntpool::Timer::<(), Doc>::try_new(&passive, (), |_, ()| {}).is_ok());
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// assert!(ntpool::Timer::<(), Doc>::try_new(&mut passive, (), |_, ()| {}).is_ok());
     /// # });
     /// ```
     #[track_caller]
     pub fn try_new<I: BelowDispatch + Allows<NonPagedPool>>(
-        token: &I,
+        token: &mut I,
         context: C,
         routine: fn(&mut Dispatch, &C),
     ) -> Result<Self, AllocError> {
@@ -99,9 +102,9 @@ impl<C: DispatchSafe + Sync> Timer<C, PoolTag> {
     /// let kernel = ntpool::emulated::Kernel::new();
     /// kernel.run(|| {
     ///     // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    ///     let passive = unsafe { ntpool::Passive::assume() };
+    ///     let mut passive = unsafe { ntpool::Passive::assume() };
     ///     let tag = PoolTag::from_raw(u32::from_le_bytes(*b"Req7")).unwrap(); // say, from a request
-    ///     let timer = Timer::<AtomicU32, PoolTag>::try_new_with_tag(&passive, tag, AtomicU32::new(0), |_, ticks| {
+    ///     let timer = Timer::<AtomicU32, PoolTag>::try_new_with_tag(&mut passive, tag, AtomicU32::new(0), |_, ticks| {
     ///         ticks.fetch_add(1, Ordering::Relaxed);
     ///     })
     ///     .unwrap();
@@ -114,7 +117,7 @@ impl<C: DispatchSafe + Sync> Timer<C, PoolTag> {
     /// ```
     #[track_caller]
     pub fn try_new_with_tag<I: BelowDispatch + Allows<NonPagedPool>>(
-        token: &I,
+        token: &mut I,
         tag: PoolTag,
         context: C,
         routine: fn(&mut Dispatch, &C),
@@ -127,7 +130,7 @@ impl<C: DispatchSafe + Sync, G: TagSource> Timer<C, G> {
     /// A timer in a block tagged with `tag`: [`Timer::try_new`] and [`Timer::try_new_with_tag`].
     #[track_caller]
     fn try_new_in<I: BelowDispatch + Allows<NonPagedPool>>(
-        token: &I,
+        token: &mut I,
         tag: G,
         context: C,
         routine: fn(&mut Dispatch, &C),
@@ -135,7 +138,7 @@ impl<C: DispatchSafe + Sync, G: TagSource> Timer<C, G> {
         // SAFETY: KTIMER is plain data for which all-zero bytes are valid; initialized below.
         let ktimer = UnsafeCell::new(unsafe { core::mem::zeroed() });
         let object =
-            NonPagedBox::try_new_in(token, tag, TimerObject { ktimer, dpc: DpcObject::new(context, routine) })?;
+            NonPagedBox::try_new_in(&*token, tag, TimerObject { ktimer, dpc: DpcObject::new(context, routine) })?;
         // SAFETY: the box's block does not move; the timer is new.
         unsafe { sys::KeInitializeTimerEx(object.ktimer.get(), sys::NotificationTimer) };
         // SAFETY: as above; the DPC is new.
@@ -150,8 +153,8 @@ impl<C: DispatchSafe + Sync, G: TagSource> Timer<C, G> {
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let timer = ntpool::Timer::<(), Doc>::try_new(&passive, (), |_, ()| {}).unwrap();
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// let timer = ntpool::Timer::<(), Doc>::try_new(&mut passive, (), |_, ()| {}).unwrap();
     /// assert!(!timer.set_once(&passive, core::time::Duration::from_secs(1)));
     /// # });
     /// ```
@@ -166,8 +169,8 @@ impl<C: DispatchSafe + Sync, G: TagSource> Timer<C, G> {
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let timer = ntpool::Timer::<(), Doc>::try_new(&passive, (), |_, ()| {}).unwrap();
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// let timer = ntpool::Timer::<(), Doc>::try_new(&mut passive, (), |_, ()| {}).unwrap();
     /// let second = core::time::Duration::from_secs(1);
     /// assert!(!timer.set_periodic(&passive, second, second));
     /// assert!(timer.cancel());
@@ -190,8 +193,8 @@ impl<C: DispatchSafe + Sync, G: TagSource> Timer<C, G> {
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let timer = ntpool::Timer::<(), Doc>::try_new(&passive, (), |_, ()| {}).unwrap();
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// let timer = ntpool::Timer::<(), Doc>::try_new(&mut passive, (), |_, ()| {}).unwrap();
     /// assert!(!timer.cancel());
     /// # });
     /// ```
@@ -206,8 +209,8 @@ impl<C: DispatchSafe + Sync, G: TagSource> Timer<C, G> {
     /// # ntpool::emulated::Kernel::new().run(|| {
     /// ntpool::pool_tag!(struct Doc = b"Doc1");
     /// // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-    /// let passive = unsafe { ntpool::Passive::assume() };
-    /// let timer = ntpool::Timer::<u8, Doc>::try_new(&passive, 9, |_, _| {}).unwrap();
+    /// let mut passive = unsafe { ntpool::Passive::assume() };
+    /// let timer = ntpool::Timer::<u8, Doc>::try_new(&mut passive, 9, |_, _| {}).unwrap();
     /// assert_eq!(*timer.context(), 9);
     /// # });
     /// ```

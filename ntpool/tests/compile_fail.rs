@@ -29,6 +29,15 @@ const REASONS: &[(&str, &str)] = &[
         "closures can only be coerced to `fn` types if they do not capture any variables",
     ),
     ("k8_completion_token_escapes", "lifetime may not live long enough"),
+    (
+        "k9_paged_reference_as_completion_context",
+        "cannot borrow `passive` as immutable because it is also borrowed as mutable",
+    ),
+    (
+        "k9_paged_reference_as_dpc_context",
+        "cannot borrow `passive` as mutable because it is also borrowed as immutable",
+    ),
+    ("k9_paged_slice_as_timer_context", "cannot borrow `passive` as immutable because it is also borrowed as mutable"),
     ("r1_allocator_above_dispatch", "`NonPagedPool` cannot be allocated, touched or freed with a `ntpool::High` token"),
     ("r1_fast_mutex_acquired_at_dispatch", "`ntpool::Dispatch` does not prove an IRQL below DISPATCH_LEVEL"),
     (

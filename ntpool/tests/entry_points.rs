@@ -158,7 +158,7 @@ fn an_irp_sent_to_a_device_completes_into_its_routine_with_an_up_to_dispatch_tok
     let kernel = Kernel::new();
     kernel.run(|| {
         // SAFETY: the test thread runs at PASSIVE_LEVEL and holds no other token.
-        let passive = unsafe { Passive::assume() };
+        let mut passive = unsafe { Passive::assume() };
         // SAFETY: plain data for which all-zero bytes are valid.
         let mut driver: Box<DRIVER_OBJECT> = Box::new(unsafe { core::mem::zeroed() });
         driver.set_dispatch::<Internal>(sys::IRP_MJ_INTERNAL_DEVICE_CONTROL);
@@ -166,7 +166,7 @@ fn an_irp_sent_to_a_device_completes_into_its_routine_with_an_up_to_dispatch_tok
         let mut device: Box<sys::DEVICE_OBJECT> = Box::new(unsafe { core::mem::zeroed() });
         device.DriverObject = &mut *driver;
         device.StackSize = 1;
-        let request = ntpool::IoRequest::<Seen, Tg>::try_new(&passive, Seen::default(), |token, seen, done| {
+        let request = ntpool::IoRequest::<Seen, Tg>::try_new(&mut passive, Seen::default(), |token, seen, done| {
             // At most DISPATCH_LEVEL: non-paged memory only.
             drop(ntpool::NonPagedBox::<u8, Tg>::try_new(&*token, 1).unwrap());
             seen.status.store(done.status, Ordering::SeqCst);

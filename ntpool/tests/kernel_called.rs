@@ -19,10 +19,10 @@ fn a_dpc_routine_runs_at_dispatch_level_and_frees_non_paged_memory_there() {
     let kernel = Kernel::new();
     kernel.run(|| {
         // SAFETY: the test thread runs at PASSIVE_LEVEL and holds no other token.
-        let passive = unsafe { Passive::assume() };
+        let mut passive = unsafe { Passive::assume() };
         let block = NonPagedBox::<[u8; 32], Tg>::try_new(&passive, [0; 32]).unwrap();
         let dpc = Dpc::<SpinLock<Option<NonPagedBox<[u8; 32], Tg>>>, Tg>::try_new(
-            &passive,
+            &mut passive,
             SpinLock::new(Some(block)),
             |dispatch, slot| {
                 assert_eq!(sys::KeGetCurrentIrql(), sys::DISPATCH_LEVEL);
@@ -42,7 +42,7 @@ fn a_dpc_queued_at_dispatch_level_runs_when_the_irql_falls() {
     kernel.run(|| {
         // SAFETY: the test thread runs at PASSIVE_LEVEL and holds no other token.
         let mut passive = unsafe { Passive::assume() };
-        let dpc = Dpc::<AtomicU32, Tg>::try_new(&passive, AtomicU32::new(0), |_, runs| {
+        let dpc = Dpc::<AtomicU32, Tg>::try_new(&mut passive, AtomicU32::new(0), |_, runs| {
             runs.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
@@ -60,8 +60,8 @@ fn a_periodic_timer_fires_once_per_period_and_its_drop_cancels_it() {
     let kernel = Kernel::new();
     kernel.run(|| {
         // SAFETY: the test thread runs at PASSIVE_LEVEL and holds no other token.
-        let passive = unsafe { Passive::assume() };
-        let timer = Timer::<AtomicU32, Tg>::try_new(&passive, AtomicU32::new(0), |_, ticks| {
+        let mut passive = unsafe { Passive::assume() };
+        let timer = Timer::<AtomicU32, Tg>::try_new(&mut passive, AtomicU32::new(0), |_, ticks| {
             ticks.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
@@ -78,8 +78,8 @@ fn a_one_shot_timer_fires_once() {
     let kernel = Kernel::new();
     kernel.run(|| {
         // SAFETY: the test thread runs at PASSIVE_LEVEL and holds no other token.
-        let passive = unsafe { Passive::assume() };
-        let timer = Timer::<AtomicU32, Tg>::try_new(&passive, AtomicU32::new(0), |_, n| {
+        let mut passive = unsafe { Passive::assume() };
+        let timer = Timer::<AtomicU32, Tg>::try_new(&mut passive, AtomicU32::new(0), |_, n| {
             n.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
@@ -224,14 +224,14 @@ fn paged_memory_dropped_in_a_dpc_is_freed_at_passive_level() {
     let kernel = Kernel::new();
     kernel.run(|| {
         // SAFETY: the test thread runs at PASSIVE_LEVEL and holds no other token.
-        let passive = unsafe { Passive::assume() };
+        let mut passive = unsafe { Passive::assume() };
         // SAFETY: DEVICE stands for this driver's device.
         let reclaimer = unsafe { Reclaimer::<Tg>::try_new(&passive, DEVICE) }.unwrap();
         let paged = PagedBox::<[u8; 256], Tg>::try_new(&passive, [2; 256]).unwrap();
         let parked = reclaimer.park(&passive, paged).unwrap();
         assert_eq!(parked.get(&passive).get(&passive)[0], 2);
         let dpc = Dpc::<SpinLock<Option<ntpool::Parked<'_, PagedBox<[u8; 256], Tg>, Tg>>>, Tg>::try_new(
-            &passive,
+            &mut passive,
             SpinLock::new(Some(parked)),
             |dispatch, slot| slot.with(dispatch, (), |_, slot, ()| *slot = None),
         )

@@ -42,7 +42,7 @@ pub static NTPOOL_DPC_ROUTINES: NtpoolDpcRoutines =
     NtpoolDpcRoutines { deferred: BenchDpc::DEFERRED_ROUTINE, routine: count_dpc_runs, end: None };
 
 /// The `dpc` pair's ntpool DPC, its count at 0.
-pub fn bench_dpc(passive: &Passive) -> Result<BenchDpc, ntpool::AllocError> {
+pub fn bench_dpc(passive: &mut Passive) -> Result<BenchDpc, ntpool::AllocError> {
     Dpc::try_new(passive, AtomicU64::new(0), NTPOOL_DPC_ROUTINES.routine)
 }
 

@@ -160,6 +160,7 @@ pub(crate) fn run_queued() {
         let (routine, context, argument1, argument2) =
             (object.DeferredRoutine, object.DeferredContext, object.SystemArgument1, object.SystemArgument2);
         let _finished = Finished(current_irql());
+        super::irql::entering_dispatch_level();
         set_irql(DISPATCH_LEVEL);
         if let Some(routine) = routine {
             // SAFETY: the routine and context the driver gave KeInitializeDpc, at DISPATCH_LEVEL.

@@ -17,9 +17,8 @@ use crate::{DISPATCH_LEVEL, HIGH_LEVEL, KIRQL};
 /// inlines the raise as a write of CR8, so the IRQL simply changes.
 pub(crate) fn raise_irql(new: KIRQL) -> KIRQL {
     let old = current_irql();
-    #[cfg(ntpool_pages)]
-    if new >= DISPATCH_LEVEL && old < DISPATCH_LEVEL && with_current(|state| state.config.force_irql_checking) {
-        pages::trim_paged_blocks();
+    if new >= DISPATCH_LEVEL && old < DISPATCH_LEVEL {
+        entering_dispatch_level();
     }
     if new < old || new > HIGH_LEVEL {
         let state = current();
@@ -30,6 +29,16 @@ pub(crate) fn raise_irql(new: KIRQL) -> KIRQL {
     }
     set_irql(new);
     old
+}
+
+/// A thread goes from below `DISPATCH_LEVEL` to it or above (a raise, or a DPC the dispatcher
+/// runs): under Force IRQL Checking, every pageable block becomes inaccessible, so that a touch of
+/// one is bug check 0xD1 (where the memory management unit serves the emulated kernel).
+pub(crate) fn entering_dispatch_level() {
+    #[cfg(ntpool_pages)]
+    if with_current(|state| state.config.force_irql_checking) {
+        pages::trim_paged_blocks();
+    }
 }
 
 /// `KeLowerIrql`. With Driver Verifier, a lower to a higher IRQL or above `HIGH_LEVEL` is

@@ -4,8 +4,8 @@ pool_tag!(struct Tg = b"Test");
 fn main() {
     ntpool::emulated::Kernel::new().run(|| {
         // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-        let passive = unsafe { Passive::assume() };
-        let _dpc = Dpc::<(), Tg>::try_new(&passive, (), |dispatch, ()| {
+        let mut passive = unsafe { Passive::assume() };
+        let _dpc = Dpc::<(), Tg>::try_new(&mut passive, (), |dispatch, ()| {
             // The token is lent to the routine, never given.
             let _escaped: Dispatch = *dispatch;
         });

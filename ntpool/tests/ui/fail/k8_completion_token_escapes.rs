@@ -11,7 +11,7 @@ fn keep(token: &mut UpToDispatch, _context: &u32, _completion: Completion) {
 fn main() {
     ntpool::emulated::Kernel::new().run(|| {
         // SAFETY: the emulated thread runs at PASSIVE_LEVEL and holds no other token.
-        let passive = unsafe { Passive::assume() };
-        let _request = IoRequest::<u32, Tg>::try_new(&passive, 0, keep);
+        let mut passive = unsafe { Passive::assume() };
+        let _request = IoRequest::<u32, Tg>::try_new(&mut passive, 0, keep);
     });
 }
