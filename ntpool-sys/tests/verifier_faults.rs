@@ -119,12 +119,10 @@ fn force_irql_checking_stops_a_dpc_that_touches_paged_memory_with_0xd1() {
             // SAFETY: a fresh block of 8 bytes, at PASSIVE_LEVEL.
             unsafe { paged.cast::<u64>().write_volatile(1) };
             let mut dpc = core::mem::MaybeUninit::<sys::KDPC>::uninit();
-            // SAFETY: the DPC and the block outlive its run, which happens at once (queued from
-            // PASSIVE_LEVEL): no raise trimmed the block before the dispatcher's.
-            unsafe {
-                sys::KeInitializeDpc(dpc.as_mut_ptr(), Some(touch), paged.cast());
-                sys::KeInsertQueueDpc(dpc.as_mut_ptr(), core::ptr::null_mut(), core::ptr::null_mut());
-            }
+            // SAFETY: the DPC outlives its run, which happens at once (queued from PASSIVE_LEVEL).
+            unsafe { sys::KeInitializeDpc(dpc.as_mut_ptr(), Some(touch), paged.cast()) };
+            // SAFETY: as above; no raise trimmed the block before the dispatcher's.
+            unsafe { sys::KeInsertQueueDpc(dpc.as_mut_ptr(), core::ptr::null_mut(), core::ptr::null_mut()) };
         });
     });
     assert_eq!(bug_check.parameters[0] % 4096, 0, "the block starts its page: {bug_check}");
