@@ -19,7 +19,7 @@ use crate::{cross, pe};
 /// checks the image with [`pe::verify`] and prints what the checks found; returns the `.sys`.
 pub fn driver(root: &Path) -> Result<PathBuf, String> {
     let toolchain = cross::provision(root)?;
-    let sys = cross::build_driver(root, &toolchain, "ntpool-driver", true)?;
+    let sys = cross::build_driver(root, &toolchain, cross::TARGET, "ntpool-driver", true)?;
     let report = pe::verify(&sys)?;
     println!("{report}");
     Ok(sys)
@@ -32,7 +32,7 @@ pub fn driver(root: &Path) -> Result<PathBuf, String> {
 /// cannot be run here: nothing on a Linux machine loads an ARM64 driver (see docs/windows.md).
 pub fn driver_arm64(root: &Path) -> Result<PathBuf, String> {
     let toolchain = cross::provision(root)?;
-    let sys = cross::build_driver_for(root, &toolchain, cross::ARM64_TARGET, "ntpool-driver", true)?;
+    let sys = cross::build_driver(root, &toolchain, cross::ARM64_TARGET, "ntpool-driver", true)?;
     println!("{}", pe::verify_with(&sys, &pe::Policy::arm64())?);
     println!("{}", pe::readobj_agrees_for(&sys, object::pe::IMAGE_FILE_MACHINE_ARM64.0)?);
     Ok(sys)
@@ -65,9 +65,17 @@ pub struct VideoImages {
 /// Builds both video images (release) with the cross toolchain and checks them; see the module
 /// documentation.
 pub fn video(root: &Path, toolchain: &cross::Toolchain) -> Result<VideoImages, String> {
-    let miniport = cross::build_driver(root, toolchain, MINIPORT_PACKAGE, true)?;
-    let dll =
-        cross::build_artifact(root, toolchain, FIXTURE_PACKAGE, cross::Artifact::Cdylib, &[], true, "target/cross")?;
+    let miniport = cross::build_driver(root, toolchain, cross::TARGET, MINIPORT_PACKAGE, true)?;
+    let dll = cross::build_artifact(
+        root,
+        toolchain,
+        cross::TARGET,
+        FIXTURE_PACKAGE,
+        cross::Artifact::Cdylib,
+        &[],
+        true,
+        "target/cross",
+    )?;
     let fixture = dll.with_file_name(FIXTURE_SYS);
     files::copy(&dll, &fixture)?;
     let mut report = String::new();

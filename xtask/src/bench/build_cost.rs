@@ -28,7 +28,7 @@ pub(super) fn build_cost(root: &Path, toolchain: &cross::Toolchain) -> Result<Ve
     let cross = || -> Result<f64, String> {
         let started = Instant::now();
         let folder = cross_dir.to_str().ok_or("target path is not UTF-8")?;
-        cross::build_artifact(root, toolchain, "ntpool-driver", Artifact::Cdylib, &[], true, folder)?;
+        cross::build_artifact(root, toolchain, cross::TARGET, "ntpool-driver", Artifact::Cdylib, &[], true, folder)?;
         Ok(started.elapsed().as_secs_f64())
     };
     let (host_cold, cross_cold) = (host("cold")?, cross()?);

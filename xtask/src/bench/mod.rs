@@ -48,7 +48,7 @@ pub fn run(root: &Path, parts: &[String]) -> Result<(), String> {
     let toolchain = cross::provision(root)?;
     if wanted("zero-cost") {
         println!("==> zero cost in the release driver (llvm-objdump of the exported pairs)");
-        let sys = cross::build_driver(root, &toolchain, "ntpool-driver", true)?;
+        let sys = cross::build_driver(root, &toolchain, cross::TARGET, "ntpool-driver", true)?;
         let objdump = tool(&["llvm-objdump-14", "llvm-objdump"], "llvm")?;
         let (lines, listing) = zero_cost::zero_cost(&sys, &objdump)?;
         let listing_path = out.join("zero-cost.txt");

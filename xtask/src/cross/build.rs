@@ -17,11 +17,12 @@ pub const TARGET: &str = "x86_64-pc-windows-msvc";
 pub const ARM64_TARGET: &str = "aarch64-pc-windows-msvc";
 
 /// Builds the library of workspace package `package` (a `cdylib` driver) of the workspace at
-/// `root` for `x86_64-pc-windows-msvc` with the toolchain from [`provision`](super::provision), copies the
-/// resulting `<crate>.dll` to `<crate>.sys` next to it, and returns the path of the `.sys`.
+/// `root` for `target` ([`TARGET`] or [`ARM64_TARGET`]) with the toolchain from
+/// [`provision`](super::provision), copies the resulting `<crate>.dll` to `<crate>.sys` next to it,
+/// and returns the path of the `.sys`.
 ///
 /// `root` is the folder of the workspace's (or the package's) `Cargo.toml`; the build goes to
-/// `<root>/target/cross/x86_64-pc-windows-msvc/{debug,release}/`. The package's build script must
+/// `<root>/target/cross/<target>/{debug,release}/`. The package's build script must
 /// give the kernel-driver link arguments (`/DRIVER /SUBSYSTEM:NATIVE /ENTRY:DriverEntry ...`) as
 /// `cargo::rustc-cdylib-link-arg`s; passing them here in `RUSTFLAGS` would make every change to
 /// them rebuild `core` and `alloc`.
@@ -29,20 +30,14 @@ pub const ARM64_TARGET: &str = "aarch64-pc-windows-msvc";
 /// How it builds: see [`build_artifact`], which this calls with [`Artifact::Cdylib`] and no
 /// features. With the build script's `/Brepro /DEBUG:NONE`, two builds of the same sources give
 /// the same bytes.
-pub fn build_driver(root: &Path, tc: &Toolchain, package: &str, profile_release: bool) -> Result<PathBuf, String> {
-    build_driver_for(root, tc, TARGET, package, profile_release)
-}
-
-/// [`build_driver`] for `target` ([`TARGET`] or [`ARM64_TARGET`]): the `.sys` goes to
-/// `<root>/target/cross/<target>/{debug,release}/`.
-pub fn build_driver_for(
+pub fn build_driver(
     root: &Path,
     tc: &Toolchain,
     target: &str,
     package: &str,
     profile_release: bool,
 ) -> Result<PathBuf, String> {
-    let dll = build_artifact_for(root, tc, target, package, Artifact::Cdylib, &[], profile_release, "target/cross")?;
+    let dll = build_artifact(root, tc, target, package, Artifact::Cdylib, &[], profile_release, "target/cross")?;
     let sys = dll.with_extension("sys");
     files::copy(&dll, &sys)?;
     Ok(sys)
@@ -64,7 +59,7 @@ const CLIENT_FEATURE: &str = "windows-exe";
 /// (`/ENTRY:mainCRTStartup /SUBSYSTEM:CONSOLE /NODEFAULTLIB /Brepro ...`): two builds of the same
 /// sources give the same bytes.
 pub fn build_client(root: &Path, tc: &Toolchain) -> Result<PathBuf, String> {
-    build_artifact(root, tc, CLIENT_PACKAGE, Artifact::Bin(CLIENT_BIN), &[CLIENT_FEATURE], true, "target/cross")
+    build_artifact(root, tc, TARGET, CLIENT_PACKAGE, Artifact::Bin(CLIENT_BIN), &[CLIENT_FEATURE], true, "target/cross")
 }
 
 /// Checks that the driver build is reproducible: builds `package` again from scratch in a target
@@ -74,7 +69,7 @@ pub fn build_client(root: &Path, tc: &Toolchain) -> Result<PathBuf, String> {
 pub fn check_reproducible(root: &Path, tc: &Toolchain, package: &str, sys: &Path) -> Result<String, String> {
     let again_dir = root.join("target/cross-repro");
     files::remove_dir_if_present(&again_dir)?;
-    let dll = build_artifact(root, tc, package, Artifact::Cdylib, &[], true, "target/cross-repro")?;
+    let dll = build_artifact(root, tc, TARGET, package, Artifact::Cdylib, &[], true, "target/cross-repro")?;
     let first = files::read(sys)?;
     let second = files::read(&dll)?;
     if first != second {
@@ -100,11 +95,11 @@ pub enum Artifact<'a> {
 }
 
 /// Builds `artifact` of workspace package `package` of the workspace at `root`, with `features`
-/// of that package, for `x86_64-pc-windows-msvc` with the toolchain from [`provision`](super::provision), and
+/// of that package, for `target` with the toolchain from [`provision`](super::provision), and
 /// returns the path of the file cargo produced (a `.dll` or an `.exe`).
 ///
 /// `root` is the folder of the workspace's (or the package's) `Cargo.toml`; the build goes to
-/// `<root>/target/cross/x86_64-pc-windows-msvc/{debug,release}/`. Link arguments come from the
+/// `<root>/<target_folder>/<target>/{debug,release}/`. Link arguments come from the
 /// package's build script (`cargo::rustc-cdylib-link-arg`, `cargo::rustc-link-arg-bins`), not
 /// from here: in `RUSTFLAGS` they would make every change to them rebuild `core` and `alloc`.
 ///
@@ -121,23 +116,10 @@ pub enum Artifact<'a> {
 ///   (unoptimised, it references `fma`/`fmaf`, which nothing provides).
 /// * `--locked` when the workspace has a `Cargo.lock`.
 ///
-/// `target_folder` is relative to `root`: `target/cross` for the usual builds.
-pub fn build_artifact(
-    root: &Path,
-    tc: &Toolchain,
-    package: &str,
-    artifact: Artifact<'_>,
-    features: &[&str],
-    profile_release: bool,
-    target_folder: &str,
-) -> Result<PathBuf, String> {
-    build_artifact_for(root, tc, TARGET, package, artifact, features, profile_release, target_folder)
-}
-
-/// [`build_artifact`] for `target`, a `*-pc-windows-msvc` target the toolchain's `rustc` knows
-/// ([`TARGET`], [`ARM64_TARGET`]).
+/// `target` is a `*-pc-windows-msvc` target the toolchain's `rustc` knows ([`TARGET`],
+/// [`ARM64_TARGET`]); `target_folder` is relative to `root`: `target/cross` for the usual builds.
 #[allow(clippy::too_many_arguments)]
-pub fn build_artifact_for(
+pub fn build_artifact(
     root: &Path,
     tc: &Toolchain,
     target: &str,

@@ -19,7 +19,6 @@ mod debian;
 mod toolchain;
 
 pub use build::{
-    ARM64_TARGET, Artifact, TARGET, build_artifact, build_client, build_driver, build_driver_for, cargo_for,
-    check_reproducible,
+    ARM64_TARGET, Artifact, TARGET, build_artifact, build_client, build_driver, cargo_for, check_reproducible,
 };
 pub use toolchain::{Toolchain, provision};
