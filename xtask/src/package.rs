@@ -6,6 +6,11 @@
 //!    resolves the not yet published `ntpool-sys` and `ntpool-macros` from the packages it just made.
 //!    So each package is complete and self-contained: nothing it needs lies outside it (the README
 //!    its documentation includes, the licence files, the test cases).
+//!    Cargo unpacks those packages into `$CARGO_HOME/registry/src/<hash>/`, the hash naming the
+//!    temporary registry by its path (`target/package/tmp-registry`), and reuses a folder it finds
+//!    there without comparing contents. A second run in the same checkout after the sources changed
+//!    would build the first run's `ntpool-macros` (and fail, or pass, for the wrong reason), so
+//!    every unpacked copy of these crates at this version is removed first.
 //! 2. The three `.crate` files are unpacked into `target/package-test/`, each into a folder named
 //!    after its crate as in the workspace (so that the compile-fail cases' recorded errors, which name
 //!    `ntpool-sys`'s files by such a path, read the same), beside a `Cargo.toml` that makes a
@@ -20,7 +25,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::host::cargo::toolchain_cargo;
+use crate::host::cargo::{cargo_home, toolchain_cargo};
 use crate::host::files;
 use crate::host::process::step;
 
@@ -33,6 +38,10 @@ const TEST_DIR: &str = "target/package-test";
 /// Packages the publishable crates (verified) and runs the packaged `ntpool`'s tests; see the
 /// module documentation.
 pub fn run(root: &Path) -> Result<(), String> {
+    let version = workspace_version(root, "ntpool")?;
+    if let Some(home) = cargo_home() {
+        remove_unpacked_copies(&home, &version)?;
+    }
     let mut package = toolchain_cargo(root, None);
     package.args(["package", "--allow-dirty", "--locked"]);
     for name in CRATES {
@@ -40,7 +49,6 @@ pub fn run(root: &Path) -> Result<(), String> {
     }
     step("cargo package -p ntpool-sys -p ntpool-macros -p ntpool (each built from its .crate)", package)?;
 
-    let version = workspace_version(root, "ntpool")?;
     let test_dir = root.join(TEST_DIR);
     files::recreate_dir(&test_dir)?;
     let mut unpacked = Vec::new();
@@ -64,6 +72,22 @@ pub fn run(root: &Path) -> Result<(), String> {
     test.args(["test", "-p", "ntpool", "--all-features"]).env("CARGO_TARGET_DIR", test_dir.join("target"));
     step(&format!("cargo test --all-features in {TEST_DIR}/ntpool (the packaged sources of {version})"), test)?;
     println!("<== packages: {}", package_files(root, &version).join(", "));
+    Ok(())
+}
+
+/// Removes every folder `<name>-<version>` of the publishable crates from cargo's unpacked registry
+/// sources under `cargo_home` (see the module documentation), and nothing else.
+fn remove_unpacked_copies(cargo_home: &Path, version: &str) -> Result<(), String> {
+    let sources = cargo_home.join("registry/src");
+    let Ok(registries) = fs::read_dir(&sources) else {
+        return Ok(());
+    };
+    for registry in registries {
+        let registry = registry.map_err(|e| format!("cannot list {}: {e}", sources.display()))?.path();
+        for name in CRATES {
+            files::remove_dir_if_present(&registry.join(format!("{name}-{version}")))?;
+        }
+    }
     Ok(())
 }
 
@@ -112,6 +136,27 @@ fn package_files(root: &Path, version: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_unpacked_copies_of_the_publishable_crates_at_this_version_are_removed() {
+        let home = std::env::temp_dir().join(format!("ntpool-xtask-package-{}", std::process::id()));
+        let overlay = home.join("registry/src/-0123456789abcdef");
+        let crates_io = home.join("registry/src/index.crates.io-1949cf8c6b5b557f");
+        let kept = [overlay.join("ntpool-macros-0.0.9"), crates_io.join("syn-2.0.0")];
+        let removed = [overlay.join("ntpool-macros-0.1.0"), overlay.join("ntpool-sys-0.1.0")];
+        for dir in kept.iter().chain(&removed) {
+            files::create_dir_all(&dir.join("src")).unwrap();
+        }
+        remove_unpacked_copies(&home, "0.1.0").unwrap();
+        let exists: Vec<bool> = kept.iter().chain(&removed).map(|dir| dir.exists()).collect();
+        files::remove_dir_if_present(&home).unwrap();
+        assert_eq!(exists, [true, true, false, false]);
+    }
+
+    #[test]
+    fn a_cargo_home_without_registry_sources_is_no_error() {
+        assert_eq!(remove_unpacked_copies(Path::new("/nonexistent/cargo-home"), "0.1.0"), Ok(()));
+    }
 
     #[test]
     fn the_wrapper_patches_the_dependencies_and_tests_ntpool() {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::toolchain::{Toolchain, library_path};
+use crate::host::cargo::cargo_home;
 use crate::host::files;
 
 /// The Rust target of the driver.
@@ -275,14 +276,6 @@ fn encoded_rustflags(root: &Path, tc: &Toolchain) -> Result<String, String> {
         }
     }
     Ok(flags.join("\u{1f}"))
-}
-
-/// Cargo's home (`$CARGO_HOME`, else `~/.cargo`), where the crates.io sources are unpacked.
-fn cargo_home() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME")
-        .filter(|value| !value.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
 }
 
 /// The files `artifact` of `package` that one `compiler-artifact` message of

@@ -44,6 +44,14 @@ pub fn toolchain_cargo(root: &Path, toolchain: Option<&str>) -> Command {
     command
 }
 
+/// Cargo's home (`$CARGO_HOME`, else `~/.cargo`), where registry sources are unpacked.
+pub fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+}
+
 /// Whether rustup has a nightly toolchain.
 pub fn nightly_available() -> bool {
     let list = Command::new("rustup").args(["toolchain", "list"]).output();
