@@ -7,10 +7,12 @@
 //!    So each package is complete and self-contained: nothing it needs lies outside it (the README
 //!    its documentation includes, the licence files, the test cases).
 //!    Cargo unpacks those packages into `$CARGO_HOME/registry/src/<hash>/`, the hash naming the
-//!    temporary registry by its path (`target/package/tmp-registry`), and reuses a folder it finds
+//!    temporary registry by its path (`package/tmp-registry` in the target folder), and reuses a folder it finds
 //!    there without comparing contents. A second run in the same checkout after the sources changed
 //!    would build the first run's `ntpool-macros` (and fail, or pass, for the wrong reason), so
-//!    every unpacked copy of these crates at this version is removed first.
+//!    every unpacked copy of these crates at this version is removed first. Nor does cargo compare
+//!    the sources of a registry crate it has built before, so the packages are built in a target
+//!    folder of their own, made anew each run (`target/package-build`).
 //! 2. The three `.crate` files are unpacked into `target/package-test/`, each into a folder named
 //!    after its crate as in the workspace (so that the compile-fail cases' recorded errors, which name
 //!    `ntpool-sys`'s files by such a path, read the same), beside a `Cargo.toml` that makes a
@@ -32,6 +34,10 @@ use crate::host::process::step;
 /// The publishable crates, in dependency order.
 pub const CRATES: &[&str] = &["ntpool-sys", "ntpool-macros", "ntpool"];
 
+/// The target folder of `cargo package`, which holds the `.crate` files (in `package/`), relative
+/// to the workspace root.
+const BUILD_DIR: &str = "target/package-build";
+
 /// Where the packages are unpacked and tested, relative to the workspace root.
 const TEST_DIR: &str = "target/package-test";
 
@@ -42,8 +48,9 @@ pub fn run(root: &Path) -> Result<(), String> {
     if let Some(home) = cargo_home() {
         remove_unpacked_copies(&home, &version)?;
     }
+    files::recreate_dir(&root.join(BUILD_DIR))?;
     let mut package = toolchain_cargo(root, None);
-    package.args(["package", "--allow-dirty", "--locked"]);
+    package.args(["package", "--allow-dirty", "--locked"]).env("CARGO_TARGET_DIR", root.join(BUILD_DIR));
     for name in CRATES {
         package.args(["-p", name]);
     }
@@ -53,7 +60,7 @@ pub fn run(root: &Path) -> Result<(), String> {
     files::recreate_dir(&test_dir)?;
     let mut unpacked = Vec::new();
     for name in CRATES {
-        let file = root.join(format!("target/package/{name}-{version}.crate"));
+        let file = crate_file(root, name, &version);
         let mut tar = Command::new("tar");
         tar.arg("-xzf").arg(&file).arg("-C").arg(&test_dir);
         let status = tar.status().map_err(|e| format!("cannot run tar: {e}"))?;
@@ -73,6 +80,11 @@ pub fn run(root: &Path) -> Result<(), String> {
     step(&format!("cargo test --all-features in {TEST_DIR}/ntpool (the packaged sources of {version})"), test)?;
     println!("<== packages: {}", package_files(root, &version).join(", "));
     Ok(())
+}
+
+/// The `.crate` file `cargo package` made of crate `name` at `version`.
+fn crate_file(root: &Path, name: &str, version: &str) -> PathBuf {
+    root.join(BUILD_DIR).join(format!("package/{name}-{version}.crate"))
 }
 
 /// Removes every folder `<name>-<version>` of the publishable crates from cargo's unpacked registry
@@ -126,7 +138,7 @@ fn package_files(root: &Path, version: &str) -> Vec<String> {
     CRATES
         .iter()
         .map(|name| {
-            let file: PathBuf = root.join(format!("target/package/{name}-{version}.crate"));
+            let file = crate_file(root, name, version);
             let size = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             format!("{name}-{version}.crate ({size} bytes)")
         })
