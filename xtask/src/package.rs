@@ -7,12 +7,12 @@
 //!    So each package is complete and self-contained: nothing it needs lies outside it (the README
 //!    its documentation includes, the licence files, the test cases).
 //!    Cargo unpacks those packages into `$CARGO_HOME/registry/src/<hash>/`, the hash naming the
-//!    temporary registry by its path (`package/tmp-registry` in the target folder), and reuses a folder it finds
-//!    there without comparing contents. A second run in the same checkout after the sources changed
-//!    would build the first run's `ntpool-macros` (and fail, or pass, for the wrong reason), so
-//!    every unpacked copy of these crates at this version is removed first. Nor does cargo compare
-//!    the sources of a registry crate it has built before, so the packages are built in a target
-//!    folder of their own, made anew each run (`target/package-build`).
+//!    temporary registry by its path (`package/tmp-registry` in the target folder), and reuses a
+//!    folder it finds there without comparing contents: a second run in the same checkout after the
+//!    sources changed would build the first run's `ntpool-macros` (and fail, or pass, for the wrong
+//!    reason). So every unpacked copy of these crates at this version is removed first. Nor does
+//!    cargo compare the sources of a registry crate it has built before, so the packages are built in
+//!    a target folder of their own, made anew each run (`target/package-build`).
 //! 2. The three `.crate` files are unpacked into `target/package-test/`, each into a folder named
 //!    after its crate as in the workspace (so that the compile-fail cases' recorded errors, which name
 //!    `ntpool-sys`'s files by such a path, read the same), beside a `Cargo.toml` that makes a
