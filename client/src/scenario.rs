@@ -413,15 +413,8 @@ impl<D: Device, W: Write> Runner<'_, D, W> {
     /// One 64 KiB non-paged block reaches `MAX_HANDLE_NON_PAGED_BYTES`: more non-paged memory is refused,
     /// paged memory is not.
     fn non_paged_limit(&mut self) {
-        let count = (MAX_HANDLE_NON_PAGED_BYTES / u64::from(MAX_SIZE)) as u32;
-        let request = AllocateRequest { pool: POOL_NON_PAGED, tag: tag(*b"NpLm"), size: MAX_SIZE, reserved: 0 };
-        if self.allocate_many(count, request, false, "up to MAX_HANDLE_NON_PAGED_BYTES") {
-            self.allocate_refused(request, status::QUOTA_EXCEEDED, "past MAX_HANDLE_NON_PAGED_BYTES");
-            self.allocate_refused(
-                AllocateRequest { size: 1, ..request },
-                status::QUOTA_EXCEEDED,
-                "past MAX_HANDLE_NON_PAGED_BYTES",
-            );
+        let (up_to, past) = ("up to MAX_HANDLE_NON_PAGED_BYTES", "past MAX_HANDLE_NON_PAGED_BYTES");
+        if self.fill_to_limit(POOL_NON_PAGED, *b"NpLm", MAX_HANDLE_NON_PAGED_BYTES, up_to, past) {
             if let Some(id) = self.allocate(POOL_PAGED, *b"PgOk", MAX_SIZE) {
                 self.read_zero(id, MAX_SIZE);
             }
@@ -436,19 +429,27 @@ impl<D: Device, W: Write> Runner<'_, D, W> {
     /// Four 64 KiB paged blocks reach `MAX_HANDLE_PAGED_BYTES`: more paged memory is refused,
     /// non-paged memory is not.
     fn paged_limit(&mut self) {
-        let count = (MAX_HANDLE_PAGED_BYTES / u64::from(MAX_SIZE)) as u32;
-        let request = AllocateRequest { pool: POOL_PAGED, tag: tag(*b"PgLm"), size: MAX_SIZE, reserved: 0 };
-        if self.allocate_many(count, request, false, "up to MAX_HANDLE_PAGED_BYTES") {
-            self.allocate_refused(request, status::QUOTA_EXCEEDED, "past MAX_HANDLE_PAGED_BYTES");
-            self.allocate_refused(
-                AllocateRequest { size: 1, ..request },
-                status::QUOTA_EXCEEDED,
-                "past MAX_HANDLE_PAGED_BYTES",
-            );
+        let (up_to, past) = ("up to MAX_HANDLE_PAGED_BYTES", "past MAX_HANDLE_PAGED_BYTES");
+        if self.fill_to_limit(POOL_PAGED, *b"PgLm", MAX_HANDLE_PAGED_BYTES, up_to, past) {
             self.allocate(POOL_NON_PAGED, *b"NpOk", 1);
             self.check_gauges("at MAX_HANDLE_PAGED_BYTES");
         }
         self.free_all("MAX_HANDLE_PAGED_BYTES");
+    }
+
+    /// Allocates 64 KiB blocks of `pool` tagged `block_tag` up to `limit` bytes, the handle's limit
+    /// for that pool (the checks say `up_to`), then checks that one more block, of the same size or
+    /// of 1 byte, is refused with `STATUS_QUOTA_EXCEEDED` (`past`). False if the blocks up to the
+    /// limit were not all given.
+    fn fill_to_limit(&mut self, pool: u32, block_tag: [u8; 4], limit: u64, up_to: &str, past: &str) -> bool {
+        let count = (limit / u64::from(MAX_SIZE)) as u32;
+        let request = AllocateRequest { pool, tag: tag(block_tag), size: MAX_SIZE, reserved: 0 };
+        if !self.allocate_many(count, request, false, up_to) {
+            return false;
+        }
+        self.allocate_refused(request, status::QUOTA_EXCEEDED, past);
+        self.allocate_refused(AllocateRequest { size: 1, ..request }, status::QUOTA_EXCEEDED, past);
+        true
     }
 
     /// Frees what is left, and checks that nothing is outstanding and that the counters moved by
