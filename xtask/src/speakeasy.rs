@@ -25,7 +25,7 @@ pub fn run(root: &Path, sys: &Path) -> Result<String, String> {
     let mut command = Command::new(&python);
     command.arg(&script).arg(sys);
     command.stdout(crate::host::files::create_file(&out)?);
-    let (status, took) = run_bounded("speakeasy", command, TIMEOUT)?;
+    let (status, took) = run_bounded("speakeasy", &mut command, TIMEOUT)?;
     let report = String::from_utf8_lossy(&crate::host::files::read(&out)?).into_owned();
     if !status.success() {
         return Err(format!("the driver under speakeasy ({status}):\n{report}"));

@@ -20,7 +20,7 @@ pub fn step(what: &str, mut command: Command) -> Result<(), String> {
 }
 
 /// Runs `command` in a process group of its own; after `timeout` kills the whole group.
-pub fn run_bounded(what: &str, command: Command, timeout: Duration) -> Result<(ExitStatus, Duration), String> {
+pub fn run_bounded(what: &str, command: &mut Command, timeout: Duration) -> Result<(ExitStatus, Duration), String> {
     let started = Instant::now();
     let mut child = spawn_group(what, command)?;
     let status = wait_bounded(what, &mut child, timeout)?;
@@ -28,7 +28,7 @@ pub fn run_bounded(what: &str, command: Command, timeout: Duration) -> Result<(E
 }
 
 /// Starts `command` as the leader of a new process group (whose id is the child's id).
-pub fn spawn_group(what: &str, mut command: Command) -> Result<Child, String> {
+pub fn spawn_group(what: &str, command: &mut Command) -> Result<Child, String> {
     command.process_group(0);
     command.spawn().map_err(|e| format!("`{what}`: cannot start: {e}"))
 }

@@ -25,11 +25,11 @@ pub(super) fn ensure_wine() -> Result<String, String> {
             ));
         }
         eprintln!("wine: installing Wine: {install}");
-        let apt_install = || run_bounded(install, apt::install_command(&["wine", "wine64"]), APT_TIMEOUT);
+        let apt_install = || run_bounded(install, &mut apt::install_command(&["wine", "wine64"]), APT_TIMEOUT);
         let installed = apt_install().is_ok_and(|(status, _)| status.success());
         if !installed {
             eprintln!("wine: apt-get install failed; running apt-get update and trying again");
-            let (status, _) = run_bounded("apt-get update", apt::update_command(), APT_TIMEOUT)?;
+            let (status, _) = run_bounded("apt-get update", &mut apt::update_command(), APT_TIMEOUT)?;
             if !status.success() {
                 return Err(format!("wine: `apt-get update` failed ({status})"));
             }

@@ -1,10 +1,11 @@
 //! A fresh Wine prefix for a run: made with `wineboot -i` (no installer dialogs), with the
 //! registry value that limits the relay trace to the routines the checks read ([`RELAY_INCLUDE`]),
-//! the drivers of the run installed in its `system32\drivers` ([`RunFiles::fresh`]); and the
-//! environment of every Wine command run in it ([`Wine::command`]).
+//! the drivers of the run installed in its `system32\drivers` ([`RunFiles::fresh`]); the
+//! environment of every Wine command run in it ([`Wine::command`]), and the restart of a command
+//! whose process Wine could not start ([`restart_unstarted`]).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::host::files;
@@ -63,6 +64,42 @@ pub(super) const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The bound on `wineserver -k` and on the persistent server's exit.
 pub(super) const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What Wine's loader prints, before any code of the command runs, when a new process cannot
+/// reserve the shared user data page at 0x7ffe0000 because another mapping landed there
+/// (`virtual_alloc_first_teb` in `dlls/ntdll/unix/virtual.c`, which then exits with 1): an
+/// address-space collision at process start, which depends on where the host placed the process's
+/// first mappings, not on the command.
+const UNSTARTED: &str = "wine: failed to map the shared user data";
+/// How many times a command is started in all when its process fails that way.
+const START_ATTEMPTS: usize = 3;
+
+/// Runs `attempt`, one Wine command whose standard error goes to the log `log_path`, and runs it
+/// again when it failed without starting (the log gained [`UNSTARTED`] meanwhile), at most
+/// [`START_ATTEMPTS`] times in all. Any other failure is returned as it is.
+pub(super) fn restart_unstarted<T>(
+    log_path: &Path,
+    what: &str,
+    mut attempt: impl FnMut() -> Result<(ExitStatus, T), String>,
+) -> Result<(ExitStatus, T), String> {
+    let mut attempts = 1;
+    loop {
+        let before = std::fs::metadata(log_path).map_err(|e| format!("cannot read {}: {e}", log_path.display()))?.len();
+        let (status, value) = attempt()?;
+        if status.success() || attempts == START_ATTEMPTS || !unstarted(&files::read(log_path)?, before) {
+            return Ok((status, value));
+        }
+        eprintln!("wine: `{what}` did not start (Wine: \"{UNSTARTED}\"); starting it again");
+        attempts += 1;
+    }
+}
+
+/// Whether what `log` gained after its first `before` bytes, while a command ran, says the
+/// command's process did not start.
+fn unstarted(log: &[u8], before: u64) -> bool {
+    let gained = usize::try_from(before).ok().and_then(|before| log.get(before..)).unwrap_or_default();
+    String::from_utf8_lossy(gained).lines().any(|line| line.contains(UNSTARTED))
+}
+
 /// A Wine prefix, and the environment of every command run in it.
 pub(super) struct Wine {
     pub(super) prefix: PathBuf,
@@ -88,7 +125,7 @@ impl Wine {
     pub(super) fn kill_server(&self) {
         let mut kill = self.command("wineserver", WINEDEBUG_QUIET);
         kill.arg("-k").stdout(Stdio::null()).stderr(Stdio::null());
-        let _ = run_bounded("wineserver -k", kill, SHUTDOWN_TIMEOUT);
+        let _ = run_bounded("wineserver -k", &mut kill, SHUTDOWN_TIMEOUT);
     }
 
     /// Deletes the old prefix (stopping a server left behind on it), makes a new one with
@@ -114,7 +151,8 @@ impl Wine {
             let out = log.try_clone().map_err(|e| format!("cannot share {}: {e}", setup_log.display()))?;
             let err = log.try_clone().map_err(|e| format!("cannot share {}: {e}", setup_log.display()))?;
             command.stdout(out).stderr(err);
-            let (status, elapsed) = run_bounded(what, command, STEP_TIMEOUT)?;
+            let (status, elapsed) =
+                restart_unstarted(&setup_log, what, || run_bounded(what, &mut command, STEP_TIMEOUT))?;
             if !status.success() {
                 return Err(format!("wine: `{what}` failed ({status}); see {}", setup_log.display()));
             }
@@ -174,5 +212,67 @@ impl RunFiles {
             files::copy(from, &installed.join(name))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::os::unix::process::ExitStatusExt as _;
+
+    /// The loader's line as Wine 8.0 printed it in a run whose `sc start` never started.
+    const LOADER_LINE: &str =
+        "err:virtual:virtual_alloc_first_teb wine: failed to map the shared user data: c0000018\n";
+
+    /// Runs `restart_unstarted` on a log that holds `before`, with an attempt that appends
+    /// `logged(n)` to the log on its `n`th run and exits with `exit(n)`; the status and the number of
+    /// runs.
+    fn attempts(
+        before: &str,
+        logged: impl Fn(usize) -> &'static str,
+        exit: impl Fn(usize) -> i32,
+    ) -> (ExitStatus, usize) {
+        let log = std::env::temp_dir().join(format!(
+            "ntpool-xtask-unstarted-{}-{:?}.log",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&log, before).unwrap();
+        let mut runs = 0;
+        let (status, ()) = restart_unstarted(&log, "wine sc start ntpool", || {
+            runs += 1;
+            let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            file.write_all(logged(runs).as_bytes()).unwrap();
+            Ok((ExitStatus::from_raw(exit(runs) << 8), ()))
+        })
+        .unwrap();
+        std::fs::remove_file(&log).unwrap();
+        (status, runs)
+    }
+
+    #[test]
+    fn a_command_whose_process_did_not_start_runs_again() {
+        let (status, runs) =
+            attempts("", |n| if n == 1 { LOADER_LINE } else { "SERVICE_NAME: ntpool\n" }, |n| i32::from(n == 1));
+        assert_eq!((status.success(), runs), (true, 2));
+    }
+
+    #[test]
+    fn a_command_that_ran_and_failed_does_not_run_again() {
+        let (status, runs) = attempts("", |_| "0050:err:ntoskrnl:something failed\n", |_| 1);
+        assert_eq!((status.code(), runs), (Some(1), 1));
+    }
+
+    #[test]
+    fn a_command_that_never_starts_is_run_at_most_start_attempts_times() {
+        let (status, runs) = attempts("", |_| LOADER_LINE, |_| 1);
+        assert_eq!((status.code(), runs), (Some(1), START_ATTEMPTS));
+    }
+
+    #[test]
+    fn a_loader_line_from_before_the_command_is_not_its() {
+        let (status, runs) = attempts(LOADER_LINE, |_| "", |_| 1);
+        assert_eq!((status.code(), runs), (Some(1), 1));
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::log::MARK;
 use super::messages::indent_block;
-use super::prefix::{RunFiles, SHUTDOWN_TIMEOUT, STEP_TIMEOUT, WINEDEBUG, Wine};
+use super::prefix::{RunFiles, SHUTDOWN_TIMEOUT, STEP_TIMEOUT, WINEDEBUG, Wine, restart_unstarted};
 use crate::host::files;
 use crate::host::process::{kill_group, run_bounded, spawn_group, wait_bounded};
 
@@ -29,6 +29,7 @@ pub(super) struct Step {
 pub(super) struct Session<'a> {
     wine: &'a Wine,
     log: File,
+    log_path: PathBuf,
     out_dir: PathBuf,
     steps: usize,
     /// The persistent `wineserver -f -p`.
@@ -52,6 +53,7 @@ impl<'a> Session<'a> {
         Ok(Session {
             wine,
             log,
+            log_path: log_path.to_path_buf(),
             out_dir,
             steps: 0,
             server: None,
@@ -100,7 +102,7 @@ impl<'a> Session<'a> {
         server.args(["-f", "-p"]).stdout(self.log_handle()?).stderr(self.log_handle()?);
         // Reaped in `shutdown`. A `wine` started before it listens finds the lock taken and waits
         // for the socket.
-        let child = spawn_group("wineserver -f -p", server)?;
+        let child = spawn_group("wineserver -f -p", &mut server)?;
         self.groups.push(child.id());
         self.server = Some(child);
         Ok(())
@@ -110,9 +112,18 @@ impl<'a> Session<'a> {
         self.log.try_clone().map_err(|e| format!("cannot share wine.log: {e}"))
     }
 
-    /// `wine <args>`: standard output into `out/`, standard error into the log.
+    /// `wine <args>`: standard output into `out/`, standard error into the log; started again when
+    /// Wine could not start its process ([`restart_unstarted`]).
     pub(super) fn wine(&mut self, args: &[&OsStr]) -> Result<Step, String> {
         let what = format!("wine {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+        let log_path = self.log_path.clone();
+        let (status, (secs, stdout)) = restart_unstarted(&log_path, &what, || self.wine_once(&what, args))?;
+        Ok(Step { status, secs, stdout })
+    }
+
+    /// One run of `wine <args>` (`what`): its exit status, the seconds it took and its standard
+    /// output, which is also copied into the log.
+    fn wine_once(&mut self, what: &str, args: &[&OsStr]) -> Result<(ExitStatus, (f64, String)), String> {
         self.steps += 1;
         let name: String = what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(40).collect();
         let out_path = self.out_dir.join(format!("{:02}-{name}.txt", self.steps));
@@ -120,17 +131,17 @@ impl<'a> Session<'a> {
         let mut command = self.wine.command("wine", WINEDEBUG);
         command.args(args).stdout(out).stderr(self.log_handle()?);
         let started = Instant::now();
-        let mut child = spawn_group(&what, command)?;
+        let mut child = spawn_group(what, &mut command)?;
         // The first command also starts services.exe and winedevice.exe, in its process group.
         self.groups.push(child.id());
-        let status = wait_bounded(&what, &mut child, STEP_TIMEOUT).inspect_err(|_| self.timed_out = true)?;
+        let status = wait_bounded(what, &mut child, STEP_TIMEOUT).inspect_err(|_| self.timed_out = true)?;
         let secs = started.elapsed().as_secs_f64();
         let stdout = files::read(&out_path)?;
         let stdout = String::from_utf8_lossy(&stdout).replace("\r\n", "\n");
         for line in stdout.lines() {
             writeln!(self.log, "{MARK} stdout: {line}").map_err(|e| format!("cannot write to wine.log: {e}"))?;
         }
-        Ok(Step { status, secs, stdout })
+        Ok((status, (secs, stdout)))
     }
 
     /// Polls `wine sc query` until `service` is in `state` (`sc start` and `sc stop` print the
@@ -175,7 +186,7 @@ impl<'a> Session<'a> {
                 kill.stdout(Stdio::null()).stderr(Stdio::null());
             }
         }
-        let mut result = match run_bounded("wineserver -k", kill, SHUTDOWN_TIMEOUT) {
+        let mut result = match run_bounded("wineserver -k", &mut kill, SHUTDOWN_TIMEOUT) {
             Ok(_) => Ok(()),
             Err(error) => {
                 self.timed_out = true;
